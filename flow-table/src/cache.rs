@@ -1,0 +1,154 @@
+//! The per-thread lookup pipeline: exact-match cache, then megaflow cache, then upcall.
+//!
+//! A PMD thread owns one [`FlowCache`]. For each packet it asks [`FlowCache::lookup`] for a
+//! decision; rule changes reach it as [`RuleChange`] lists for [`FlowCache::invalidate`].
+
+use crate::actions::DpAction;
+use crate::emc::{self, Emc};
+use crate::key::FlowKey;
+use crate::megaflow::{self, FlowRef, MegaflowCache};
+use crate::tables::{RuleChange, RuleTables};
+use crate::upcall::{translate, Translation};
+
+/// Sizes and policies of a [`FlowCache`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// EMC slots.
+    pub emc_entries: usize,
+    /// EMC insertion probability is 1 / this; 0 disables the EMC.
+    pub emc_insert_inv_prob: u32,
+    /// Megaflow limit.
+    pub flow_limit: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            emc_entries: emc::DEFAULT_ENTRIES,
+            emc_insert_inv_prob: emc::DEFAULT_INSERT_INV_PROB,
+            flow_limit: megaflow::DEFAULT_FLOW_LIMIT,
+        }
+    }
+}
+
+/// Where a decision came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hit {
+    /// Exact-match cache.
+    Emc,
+    /// Megaflow cache.
+    Megaflow,
+    /// Rule tables (a megaflow was installed).
+    Upcall,
+}
+
+/// The decision for one packet.
+#[derive(Debug)]
+pub enum Decision {
+    /// Actions are those of this installed megaflow.
+    Cached(FlowRef, Hit),
+    /// The megaflow could not be installed (flow limit): actions come with the translation.
+    Uncached(Box<Translation>),
+}
+
+/// Counters of a [`FlowCache`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Decisions from the EMC.
+    pub emc_hits: u64,
+    /// Decisions from the megaflow cache.
+    pub megaflow_hits: u64,
+    /// Decisions from the rule tables.
+    pub upcalls: u64,
+    /// Upcalls whose megaflow could not be installed.
+    pub lost: u64,
+    /// Megaflows removed by invalidation.
+    pub invalidated: u64,
+}
+
+/// EMC + megaflow cache + upcall, owned by one thread.
+pub struct FlowCache {
+    /// The exact-match cache.
+    pub emc: Emc,
+    /// The megaflow cache.
+    pub megaflows: MegaflowCache,
+    /// Counters.
+    pub stats: CacheStats,
+}
+
+impl Default for FlowCache {
+    fn default() -> Self {
+        FlowCache::new(CacheConfig::default())
+    }
+}
+
+impl FlowCache {
+    /// An empty cache.
+    pub fn new(cfg: CacheConfig) -> FlowCache {
+        FlowCache {
+            emc: Emc::new(cfg.emc_entries, cfg.emc_insert_inv_prob),
+            megaflows: MegaflowCache::new(cfg.flow_limit),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Decides what to do with a packet whose key is `key` (and `key.hash()` is `hash`).
+    #[inline]
+    pub fn lookup(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        tables: &RuleTables,
+        now_ms: u64,
+    ) -> Decision {
+        if let Some(r) = self.emc.lookup(key, hash) {
+            if self.megaflows.get(r).is_some() {
+                self.stats.emc_hits += 1;
+                return Decision::Cached(r, Hit::Emc);
+            }
+        }
+        if let Some(r) = self.megaflows.lookup(key) {
+            self.stats.megaflow_hits += 1;
+            self.emc.insert(key, hash, r);
+            return Decision::Cached(r, Hit::Megaflow);
+        }
+        self.upcall(key, hash, tables, now_ms)
+    }
+
+    #[cold]
+    fn upcall(&mut self, key: &FlowKey, hash: u32, tables: &RuleTables, now_ms: u64) -> Decision {
+        self.stats.upcalls += 1;
+        let x = translate(tables, key);
+        match self.megaflows.insert(key, &x, now_ms) {
+            Ok(r) => {
+                self.emc.insert(key, hash, r);
+                Decision::Cached(r, Hit::Upcall)
+            }
+            Err(_) => {
+                self.stats.lost += 1;
+                Decision::Uncached(Box::new(x))
+            }
+        }
+    }
+
+    /// The actions of a decision.
+    #[inline]
+    pub fn actions<'a>(&'a self, d: &'a Decision) -> &'a [DpAction] {
+        match d {
+            Decision::Cached(r, _) => self.megaflows.get(*r).map_or(&[], |f| &f.actions),
+            Decision::Uncached(x) => &x.actions,
+        }
+    }
+
+    /// Applies rule changes: removes every megaflow they may affect (EMC entries pointing at
+    /// them stop resolving).
+    pub fn invalidate(&mut self, changes: &[RuleChange]) {
+        self.stats.invalidated += self.megaflows.invalidate(changes) as u64;
+    }
+
+    /// Empties both caches.
+    pub fn flush(&mut self) {
+        self.megaflows.flush();
+        self.emc.clear();
+    }
+}

@@ -1,0 +1,306 @@
+//! Upcall translation: runs a packet's key through the rule tables and returns the datapath
+//! actions together with the megaflow mask — every key bit the decision read.
+//!
+//! The mask is the correctness core of the caches: any packet whose key agrees with this one on
+//! the masked bits must get the same actions. Each step that reads the key (a table lookup, an
+//! action with a prerequisite, `dec_ttl`, `normal`) adds what it read to the mask. Lookups made
+//! after an action rewrote the key read the rewritten key; their bits are still added (which can
+//! only narrow the megaflow, never make it wrong), and the translation is marked *tainted* so
+//! that any rule change discards the megaflow (see [`crate::megaflow`]).
+
+use std::sync::Arc;
+
+use crate::actions::{Action, DpAction, SetField};
+use crate::fields::Field;
+use crate::key::{
+    ethertype, ipproto, FlowKey, FlowMask, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT,
+    VLAN_VID_MASK,
+};
+use crate::rule::Rule;
+use crate::tables::RuleTables;
+
+/// Deepest nesting of `goto_table`/`resubmit` (as OVS).
+pub const MAX_DEPTH: usize = 64;
+/// Most table lookups one translation may make (as OVS's resubmit limit).
+pub const MAX_LOOKUPS: usize = 4096;
+
+/// Why a translation gave up (the packet is then dropped, as OVS does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlateError {
+    /// `goto_table`/`resubmit` nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// More than [`MAX_LOOKUPS`] lookups.
+    TooManyLookups,
+}
+
+/// The outcome of a translation.
+#[derive(Clone, Debug)]
+pub struct Translation {
+    /// What to do with the packet (empty: drop).
+    pub actions: Vec<DpAction>,
+    /// The bits of the key the decision depends on.
+    pub mask: FlowMask,
+    /// Rules whose actions ran, in order (their counters are credited for each packet).
+    pub rules: Vec<Arc<Rule>>,
+    /// A lookup ran on a key rewritten by an earlier action: no cheap test tells which rule
+    /// changes affect this decision, so any change must discard it.
+    pub tainted: bool,
+    /// Tables looked up, one bit per table id below 63; bit 63 stands for all higher tables.
+    pub tables: u64,
+    /// Set when translation gave up; `actions` is then empty.
+    pub error: Option<XlateError>,
+}
+
+/// Bit of [`Translation::tables`] for a table id.
+#[inline]
+pub fn table_bit(table: u8) -> u64 {
+    1u64 << table.min(63)
+}
+
+enum Flow {
+    /// Go on with the next action.
+    Continue,
+    /// The rule's remaining actions are skipped (after `goto_table`); a caller that resubmitted
+    /// goes on.
+    EndRule,
+    /// Translation ends here (TTL expired, or an error).
+    Stop,
+}
+
+struct Ctx<'a> {
+    tables: &'a RuleTables,
+    orig: FlowKey,
+    key: FlowKey,
+    lookups: usize,
+    out: Translation,
+}
+
+/// Translates `key` through `tables`, starting at table 0.
+pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
+    let mut ctx = Ctx {
+        tables,
+        orig: *key,
+        key: *key,
+        lookups: 0,
+        out: Translation {
+            actions: Vec::new(),
+            mask: FlowMask::EMPTY,
+            rules: Vec::new(),
+            tainted: false,
+            tables: 0,
+            error: None,
+        },
+    };
+    // The datapath keys every megaflow on its ingress port (as OVS does), and outputs compare
+    // against it.
+    ctx.consult(Field::InPort);
+    ctx.table(0, 0);
+    if ctx.out.error.is_some() {
+        ctx.out.actions.clear();
+    }
+    ctx.out
+}
+
+impl Ctx<'_> {
+    fn consult(&mut self, f: Field) {
+        f.set(&mut self.out.mask.0, f.all_ones());
+    }
+
+    fn table(&mut self, table: u8, depth: usize) -> Flow {
+        if depth > MAX_DEPTH {
+            self.out.error = Some(XlateError::TooDeep);
+            return Flow::Stop;
+        }
+        self.lookups += 1;
+        if self.lookups > MAX_LOOKUPS {
+            self.out.error = Some(XlateError::TooManyLookups);
+            return Flow::Stop;
+        }
+        self.out.tables |= table_bit(table);
+        if self.key != self.orig {
+            self.out.tainted = true;
+        }
+        let Some(rule) = self.tables.lookup(table, &self.key, &mut self.out.mask) else {
+            return Flow::Continue;
+        };
+        let rule = Arc::clone(rule);
+        self.out.rules.push(Arc::clone(&rule));
+        for action in &rule.actions {
+            match self.action(action, table, depth) {
+                Flow::Continue => {}
+                Flow::EndRule => break,
+                Flow::Stop => return Flow::Stop,
+            }
+        }
+        Flow::Continue
+    }
+
+    fn action(&mut self, action: &Action, table: u8, depth: usize) -> Flow {
+        match action {
+            Action::Output(p) => {
+                if *p != self.key.in_port {
+                    self.out.actions.push(DpAction::Output(*p));
+                }
+            }
+            Action::InPort => self.out.actions.push(DpAction::Output(self.key.in_port)),
+            Action::Normal => {
+                for f in [Field::EthSrc, Field::EthDst, Field::VlanTci] {
+                    self.consult(f);
+                }
+                self.out.actions.push(DpAction::Normal);
+            }
+            Action::Flood => self.out.actions.push(DpAction::Flood),
+            Action::Drop => {}
+            Action::PushVlan(tpid) => {
+                self.consult(Field::VlanTci);
+                self.consult(Field::InnerVlanTci);
+                let tci = if self.key.has_vlan() {
+                    self.key.vlan_tci
+                } else {
+                    VLAN_PRESENT
+                };
+                self.key.inner_vlan_tci = self.key.vlan_tci;
+                self.key.vlan_tci = tci;
+                self.out.actions.push(DpAction::PushVlan {
+                    tpid: *tpid,
+                    tci: tci & !VLAN_PRESENT,
+                });
+            }
+            Action::PopVlan => {
+                self.consult(Field::VlanTci);
+                self.consult(Field::InnerVlanTci);
+                if self.key.has_vlan() {
+                    self.key.vlan_tci = self.key.inner_vlan_tci;
+                    self.key.inner_vlan_tci = 0;
+                    self.out.actions.push(DpAction::PopVlan);
+                }
+            }
+            Action::Set(sf) => self.set_field(*sf),
+            Action::DecTtl => {
+                self.consult(Field::EthType);
+                if self.key.is_ip() {
+                    self.consult(Field::NwTtl);
+                    if self.key.nw_ttl <= 1 {
+                        return Flow::Stop;
+                    }
+                    self.key.nw_ttl -= 1;
+                    self.out.actions.push(DpAction::DecTtl);
+                }
+            }
+            Action::GotoTable(t) => {
+                return match self.table(*t, depth + 1) {
+                    Flow::Stop => Flow::Stop,
+                    _ => Flow::EndRule,
+                };
+            }
+            Action::Resubmit { port, table: t } => {
+                let saved = self.key.in_port;
+                if let Some(p) = port {
+                    self.key.in_port = *p;
+                }
+                let flow = self.table(t.unwrap_or(table), depth + 1);
+                self.key.in_port = saved;
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn set_field(&mut self, sf: SetField) {
+        let k = &mut self.key;
+        let applied = match sf {
+            SetField::EthSrc(m) => {
+                k.eth_src = m;
+                true
+            }
+            SetField::EthDst(m) => {
+                k.eth_dst = m;
+                true
+            }
+            SetField::VlanVid(_) | SetField::VlanPcp(_) => {
+                self.set_vlan(sf);
+                return;
+            }
+            SetField::TunId(id) => {
+                k.tun_id = id;
+                true
+            }
+            SetField::Ipv4Src(a) | SetField::Ipv4Dst(a) => {
+                self.consult(Field::EthType);
+                let k = &mut self.key;
+                let ok = k.eth_type == ethertype::IPV4;
+                if ok {
+                    if matches!(sf, SetField::Ipv4Src(_)) {
+                        k.nw_src = a;
+                    } else {
+                        k.nw_dst = a;
+                    }
+                }
+                ok
+            }
+            SetField::IpTos(t) => {
+                self.consult(Field::EthType);
+                let k = &mut self.key;
+                let ok = k.is_ip();
+                if ok {
+                    k.nw_tos = (k.nw_tos & 0x03) | (t & 0xfc);
+                }
+                ok
+            }
+            SetField::IpTtl(t) => {
+                self.consult(Field::EthType);
+                let k = &mut self.key;
+                let ok = k.is_ip();
+                if ok {
+                    k.nw_ttl = t;
+                }
+                ok
+            }
+            SetField::TpSrc(p) | SetField::TpDst(p) => {
+                for f in [Field::EthType, Field::NwProto, Field::NwFrag] {
+                    self.consult(f);
+                }
+                let k = &mut self.key;
+                let ok = k.is_ip()
+                    && matches!(k.nw_proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP)
+                    && k.nw_frag & FRAG_LATER == 0;
+                if ok {
+                    if matches!(sf, SetField::TpSrc(_)) {
+                        k.tp_src = p;
+                    } else {
+                        k.tp_dst = p;
+                    }
+                }
+                ok
+            }
+        };
+        if applied {
+            self.out.actions.push(DpAction::Set(sf));
+        }
+    }
+
+    /// `mod_vlan_vid`/`mod_vlan_pcp`: rewrite the outer tag, or push one when there is none.
+    fn set_vlan(&mut self, sf: SetField) {
+        self.consult(Field::VlanTci);
+        let (bits, clear) = match sf {
+            SetField::VlanVid(v) => (v & VLAN_VID_MASK, VLAN_VID_MASK),
+            SetField::VlanPcp(p) => (((p & 7) as u16) << VLAN_PCP_SHIFT, VLAN_PCP_MASK),
+            _ => unreachable!("set_vlan is only called for VLAN fields"),
+        };
+        if self.key.has_vlan() {
+            self.key.vlan_tci = (self.key.vlan_tci & !clear) | bits;
+            self.out.actions.push(DpAction::Set(sf));
+        } else {
+            self.consult(Field::InnerVlanTci);
+            self.key.inner_vlan_tci = 0;
+            self.key.vlan_tci = VLAN_PRESENT | bits;
+            self.out.actions.push(DpAction::PushVlan {
+                tpid: ethertype::VLAN,
+                tci: bits,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

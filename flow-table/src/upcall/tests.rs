@@ -1,0 +1,320 @@
+use super::*;
+use crate::matches::Match;
+use crate::rule::RuleSpec;
+use std::net::Ipv4Addr;
+
+fn ip_key(in_port: u32, dst: [u8; 4], ttl: u8) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.in_port = in_port;
+    k.eth_type = ethertype::IPV4;
+    k.nw_proto = ipproto::UDP;
+    k.nw_dst = u32::from(Ipv4Addr::from(dst));
+    k.nw_ttl = ttl;
+    k.tp_dst = 53;
+    k
+}
+
+fn tables(specs: Vec<RuleSpec>) -> RuleTables {
+    let mut t = RuleTables::new();
+    for s in specs {
+        t.add(s, 0).unwrap();
+    }
+    t
+}
+
+fn ip() -> Match {
+    Match::any().eth_type(ethertype::IPV4)
+}
+
+#[test]
+fn a_miss_drops_and_depends_only_on_in_port() {
+    let x = translate(&RuleTables::new(), &ip_key(1, [1, 2, 3, 4], 5));
+    assert!(x.actions.is_empty());
+    let mut want = FlowMask::EMPTY;
+    want.0.in_port = u32::MAX;
+    assert_eq!(x.mask, want);
+}
+
+#[test]
+fn output_to_the_ingress_port_is_skipped_unless_in_port() {
+    let t = tables(vec![RuleSpec::new(
+        1,
+        Match::any(),
+        vec![Action::Output(1), Action::Output(2), Action::InPort],
+    )]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(1)]);
+}
+
+#[test]
+fn mask_includes_higher_priority_rules_that_did_not_match() {
+    let t = tables(vec![
+        RuleSpec::new(
+            100,
+            ip().nw_proto(ipproto::TCP).tp_dst(80),
+            vec![Action::Output(9)],
+        ),
+        RuleSpec::new(1, Match::any(), vec![Action::Output(2)]),
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+    assert_eq!(x.mask.0.tp_dst, 0xffff);
+    assert_eq!(x.mask.0.nw_proto, 0xff);
+    assert_eq!(x.mask.0.nw_dst, 0, "no rule reads nw_dst");
+}
+
+#[test]
+fn resubmit_continues_and_goto_ends_the_rule() {
+    let t = tables(vec![
+        RuleSpec::new(
+            1,
+            Match::any(),
+            vec![
+                Action::Resubmit {
+                    port: None,
+                    table: Some(1),
+                },
+                Action::Output(3),
+                Action::GotoTable(2),
+                Action::Output(99),
+            ],
+        ),
+        RuleSpec::new(1, Match::any(), vec![Action::Output(4)]).in_table(1),
+        RuleSpec::new(1, Match::any(), vec![Action::Output(5)]).in_table(2),
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::Output(4),
+            DpAction::Output(3),
+            DpAction::Output(5)
+        ]
+    );
+    assert_eq!(x.rules.len(), 3);
+    assert_eq!(x.tables, 0b111);
+    assert!(!x.tainted);
+}
+
+#[test]
+fn goto_inside_a_resubmit_returns_to_the_caller() {
+    let t = tables(vec![
+        RuleSpec::new(
+            1,
+            Match::any(),
+            vec![
+                Action::Resubmit {
+                    port: None,
+                    table: Some(1),
+                },
+                Action::Output(7),
+            ],
+        ),
+        RuleSpec::new(
+            1,
+            Match::any(),
+            vec![Action::GotoTable(2), Action::Output(99)],
+        )
+        .in_table(1),
+        RuleSpec::new(1, Match::any(), vec![Action::Output(5)]).in_table(2),
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions, vec![DpAction::Output(5), DpAction::Output(7)]);
+}
+
+#[test]
+fn set_field_then_lookup_reads_the_new_value_and_taints() {
+    let t = tables(vec![
+        RuleSpec::new(
+            1,
+            ip(),
+            vec![
+                Action::Set(SetField::Ipv4Dst(u32::from(Ipv4Addr::new(10, 9, 9, 9)))),
+                Action::Resubmit {
+                    port: None,
+                    table: Some(1),
+                },
+            ],
+        ),
+        RuleSpec::new(
+            5,
+            ip().nw_dst(Ipv4Addr::new(10, 9, 9, 9), 32),
+            vec![Action::Output(6)],
+        )
+        .in_table(1),
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::Set(SetField::Ipv4Dst(0x0a09_0909)),
+            DpAction::Output(6)
+        ]
+    );
+    assert!(x.tainted);
+}
+
+#[test]
+fn resubmit_with_in_port_restores_it_afterwards() {
+    let t = tables(vec![
+        RuleSpec::new(
+            1,
+            Match::any().in_port(1),
+            vec![
+                Action::Resubmit {
+                    port: Some(7),
+                    table: None,
+                },
+                Action::Output(1),
+                Action::InPort,
+            ],
+        ),
+        RuleSpec::new(1, Match::any().in_port(7), vec![Action::Output(8)]),
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    // output:1 is the ingress port again after the resubmit, so it is skipped.
+    assert_eq!(x.actions, vec![DpAction::Output(8), DpAction::Output(1)]);
+    assert!(x.tainted);
+}
+
+#[test]
+fn dec_ttl_stops_at_one() {
+    let t = tables(vec![RuleSpec::new(
+        1,
+        Match::any(),
+        vec![Action::Output(2), Action::DecTtl, Action::Output(3)],
+    )]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 1));
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+    assert_eq!(x.mask.0.nw_ttl, 0xff);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 9));
+    assert_eq!(
+        x.actions,
+        vec![DpAction::Output(2), DpAction::DecTtl, DpAction::Output(3)]
+    );
+    // Not IP: no TTL to decrement, nothing stops.
+    let mut arp = FlowKey::ZERO;
+    arp.eth_type = ethertype::ARP;
+    let x = translate(&t, &arp);
+    assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
+}
+
+#[test]
+fn mod_vlan_vid_pushes_a_tag_when_there_is_none() {
+    let t = tables(vec![RuleSpec::new(
+        1,
+        Match::any(),
+        vec![Action::Set(SetField::VlanVid(10)), Action::Output(2)],
+    )]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PushVlan {
+                tpid: ethertype::VLAN,
+                tci: 10
+            },
+            DpAction::Output(2)
+        ]
+    );
+    let mut tagged = ip_key(1, [1, 1, 1, 1], 5);
+    tagged.vlan_tci = VLAN_PRESENT | 0x2000 | 5;
+    let x = translate(&t, &tagged);
+    assert_eq!(x.actions[0], DpAction::Set(SetField::VlanVid(10)));
+}
+
+#[test]
+fn pop_and_push_vlan() {
+    let t = tables(vec![RuleSpec::new(
+        1,
+        Match::any(),
+        vec![
+            Action::PopVlan,
+            Action::PushVlan(ethertype::QINQ),
+            Action::Output(2),
+        ],
+    )]);
+    let mut k = ip_key(1, [1, 1, 1, 1], 5);
+    k.vlan_tci = VLAN_PRESENT | 7;
+    let x = translate(&t, &k);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PopVlan,
+            DpAction::PushVlan {
+                tpid: ethertype::QINQ,
+                tci: 0
+            },
+            DpAction::Output(2)
+        ]
+    );
+    // Untagged: nothing to pop.
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions.len(), 2);
+}
+
+#[test]
+fn l4_rewrites_need_an_l4_header() {
+    let t = tables(vec![RuleSpec::new(
+        1,
+        Match::any(),
+        vec![Action::Set(SetField::TpDst(99)), Action::Output(2)],
+    )]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions[0], DpAction::Set(SetField::TpDst(99)));
+    let mut frag = ip_key(1, [1, 1, 1, 1], 5);
+    frag.nw_frag = crate::key::FRAG_ANY | FRAG_LATER;
+    assert_eq!(translate(&t, &frag).actions, vec![DpAction::Output(2)]);
+    assert_eq!(translate(&t, &frag).mask.0.nw_frag, 0xff);
+}
+
+#[test]
+fn normal_reads_the_l2_fields() {
+    let t = tables(vec![RuleSpec::new(0, Match::any(), vec![Action::Normal])]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions, vec![DpAction::Normal]);
+    assert_eq!(x.mask.0.eth_src, [0xff; 6]);
+    assert_eq!(x.mask.0.eth_dst, [0xff; 6]);
+    assert_eq!(x.mask.0.vlan_tci, 0xffff);
+    assert_eq!(x.mask.0.nw_dst, 0);
+}
+
+#[test]
+fn resubmit_loops_are_cut_and_drop() {
+    let t = tables(vec![RuleSpec::new(
+        1,
+        Match::any(),
+        vec![
+            Action::Output(2),
+            Action::Resubmit {
+                port: None,
+                table: None,
+            },
+        ],
+    )]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.error, Some(XlateError::TooDeep));
+    assert!(x.actions.is_empty());
+
+    // Wide fan-out (each rule resubmits twice) hits the lookup limit instead.
+    let fan = |t: u8| {
+        RuleSpec::new(
+            1,
+            Match::any(),
+            vec![
+                Action::Resubmit {
+                    port: None,
+                    table: Some(t + 1),
+                },
+                Action::Resubmit {
+                    port: None,
+                    table: Some(t + 1),
+                },
+            ],
+        )
+        .in_table(t)
+    };
+    let t = tables((0..20).map(fan).collect());
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.error, Some(XlateError::TooManyLookups));
+}
