@@ -39,6 +39,7 @@ pub mod cache;
 pub mod emc;
 pub mod extract;
 pub mod fields;
+pub mod flow_syntax;
 mod hash;
 pub mod key;
 pub mod matches;

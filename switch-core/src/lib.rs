@@ -1,2 +1,6 @@
-//! Bridges, PMD threads, action execution, L2 learning and statistics. Filled by issue 3; nothing
-//! here yet.
+//! Bridges, PMD threads, action execution, L2 learning and statistics (issue 3, in progress:
+//! so far the MAC learning table).
+
+#![warn(missing_docs)]
+
+pub mod mac_table;
