@@ -91,7 +91,14 @@ fn upcall_install(c: &mut Criterion) {
                 let mut k = FlowKey::ZERO;
                 k.in_port = 1;
                 k.eth_type = 0x0800;
-                k.eth_dst = [2, 0, (next >> 24) as u8, (next >> 16) as u8, (next >> 8) as u8, next as u8];
+                k.eth_dst = [
+                    2,
+                    0,
+                    (next >> 24) as u8,
+                    (next >> 16) as u8,
+                    (next >> 8) as u8,
+                    next as u8,
+                ];
                 k.eth_src = [2, 0, 0, 0, 0, 1];
                 k.nw_proto = 17;
                 k.nw_src = 0x0a00_0001;

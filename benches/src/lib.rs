@@ -80,7 +80,10 @@ pub fn output_translation(mask: FlowMask) -> Translation {
 /// and a batch of keys spread evenly over the subtables (key `i` can only match subtable
 /// `i % n_subtables`: the subtables differ in the VLAN id their flows carry, so a key misses
 /// every other subtable after a real hash probe).
-pub fn megaflow_workload(n_subtables: usize, flows_per_subtable: u32) -> (MegaflowCache, Vec<FlowKey>) {
+pub fn megaflow_workload(
+    n_subtables: usize,
+    flows_per_subtable: u32,
+) -> (MegaflowCache, Vec<FlowKey>) {
     let mut cache = MegaflowCache::new(usize::MAX);
     let mask_of = |j: usize| {
         let mut m = FlowMask::EMPTY;
@@ -89,7 +92,11 @@ pub fn megaflow_workload(n_subtables: usize, flows_per_subtable: u32) -> (Megafl
         m.0.vlan_tci = 0xffff;
         // 32 prefix lengths × with/without the UDP destination port: up to 64 masks.
         let plen = (j % 32) as u32 + 1;
-        m.0.nw_dst = if plen == 32 { u32::MAX } else { !(u32::MAX >> plen) };
+        m.0.nw_dst = if plen == 32 {
+            u32::MAX
+        } else {
+            !(u32::MAX >> plen)
+        };
         if j >= 32 {
             m.0.nw_proto = 0xff;
             m.0.tp_dst = 0xffff;
