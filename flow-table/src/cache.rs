@@ -92,7 +92,8 @@ impl FlowCache {
         }
     }
 
-    /// Decides what to do with a packet whose key is `key` (and `key.hash()` is `hash`).
+    /// Decides what to do with a packet whose key is `key` (and `key.hash()` is `hash`),
+    /// translating through `tables` on a miss.
     #[inline]
     pub fn lookup(
         &mut self,
@@ -100,6 +101,20 @@ impl FlowCache {
         hash: u32,
         tables: &RuleTables,
         now_ms: u64,
+    ) -> Decision {
+        self.lookup_with(key, hash, now_ms, |k| translate(tables, k))
+    }
+
+    /// Like [`FlowCache::lookup`], with the caller's upcall: `upcall` is called on a miss and
+    /// its translation installed. The bridge uses it to resolve `normal` with its MAC table
+    /// before the megaflow is cached.
+    #[inline]
+    pub fn lookup_with(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        now_ms: u64,
+        upcall: impl FnOnce(&FlowKey) -> Translation,
     ) -> Decision {
         if let Some(r) = self.emc.lookup(key, hash) {
             if self.megaflows.get(r).is_some() {
@@ -112,13 +127,12 @@ impl FlowCache {
             self.emc.insert(key, hash, r);
             return Decision::Cached(r, Hit::Megaflow);
         }
-        self.upcall(key, hash, tables, now_ms)
+        self.stats.upcalls += 1;
+        self.install(key, hash, upcall(key), now_ms)
     }
 
     #[cold]
-    fn upcall(&mut self, key: &FlowKey, hash: u32, tables: &RuleTables, now_ms: u64) -> Decision {
-        self.stats.upcalls += 1;
-        let x = translate(tables, key);
+    fn install(&mut self, key: &FlowKey, hash: u32, x: Translation, now_ms: u64) -> Decision {
         match self.megaflows.insert(key, &x, now_ms) {
             Ok(r) => {
                 self.emc.insert(key, hash, r);

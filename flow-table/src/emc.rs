@@ -64,11 +64,7 @@ impl Emc {
     /// Changes the insertion probability to `1 / inv_prob` (0 = never insert).
     pub fn set_insert_inv_prob(&mut self, inv_prob: u32) {
         self.inv_prob = inv_prob;
-        self.threshold = if inv_prob == 0 {
-            0
-        } else {
-            u32::MAX / inv_prob
-        };
+        self.threshold = u32::MAX.checked_div(inv_prob).unwrap_or(0);
     }
 
     /// The insertion probability's inverse.

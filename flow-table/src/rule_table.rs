@@ -79,7 +79,7 @@ impl RuleTable {
 
     fn resort(&mut self) {
         self.subtables
-            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 
     /// Inserts `rule`, returning the rule it replaces (same match and priority), if any.
