@@ -18,5 +18,16 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     fi
 fi
 
-cargo test --workspace --all-targets "$@"
-cargo test --workspace --doc
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
+if [ "$status" = 0 ]; then
+    cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+fi
+# One closing line over every test binary (cargo prints one per binary, the last often a
+# crate with no doc tests).
+passed=$(grep -o '^test result: [A-Za-z]*\. [0-9]* passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -o '[0-9]* failed;' "$log" | awk '{s+=$1} END {print s+0}')
+echo "tests: $passed passed, $failed failed"
+exit "$status"
