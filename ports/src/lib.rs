@@ -1,2 +1,35 @@
-//! Port kinds and packet buffers (issue 3: tap, AF_XDP/AF_PACKET, internal; issue 5:
-//! vhost-user). Nothing here yet.
+//! Port kinds and packet buffers for the switch's datapath.
+//!
+//! A PMD thread owns one [`PacketPool`] (allocated once, never grown), polls its ports with
+//! [`Port::rx_burst`] into a [`PacketBatch`] of at most [`BATCH_SIZE`] packets, and hands batches to
+//! [`Port::tx_burst`], which consumes the packets and returns their buffers to the pool.
+//!
+//! Port kinds from issue 3: [`TapPort`] (`tap`), [`TapPort::internal`] (`internal`, the bridge's own
+//! interface) and [`SystemPort`] (`system`: AF_XDP or AF_PACKET on an existing kernel
+//! interface, chosen by [`SystemMode`]). vhost-user ports come with issue 5.
+
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod afpacket;
+mod afxdp;
+mod batch;
+mod bpf;
+mod netdev;
+mod packet;
+mod pool;
+mod port;
+mod sys;
+mod system;
+mod tap;
+
+pub use afpacket::{AfPacketConfig, AfPacketPort};
+pub use afxdp::{AfXdpConfig, AfXdpPort};
+pub use batch::{Drain, PacketBatch, BATCH_SIZE};
+pub use bpf::XdpMode;
+pub use netdev::NetDev;
+pub use packet::{Packet, VnetHdr};
+pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
+pub use port::{Port, PortCounters, PortKind, PortStats};
+pub use system::{SystemConfig, SystemMode, SystemPort};
+pub use tap::{TapConfig, TapPort};

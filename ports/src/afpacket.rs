@@ -1,0 +1,564 @@
+//! `system` ports over AF_PACKET: a TPACKET_V3 receive ring (mmap) and `sendmmsg` transmit.
+//!
+//! The receive ring is a set of blocks the kernel fills with many frames each and hands over
+//! whole; reading a block costs no syscall. Transmit batches a burst into one `sendmmsg`, with
+//! `PACKET_QDISC_BYPASS` so frames go straight to the driver as DPDK-style ports expect.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::netdev::NetDev;
+use crate::packet::{Packet, VnetHdr};
+use crate::pool::PacketPool;
+use crate::port::{Port, PortCounters, PortKind};
+use crate::sys::{cvt, getsockopt, setsockopt, socket, Mmap};
+
+/// Ask the kernel for its ring-overflow drop count once per this many receive calls (a power of
+/// two), so the counter stays current without a syscall per burst.
+const KERNEL_STATS_EVERY: u32 = 1024;
+
+/// `PACKET_FANOUT` mode: pick the socket by flow hash.
+const PACKET_FANOUT_HASH: u32 = 0;
+/// `PACKET_FANOUT` flag: let the kernel choose an unused group id.
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+
+/// How to attach an AF_PACKET port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfPacketConfig {
+    /// Existing kernel interface to attach to.
+    pub ifname: String,
+    /// Exchange a virtio-net header with each frame (`PACKET_VNET_HDR`), carrying checksum and
+    /// GSO offload state in [`Packet::vnet`](crate::Packet::vnet). On by default: without it a
+    /// frame whose checksum the sender left to offload (normal on veth) is received with that
+    /// checksum unfinished and nothing says so. GSO frames (up to 64 KB) are only received if
+    /// both a ring block and a pool buffer can hold them; otherwise they are dropped and counted.
+    pub vnet_hdr: bool,
+    /// Size of one ring block in bytes (a power of two, a multiple of the page size, larger than
+    /// the largest frame).
+    pub block_size: u32,
+    /// Number of ring blocks.
+    pub block_count: u32,
+    /// How long (ms) the kernel keeps a partly filled block before handing it over; bounds the
+    /// latency added at low packet rates.
+    pub block_timeout_ms: u32,
+    /// Put the interface in promiscuous mode (a switch port must see every frame).
+    pub promisc: bool,
+    /// Number of sockets (queues) the kernel spreads received flows over, for several PMDs.
+    pub n_queues: usize,
+}
+
+impl AfPacketConfig {
+    /// Defaults: 64 blocks of 64 KB (4 MB ring), 1 ms block timeout, promiscuous, virtio-net
+    /// header on.
+    pub fn new(ifname: &str) -> AfPacketConfig {
+        AfPacketConfig {
+            ifname: ifname.to_owned(),
+            vnet_hdr: true,
+            block_size: 1 << 16,
+            block_count: 64,
+            block_timeout_ms: 1,
+            promisc: true,
+            n_queues: 1,
+        }
+    }
+}
+
+/// One AF_PACKET socket with its receive ring: a queue of the port.
+struct Queue {
+    sock: OwnedFd,
+    ring: Mmap,
+    block_size: usize,
+    block_count: usize,
+    /// Block being read, frames left in it and offset of the next one (a burst may stop in the
+    /// middle of a block).
+    cur_block: usize,
+    pkts_left: u32,
+    next_off: usize,
+    rx_calls: u32,
+}
+
+impl Queue {
+    /// Opens a socket with its ring, bound to `ifindex`.
+    fn open(config: &AfPacketConfig, ifindex: u32) -> io::Result<Queue> {
+        // Protocol 0: the socket sees nothing until it is bound to the interface below, so no
+        // frame of another interface slips into the ring.
+        let sock = socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)?;
+        let fd = sock.as_raw_fd();
+        setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &(libc::tpacket_versions::TPACKET_V3 as libc::c_int),
+        )?;
+        if config.vnet_hdr {
+            setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
+        }
+        // Frames the host itself sends out of the interface are not input to the switch.
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
+        let frame_size = 2048u32;
+        let req = libc::tpacket_req3 {
+            tp_block_size: config.block_size,
+            tp_block_nr: config.block_count,
+            tp_frame_size: frame_size,
+            tp_frame_nr: config.block_size / frame_size * config.block_count,
+            tp_retire_blk_tov: config.block_timeout_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        let ring_len = config.block_size as usize * config.block_count as usize;
+        let ring = Mmap::shared(fd, ring_len, 0, true)?;
+        // SAFETY: all-zero is a valid sockaddr_ll; bind reads it for the given length.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a live sockaddr_ll of the stated size.
+        cvt(unsafe {
+            libc::bind(
+                fd,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        })?;
+        Ok(Queue {
+            sock,
+            ring,
+            block_size: config.block_size as usize,
+            block_count: config.block_count as usize,
+            cur_block: 0,
+            pkts_left: 0,
+            next_off: 0,
+            rx_calls: 0,
+        })
+    }
+
+    fn block(&self, i: usize) -> *mut u8 {
+        // SAFETY: i < block_count, so the offset stays inside the ring mapping.
+        unsafe { self.ring.ptr.add(i * self.block_size) }
+    }
+
+    /// The `block_status` word of block `i`, shared with the kernel.
+    fn block_status(&self, i: usize) -> &AtomicU32 {
+        let bd = self.block(i).cast::<libc::tpacket_block_desc>();
+        // SAFETY: every block starts with a `tpacket_block_desc` (block starts are page aligned);
+        // its status word is written by the kernel concurrently, hence accessed atomically only.
+        unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*bd).hdr.bh1.block_status)) }
+    }
+
+    /// Gives block `cur_block` back to the kernel and moves on.
+    fn release_block(&mut self) {
+        // Release: our reads of the block happen before the kernel may refill it.
+        self.block_status(self.cur_block)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.cur_block = (self.cur_block + 1) % self.block_count;
+    }
+
+    /// The kernel's ring-full drop count since the last call (each read resets it).
+    fn kernel_drops(&self) -> u64 {
+        // SAFETY: tpacket_stats_v3 is plain integers; all-zero is valid.
+        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
+        match getsockopt(
+            self.sock.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut st,
+        ) {
+            Ok(()) => st.tp_drops as u64,
+            Err(_) => 0,
+        }
+    }
+}
+
+/// AF_PACKET sockets bound to one kernel interface: one socket (with its own receive ring) per
+/// queue; with several queues the kernel spreads flows over them (`PACKET_FANOUT_HASH`).
+pub struct AfPacketPort {
+    name: String,
+    netdev: NetDev,
+    ifindex: u32,
+    queues: Vec<Queue>,
+    vnet_hdr: bool,
+    promisc: bool,
+    port_no: u32,
+    counters: Arc<PortCounters>,
+}
+
+// SAFETY: the ring mappings (raw pointers) are owned by the port alone and only touched through
+// `&mut self`; moving the port to another thread moves that ownership.
+unsafe impl Send for AfPacketPort {}
+
+impl AfPacketPort {
+    /// Opens the sockets, sets up their receive rings and binds them to the interface.
+    pub fn open(config: &AfPacketConfig) -> io::Result<AfPacketPort> {
+        let netdev = NetDev::new(&config.ifname)?;
+        let ifindex = netdev.ifindex()?;
+        let page = 4096;
+        if !config.block_size.is_power_of_two()
+            || config.block_size < page
+            || config.block_count == 0
+            || config.n_queues == 0
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "block_size must be a power of two ≥ 4096, block_count and n_queues nonzero",
+            ));
+        }
+        let mut queues = Vec::with_capacity(config.n_queues);
+        for _ in 0..config.n_queues {
+            queues.push(Queue::open(config, ifindex)?);
+        }
+        if queues.len() > 1 {
+            // The first socket asks the kernel for a fanout group id no one uses; the others
+            // join that group.
+            let first = queues[0].sock.as_raw_fd();
+            let arg = ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16) as i32;
+            setsockopt(first, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+            let mut got = 0i32;
+            getsockopt(first, libc::SOL_PACKET, libc::PACKET_FANOUT, &mut got)?;
+            let join = (PACKET_FANOUT_HASH << 16) as i32 | (got & 0xffff);
+            for q in &queues[1..] {
+                setsockopt(
+                    q.sock.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    libc::PACKET_FANOUT,
+                    &join,
+                )?;
+            }
+        }
+        if config.promisc {
+            // Membership-based promiscuity is reference-counted by the kernel and undone when
+            // the socket closes, unlike setting IFF_PROMISC.
+            let mreq = libc::packet_mreq {
+                mr_ifindex: ifindex as i32,
+                mr_type: libc::PACKET_MR_PROMISC as u16,
+                mr_alen: 0,
+                mr_address: [0; 8],
+            };
+            let fd = queues[0].sock.as_raw_fd();
+            setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
+        }
+        Ok(AfPacketPort {
+            name: config.ifname.clone(),
+            netdev,
+            ifindex,
+            queues,
+            vnet_hdr: config.vnet_hdr,
+            promisc: config.promisc,
+            port_no: 0,
+            counters: PortCounters::new_shared(),
+        })
+    }
+
+    /// Interface index of the attached interface.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Whether frames carry a virtio-net header.
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    /// Whether the port asked for promiscuous mode.
+    pub fn is_promisc(&self) -> bool {
+        self.promisc
+    }
+}
+
+/// Copies one ring frame into `dst` (a whole pool buffer, data to start at `off`), putting back
+/// the VLAN tag the kernel stripped into the metadata. Returns the frame length, or `None` when it
+/// does not fit.
+fn copy_frame(frame: &[u8], vlan: Option<(u16, u16)>, dst: &mut [u8], off: usize) -> Option<usize> {
+    let room = dst.len() - off;
+    match vlan {
+        Some((tpid, tci)) if frame.len() >= 12 => {
+            let len = frame.len() + 4;
+            if len > room {
+                return None;
+            }
+            let d = &mut dst[off..off + len];
+            d[..12].copy_from_slice(&frame[..12]);
+            d[12..14].copy_from_slice(&tpid.to_be_bytes());
+            d[14..16].copy_from_slice(&tci.to_be_bytes());
+            d[16..].copy_from_slice(&frame[12..]);
+            Some(len)
+        }
+        _ => {
+            if frame.len() > room {
+                return None;
+            }
+            dst[off..off + frame.len()].copy_from_slice(frame);
+            Some(frame.len())
+        }
+    }
+}
+
+impl Port for AfPacketPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        PortKind::SystemAfPacket
+    }
+
+    fn n_rxq(&self) -> usize {
+        self.queues.len()
+    }
+
+    fn n_txq(&self) -> usize {
+        self.queues.len()
+    }
+
+    fn port_no(&self) -> u32 {
+        self.port_no
+    }
+
+    fn set_port_no(&mut self, port_no: u32) {
+        self.port_no = port_no;
+    }
+
+    fn rx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize {
+        let nq = self.queues.len();
+        let q = &mut self.queues[qid % nq];
+        let (mut n, mut bytes, mut dropped, mut errors) = (0usize, 0u64, 0u64, 0u64);
+        q.rx_calls = q.rx_calls.wrapping_add(1);
+        if q.rx_calls & (KERNEL_STATS_EVERY - 1) == 0 {
+            dropped += q.kernel_drops();
+        }
+        // Empty blocks (timed out with no frame) are skipped; at most one lap of the ring.
+        let mut empty_blocks = 0;
+        while batch.space() > 0 && empty_blocks < q.block_count {
+            if q.pkts_left == 0 {
+                // Acquire: the block's contents are visible once we see it is ours.
+                let status = q.block_status(q.cur_block).load(Ordering::Acquire);
+                if status & libc::TP_STATUS_USER == 0 {
+                    break;
+                }
+                let bd = q.block(q.cur_block).cast::<libc::tpacket_block_desc>();
+                // SAFETY: the block is ours (status USER), so the kernel does not write its
+                // header until we release it.
+                let (num, first) = unsafe {
+                    let h = std::ptr::addr_of!((*bd).hdr.bh1);
+                    ((*h).num_pkts, (*h).offset_to_first_pkt as usize)
+                };
+                if num == 0 {
+                    q.release_block();
+                    empty_blocks += 1;
+                    continue;
+                }
+                q.pkts_left = num;
+                q.next_off = first;
+            }
+            let block = q.block(q.cur_block);
+            // SAFETY: next_off points at a `tpacket3_hdr` inside the block (the kernel's chain of
+            // tp_next_offset, within blk_len ≤ block_size), 16-byte aligned; the block is ours.
+            let h: libc::tpacket3_hdr = unsafe { std::ptr::read(block.add(q.next_off).cast()) };
+            let mac = q.next_off + h.tp_mac as usize;
+            let snap = h.tp_snaplen as usize;
+            if mac + snap > q.block_size {
+                // Corrupt offsets: give up on the rest of this block rather than read outside.
+                errors += q.pkts_left as u64;
+                q.pkts_left = 0;
+                q.release_block();
+                continue;
+            }
+            // SAFETY: mac..mac+snap lies inside the block (checked above), which is ours.
+            let frame = unsafe { std::slice::from_raw_parts(block.add(mac), snap) };
+            let vnet = if self.vnet_hdr && mac >= VnetHdr::LEN {
+                let mut b = [0u8; VnetHdr::LEN];
+                // SAFETY: the kernel writes the virtio-net header just before the frame, inside
+                // the same block (mac ≥ its length, checked).
+                b.copy_from_slice(unsafe {
+                    std::slice::from_raw_parts(block.add(mac - VnetHdr::LEN), VnetHdr::LEN)
+                });
+                Some(VnetHdr::from_bytes(&b))
+            } else {
+                None
+            };
+            let vlan = (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
+                let tpid = if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                    h.hv1.tp_vlan_tpid
+                } else {
+                    0x8100
+                };
+                (tpid, h.hv1.tp_vlan_tci as u16)
+            });
+            if snap < h.tp_len as usize {
+                // Cut by the ring (longer than a ring frame allows).
+                dropped += 1;
+            } else if let Some(mut pkt) = pool.alloc() {
+                let off = pkt.headroom();
+                match copy_frame(frame, vlan, pkt.buffer_mut(), off) {
+                    Some(len) => {
+                        pkt.set_bounds(off, len);
+                        pkt.in_port = self.port_no;
+                        pkt.vnet = vnet;
+                        bytes += len as u64;
+                        n += 1;
+                        if let Err(p) = batch.push(pkt) {
+                            pool.free(p);
+                        }
+                    }
+                    None => {
+                        pool.free(pkt);
+                        dropped += 1;
+                    }
+                }
+            } else {
+                dropped += 1;
+            }
+            q.next_off += h.tp_next_offset as usize;
+            q.pkts_left -= 1;
+            if q.pkts_left == 0 {
+                q.release_block();
+            }
+        }
+        self.counters.add_rx(n as u64, bytes, dropped, errors);
+        n
+    }
+
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let mut errors = 0u64;
+        if !self.vnet_hdr {
+            // Without a virtio-net header the wire takes no offload metadata: complete partial
+            // checksums here, and refuse GSO packets (they would need segmenting).
+            batch.retain(Packet::resolve_offloads, |p| {
+                errors += 1;
+                pool.free(p);
+            });
+        }
+        let n = batch.len();
+        if n == 0 {
+            self.counters.add_tx(0, 0, 0, errors);
+            return;
+        }
+        let fd = self.queues[qid % self.queues.len()].sock.as_raw_fd();
+        // Per-burst arrays on the stack: no allocation, and the pointers in them stay valid for
+        // the syscalls below.
+        let mut hdrs = [[0u8; VnetHdr::LEN]; BATCH_SIZE];
+        // SAFETY: iovec and mmsghdr are plain C data; all-zero (null pointers, zero lengths) is
+        // valid and every used entry is filled in below.
+        let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        let per = if self.vnet_hdr { 2 } else { 1 };
+        let mut lens = [0usize; BATCH_SIZE];
+        for (i, pkt) in batch.iter().enumerate() {
+            let mut k = i * per;
+            if self.vnet_hdr {
+                hdrs[i] = pkt.vnet.unwrap_or_default().to_bytes();
+                iov[k] = libc::iovec {
+                    iov_base: hdrs[i].as_mut_ptr().cast(),
+                    iov_len: VnetHdr::LEN,
+                };
+                k += 1;
+            }
+            iov[k] = libc::iovec {
+                iov_base: pkt.data().as_ptr() as *mut _,
+                iov_len: pkt.len(),
+            };
+            lens[i] = pkt.len();
+        }
+        for (i, m) in msgs.iter_mut().enumerate().take(n) {
+            m.msg_hdr.msg_iov = iov[i * per..].as_mut_ptr();
+            m.msg_hdr.msg_iovlen = per as _;
+        }
+        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        let mut i = 0;
+        // Each round sends at least one message or gives up on one, so n rounds suffice.
+        for _ in 0..n {
+            if i >= n {
+                break;
+            }
+            // SAFETY: msgs[i..n] are initialised mmsghdrs whose iovecs point into `hdrs` and
+            // into packets still held by `batch`; all outlive the call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    msgs[i..].as_mut_ptr(),
+                    (n - i) as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r > 0 {
+                let r = r as usize;
+                sent += r as u64;
+                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
+                i += r;
+                continue;
+            }
+            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+                // Device queue full or link down: the rest has nowhere to go now.
+                libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO => {
+                    dropped += (n - i) as u64;
+                    i = n;
+                }
+                libc::EINTR => {}
+                // This frame was refused (e.g. longer than the MTU); go on with the next.
+                _ => {
+                    errors += 1;
+                    i += 1;
+                }
+            }
+        }
+        dropped += (n - i.min(n)) as u64;
+        pool.free_batch(batch);
+        self.counters.add_tx(sent, bytes, dropped, errors);
+    }
+
+    fn counters(&self) -> Arc<PortCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    fn mtu(&self) -> u32 {
+        self.netdev.mtu().unwrap_or(0)
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.netdev.mac().unwrap_or([0; 6])
+    }
+
+    fn link_up(&self) -> bool {
+        self.netdev.link_up()
+    }
+
+    fn rx_fd(&self, qid: usize) -> Option<RawFd> {
+        self.queues.get(qid).map(|q| q.sock.as_raw_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_frame_reinserts_vlan_tag() {
+        let frame: Vec<u8> = (0..64).collect();
+        let mut dst = vec![0u8; 256];
+        let len = copy_frame(&frame, Some((0x8100, 0x2005)), &mut dst, 128).unwrap();
+        assert_eq!(len, 68);
+        let d = &dst[128..128 + len];
+        assert_eq!(&d[..12], &frame[..12]);
+        assert_eq!(&d[12..16], &[0x81, 0x00, 0x20, 0x05]);
+        assert_eq!(&d[16..], &frame[12..]);
+    }
+
+    #[test]
+    fn copy_frame_refuses_what_does_not_fit() {
+        let frame = [0u8; 100];
+        let mut dst = [0u8; 200];
+        assert_eq!(copy_frame(&frame, None, &mut dst, 100), Some(100));
+        assert_eq!(copy_frame(&frame, None, &mut dst, 101), None);
+        assert_eq!(copy_frame(&frame, Some((0x8100, 1)), &mut dst, 100), None);
+    }
+
+    #[test]
+    fn open_fails_cleanly_on_missing_interface() {
+        assert!(AfPacketPort::open(&AfPacketConfig::new("nosuchdev0")).is_err());
+    }
+}

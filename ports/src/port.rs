@@ -1,0 +1,220 @@
+//! The port abstraction every port kind implements, and its counters.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::batch::PacketBatch;
+use crate::pool::PacketPool;
+
+/// What a port is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PortKind {
+    /// A kernel tap device the switch created (`/dev/net/tun`).
+    Tap,
+    /// The bridge's own interface (a tap named like the bridge) for the host stack.
+    Internal,
+    /// An existing kernel interface driven through an AF_XDP socket.
+    SystemAfXdp,
+    /// An existing kernel interface driven through an AF_PACKET socket.
+    SystemAfPacket,
+}
+
+impl PortKind {
+    /// The kind's name as configured (`tap`, `internal`, `system`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Internal => "internal",
+            PortKind::SystemAfXdp | PortKind::SystemAfPacket => "system",
+        }
+    }
+}
+
+/// A snapshot of a port's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received and handed to the datapath.
+    pub rx_packets: u64,
+    /// Bytes of those packets.
+    pub rx_bytes: u64,
+    /// Packets the port received but had to drop (no free buffer, too long for a buffer).
+    pub rx_dropped: u64,
+    /// Receive errors reported by the kernel or malformed input.
+    pub rx_errors: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes of those packets.
+    pub tx_bytes: u64,
+    /// Packets dropped on send because the device or its queue was full or down.
+    pub tx_dropped: u64,
+    /// Packets the kernel refused (e.g. longer than the MTU).
+    pub tx_errors: u64,
+}
+
+/// Live counters of one port, shared with the control plane through an `Arc`.
+///
+/// Only the port's PMD thread writes them, once per burst; any thread may read them. Relaxed
+/// atomics suffice: each counter is independent and readers only want a recent value.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// See [`PortStats::rx_packets`].
+    pub rx_packets: AtomicU64,
+    /// See [`PortStats::rx_bytes`].
+    pub rx_bytes: AtomicU64,
+    /// See [`PortStats::rx_dropped`].
+    pub rx_dropped: AtomicU64,
+    /// See [`PortStats::rx_errors`].
+    pub rx_errors: AtomicU64,
+    /// See [`PortStats::tx_packets`].
+    pub tx_packets: AtomicU64,
+    /// See [`PortStats::tx_bytes`].
+    pub tx_bytes: AtomicU64,
+    /// See [`PortStats::tx_dropped`].
+    pub tx_dropped: AtomicU64,
+    /// See [`PortStats::tx_errors`].
+    pub tx_errors: AtomicU64,
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    if n != 0 {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl PortCounters {
+    /// A fresh set of zeroed counters.
+    pub fn new_shared() -> Arc<PortCounters> {
+        Arc::new(PortCounters::default())
+    }
+
+    /// Adds the results of one receive burst.
+    #[inline]
+    pub fn add_rx(&self, packets: u64, bytes: u64, dropped: u64, errors: u64) {
+        bump(&self.rx_packets, packets);
+        bump(&self.rx_bytes, bytes);
+        bump(&self.rx_dropped, dropped);
+        bump(&self.rx_errors, errors);
+    }
+
+    /// Adds the results of one transmit burst.
+    #[inline]
+    pub fn add_tx(&self, packets: u64, bytes: u64, dropped: u64, errors: u64) {
+        bump(&self.tx_packets, packets);
+        bump(&self.tx_bytes, bytes);
+        bump(&self.tx_dropped, dropped);
+        bump(&self.tx_errors, errors);
+    }
+
+    /// Reads all counters.
+    pub fn snapshot(&self) -> PortStats {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PortStats {
+            rx_packets: r(&self.rx_packets),
+            rx_bytes: r(&self.rx_bytes),
+            rx_dropped: r(&self.rx_dropped),
+            rx_errors: r(&self.rx_errors),
+            tx_packets: r(&self.tx_packets),
+            tx_bytes: r(&self.tx_bytes),
+            tx_dropped: r(&self.tx_dropped),
+            tx_errors: r(&self.tx_errors),
+        }
+    }
+}
+
+/// A switch port, polled by one PMD thread.
+///
+/// Ports are `Send` (built by the control plane, then moved to their PMD) and use `&mut self` for
+/// I/O: one thread polls a given port. Counters are readable from any thread through
+/// [`counters`](Self::counters).
+pub trait Port: Send {
+    /// Interface name.
+    fn name(&self) -> &str;
+
+    /// What the port is attached to.
+    fn kind(&self) -> PortKind;
+
+    /// Number of receive queues (valid `qid`s for [`rx_burst`](Self::rx_burst) are below it;
+    /// larger ones are taken modulo this number).
+    fn n_rxq(&self) -> usize;
+
+    /// Number of transmit queues (valid `qid`s for [`tx_burst`](Self::tx_burst) are below it;
+    /// larger ones are taken modulo this number). A queue must be used by one thread at a time.
+    fn n_txq(&self) -> usize;
+
+    /// The switch's number for this port, stamped into every received packet's `in_port`.
+    fn port_no(&self) -> u32;
+
+    /// Sets the number stamped into received packets.
+    fn set_port_no(&mut self, port_no: u32);
+
+    /// Receives up to `batch.space()` packets from queue `qid` into buffers taken from `pool`,
+    /// appending them to `batch`; returns how many were appended. Never blocks and never
+    /// allocates; when `pool` is empty, frames waiting in the kernel are dropped and counted
+    /// (`rx_dropped`) rather than left to stall the queue.
+    fn rx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize;
+
+    /// Sends every packet of `batch` on queue `qid` and frees their buffers into `pool`, sent or
+    /// not (failures are counted as `tx_dropped`/`tx_errors`). Leaves `batch` empty. Never blocks.
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch);
+
+    /// The port's live counters, for sharing with other threads.
+    fn counters(&self) -> Arc<PortCounters>;
+
+    /// A snapshot of the port's counters.
+    fn stats(&self) -> PortStats {
+        self.counters().snapshot()
+    }
+
+    /// The interface MTU (0 if it cannot be read).
+    fn mtu(&self) -> u32;
+
+    /// The interface's MAC address (zero if it cannot be read).
+    fn mac(&self) -> [u8; 6];
+
+    /// Whether the interface is up and has carrier.
+    fn link_up(&self) -> bool;
+
+    /// A file descriptor that becomes readable when queue `qid` has packets, so that an idle
+    /// PMD can sleep in `poll`/`epoll` instead of spinning. `None` if the port has none.
+    fn rx_fd(&self, qid: usize) -> Option<RawFd> {
+        let _ = qid;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_accumulate_and_snapshot() {
+        let c = PortCounters::new_shared();
+        c.add_rx(3, 300, 1, 0);
+        c.add_rx(2, 128, 0, 4);
+        c.add_tx(5, 500, 2, 1);
+        let other = Arc::clone(&c);
+        let s = std::thread::spawn(move || other.snapshot()).join().unwrap();
+        assert_eq!(
+            s,
+            PortStats {
+                rx_packets: 5,
+                rx_bytes: 428,
+                rx_dropped: 1,
+                rx_errors: 4,
+                tx_packets: 5,
+                tx_bytes: 500,
+                tx_dropped: 2,
+                tx_errors: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn kind_names() {
+        assert_eq!(PortKind::Tap.config_name(), "tap");
+        assert_eq!(PortKind::Internal.config_name(), "internal");
+        assert_eq!(PortKind::SystemAfXdp.config_name(), "system");
+    }
+}

@@ -1,0 +1,300 @@
+//! `tap` and `internal` ports: kernel tap devices from `/dev/net/tun`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use crate::batch::PacketBatch;
+use crate::netdev::NetDev;
+use crate::packet::VnetHdr;
+use crate::pool::PacketPool;
+use crate::port::{Port, PortCounters, PortKind};
+use crate::sys::{cvt, ifname_to_string, ifreq};
+
+/// Largest frame a tap hands us (64 KB GSO frames plus the virtio-net header); frames that do not
+/// fit a pool buffer are read into a scratch buffer of this size and dropped.
+const SCRATCH_LEN: usize = 65536 + VnetHdr::LEN;
+
+/// How to create a tap port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapConfig {
+    /// Device name; may contain `%d` for the kernel to pick a number.
+    pub name: String,
+    /// Number of queues; more than one opens the device with `IFF_MULTI_QUEUE`, one fd per queue.
+    pub n_queues: usize,
+    /// Exchange a virtio-net header with each frame (`IFF_VNET_HDR`): received packets carry it
+    /// in [`Packet::vnet`](crate::Packet::vnet) and it is written back on transmit.
+    pub vnet_hdr: bool,
+    /// With `vnet_hdr`: tell the kernel the switch takes partial checksums and TCP segmentation
+    /// offload (`TUNSETOFFLOAD`), so the host stack hands over unchecksummed frames and TCP
+    /// segments up to 64 KB. Pool buffers must then hold 64 KB frames or those are dropped.
+    pub offloads: bool,
+}
+
+impl TapConfig {
+    /// One queue, no virtio-net header.
+    pub fn new(name: &str) -> TapConfig {
+        TapConfig {
+            name: name.to_owned(),
+            n_queues: 1,
+            vnet_hdr: false,
+            offloads: false,
+        }
+    }
+}
+
+/// A tap device owned by the switch. The device exists while the port does (it is not made
+/// persistent), so dropping the port removes the interface.
+pub struct TapPort {
+    name: String,
+    kind: PortKind,
+    /// One non-blocking descriptor per queue.
+    fds: Vec<OwnedFd>,
+    netdev: NetDev,
+    vnet_hdr: bool,
+    port_no: u32,
+    counters: Arc<PortCounters>,
+    /// Where frames go when the pool is empty or they are too long for a buffer.
+    scratch: Box<[u8]>,
+}
+
+impl TapPort {
+    /// Creates the tap device, opens its queues non-blocking and sets the link up.
+    pub fn open(config: &TapConfig) -> io::Result<TapPort> {
+        Self::open_kind(config, PortKind::Tap)
+    }
+
+    /// The bridge's `internal` port: a tap named like the bridge, so the host stack can talk on
+    /// the bridge.
+    pub fn internal(bridge: &str) -> io::Result<TapPort> {
+        Self::open_kind(&TapConfig::new(bridge), PortKind::Internal)
+    }
+
+    fn open_kind(config: &TapConfig, kind: PortKind) -> io::Result<TapPort> {
+        let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
+        if config.n_queues == 0 {
+            return Err(invalid("a tap needs at least one queue"));
+        }
+        if config.offloads && !config.vnet_hdr {
+            return Err(invalid("tap offloads need the virtio-net header"));
+        }
+        let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+        if config.vnet_hdr {
+            flags |= libc::IFF_VNET_HDR;
+        }
+        if config.n_queues > 1 {
+            flags |= libc::IFF_MULTI_QUEUE;
+        }
+        let mut name = config.name.clone();
+        let mut fds = Vec::with_capacity(config.n_queues);
+        for _ in 0..config.n_queues {
+            // SAFETY: the path is a NUL-terminated literal; a non-negative result is a fresh
+            // descriptor owned by nobody else.
+            let fd = unsafe {
+                let fd = cvt(libc::open(
+                    c"/dev/net/tun".as_ptr(),
+                    libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                ))?;
+                OwnedFd::from_raw_fd(fd)
+            };
+            let mut req = ifreq(&name)?;
+            req.ifr_ifru.ifru_flags = flags as i16;
+            // SAFETY: TUNSETIFF reads and writes the `ifreq`, which outlives the call.
+            cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req) })?;
+            // With `%d` the kernel picked the name; later queues attach to that device.
+            name = ifname_to_string(&req.ifr_name);
+            if config.offloads {
+                let f =
+                    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+                // SAFETY: TUNSETOFFLOAD takes its argument by value; no memory is passed.
+                cvt(unsafe {
+                    libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, f as libc::c_ulong)
+                })?;
+            }
+            fds.push(fd);
+        }
+        let netdev = NetDev::new(&name)?;
+        netdev.set_up()?;
+        Ok(TapPort {
+            name,
+            kind,
+            fds,
+            netdev,
+            vnet_hdr: config.vnet_hdr,
+            port_no: 0,
+            counters: PortCounters::new_shared(),
+            scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+        })
+    }
+
+    /// The handle used for interface queries (MTU, MAC, flags).
+    pub fn netdev(&self) -> &NetDev {
+        &self.netdev
+    }
+
+    /// Whether frames carry a virtio-net header.
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+}
+
+/// Result of one `read`/`write` on a tap descriptor.
+fn io_result(n: isize) -> Result<usize, i32> {
+    if n < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+impl Port for TapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        self.kind
+    }
+
+    fn n_rxq(&self) -> usize {
+        self.fds.len()
+    }
+
+    fn n_txq(&self) -> usize {
+        self.fds.len()
+    }
+
+    fn port_no(&self) -> u32 {
+        self.port_no
+    }
+
+    fn set_port_no(&mut self, port_no: u32) {
+        self.port_no = port_no;
+    }
+
+    fn rx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize {
+        let fd = self.fds[qid % self.fds.len()].as_raw_fd();
+        let hdr = if self.vnet_hdr { VnetHdr::LEN } else { 0 };
+        let (mut n, mut bytes, mut dropped, mut errors) = (0usize, 0u64, 0u64, 0u64);
+        // A tap gives one frame per read; bounding the loop by the batch size also bounds the
+        // number of frames dropped per call when the pool is empty.
+        for _ in 0..batch.space() {
+            let Some(mut pkt) = pool.alloc() else {
+                // No buffer: take the frame out of the kernel anyway so it is counted here
+                // (and the queue keeps moving) rather than silently dropped by the kernel.
+                // SAFETY: scratch is a writable buffer of the given length.
+                let r = unsafe { libc::read(fd, self.scratch.as_mut_ptr().cast(), SCRATCH_LEN) };
+                match io_result(r) {
+                    Ok(_) => dropped += 1,
+                    Err(_) => break,
+                }
+                continue;
+            };
+            // Read the header into the headroom just before the data so the frame lands at the
+            // usual offset without a copy.
+            let start = pkt.headroom().saturating_sub(hdr);
+            let buf = &mut pkt.buffer_mut()[start..];
+            let room = buf.len();
+            // SAFETY: `buf` is writable for `room` bytes (the packet's own buffer).
+            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), room) };
+            match io_result(r) {
+                Ok(len) if len >= room => {
+                    // Filled the buffer: the frame was (probably) longer and got cut.
+                    pool.free(pkt);
+                    dropped += 1;
+                }
+                Ok(len) if len < hdr + 1 => {
+                    pool.free(pkt);
+                    errors += 1;
+                }
+                Ok(len) => {
+                    if hdr > 0 {
+                        let mut h = [0u8; VnetHdr::LEN];
+                        h.copy_from_slice(&pkt.buffer_mut()[start..start + hdr]);
+                        pkt.vnet = Some(VnetHdr::from_bytes(&h));
+                    }
+                    pkt.set_bounds(start + hdr, len - hdr);
+                    pkt.in_port = self.port_no;
+                    bytes += (len - hdr) as u64;
+                    n += 1;
+                    // Cannot fail: the loop runs at most `space` times.
+                    if let Err(p) = batch.push(pkt) {
+                        pool.free(p);
+                    }
+                }
+                Err(e) => {
+                    pool.free(pkt);
+                    if e != libc::EAGAIN && e != libc::EINTR {
+                        errors += 1;
+                    }
+                    break;
+                }
+            }
+        }
+        self.counters.add_rx(n as u64, bytes, dropped, errors);
+        n
+    }
+
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let fd = self.fds[qid % self.fds.len()].as_raw_fd();
+        let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        for mut pkt in batch.drain() {
+            if !self.vnet_hdr && !pkt.resolve_offloads() {
+                // A GSO packet this tap cannot take whole.
+                errors += 1;
+                pool.free(pkt);
+                continue;
+            }
+            let r = if self.vnet_hdr {
+                let h = pkt.vnet.unwrap_or_default().to_bytes();
+                let iov = [
+                    libc::iovec {
+                        iov_base: h.as_ptr() as *mut _,
+                        iov_len: h.len(),
+                    },
+                    libc::iovec {
+                        iov_base: pkt.data().as_ptr() as *mut _,
+                        iov_len: pkt.len(),
+                    },
+                ];
+                // SAFETY: both iovecs point to live readable memory of the stated lengths;
+                // writev only reads them.
+                unsafe { libc::writev(fd, iov.as_ptr(), 2) }
+            } else {
+                // SAFETY: the packet's data is readable for `len` bytes.
+                unsafe { libc::write(fd, pkt.data().as_ptr().cast(), pkt.len()) }
+            };
+            match io_result(r) {
+                Ok(_) => {
+                    sent += 1;
+                    bytes += pkt.len() as u64;
+                }
+                // Queue full, or the device is down: the packet has nowhere to go.
+                Err(libc::EAGAIN | libc::ENOBUFS | libc::EIO | libc::EINTR) => dropped += 1,
+                Err(_) => errors += 1,
+            }
+            pool.free(pkt);
+        }
+        self.counters.add_tx(sent, bytes, dropped, errors);
+    }
+
+    fn counters(&self) -> Arc<PortCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    fn mtu(&self) -> u32 {
+        self.netdev.mtu().unwrap_or(0)
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.netdev.mac().unwrap_or([0; 6])
+    }
+
+    fn link_up(&self) -> bool {
+        self.netdev.link_up()
+    }
+
+    fn rx_fd(&self, qid: usize) -> Option<RawFd> {
+        self.fds.get(qid).map(AsRawFd::as_raw_fd)
+    }
+}
