@@ -73,6 +73,7 @@ pub fn output_translation(mask: FlowMask) -> Translation {
         tainted: false,
         tables: 1,
         error: None,
+        normal: false,
     }
 }
 

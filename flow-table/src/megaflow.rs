@@ -56,6 +56,8 @@ pub struct Megaflow {
     pub tainted: bool,
     /// See [`Translation::tables`].
     pub tables: u64,
+    /// See [`Translation::normal`].
+    pub normal: bool,
     /// Packets that hit it.
     pub packets: u64,
     /// Bytes of those packets.
@@ -64,8 +66,23 @@ pub struct Megaflow {
     pub used_ms: u64,
     /// Install time (ms).
     pub created_ms: u64,
+    /// Packets and bytes already credited to the rules.
+    pushed: (u64, u64),
     subtable: u32,
     hash: u64,
+}
+
+impl Megaflow {
+    fn push_stats(&mut self) {
+        let (p, b) = (self.packets - self.pushed.0, self.bytes - self.pushed.1);
+        if p == 0 {
+            return;
+        }
+        for rule in self.rules.iter() {
+            rule.stats.credit(p, b, self.used_ms);
+        }
+        self.pushed = (self.packets, self.bytes);
+    }
 }
 
 struct Slot {
@@ -241,6 +258,7 @@ impl MegaflowCache {
             flow.rules = x.rules.clone().into_boxed_slice();
             flow.tainted = x.tainted;
             flow.tables = x.tables;
+            flow.normal = x.normal;
             return Ok(FlowRef {
                 idx: i,
                 version: slot.version,
@@ -257,10 +275,12 @@ impl MegaflowCache {
             rules: x.rules.clone().into_boxed_slice(),
             tainted: x.tainted,
             tables: x.tables,
+            normal: x.normal,
             packets: 0,
             bytes: 0,
             used_ms: now_ms,
             created_ms: now_ms,
+            pushed: (0, 0),
             subtable: sid,
             hash,
         };
@@ -346,9 +366,10 @@ impl MegaflowCache {
 
     fn remove_slot(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
-        let Some(flow) = slot.flow.take() else {
+        let Some(mut flow) = slot.flow.take() else {
             return;
         };
+        flow.push_stats();
         slot.version = slot.version.wrapping_add(1);
         let sid = flow.subtable;
         let st = self.subtables[sid as usize]
@@ -417,7 +438,9 @@ impl MegaflowCache {
         doomed.len()
     }
 
-    /// Counts `packets` packets of `bytes` bytes against the megaflow and its rules.
+    /// Counts `packets` packets of `bytes` bytes against the megaflow. Only the megaflow's own
+    /// counters change here (no shared cache line is written per packet); the rules hear of
+    /// it at the next [`MegaflowCache::push_stats`] or when the megaflow goes away.
     #[inline]
     pub fn credit(&mut self, r: FlowRef, packets: u64, bytes: u64, now_ms: u64) {
         let Some(slot) = self.slots.get_mut(r.idx as usize) else {
@@ -430,9 +453,13 @@ impl MegaflowCache {
             flow.packets += packets;
             flow.bytes += bytes;
             flow.used_ms = now_ms;
-            for rule in flow.rules.iter() {
-                rule.stats.credit(packets, bytes, now_ms);
-            }
+        }
+    }
+
+    /// Credits the rules of every megaflow with what its packets added since the last push.
+    pub fn push_stats(&mut self) {
+        for flow in self.slots.iter_mut().filter_map(|s| s.flow.as_mut()) {
+            flow.push_stats();
         }
     }
 
@@ -560,10 +587,24 @@ mod tests {
         let r = c.insert(&k, &x, 100).unwrap();
         c.credit(r, 3, 180, 200);
         assert_eq!(c.get(r).unwrap().packets, 3);
+        assert_eq!(
+            x.rules[0].stats.packets(),
+            0,
+            "rules hear of it at the next push"
+        );
+        c.push_stats();
+        c.push_stats();
         assert_eq!(x.rules[0].stats.packets(), 3);
+        assert_eq!(x.rules[0].stats.last_used_ms(), 200);
+        c.credit(r, 1, 60, 300);
         assert_eq!(c.expire_idle(1_000, 1_000), 0);
-        assert_eq!(c.expire_idle(1_200, 1_000), 1);
+        assert_eq!(c.expire_idle(1_300, 1_000), 1);
         assert!(c.is_empty());
+        assert_eq!(
+            x.rules[0].stats.packets(),
+            4,
+            "a removed megaflow pushes what it had"
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Translation {
     pub tables: u64,
     /// Set when translation gave up; `actions` is then empty.
     pub error: Option<XlateError>,
+    /// A `normal` action ran: the bridge resolves it with its MAC table, and keeps the learned
+    /// source alive while the megaflow is used.
+    pub normal: bool,
 }
 
 /// Bit of [`Translation::tables`] for a table id.
@@ -89,6 +92,7 @@ pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
             tainted: false,
             tables: 0,
             error: None,
+            normal: false,
         },
     };
     // The datapath keys every megaflow on its ingress port (as OVS does), and outputs compare
@@ -148,6 +152,7 @@ impl Ctx<'_> {
                     self.consult(f);
                 }
                 self.out.actions.push(DpAction::Normal);
+                self.out.normal = true;
             }
             Action::Flood => self.out.actions.push(DpAction::Flood),
             Action::Drop => {}
