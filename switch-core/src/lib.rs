@@ -1,7 +1,24 @@
-//! Bridges, PMD threads, action execution, L2 learning and statistics (issue 3, in progress:
-//! so far the MAC learning table and the NORMAL action's resolution).
+//! Bridges, PMD threads, action execution, L2 learning and statistics: the datapath of vswitch,
+//! built on `flow-table` (decisions) and `ports` (packet I/O).
+//!
+//! [`Switch`] is the entry point: it starts the PMD threads and offers the control-plane
+//! operations (bridges, ports, rules, statistics) that the management API exposes.
 
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod bridge;
+pub mod clock;
+mod execute;
 pub mod mac_table;
+pub mod modify;
 pub mod normal;
+mod pmd;
+pub mod port_spec;
+pub mod stats;
+pub mod switch;
+
+pub use bridge::LOCAL_PORT;
+pub use port_spec::PortConfig;
+pub use stats::{DropReason, PmdStats};
+pub use switch::{PortInfo, Switch, SwitchConfig, SwitchError};

@@ -1,0 +1,60 @@
+//! What PMD threads share about a bridge: its rule tables and its MAC table.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use flow_table::{translate, DpAction, FlowKey, RuleChange, RuleTables, Translation};
+
+use crate::mac_table::MacTable;
+use crate::normal;
+
+/// OpenFlow's number for the bridge's own (internal) port.
+pub const LOCAL_PORT: u32 = 65534;
+
+/// The state of a bridge that PMD threads read.
+#[derive(Debug)]
+pub struct BridgeShared {
+    /// Datapath-wide bridge id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Rule tables, replaced whole by the control plane (PMDs read them lock-free on upcalls).
+    pub tables: ArcSwap<RuleTables>,
+    /// MAC learning table. Locked only on upcalls that run NORMAL and by housekeeping, never
+    /// per packet.
+    pub macs: Mutex<MacTable>,
+}
+
+impl BridgeShared {
+    /// A bridge with the given rule tables and MAC table.
+    pub fn new(id: u32, name: &str, tables: RuleTables, macs: MacTable) -> BridgeShared {
+        BridgeShared {
+            id,
+            name: name.to_owned(),
+            tables: ArcSwap::from_pointee(tables),
+            macs: Mutex::new(macs),
+        }
+    }
+
+    /// The MAC table, recovering it if a thread panicked while holding it (the table stays
+    /// consistent: every update is a single insert or remove).
+    pub fn macs(&self) -> MutexGuard<'_, MacTable> {
+        self.macs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The upcall of this bridge: translate through the current rules, then resolve NORMAL
+    /// with the MAC table. A learning event is appended to `learned`.
+    pub fn upcall(&self, key: &FlowKey, now_ms: u64, learned: &mut Vec<RuleChange>) -> Translation {
+        let tables = self.tables.load();
+        let mut x = translate(&tables, key);
+        if x.actions.contains(&DpAction::Normal) {
+            if let Some(ch) = normal::resolve(&mut x, key, &mut self.macs(), now_ms) {
+                learned.push(ch);
+            }
+        }
+        x
+    }
+}
+
+/// Shared handle.
+pub type Bridge = Arc<BridgeShared>;

@@ -1,0 +1,132 @@
+//! Runs a megaflow's datapath actions on one packet, queueing its copies on output ports.
+
+use flow_table::DpAction;
+use ports::{Packet, PacketBatch, PacketPool, Port};
+
+use crate::modify;
+use crate::stats::{DropReason, LocalCounters};
+
+/// A port as one PMD thread sees it: its own instance and its pending transmit batch.
+pub(crate) struct PmdPort {
+    pub port_no: u32,
+    pub port: Box<dyn Port>,
+    pub tx: PacketBatch,
+}
+
+impl PmdPort {
+    /// Sends the pending batch.
+    #[inline]
+    pub fn flush(&mut self, pool: &mut PacketPool) {
+        if !self.tx.is_empty() {
+            self.port.tx_burst(0, pool, &mut self.tx);
+        }
+    }
+
+    #[inline]
+    fn queue(&mut self, pkt: Packet, pool: &mut PacketPool) {
+        if self.tx.is_full() {
+            self.flush(pool);
+        }
+        if let Err(p) = self.tx.push(pkt) {
+            pool.free(p);
+        }
+    }
+}
+
+/// A copy of `pkt` in a fresh buffer, or `None` when the pool is empty.
+fn clone(pkt: &Packet, pool: &mut PacketPool) -> Option<Packet> {
+    let mut c = pool.alloc()?;
+    if !c.set_data(pkt.data()) {
+        pool.free(c);
+        return None;
+    }
+    c.in_port = pkt.in_port;
+    c.vnet = pkt.vnet;
+    Some(c)
+}
+
+fn output(
+    port_no: u32,
+    pkt: Packet,
+    ports: &mut [PmdPort],
+    pool: &mut PacketPool,
+    local: &mut LocalCounters,
+) {
+    match ports.iter_mut().find(|p| p.port_no == port_no) {
+        Some(p) => p.queue(pkt, pool),
+        None => {
+            pool.free(pkt);
+            local.drop(DropReason::NoPort, 1);
+        }
+    }
+}
+
+/// Executes `actions` on `pkt` (received on `in_port`). The packet is consumed: queued on
+/// its last output, or returned to the pool.
+#[inline]
+pub(crate) fn execute(
+    actions: &[DpAction],
+    pkt: Packet,
+    in_port: u32,
+    ports: &mut [PmdPort],
+    pool: &mut PacketPool,
+    local: &mut LocalCounters,
+) {
+    // Rewrites after the last output change nothing anyone sees.
+    let Some(last) = actions
+        .iter()
+        .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Flood))
+    else {
+        pool.free(pkt);
+        local.drop(DropReason::Policy, 1);
+        return;
+    };
+    let mut pkt = pkt;
+    for (i, a) in actions[..=last].iter().enumerate() {
+        let is_last = i == last;
+        let ok = match a {
+            DpAction::Output(p) => {
+                if is_last {
+                    output(*p, pkt, ports, pool, local);
+                    return;
+                }
+                match clone(&pkt, pool) {
+                    Some(c) => output(*p, c, ports, pool, local),
+                    None => local.drop(DropReason::NoBuffer, 1),
+                }
+                true
+            }
+            DpAction::Flood => {
+                let mut targets = ports.iter_mut().filter(|p| p.port_no != in_port).peekable();
+                if is_last && targets.peek().is_none() {
+                    // Nowhere to flood to.
+                    pool.free(pkt);
+                    local.drop(DropReason::NoPort, 1);
+                    return;
+                }
+                while let Some(port) = targets.next() {
+                    if is_last && targets.peek().is_none() {
+                        port.queue(pkt, pool);
+                        return;
+                    }
+                    match clone(&pkt, pool) {
+                        Some(c) => port.queue(c, pool),
+                        None => local.drop(DropReason::NoBuffer, 1),
+                    }
+                }
+                true
+            }
+            DpAction::PushVlan { tpid, tci } => modify::push_vlan(&mut pkt, *tpid, *tci),
+            DpAction::PopVlan => modify::pop_vlan(&mut pkt),
+            DpAction::Set(sf) => modify::set_field(&mut pkt, sf),
+            DpAction::DecTtl => modify::dec_ttl(pkt.data_mut()),
+            // NORMAL is resolved at upcall time; a megaflow never holds it.
+            _ => true,
+        };
+        if !ok {
+            pool.free(pkt);
+            local.drop(DropReason::Malformed, 1);
+            return;
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! Poll-mode driver (PMD) threads: each busy-polls the receive queues of its port instances in
+//! bursts of 32 and runs every batch to completion — parse, EMC, megaflow cache, upcall,
+//! actions, per-port transmit batches.
+//!
+//! A PMD owns everything it touches per packet (its packet pool, its flow caches, its port
+//! instances), so the per-packet path takes no lock and allocates nothing. The control plane
+//! reaches it through a channel that it drains between iterations; requests that must be
+//! complete before an API call returns (rule invalidation, port removal) carry a reply channel.
+//!
+//! When there is no traffic the thread backs off: after a few empty polls it waits for its
+//! receive descriptors with `ppoll` (or sleeps, for ports without one) in growing steps up to
+//! [`MAX_IDLE_WAIT`], so an idle switch costs almost no CPU and wakes on the next packet.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use flow_table::key::FlowKey;
+use flow_table::{extract_into, CacheConfig, Decision, FlowCache, Hit, RuleChange};
+use ports::{PacketBatch, PacketPool, Port};
+
+use crate::bridge::Bridge;
+use crate::clock;
+use crate::execute::{execute, PmdPort};
+use crate::normal;
+use crate::stats::{LocalCounters, PmdCounters};
+
+/// Longest idle wait between polls.
+pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
+/// Empty polls before the thread starts waiting.
+const SPIN_POLLS: u32 = 64;
+/// Period of housekeeping (pushing rule counters, megaflow expiry, MAC refresh).
+const SWEEP_MS: u64 = 100;
+
+/// Messages from the control plane.
+pub(crate) enum PmdMsg {
+    /// Start serving a bridge.
+    AddBridge(Bridge),
+    /// Stop serving a bridge (its ports must be gone already).
+    DelBridge(u32, Sender<()>),
+    /// Take this instance of a port of a bridge.
+    AddPort {
+        bridge: u32,
+        port_no: u32,
+        port: Box<dyn Port>,
+    },
+    /// Drop the instance of a port (closing its queues), then reply.
+    DelPort {
+        bridge: u32,
+        port_no: u32,
+        done: Sender<()>,
+    },
+    /// Remove the cached decisions these rule changes may affect, then reply (if asked).
+    Invalidate {
+        bridge: u32,
+        changes: Arc<[RuleChange]>,
+        done: Option<Sender<()>>,
+    },
+    /// Push megaflow counters into the rules, then reply.
+    SyncStats(Sender<()>),
+    /// Zero the PMD counters, then reply.
+    ClearStats(Sender<()>),
+    /// Exit the thread.
+    Stop,
+}
+
+/// Settings of one PMD thread.
+#[derive(Clone, Debug)]
+pub struct PmdConfig {
+    /// Core to pin to, if any.
+    pub core: Option<usize>,
+    /// Flow cache sizes.
+    pub cache: CacheConfig,
+    /// Packet pool.
+    pub pool: ports::PoolConfig,
+    /// Megaflows unused this long are removed.
+    pub megaflow_idle_ms: u64,
+}
+
+struct PmdBridge {
+    shared: Bridge,
+    cache: FlowCache,
+    ports: Vec<PmdPort>,
+    /// Invalidations from this PMD's own MAC learning, applied after the batch in flight.
+    learned: Vec<RuleChange>,
+}
+
+/// A running PMD thread's state.
+pub(crate) struct Pmd {
+    idx: usize,
+    cfg: PmdConfig,
+    rx: Receiver<PmdMsg>,
+    /// Senders of every PMD (for learning events), this one included.
+    peers: Vec<Sender<PmdMsg>>,
+    pool: PacketPool,
+    bridges: Vec<PmdBridge>,
+    local: LocalCounters,
+    counters: Arc<PmdCounters>,
+    idle_polls: u32,
+    last_sweep_ms: u64,
+    fds: Vec<libc::pollfd>,
+    fds_dirty: bool,
+}
+
+impl Pmd {
+    pub(crate) fn new(
+        idx: usize,
+        cfg: PmdConfig,
+        rx: Receiver<PmdMsg>,
+        peers: Vec<Sender<PmdMsg>>,
+        counters: Arc<PmdCounters>,
+    ) -> std::io::Result<Pmd> {
+        let pool = PacketPool::new(cfg.pool)?;
+        Ok(Pmd {
+            idx,
+            cfg,
+            rx,
+            peers,
+            pool,
+            bridges: Vec::new(),
+            local: LocalCounters::default(),
+            counters,
+            idle_polls: 0,
+            last_sweep_ms: 0,
+            fds: Vec::new(),
+            fds_dirty: true,
+        })
+    }
+
+    /// The thread body: poll until told to stop.
+    pub(crate) fn run(mut self) {
+        if let Some(core) = self.cfg.core {
+            pin_to_core(core);
+        }
+        loop {
+            let t0 = clock::cycles();
+            let now = clock::now_ms();
+            let got = self.poll_all(now);
+            let t1 = clock::cycles();
+            if got > 0 {
+                self.local.busy_cycles += t1 - t0;
+                self.idle_polls = 0;
+            } else {
+                self.idle_polls = self.idle_polls.saturating_add(1);
+                if self.idle_polls > SPIN_POLLS {
+                    self.idle_wait();
+                }
+                self.local.idle_cycles += clock::cycles() - t0;
+            }
+            self.local.iterations += 1;
+            if !self.handle_messages() {
+                break;
+            }
+            if now >= self.last_sweep_ms + SWEEP_MS {
+                self.sweep(now);
+                self.last_sweep_ms = now;
+            }
+            let megaflows = self
+                .bridges
+                .iter()
+                .map(|b| b.cache.megaflows.len() as u64)
+                .sum();
+            self.local.publish(&self.counters, megaflows);
+        }
+        // Return every pending buffer before the pool goes.
+        for b in &mut self.bridges {
+            for p in &mut b.ports {
+                self.pool.free_batch(&mut p.tx);
+            }
+        }
+    }
+
+    fn poll_all(&mut self, now: u64) -> usize {
+        let mut got = 0;
+        for b in 0..self.bridges.len() {
+            for p in 0..self.bridges[b].ports.len() {
+                for q in 0..self.bridges[b].ports[p].port.n_rxq() {
+                    got += self.poll_queue(b, p, q, now);
+                }
+            }
+            let br = &mut self.bridges[b];
+            for port in &mut br.ports {
+                port.flush(&mut self.pool);
+            }
+            if !br.learned.is_empty() {
+                let changes: Arc<[RuleChange]> = br.learned.drain(..).collect();
+                br.cache.invalidate(&changes);
+                // Other PMDs may have cached decisions towards the learned address too.
+                for (i, peer) in self.peers.iter().enumerate() {
+                    if i != self.idx {
+                        let _ = peer.send(PmdMsg::Invalidate {
+                            bridge: br.shared.id,
+                            changes: Arc::clone(&changes),
+                            done: None,
+                        });
+                    }
+                }
+            }
+        }
+        got
+    }
+
+    #[inline]
+    fn poll_queue(&mut self, b: usize, p: usize, q: usize, now: u64) -> usize {
+        let Pmd {
+            bridges,
+            pool,
+            local,
+            ..
+        } = self;
+        let PmdBridge {
+            shared,
+            cache,
+            ports,
+            learned,
+        } = &mut bridges[b];
+        let mut batch = PacketBatch::new();
+        let n = ports[p].port.rx_burst(q, pool, &mut batch);
+        if n == 0 {
+            return 0;
+        }
+        let in_port = ports[p].port_no;
+        local.packets += n as u64;
+        let mut key = FlowKey::ZERO;
+        for pkt in batch.drain() {
+            extract_into(pkt.data(), in_port, &mut key);
+            let hash = key.hash();
+            let d = cache.lookup_with(&key, hash, now, |k| shared.upcall(k, now, learned));
+            let len = pkt.len() as u64;
+            match &d {
+                Decision::Cached(r, hit) => {
+                    match hit {
+                        Hit::Emc => local.emc_hits += 1,
+                        Hit::Megaflow => local.megaflow_hits += 1,
+                        Hit::Upcall => local.upcalls += 1,
+                    }
+                    cache.megaflows.credit(*r, 1, len, now);
+                }
+                Decision::Uncached(x) => {
+                    local.upcalls += 1;
+                    local.lost += 1;
+                    for rule in &x.rules {
+                        rule.stats.credit(1, len, now);
+                    }
+                }
+            }
+            execute(cache.actions(&d), pkt, in_port, ports, pool, local);
+        }
+        n
+    }
+
+    /// Waits up to the current back-off step for traffic on any receive descriptor.
+    fn idle_wait(&mut self) {
+        let step = (self.idle_polls - SPIN_POLLS).min(16);
+        let wait = Duration::from_micros(1u64 << step.min(8)).min(MAX_IDLE_WAIT);
+        if self.fds_dirty {
+            self.fds = self
+                .bridges
+                .iter()
+                .flat_map(|b| b.ports.iter())
+                .flat_map(|p| (0..p.port.n_rxq()).map(|q| p.port.rx_fd(q)))
+                .map(|fd: Option<RawFd>| libc::pollfd {
+                    fd: fd.unwrap_or(-1),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            self.fds_dirty = false;
+        }
+        let all_have_fds = !self.fds.is_empty() && self.fds.iter().all(|f| f.fd >= 0);
+        if all_have_fds {
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: wait.as_nanos() as libc::c_long,
+            };
+            // SAFETY: `fds` is a valid, exclusively borrowed array of `len` pollfd structs and
+            // `ts` outlives the call; ppoll only writes `revents`.
+            unsafe {
+                libc::ppoll(
+                    self.fds.as_mut_ptr(),
+                    self.fds.len() as libc::nfds_t,
+                    &ts,
+                    std::ptr::null(),
+                );
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Applies control messages; false when told to stop.
+    fn handle_messages(&mut self) -> bool {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                PmdMsg::AddBridge(shared) => self.bridges.push(PmdBridge {
+                    shared,
+                    cache: FlowCache::new(self.cfg.cache),
+                    ports: Vec::new(),
+                    learned: Vec::new(),
+                }),
+                PmdMsg::DelBridge(id, done) => {
+                    if let Some(i) = self.bridges.iter().position(|b| b.shared.id == id) {
+                        let mut b = self.bridges.remove(i);
+                        b.cache.flush();
+                        for p in &mut b.ports {
+                            self.pool.free_batch(&mut p.tx);
+                        }
+                    }
+                    self.fds_dirty = true;
+                    let _ = done.send(());
+                }
+                PmdMsg::AddPort {
+                    bridge,
+                    port_no,
+                    port,
+                } => {
+                    if let Some(b) = self.bridge_mut(bridge) {
+                        b.ports.push(PmdPort {
+                            port_no,
+                            port,
+                            tx: PacketBatch::new(),
+                        });
+                    }
+                    self.fds_dirty = true;
+                }
+                PmdMsg::DelPort {
+                    bridge,
+                    port_no,
+                    done,
+                } => {
+                    let pool = &mut self.pool;
+                    if let Some(b) = self.bridges.iter_mut().find(|b| b.shared.id == bridge) {
+                        if let Some(i) = b.ports.iter().position(|p| p.port_no == port_no) {
+                            let mut gone = b.ports.remove(i);
+                            pool.free_batch(&mut gone.tx);
+                        }
+                    }
+                    self.fds_dirty = true;
+                    let _ = done.send(());
+                }
+                PmdMsg::Invalidate {
+                    bridge,
+                    changes,
+                    done,
+                } => {
+                    if let Some(b) = self.bridge_mut(bridge) {
+                        b.cache.invalidate(&changes);
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                PmdMsg::SyncStats(done) => {
+                    for b in &mut self.bridges {
+                        b.cache.megaflows.push_stats();
+                    }
+                    let _ = done.send(());
+                }
+                PmdMsg::ClearStats(done) => {
+                    self.local = LocalCounters::default();
+                    let _ = done.send(());
+                }
+                PmdMsg::Stop => return false,
+            }
+        }
+        true
+    }
+
+    fn bridge_mut(&mut self, id: u32) -> Option<&mut PmdBridge> {
+        self.bridges.iter_mut().find(|b| b.shared.id == id)
+    }
+
+    /// Periodic housekeeping: rule counters, idle megaflows, and keeping alive the MAC
+    /// entries of sources whose traffic only hits cached megaflows.
+    fn sweep(&mut self, now: u64) {
+        for b in &mut self.bridges {
+            b.cache.megaflows.push_stats();
+            let since = now.saturating_sub(SWEEP_MS * 2);
+            let touches: Vec<(u16, [u8; 6], u32)> = b
+                .cache
+                .megaflows
+                .iter()
+                .filter(|(_, _, _, f)| f.normal && f.used_ms >= since)
+                .map(|(_, k, _, _)| (normal::vlan_of(k), k.eth_src, k.in_port))
+                .collect();
+            if !touches.is_empty() {
+                let mut macs = b.shared.macs();
+                for (vlan, mac, port) in touches {
+                    // Only refresh an entry that still points where this traffic comes from.
+                    if macs.lookup(vlan, &mac, now) == Some(port) {
+                        macs.touch(vlan, &mac, now);
+                    }
+                }
+            }
+            b.cache
+                .megaflows
+                .expire_idle(now, self.cfg.megaflow_idle_ms);
+        }
+    }
+}
+
+/// Pins the calling thread to `core` (best effort: a failure is reported, not fatal).
+fn pin_to_core(core: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
+    // sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        eprintln!(
+            "vswitch: could not pin PMD thread to core {core}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

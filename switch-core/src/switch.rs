@@ -1,0 +1,616 @@
+//! The switch: bridges, ports and rules, and the PMD threads that forward between them.
+//!
+//! Every method is a control-plane operation. Changes reach the PMD threads through their
+//! channels; a method that changes what packets do returns only after every PMD has applied the
+//! change, so a rule deleted by a returned call never forwards another packet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Sender};
+use flow_table::{
+    Action, CacheConfig, FlowModError, Match, Rule, RuleChange, RuleFilter, RuleSpec, RuleTables,
+};
+use ports::{PoolConfig, Port, PortCounters, PortKind, PortStats};
+
+use crate::bridge::{Bridge, BridgeShared, LOCAL_PORT};
+use crate::clock;
+use crate::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
+use crate::pmd::{Pmd, PmdConfig, PmdMsg};
+use crate::port_spec::PortConfig;
+use crate::stats::{PmdCounters, PmdStats};
+
+/// How long a control operation waits for the PMD threads.
+const PMD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Housekeeping period (rule and MAC expiry).
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+
+/// Settings of a switch.
+#[derive(Clone, Debug)]
+pub struct SwitchConfig {
+    /// One entry per PMD thread: the core to pin it to, or `None` to let it float.
+    pub pmd_cores: Vec<Option<usize>>,
+    /// Flow cache of each PMD.
+    pub cache: CacheConfig,
+    /// Packet pool of each PMD.
+    pub pool: PoolConfig,
+    /// Megaflows idle this long are removed (OVS: 10 s).
+    pub megaflow_idle_ms: u64,
+    /// MAC learning aging time (OVS: 300 s).
+    pub mac_aging_secs: u64,
+    /// MAC table capacity per bridge.
+    pub mac_table_size: usize,
+    /// Create each bridge's internal port (a tap named like the bridge), as OVS does.
+    pub internal_ports: bool,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            pmd_cores: vec![None],
+            cache: CacheConfig::default(),
+            // Room for 64 KB offloaded (GSO) frames, so TCP between kernel ports crosses whole.
+            pool: PoolConfig {
+                n_buffers: 1024,
+                data_room: 65536 + 512,
+                ..PoolConfig::default()
+            },
+            megaflow_idle_ms: 10_000,
+            mac_aging_secs: DEFAULT_AGING_SECS,
+            mac_table_size: DEFAULT_MAX_ENTRIES,
+            internal_ports: true,
+        }
+    }
+}
+
+/// What went wrong with a control operation.
+#[derive(Debug)]
+pub enum SwitchError {
+    /// No bridge of that name.
+    NoSuchBridge(String),
+    /// A bridge of that name exists.
+    BridgeExists(String),
+    /// No port of that name or number on the bridge.
+    NoSuchPort(String),
+    /// A port of that name or number exists.
+    PortExists(String),
+    /// Opening the port failed.
+    Port(String, io::Error),
+    /// The flow mod was refused.
+    FlowMod(FlowModError),
+    /// A PMD thread did not answer in time.
+    Timeout,
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwitchError::NoSuchBridge(b) => write!(f, "no bridge named '{b}'"),
+            SwitchError::BridgeExists(b) => write!(f, "bridge '{b}' already exists"),
+            SwitchError::NoSuchPort(p) => write!(f, "no port '{p}' on this bridge"),
+            SwitchError::PortExists(p) => write!(f, "port '{p}' already exists"),
+            SwitchError::Port(p, e) => write!(f, "cannot open port '{p}': {e}"),
+            SwitchError::FlowMod(e) => write!(f, "{e}"),
+            SwitchError::Timeout => write!(f, "the datapath did not answer in time"),
+        }
+    }
+}
+
+impl std::error::Error for SwitchError {}
+
+impl From<FlowModError> for SwitchError {
+    fn from(e: FlowModError) -> Self {
+        SwitchError::FlowMod(e)
+    }
+}
+
+/// A port as the control plane lists it.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    /// Name.
+    pub name: String,
+    /// OpenFlow port number.
+    pub port_no: u32,
+    /// Kind.
+    pub kind: PortKind,
+    /// How it was configured.
+    pub config: PortConfig,
+    /// MAC address.
+    pub mac: [u8; 6],
+    /// MTU.
+    pub mtu: u32,
+    /// Counters.
+    pub stats: PortStats,
+}
+
+struct PortCtl {
+    name: String,
+    kind: PortKind,
+    config: PortConfig,
+    mac: [u8; 6],
+    mtu: u32,
+    counters: Arc<PortCounters>,
+}
+
+struct BridgeCtl {
+    shared: Bridge,
+    ports: BTreeMap<u32, PortCtl>,
+}
+
+struct Ctl {
+    bridges: BTreeMap<String, BridgeCtl>,
+    next_bridge_id: u32,
+}
+
+struct PmdHandle {
+    tx: Sender<PmdMsg>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<PmdCounters>,
+    core: Option<usize>,
+}
+
+struct Inner {
+    cfg: SwitchConfig,
+    ctl: Mutex<Ctl>,
+    pmds: Vec<PmdHandle>,
+    stop: AtomicBool,
+}
+
+/// A running switch. Dropping it stops its threads and closes its ports.
+pub struct Switch {
+    inner: Arc<Inner>,
+    housekeeper: Option<JoinHandle<()>>,
+}
+
+fn default_rules() -> RuleTables {
+    let mut t = RuleTables::new();
+    t.add(
+        RuleSpec::new(0, Match::any(), vec![Action::Normal]),
+        clock::now_ms(),
+    )
+    .expect("the default rule is valid");
+    t
+}
+
+impl Switch {
+    /// Starts the PMD threads (no bridges yet).
+    pub fn start(cfg: SwitchConfig) -> io::Result<Switch> {
+        let n = cfg.pmd_cores.len().max(1);
+        let channels: Vec<_> = (0..n).map(|_| unbounded::<PmdMsg>()).collect();
+        let senders: Vec<Sender<PmdMsg>> = channels.iter().map(|(s, _)| s.clone()).collect();
+        let mut pmds = Vec::with_capacity(n);
+        for (i, (tx, rx)) in channels.into_iter().enumerate() {
+            let core = cfg.pmd_cores.get(i).copied().flatten();
+            let counters = Arc::new(PmdCounters::default());
+            let pmd = Pmd::new(
+                i,
+                PmdConfig {
+                    core,
+                    cache: cfg.cache,
+                    pool: cfg.pool,
+                    megaflow_idle_ms: cfg.megaflow_idle_ms,
+                },
+                rx,
+                senders.clone(),
+                Arc::clone(&counters),
+            )?;
+            let thread = std::thread::Builder::new()
+                .name(format!("pmd{i}"))
+                .spawn(move || pmd.run())?;
+            pmds.push(PmdHandle {
+                tx,
+                thread: Some(thread),
+                counters,
+                core,
+            });
+        }
+        let inner = Arc::new(Inner {
+            cfg,
+            ctl: Mutex::new(Ctl {
+                bridges: BTreeMap::new(),
+                next_bridge_id: 1,
+            }),
+            pmds,
+            stop: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&inner);
+        let housekeeper = std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || loop {
+                std::thread::sleep(HOUSEKEEPING);
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                inner.housekeeping();
+            })?;
+        Ok(Switch {
+            inner,
+            housekeeper: Some(housekeeper),
+        })
+    }
+
+    /// Number of PMD threads.
+    pub fn n_pmds(&self) -> usize {
+        self.inner.pmds.len()
+    }
+
+    /// Creates a bridge whose only rule is `priority=0,actions=NORMAL`, with its internal port
+    /// (when configured).
+    pub fn add_bridge(&self, name: &str) -> Result<(), SwitchError> {
+        let mut ctl = self.inner.lock();
+        if ctl.bridges.contains_key(name) {
+            return Err(SwitchError::BridgeExists(name.to_owned()));
+        }
+        let id = ctl.next_bridge_id;
+        ctl.next_bridge_id += 1;
+        let cfg = &self.inner.cfg;
+        let shared = Arc::new(BridgeShared::new(
+            id,
+            name,
+            default_rules(),
+            MacTable::new(cfg.mac_aging_secs, cfg.mac_table_size),
+        ));
+        for pmd in &self.inner.pmds {
+            let _ = pmd.tx.send(PmdMsg::AddBridge(Arc::clone(&shared)));
+        }
+        ctl.bridges.insert(
+            name.to_owned(),
+            BridgeCtl {
+                shared,
+                ports: BTreeMap::new(),
+            },
+        );
+        if cfg.internal_ports {
+            let br = ctl.bridges.get_mut(name).expect("just inserted");
+            if let Err(e) = self
+                .inner
+                .attach(br, name, PortConfig::Internal, Some(LOCAL_PORT))
+            {
+                drop(ctl);
+                let _ = self.del_bridge(name);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a bridge with its ports.
+    pub fn del_bridge(&self, name: &str) -> Result<(), SwitchError> {
+        let mut ctl = self.inner.lock();
+        let br = ctl
+            .bridges
+            .get_mut(name)
+            .ok_or_else(|| SwitchError::NoSuchBridge(name.to_owned()))?;
+        let nos: Vec<u32> = br.ports.keys().copied().collect();
+        for no in nos {
+            self.inner.detach(br, no)?;
+        }
+        let id = br.shared.id;
+        self.inner.each_pmd(|done| PmdMsg::DelBridge(id, done))?;
+        ctl.bridges.remove(name);
+        Ok(())
+    }
+
+    /// Bridge names, sorted.
+    pub fn bridges(&self) -> Vec<String> {
+        self.inner.lock().bridges.keys().cloned().collect()
+    }
+
+    /// Adds a port to a bridge; `port_no` picks its OpenFlow number (else the lowest free one
+    /// from 1). Returns the number.
+    pub fn add_port(
+        &self,
+        bridge: &str,
+        name: &str,
+        config: PortConfig,
+        port_no: Option<u32>,
+    ) -> Result<u32, SwitchError> {
+        let mut ctl = self.inner.lock();
+        let br = ctl.bridge_mut(bridge)?;
+        self.inner.attach(br, name, config, port_no)
+    }
+
+    /// Removes a port (by name or number); returns after no PMD uses it any more.
+    pub fn del_port(&self, bridge: &str, port: &str) -> Result<(), SwitchError> {
+        let mut ctl = self.inner.lock();
+        let br = ctl.bridge_mut(bridge)?;
+        let no = resolve_port(br, port)?;
+        self.inner.detach(br, no)
+    }
+
+    /// The ports of a bridge, by number.
+    pub fn ports(&self, bridge: &str) -> Result<Vec<PortInfo>, SwitchError> {
+        let ctl = self.inner.lock();
+        let br = ctl.bridge(bridge)?;
+        Ok(br
+            .ports
+            .iter()
+            .map(|(&port_no, p)| PortInfo {
+                name: p.name.clone(),
+                port_no,
+                kind: p.kind,
+                config: p.config.clone(),
+                mac: p.mac,
+                mtu: p.mtu,
+                stats: p.counters.snapshot(),
+            })
+            .collect())
+    }
+
+    /// The OpenFlow number of a port given by name or number.
+    pub fn port_no(&self, bridge: &str, port: &str) -> Result<u32, SwitchError> {
+        let ctl = self.inner.lock();
+        resolve_port(ctl.bridge(bridge)?, port)
+    }
+
+    /// `add-flow`. Returns once every PMD dropped the cached decisions the rule changes.
+    pub fn add_flow(&self, bridge: &str, spec: RuleSpec) -> Result<(), SwitchError> {
+        self.add_flows(bridge, vec![spec])
+    }
+
+    /// `add-flows`: all or nothing (the first invalid rule refuses the whole set).
+    pub fn add_flows(&self, bridge: &str, specs: Vec<RuleSpec>) -> Result<(), SwitchError> {
+        self.update_rules(bridge, |t| {
+            let now = clock::now_ms();
+            let mut changes = Vec::with_capacity(specs.len());
+            for spec in specs {
+                changes.extend(t.add(spec, now)?);
+            }
+            Ok((changes, ()))
+        })
+    }
+
+    /// `mod-flows`: returns how many rules changed.
+    pub fn mod_flows(
+        &self,
+        bridge: &str,
+        filter: &RuleFilter,
+        actions: &[Action],
+        strict: bool,
+    ) -> Result<usize, SwitchError> {
+        self.update_rules(bridge, |t| {
+            let changes = t.modify(filter, actions, strict)?;
+            let n = changes.len();
+            Ok((changes, n))
+        })
+    }
+
+    /// `del-flows`: returns the removed rules.
+    pub fn del_flows(
+        &self,
+        bridge: &str,
+        filter: &RuleFilter,
+        strict: bool,
+    ) -> Result<Vec<Arc<Rule>>, SwitchError> {
+        self.update_rules(bridge, |t| {
+            let gone = t.delete(filter, strict);
+            Ok((gone.iter().map(|r| RuleChange::of(r)).collect(), gone))
+        })
+    }
+
+    fn update_rules<T>(
+        &self,
+        bridge: &str,
+        f: impl FnOnce(&mut RuleTables) -> Result<(Vec<RuleChange>, T), FlowModError>,
+    ) -> Result<T, SwitchError> {
+        let ctl = self.inner.lock();
+        let br = ctl.bridge(bridge)?;
+        // Edit a copy so that PMDs keep translating with a consistent table set meanwhile.
+        let mut tables = RuleTables::clone(&br.shared.tables.load());
+        let (changes, out) = f(&mut tables)?;
+        br.shared.tables.store(Arc::new(tables));
+        self.inner.invalidate(&br.shared, changes)?;
+        Ok(out)
+    }
+
+    /// The rules of a bridge with up-to-date counters.
+    pub fn flows(&self, bridge: &str) -> Result<Vec<Arc<Rule>>, SwitchError> {
+        self.inner.each_pmd(PmdMsg::SyncStats)?;
+        let ctl = self.inner.lock();
+        Ok(ctl.bridge(bridge)?.shared.tables.load().rules())
+    }
+
+    /// The MAC learning table of a bridge.
+    pub fn fdb(&self, bridge: &str) -> Result<Vec<FdbRow>, SwitchError> {
+        let ctl = self.inner.lock();
+        let rows = ctl.bridge(bridge)?.shared.macs().rows(clock::now_ms());
+        Ok(rows)
+    }
+
+    /// Counters of every PMD thread.
+    pub fn pmd_stats(&self) -> Vec<PmdStats> {
+        self.inner
+            .pmds
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.counters.snapshot(i, p.core))
+            .collect()
+    }
+
+    /// Zeroes the PMD counters.
+    pub fn clear_pmd_stats(&self) -> Result<(), SwitchError> {
+        self.inner.each_pmd(PmdMsg::ClearStats)
+    }
+}
+
+fn resolve_port(br: &BridgeCtl, port: &str) -> Result<u32, SwitchError> {
+    if let Some((&no, _)) = br.ports.iter().find(|(_, p)| p.name == port) {
+        return Ok(no);
+    }
+    let no = match port {
+        "LOCAL" | "local" => Some(LOCAL_PORT),
+        _ => port.parse::<u32>().ok(),
+    };
+    no.filter(|n| br.ports.contains_key(n))
+        .ok_or_else(|| SwitchError::NoSuchPort(port.to_owned()))
+}
+
+impl Ctl {
+    fn bridge(&self, name: &str) -> Result<&BridgeCtl, SwitchError> {
+        self.bridges
+            .get(name)
+            .ok_or_else(|| SwitchError::NoSuchBridge(name.to_owned()))
+    }
+
+    fn bridge_mut(&mut self, name: &str) -> Result<&mut BridgeCtl, SwitchError> {
+        self.bridges
+            .get_mut(name)
+            .ok_or_else(|| SwitchError::NoSuchBridge(name.to_owned()))
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Ctl> {
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a message with a reply channel to every PMD and waits for every reply.
+    fn each_pmd(&self, msg: impl Fn(Sender<()>) -> PmdMsg) -> Result<(), SwitchError> {
+        let (done, replies) = bounded(self.pmds.len());
+        for pmd in &self.pmds {
+            pmd.tx
+                .send(msg(done.clone()))
+                .map_err(|_| SwitchError::Timeout)?;
+        }
+        for _ in &self.pmds {
+            replies
+                .recv_timeout(PMD_REPLY_TIMEOUT)
+                .map_err(|_| SwitchError::Timeout)?;
+        }
+        Ok(())
+    }
+
+    fn invalidate(
+        &self,
+        bridge: &BridgeShared,
+        changes: Vec<RuleChange>,
+    ) -> Result<(), SwitchError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let changes: Arc<[RuleChange]> = changes.into();
+        self.each_pmd(|done| PmdMsg::Invalidate {
+            bridge: bridge.id,
+            changes: Arc::clone(&changes),
+            done: Some(done),
+        })
+    }
+
+    fn attach(
+        &self,
+        br: &mut BridgeCtl,
+        name: &str,
+        config: PortConfig,
+        port_no: Option<u32>,
+    ) -> Result<u32, SwitchError> {
+        if br.ports.values().any(|p| p.name == name) {
+            return Err(SwitchError::PortExists(name.to_owned()));
+        }
+        let no = match port_no {
+            Some(n) if br.ports.contains_key(&n) => {
+                return Err(SwitchError::PortExists(n.to_string()))
+            }
+            Some(n) => n,
+            None => (1..)
+                .find(|n| !br.ports.contains_key(n))
+                .expect("a free number"),
+        };
+        let instances = config
+            .open(name, &br.shared.name, self.pmds.len())
+            .map_err(|e| SwitchError::Port(name.to_owned(), e))?;
+        let first: &dyn Port = instances[0].as_ref();
+        let ctl = PortCtl {
+            name: name.to_owned(),
+            kind: first.kind(),
+            config,
+            mac: first.mac(),
+            mtu: first.mtu(),
+            counters: first.counters(),
+        };
+        for (pmd, mut port) in self.pmds.iter().zip(instances) {
+            port.set_port_no(no);
+            let _ = pmd.tx.send(PmdMsg::AddPort {
+                bridge: br.shared.id,
+                port_no: no,
+                port,
+            });
+        }
+        br.ports.insert(no, ctl);
+        Ok(no)
+    }
+
+    fn detach(&self, br: &mut BridgeCtl, no: u32) -> Result<(), SwitchError> {
+        let id = br.shared.id;
+        self.each_pmd(|done| PmdMsg::DelPort {
+            bridge: id,
+            port_no: no,
+            done,
+        })?;
+        br.ports.remove(&no);
+        // Forget what was learned on the port, and what was decided about traffic from it or
+        // to it.
+        let gone = br.shared.macs().flush_port(no);
+        let mut changes: Vec<RuleChange> = gone
+            .iter()
+            .map(|(_, mac)| RuleChange {
+                table: 0,
+                r#match: Match::any().eth_dst(*mac),
+            })
+            .collect();
+        changes.push(RuleChange {
+            table: 0,
+            r#match: Match::any().in_port(no),
+        });
+        self.invalidate(&br.shared, changes)
+    }
+
+    /// Expires rules and MAC entries whose time ran out.
+    fn housekeeping(&self) {
+        let now = clock::now_ms();
+        let ctl = self.lock();
+        for br in ctl.bridges.values() {
+            let current = br.shared.tables.load();
+            let mut changes = Vec::new();
+            if current.rules().iter().any(|r| r.expired(now)) {
+                let mut t = RuleTables::clone(&current);
+                changes.extend(t.expire(now).iter().map(|r| RuleChange::of(r)));
+                br.shared.tables.store(Arc::new(t));
+            }
+            changes.extend(br.shared.macs().expire(now).into_iter().map(|(_, mac, _)| {
+                RuleChange {
+                    table: 0,
+                    r#match: Match::any().eth_dst(mac),
+                }
+            }));
+            if let Err(e) = self.invalidate(&br.shared, changes) {
+                eprintln!("vswitch: housekeeping of bridge {}: {e}", br.shared.name);
+            }
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        for pmd in &self.inner.pmds {
+            let _ = pmd.tx.send(PmdMsg::Stop);
+        }
+        // The PMD handles live in `inner`, which the housekeeper may briefly hold too.
+        if let Some(h) = self.housekeeper.take() {
+            let _ = h.join();
+        }
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            for pmd in &mut inner.pmds {
+                if let Some(t) = pmd.thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
