@@ -17,6 +17,8 @@ mod pmd;
 pub mod port_spec;
 pub mod stats;
 pub mod switch;
+#[cfg(feature = "testnet")]
+pub mod testnet;
 
 pub use bridge::LOCAL_PORT;
 pub use port_spec::PortConfig;

@@ -1,14 +1,12 @@
 //! End-to-end tests with real kernel interfaces: namespaces joined through the switch by veth
 //! pairs (system ports, AF_PACKET and AF_XDP) and taps, real ping and iperf3 traffic.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{can_run, if_stat, iperf3, serial, unique, Host};
 use flow_table::key::{ethertype, ipproto};
 use flow_table::{Action, Match, RuleFilter, RuleSpec};
 use ports::SystemMode;
+use switch_core::testnet::{can_run, if_stat, iperf3, serial, unique, Host};
 use switch_core::{PortConfig, Switch, SwitchConfig};
 
 fn switch() -> Switch {
