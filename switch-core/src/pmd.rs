@@ -30,6 +30,8 @@ use crate::stats::{LocalCounters, PmdCounters};
 pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
 /// Empty polls before the thread starts waiting.
 const SPIN_POLLS: u32 = 64;
+/// Packets per iteration below which the thread counts as lightly loaded.
+const LIGHT_LOAD: usize = 4;
 /// Period of housekeeping (pushing rule counters, megaflow expiry, MAC refresh).
 const SWEEP_MS: u64 = 100;
 
@@ -140,13 +142,20 @@ impl Pmd {
             let t1 = clock::cycles();
             if got > 0 {
                 self.local.busy_cycles += t1 - t0;
+            } else {
+                self.local.idle_cycles += t1 - t0;
+            }
+            // Light traffic counts towards back-off too: on kernel-socket ports the packets
+            // come from other threads of this machine, and a PMD spinning between small
+            // bursts takes the CPU they need. The wait ends as soon as a queue is readable.
+            if got >= LIGHT_LOAD {
                 self.idle_polls = 0;
             } else {
                 self.idle_polls = self.idle_polls.saturating_add(1);
                 if self.idle_polls > SPIN_POLLS {
                     self.idle_wait();
+                    self.local.idle_cycles += clock::cycles() - t1;
                 }
-                self.local.idle_cycles += clock::cycles() - t0;
             }
             self.local.iterations += 1;
             if !self.handle_messages() {
