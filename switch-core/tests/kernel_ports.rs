@@ -17,6 +17,26 @@ fn system(mode: SystemMode) -> PortConfig {
     PortConfig::System { mode }
 }
 
+/// A switch without internal ports, so that the only frames are the test's.
+fn quiet_switch() -> Switch {
+    Switch::start(SwitchConfig {
+        internal_ports: false,
+        ..SwitchConfig::default()
+    })
+    .unwrap()
+}
+
+/// A new bridge on `sw` with `ports` (kernel interfaces) as ports 1, 2, ...
+fn bridge_with(sw: &Switch, ports: &[&str], mode: SystemMode) -> String {
+    let br = unique("vsbr");
+    sw.add_bridge(&br).unwrap();
+    for (i, p) in ports.iter().enumerate() {
+        let no = sw.add_port(&br, p, system(mode), None).unwrap();
+        assert_eq!(no as usize, i + 1);
+    }
+    br
+}
+
 #[test]
 fn veth_ping_tcp_and_a_drop_rule_that_takes_effect_at_once() {
     let _serial = serial();
@@ -26,18 +46,7 @@ fn veth_ping_tcp_and_a_drop_rule_that_takes_effect_at_once() {
     let (h1, v1) = Host::veth("10.201.0.1");
     let (h2, v2) = Host::veth("10.201.0.2");
     let sw = switch();
-    let br = unique("vsbr");
-    sw.add_bridge(&br).unwrap();
-    assert_eq!(
-        sw.add_port(&br, &v1, system(SystemMode::AfPacket), None)
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        sw.add_port(&br, &v2, system(SystemMode::AfPacket), None)
-            .unwrap(),
-        2
-    );
+    let br = bridge_with(&sw, &[&v1, &v2], SystemMode::AfPacket);
 
     assert!(
         h1.ping_until_ok(&h2.ip, Duration::from_secs(5)),
@@ -80,12 +89,7 @@ fn afxdp_ports_forward() {
     let (h1, v1) = Host::veth("10.202.0.1");
     let (h2, v2) = Host::veth("10.202.0.2");
     let sw = switch();
-    let br = unique("vsbr");
-    sw.add_bridge(&br).unwrap();
-    sw.add_port(&br, &v1, system(SystemMode::AfXdp), None)
-        .unwrap();
-    sw.add_port(&br, &v2, system(SystemMode::AfXdp), None)
-        .unwrap();
+    let br = bridge_with(&sw, &[&v1, &v2], SystemMode::AfXdp);
     let kinds: Vec<_> = sw.ports(&br).unwrap().iter().map(|p| p.kind).collect();
     assert!(kinds.contains(&ports::PortKind::SystemAfXdp), "{kinds:?}");
     assert!(h1.ping_until_ok(&h2.ip, Duration::from_secs(5)));
@@ -131,17 +135,8 @@ fn learning_stops_flooding() {
     // Static ARP: the only frames are the pings themselves.
     h1.arp(&h2.ip, &h2.mac());
     h2.arp(&h1.ip, &h1.mac());
-    let sw = Switch::start(SwitchConfig {
-        internal_ports: false,
-        ..SwitchConfig::default()
-    })
-    .unwrap();
-    let br = unique("vsbr");
-    sw.add_bridge(&br).unwrap();
-    for v in [&v1, &v2, &v3] {
-        sw.add_port(&br, v, system(SystemMode::AfPacket), None)
-            .unwrap();
-    }
+    let sw = quiet_switch();
+    let br = bridge_with(&sw, &[&v1, &v2, &v3], SystemMode::AfPacket);
     let tx3 = || sw.ports(&br).unwrap()[2].stats.tx_packets;
     assert_eq!(tx3(), 0);
     // The first request goes to an unknown address: flooded, so port 3 sees it.
@@ -169,17 +164,8 @@ fn counters_match_what_was_sent() {
     let (h2, v2) = Host::veth("10.205.0.2");
     h1.arp(&h2.ip, &h2.mac());
     h2.arp(&h1.ip, &h1.mac());
-    let sw = Switch::start(SwitchConfig {
-        internal_ports: false,
-        ..SwitchConfig::default()
-    })
-    .unwrap();
-    let br = unique("vsbr");
-    sw.add_bridge(&br).unwrap();
-    sw.add_port(&br, &v1, system(SystemMode::AfPacket), None)
-        .unwrap();
-    sw.add_port(&br, &v2, system(SystemMode::AfPacket), None)
-        .unwrap();
+    let sw = quiet_switch();
+    let br = bridge_with(&sw, &[&v1, &v2], SystemMode::AfPacket);
     let icmp = |port| {
         Match::any()
             .in_port(port)
@@ -224,12 +210,7 @@ fn port_deletion_stops_traffic_and_cleans_up() {
     let (h1, v1) = Host::veth("10.206.0.1");
     let (h2, v2) = Host::veth("10.206.0.2");
     let sw = switch();
-    let br = unique("vsbr");
-    sw.add_bridge(&br).unwrap();
-    sw.add_port(&br, &v1, system(SystemMode::AfPacket), None)
-        .unwrap();
-    sw.add_port(&br, &v2, system(SystemMode::AfPacket), None)
-        .unwrap();
+    let br = bridge_with(&sw, &[&v1, &v2], SystemMode::AfPacket);
     assert!(h1.ping_until_ok(&h2.ip, Duration::from_secs(5)));
     sw.del_port(&br, &v2).unwrap();
     assert!(!h1.ping(&h2.ip, 1));
