@@ -1,1 +1,6 @@
-//! Home of the `vswitchd` and `vswitchctl` binaries (issue 4); nothing here yet.
+//! Home of the `vswitchd` daemon and the `vswitchctl` client (see `src/bin/`), and the client's
+//! output formatting, kept here so that it is unit-tested.
+
+#![warn(missing_docs)]
+
+pub mod format;

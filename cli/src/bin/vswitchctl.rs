@@ -1,0 +1,326 @@
+//! `vswitchctl`: the command-line client of `vswitchd`, with the verbs and flow syntax of
+//! `ovs-vsctl`/`ovs-ofctl`.
+//!
+//! The daemon is found through `--url`, else `VSWITCH_URL`, else `http://127.0.0.1:8080`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cli::format;
+use serde_json::{json, Value};
+
+/// Command-line client of vswitchd.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Daemon address.
+    #[arg(long, env = "VSWITCH_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Bearer token, when the daemon requires one.
+    #[arg(long, env = "VSWITCH_TOKEN")]
+    token: Option<String>,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Bridges and their ports.
+    Show,
+    /// Creates a bridge.
+    AddBr { bridge: String },
+    /// Deletes a bridge.
+    DelBr { bridge: String },
+    /// Lists bridges.
+    ListBr,
+    /// Adds a port: `add-port BR PORT [type=system|tap|internal] [KEY=VALUE...]`
+    /// (`ofport_request=N` picks the OpenFlow number; other keys are type options).
+    AddPort {
+        bridge: String,
+        port: String,
+        settings: Vec<String>,
+    },
+    /// Deletes a port (by name or number).
+    DelPort { bridge: String, port: String },
+    /// Lists the ports of a bridge.
+    ListPorts { bridge: String },
+    /// Adds a flow, e.g. "priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2".
+    AddFlow { bridge: String, flow: String },
+    /// Adds the flows of a file, one per line (`-` reads standard input).
+    AddFlows { bridge: String, file: String },
+    /// Deletes flows: all, or those a match covers (`--strict`: exact match and priority).
+    DelFlows {
+        bridge: String,
+        flow: Option<String>,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Modifies the actions of flows.
+    ModFlows {
+        bridge: String,
+        flow: String,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Lists flows with counters.
+    DumpFlows { bridge: String },
+    /// Port counters (all ports, or one).
+    DumpPorts {
+        bridge: String,
+        port: Option<String>,
+    },
+    /// The MAC learning table.
+    FdbShow { bridge: String },
+    /// PMD thread counters.
+    PmdStatsShow,
+    /// Zeroes the PMD thread counters.
+    PmdStatsClear,
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: Option<String>,
+}
+
+enum Method {
+    Get,
+    Post,
+    Delete,
+    Patch,
+}
+
+impl Client {
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        macro_rules! send {
+            ($req:expr) => {{
+                let mut req = $req;
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req
+            }};
+        }
+        let body_text = body.map(|b| b.to_string());
+        let result = match method {
+            Method::Get => send!(self.agent.get(&url)).call(),
+            Method::Delete => match &body_text {
+                Some(b) => send!(self.agent.delete(&url))
+                    .force_send_body()
+                    .header("Content-Type", "application/json")
+                    .send(b.as_bytes()),
+                None => send!(self.agent.delete(&url)).call(),
+            },
+            Method::Post => send!(self.agent.post(&url))
+                .header("Content-Type", "application/json")
+                .send(body_text.unwrap_or_default().as_bytes()),
+            Method::Patch => send!(self.agent.patch(&url))
+                .header("Content-Type", "application/json")
+                .send(body_text.unwrap_or_default().as_bytes()),
+        };
+        let mut resp =
+            result.map_err(|e| format!("cannot reach vswitchd at {}: {e}", self.base))?;
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let mut msg = value["error"]
+                .as_str()
+                .unwrap_or("request failed")
+                .to_string();
+            if let Some(tok) = value["detail"]["token"].as_str() {
+                msg.push_str(&format!(" (offending token: {tok:?})"));
+            }
+            Err(format!("{msg} [HTTP {}]", status.as_u16()))
+        }
+    }
+}
+
+fn read_flows(file: &str) -> Result<Vec<String>, String> {
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| e.to_string())?;
+    } else {
+        text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    }
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+fn port_body(port: &str, settings: &[String]) -> Result<Value, String> {
+    let mut ty = "system".to_string();
+    let mut ofport = Value::Null;
+    let mut options = serde_json::Map::new();
+    for s in settings {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: want KEY=VALUE"))?;
+        match k {
+            "type" => ty = v.to_owned(),
+            "ofport_request" | "ofport" => {
+                ofport = json!(v.parse::<u32>().map_err(|e| format!("{s}: {e}"))?)
+            }
+            _ => {
+                options.insert(k.to_owned(), json!(v));
+            }
+        }
+    }
+    Ok(json!({ "name": port, "type": ty, "ofport": ofport, "options": options }))
+}
+
+fn run(args: Args) -> Result<String, String> {
+    let client = Client {
+        agent: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into(),
+        base: args.url,
+        token: args.token,
+    };
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    use Method::*;
+    Ok(match args.verb {
+        Verb::Show => format::show(&client.call(Get, "/bridges", None)?),
+        Verb::AddBr { bridge } => {
+            client.call(Post, "/bridges", Some(json!({ "name": bridge })))?;
+            String::new()
+        }
+        Verb::DelBr { bridge } => {
+            client.call(Delete, &format!("/bridges/{}", enc(&bridge)), None)?;
+            String::new()
+        }
+        Verb::ListBr => format::names(&client.call(Get, "/bridges", None)?),
+        Verb::AddPort {
+            bridge,
+            port,
+            settings,
+        } => {
+            let body = port_body(&port, &settings)?;
+            client.call(
+                Post,
+                &format!("/bridges/{}/ports", enc(&bridge)),
+                Some(body),
+            )?;
+            String::new()
+        }
+        Verb::DelPort { bridge, port } => {
+            client.call(
+                Delete,
+                &format!("/bridges/{}/ports/{}", enc(&bridge), enc(&port)),
+                None,
+            )?;
+            String::new()
+        }
+        Verb::ListPorts { bridge } => {
+            let ports = client.call(Get, &format!("/bridges/{}/ports", enc(&bridge)), None)?;
+            // The bridge's own port is implicit, as ovs-vsctl lists it.
+            let list: Vec<Value> = ports
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["ofport"].as_u64() != Some(65534))
+                .cloned()
+                .collect();
+            format::names(&Value::Array(list))
+        }
+        Verb::AddFlow { bridge, flow } => {
+            let path = format!("/bridges/{}/flows", enc(&bridge));
+            client.call(Post, &path, Some(json!({ "flow": flow })))?;
+            String::new()
+        }
+        Verb::AddFlows { bridge, file } => {
+            let flows = read_flows(&file)?;
+            let path = format!("/bridges/{}/flows", enc(&bridge));
+            client.call(Post, &path, Some(json!({ "flows": flows })))?;
+            String::new()
+        }
+        Verb::DelFlows {
+            bridge,
+            flow,
+            strict,
+        } => {
+            let path = format!("/bridges/{}/flows", enc(&bridge));
+            let body = json!({ "flow": flow.unwrap_or_default(), "strict": strict });
+            client.call(Delete, &path, Some(body))?;
+            String::new()
+        }
+        Verb::ModFlows {
+            bridge,
+            flow,
+            strict,
+        } => {
+            let path = format!("/bridges/{}/flows", enc(&bridge));
+            client.call(
+                Patch,
+                &path,
+                Some(json!({ "flow": flow, "strict": strict })),
+            )?;
+            String::new()
+        }
+        Verb::DumpFlows { bridge } => {
+            format::flows(&client.call(Get, &format!("/bridges/{}/flows", enc(&bridge)), None)?)
+        }
+        Verb::DumpPorts { bridge, port } => {
+            let v = match port {
+                Some(p) => Value::Array(vec![client.call(
+                    Get,
+                    &format!("/bridges/{}/ports/{}", enc(&bridge), enc(&p)),
+                    None,
+                )?]),
+                None => client.call(Get, &format!("/bridges/{}/ports", enc(&bridge)), None)?,
+            };
+            format::ports(&v)
+        }
+        Verb::FdbShow { bridge } => {
+            format::fdb(&client.call(Get, &format!("/bridges/{}/fdb", enc(&bridge)), None)?)
+        }
+        Verb::PmdStatsShow => format::pmd_stats(&client.call(Get, "/pmd-stats", None)?),
+        Verb::PmdStatsClear => {
+            client.call(Delete, "/pmd-stats", None)?;
+            String::new()
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vswitchctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `vswitchd`: the vswitch daemon. Starts the datapath from the saved state and serves the REST
+//! API until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mgmt_api::DaemonConfig;
+
+/// The vswitch daemon.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (TOML); without it the embedded default is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory holding the persistent state (bridges, ports, flows).
+    #[arg(long, default_value = "/var/lib/vswitch")]
+    state_dir: PathBuf,
+    /// Print the embedded default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{}", mgmt_api::config::DEFAULT_CONFIG);
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cfg = match &args.config {
+        Some(p) => DaemonConfig::load(p),
+        None => Ok(DaemonConfig::default_config()),
+    };
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vswitchd: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(mgmt_api::serve(cfg, &args.state_dir, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! How `vswitchctl` prints the daemon's answers: the layouts Open vSwitch users know from
+//! `ovs-vsctl show`, `ovs-ofctl dump-flows`/`dump-ports` and `ovs-appctl fdb/show` and
+//! `dpif-netdev/pmd-stats-show`.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
+}
+
+/// `show`: bridges with their ports and interface types.
+pub fn show(bridges: &Value) -> String {
+    let mut out = String::new();
+    for b in bridges.as_array().into_iter().flatten() {
+        let _ = writeln!(out, "    Bridge {}", s(b, "name"));
+        for p in b["ports"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "        Port {}", s(p, "name"));
+            let _ = writeln!(out, "            Interface {}", s(p, "name"));
+            let ty = s(p, "type");
+            if ty != "system" || p["ofport"].as_u64() == Some(65534) {
+                let ty = if p["ofport"].as_u64() == Some(65534) {
+                    "internal"
+                } else {
+                    ty
+                };
+                let _ = writeln!(out, "                type: {ty}");
+            }
+            if let Some(opts) = p["options"].as_object().filter(|o| !o.is_empty()) {
+                let list: Vec<String> = opts
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                let _ = writeln!(out, "                options: {{{}}}", list.join(", "));
+            }
+        }
+    }
+    out
+}
+
+/// `list-br` / `list-ports`: one name a line.
+pub fn names(items: &Value) -> String {
+    items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| format!("{}\n", s(i, "name")))
+        .collect()
+}
+
+/// `dump-flows`.
+pub fn flows(flows: &Value) -> String {
+    flows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!(" {}\n", s(f, "text")))
+        .collect()
+}
+
+/// `dump-ports`.
+pub fn ports(ports: &Value) -> String {
+    let list: Vec<&Value> = ports.as_array().into_iter().flatten().collect();
+    let mut out = format!("OFPST_PORT reply: {} ports\n", list.len());
+    for p in list {
+        let st = &p["statistics"];
+        let no = match p["ofport"].as_u64() {
+            Some(65534) => "LOCAL".to_string(),
+            Some(n) => n.to_string(),
+            None => "?".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  port {no:>5} ({}): rx pkts={}, bytes={}, drop={}, errs={}",
+            s(p, "name"),
+            u(st, "rx_packets"),
+            u(st, "rx_bytes"),
+            u(st, "rx_dropped"),
+            u(st, "rx_errors")
+        );
+        let _ = writeln!(
+            out,
+            "           tx pkts={}, bytes={}, drop={}, errs={}",
+            u(st, "tx_packets"),
+            u(st, "tx_bytes"),
+            u(st, "tx_dropped"),
+            u(st, "tx_errors")
+        );
+    }
+    out
+}
+
+/// `fdb-show`.
+pub fn fdb(rows: &Value) -> String {
+    let mut out = String::from(" port  VLAN  MAC                Age\n");
+    for r in rows.as_array().into_iter().flatten() {
+        let port = match r["port"].as_u64() {
+            Some(65534) => "LOCAL".into(),
+            Some(n) => n.to_string(),
+            None => "?".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{port:>5}  {:>4}  {}  {:>3}",
+            u(r, "vlan"),
+            s(r, "mac"),
+            u(r, "age")
+        );
+    }
+    out
+}
+
+/// `pmd-stats-show`.
+pub fn pmd_stats(pmds: &Value) -> String {
+    let mut out = String::new();
+    for p in pmds.as_array().into_iter().flatten() {
+        let core = p["core"]
+            .as_u64()
+            .map_or_else(|| "unpinned".to_string(), |c| format!("core_id {c}"));
+        let _ = writeln!(out, "pmd thread {} {core}:", u(p, "pmd"));
+        let pkts = u(p, "packets");
+        let busy = u(p, "busy_cycles");
+        let idle = u(p, "idle_cycles");
+        let total = (busy + idle).max(1) as f64;
+        let _ = writeln!(out, "  packets received: {pkts}");
+        let _ = writeln!(out, "  emc hits: {}", u(p, "emc_hits"));
+        let _ = writeln!(out, "  megaflow hits: {}", u(p, "megaflow_hits"));
+        let _ = writeln!(
+            out,
+            "  miss with success upcall: {}",
+            u(p, "upcalls") - u(p, "lost").min(u(p, "upcalls"))
+        );
+        let _ = writeln!(out, "  miss with failed upcall: {}", u(p, "lost"));
+        let _ = writeln!(out, "  megaflows installed: {}", u(p, "megaflows"));
+        let drops: Vec<String> = p["drops"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+            .map(|(k, v)| format!("{k}={}", v.as_u64().unwrap_or(0)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  drops: {}",
+            if drops.is_empty() {
+                "0".into()
+            } else {
+                drops.join(", ")
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  idle cycles: {idle} ({:.2}%)",
+            100.0 * idle as f64 / total
+        );
+        let _ = writeln!(
+            out,
+            "  processing cycles: {busy} ({:.2}%)",
+            100.0 * busy as f64 / total
+        );
+        if pkts > 0 {
+            let _ = writeln!(
+                out,
+                "  avg processing cycles per packet: {:.2} ({busy}/{pkts})",
+                busy as f64 / pkts as f64
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn show_lists_bridges_ports_and_types() {
+        let v = json!([{"name": "br0", "ports": [
+            {"name": "br0", "ofport": 65534, "type": "internal", "options": {}},
+            {"name": "eth1", "ofport": 1, "type": "system", "options": {"mode": "afpacket"}}
+        ]}]);
+        let out = show(&v);
+        assert!(out.contains("    Bridge br0\n"));
+        assert!(out.contains("        Port eth1\n            Interface eth1\n"));
+        assert!(out.contains("type: internal"));
+        assert!(out.contains("options: {mode=afpacket}"));
+    }
+
+    #[test]
+    fn ports_fdb_and_pmd_stats_layouts() {
+        let p = json!([{"name": "eth1", "ofport": 1, "statistics": {"rx_packets": 5, "rx_bytes": 300, "tx_packets": 4}}]);
+        let out = ports(&p);
+        assert!(out.starts_with("OFPST_PORT reply: 1 ports\n"));
+        assert!(out.contains("port     1 (eth1): rx pkts=5, bytes=300, drop=0, errs=0"));
+        assert!(out.contains("tx pkts=4"));
+        let f = fdb(&json!([{"port": 2, "vlan": 0, "mac": "02:00:00:00:00:01", "age": 3}]));
+        assert!(f.contains("    2     0  02:00:00:00:00:01    3"), "{f}");
+        let s = pmd_stats(&json!([{"pmd": 0, "core": 1, "packets": 10, "emc_hits": 8,
+            "megaflow_hits": 1, "upcalls": 1, "lost": 0, "busy_cycles": 5000, "idle_cycles": 5000,
+            "megaflows": 1, "drops": {"policy": 2, "no_port": 0}}]));
+        assert!(s.contains("pmd thread 0 core_id 1:"));
+        assert!(s.contains("emc hits: 8"));
+        assert!(s.contains("drops: policy=2"));
+        assert!(s.contains("avg processing cycles per packet: 500.00"));
+    }
+}

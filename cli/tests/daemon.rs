@@ -1,0 +1,273 @@
+//! The daemon and its client for real: `vswitchd` runs as a process, `vswitchctl` drives it,
+//! namespaces ping each other through it, and restarts (clean and `kill -9`) lose nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use switch_core::testnet::{can_run, serial, unique, Host};
+
+const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
+const VSWITCHCTL: &str = env!("CARGO_BIN_EXE_vswitchctl");
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running vswitchd, killed on drop.
+struct Daemon {
+    child: Option<Child>,
+    url: String,
+    config: PathBuf,
+    state: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        let port = free_port();
+        let config = dir.join("vswitchd.toml");
+        std::fs::write(&config, format!("[api]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+        let state = dir.join("state");
+        let mut d = Daemon {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            state,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(VSWITCHD)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vswitchd starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.ctl(&["list-br"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("vswitchd did not answer within 10 s");
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(VSWITCHCTL)
+            .arg("--url")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs vswitchctl and returns its standard output; panics when it fails.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(
+            o.status.success(),
+            "vswitchctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "vswitchd ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[test]
+fn vswitchctl_builds_a_bridge_that_forwards() {
+    let _serial = serial();
+    if !can_run("vswitchctl_builds_a_bridge_that_forwards", &["ping"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let (h1, v1) = Host::veth("10.211.0.1");
+    let (h2, v2) = Host::veth("10.211.0.2");
+    let br = unique("vsbr");
+    d.ok(&["add-br", &br]);
+    d.ok(&["add-port", &br, &v1, "type=system", "mode=afpacket"]);
+    d.ok(&["add-port", &br, &v2, "mode=afpacket"]);
+    assert_eq!(d.ok(&["list-br"]), format!("{br}\n"));
+    assert_eq!(d.ok(&["list-ports", &br]), format!("{v1}\n{v2}\n"));
+    let show = d.ok(&["show"]);
+    assert!(
+        show.contains(&format!("Bridge {br}")) && show.contains(&format!("Port {v2}")),
+        "{show}"
+    );
+
+    assert!(h1.ping_until_ok(&h2.ip, Duration::from_secs(5)));
+    d.ok(&[
+        "add-flow",
+        &br,
+        &format!("priority=100,ip,in_port={v1},actions=drop"),
+    ]);
+    assert!(!h1.ping(&h2.ip, 1));
+    let flows = d.ok(&["dump-flows", &br]);
+    assert!(flows.contains("n_packets=1"), "{flows}");
+    d.ok(&["del-flows", &br, "priority=100,ip,in_port=1", "--strict"]);
+    assert!(h1.ping(&h2.ip, 2));
+
+    let ports = d.ok(&["dump-ports", &br]);
+    assert!(ports.contains("OFPST_PORT reply: 3 ports"), "{ports}");
+    let fdb = d.ok(&["fdb-show", &br]);
+    assert!(fdb.lines().count() >= 3, "{fdb}");
+    let pmd = d.ok(&["pmd-stats-show"]);
+    assert!(pmd.contains("packets received:"), "{pmd}");
+    d.ok(&["pmd-stats-clear"]);
+
+    // Errors are clear and change nothing.
+    let o = d.ctl(&["add-flow", &br, "priority=5,nw_dts=1.2.3.4,actions=drop"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nw_dts"), "{err}");
+    let o = d.ctl(&["add-port", "nobr", "x"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no bridge named 'nobr'"));
+    let flows_file = dir.path().join("flows.txt");
+    std::fs::write(
+        &flows_file,
+        "# comment\npriority=7,arp,actions=normal\n\npriority=8,udp,tp_dst=53,actions=drop\n",
+    )
+    .unwrap();
+    d.ok(&["add-flows", &br, flows_file.to_str().unwrap()]);
+    assert_eq!(d.ok(&["dump-flows", &br]).lines().count(), 3);
+}
+
+#[test]
+fn restarts_and_kill_9_lose_nothing() {
+    let _serial = serial();
+    if !can_run("restarts_and_kill_9_lose_nothing", &[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    let br = unique("vsbr");
+    let tap = unique("vsct");
+    d.ok(&["add-br", &br]);
+    d.ok(&["add-port", &br, &tap, "type=tap", "ofport_request=7"]);
+    d.ok(&[
+        "add-flow",
+        &br,
+        "table=0,priority=50,ip,nw_dst=10.9.0.0/16,actions=output:7",
+    ]);
+    d.ok(&[
+        "add-flow",
+        &br,
+        "priority=40,cookie=0x99,tcp,tp_dst=22,actions=drop",
+    ]);
+    let strip = |s: String| -> Vec<String> {
+        // Counters and durations change across restarts; the rules must not.
+        s.lines()
+            .map(|l| {
+                l.split(", ")
+                    .filter(|f| {
+                        !f.contains("duration=")
+                            && !f.contains("n_packets")
+                            && !f.contains("n_bytes")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect()
+    };
+    let flows = strip(d.ok(&["dump-flows", &br]));
+    let show = d.ok(&["show"]);
+
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        strip(d.ok(&["dump-flows", &br])),
+        flows,
+        "kill -9 lost flows"
+    );
+    assert_eq!(d.ok(&["show"]), show, "kill -9 lost bridges or ports");
+    assert!(d.ok(&["dump-ports", &br, "7"]).contains(&tap));
+
+    // A clean stop removes the taps it made, then a restart brings them back.
+    assert!(d.terminate().success());
+    assert!(
+        !Path::new(&format!("/sys/class/net/{br}")).exists(),
+        "internal port left behind"
+    );
+    assert!(
+        !Path::new(&format!("/sys/class/net/{tap}")).exists(),
+        "tap left behind"
+    );
+    d.spawn();
+    assert_eq!(strip(d.ok(&["dump-flows", &br])), flows);
+    assert!(Path::new(&format!("/sys/class/net/{tap}")).exists());
+}
+
+#[test]
+fn a_broken_state_file_stops_the_daemon_and_is_kept() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let broken = "[[bridges]]\nname = \"br0\"\nflows = [\"priority=0 actions=NORMAL\"\n";
+    std::fs::write(state.join("state.toml"), broken).unwrap();
+    let o = Command::new(VSWITCHD)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("state.toml")).unwrap(),
+        broken
+    );
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[datapath]\npmd_cores = \"one\"\n").unwrap();
+    let o = Command::new(VSWITCHD)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pmd_cores"));
+}

@@ -1,0 +1,688 @@
+//! The REST API (axum): routes, JSON bodies, errors, authentication, and the OpenAPI document.
+//!
+//! Errors are always JSON `{ "error": "...", "detail": ... }` with a 4xx status for a bad
+//! request (the message says what is wrong and where) and 5xx only for failures of the host.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::service::{Service, ServiceError};
+use crate::state::PortEntry;
+
+/// Shared by every handler.
+pub struct AppState {
+    /// The service.
+    pub service: Service,
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+}
+
+type App = State<Arc<AppState>>;
+
+/// A JSON error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// Where, when known (e.g. the offending token of a flow).
+    pub detail: serde_json::Value,
+}
+
+/// An error with its status.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String, pub serde_json::Value);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(ErrorBody {
+                error: self.1,
+                detail: self.2,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use serde_json::Value::Null;
+        match e {
+            ServiceError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m, Null),
+            ServiceError::Conflict(m) => ApiError(StatusCode::CONFLICT, m, Null),
+            ServiceError::BadRequest(m, d) => {
+                ApiError(StatusCode::BAD_REQUEST, m, d.unwrap_or(Null))
+            }
+            ServiceError::Datapath(m) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, m, Null),
+            ServiceError::Storage(m) => ApiError(StatusCode::INSUFFICIENT_STORAGE, m, Null),
+        }
+    }
+}
+
+/// A JSON body whose rejections (malformed JSON, wrong types, too large) answer in the API's
+/// error format.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(r) => {
+                let status = match r.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Err(ApiError(
+                    status,
+                    format!("invalid request body: {}", r.body_text()),
+                    serde_json::Value::Null,
+                ))
+            }
+        }
+    }
+}
+
+/// Runs a blocking service call off the async workers.
+async fn blocking<T: Send + 'static>(
+    app: &Arc<AppState>,
+    f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || f(&app.service))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+                serde_json::Value::Null,
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+// ---- bodies and views ---------------------------------------------------------------------
+
+/// `POST /bridges`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBridge {
+    /// Bridge name (1–15 characters: it is also the internal port's interface name).
+    pub name: String,
+}
+
+/// A bridge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BridgeView {
+    /// Name.
+    pub name: String,
+    /// Ports.
+    pub ports: Vec<PortView>,
+}
+
+/// `POST /bridges/{bridge}/ports`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPort {
+    /// Port name: the kernel interface (system), or the tap to create.
+    pub name: String,
+    /// `system` (default), `tap` or `internal`.
+    #[serde(rename = "type", default = "default_type")]
+    pub r#type: String,
+    /// OpenFlow port number (default: lowest free).
+    #[serde(default)]
+    pub ofport: Option<u32>,
+    /// Type options: `mode` (system: afxdp, afpacket, auto), `offloads` (tap: true, false).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+fn default_type() -> String {
+    "system".into()
+}
+
+/// Port counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortCountersView {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets dropped on send.
+    pub tx_dropped: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+}
+
+/// A port with its counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortView {
+    /// Name.
+    pub name: String,
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Configured type.
+    #[serde(rename = "type")]
+    pub r#type: String,
+    /// What the datapath uses (tap, internal, system-afxdp, system-afpacket).
+    pub driver: String,
+    /// Options.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// MAC address.
+    pub mac: String,
+    /// MTU.
+    pub mtu: u32,
+    /// Counters.
+    pub statistics: PortCountersView,
+}
+
+/// `POST /bridges/{bridge}/flows`: one flow or many, in ovs-ofctl syntax.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlows {
+    /// One flow.
+    #[serde(default)]
+    pub flow: Option<String>,
+    /// Many flows (all or nothing).
+    #[serde(default)]
+    pub flows: Vec<String>,
+}
+
+/// `DELETE /bridges/{bridge}/flows` and `PATCH` (modify) bodies.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSelection {
+    /// Match in ovs-ofctl syntax (empty: all flows); for modify, with `actions=`.
+    #[serde(default)]
+    pub flow: String,
+    /// Exact match and priority only.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+/// A flow with its counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowView {
+    /// Table.
+    pub table: u8,
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// Packets matched.
+    pub n_packets: u64,
+    /// Bytes matched.
+    pub n_bytes: u64,
+    /// Seconds since installed.
+    pub duration_secs: f64,
+    /// The flow as `dump-flows` prints it.
+    pub text: String,
+}
+
+/// A MAC learning entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FdbView {
+    /// OpenFlow port.
+    pub port: u32,
+    /// VLAN (0: untagged).
+    pub vlan: u16,
+    /// Address.
+    pub mac: String,
+    /// Seconds since last seen.
+    pub age: u64,
+}
+
+/// Counters of one PMD thread.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PmdView {
+    /// Index.
+    pub pmd: usize,
+    /// Core, when pinned.
+    pub core: Option<usize>,
+    /// Packets received.
+    pub packets: u64,
+    /// Exact-match cache hits.
+    pub emc_hits: u64,
+    /// Megaflow hits.
+    pub megaflow_hits: u64,
+    /// Upcalls (misses of both caches).
+    pub upcalls: u64,
+    /// Upcalls whose megaflow could not be installed.
+    pub lost: u64,
+    /// Busy cycles.
+    pub busy_cycles: u64,
+    /// Idle cycles.
+    pub idle_cycles: u64,
+    /// Busy cycles per packet.
+    pub cycles_per_packet: f64,
+    /// Busy share.
+    pub busy_percent: f64,
+    /// Megaflows installed.
+    pub megaflows: u64,
+    /// Drops by reason.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView {
+    let entry = svc.port_entry(bridge, &p.name);
+    let s = p.stats;
+    PortView {
+        r#type: entry
+            .as_ref()
+            .map_or_else(|| p.config.type_name().to_owned(), |e| e.r#type.clone()),
+        options: entry.map(|e| e.options).unwrap_or_default(),
+        driver: p.kind.config_name().to_owned(),
+        name: p.name,
+        ofport: p.port_no,
+        mac: mac_text(&p.mac),
+        mtu: p.mtu,
+        statistics: PortCountersView {
+            rx_packets: s.rx_packets,
+            rx_bytes: s.rx_bytes,
+            rx_dropped: s.rx_dropped,
+            rx_errors: s.rx_errors,
+            tx_packets: s.tx_packets,
+            tx_bytes: s.tx_bytes,
+            tx_dropped: s.tx_dropped,
+            tx_errors: s.tx_errors,
+        },
+    }
+}
+
+fn bridge_view(svc: &Service, name: &str) -> Result<BridgeView, ServiceError> {
+    let ports = svc
+        .switch()
+        .ports(name)?
+        .into_iter()
+        .map(|p| port_view(svc, name, p))
+        .collect();
+    Ok(BridgeView {
+        name: name.to_owned(),
+        ports,
+    })
+}
+
+// ---- handlers -----------------------------------------------------------------------------
+
+/// Health check.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "The daemon is up")))]
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Lists bridges.
+#[utoipa::path(get, path = "/bridges", responses((status = 200, body = [BridgeView])))]
+async fn list_bridges(State(app): App) -> Result<Json<Vec<BridgeView>>, ApiError> {
+    blocking(&app, |s| {
+        s.bridges().iter().map(|b| bridge_view(s, b)).collect()
+    })
+    .await
+    .map(Json)
+}
+
+/// Creates a bridge (with `priority=0,actions=NORMAL` and its internal port).
+#[utoipa::path(post, path = "/bridges", request_body = NewBridge,
+    responses((status = 201, body = BridgeView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_bridge(
+    State(app): App,
+    ApiJson(b): ApiJson<NewBridge>,
+) -> Result<(StatusCode, Json<BridgeView>), ApiError> {
+    blocking(&app, move |s| {
+        s.add_bridge(&b.name)?;
+        bridge_view(s, &b.name)
+    })
+    .await
+    .map(|v| (StatusCode::CREATED, Json(v)))
+}
+
+/// Shows a bridge.
+#[utoipa::path(get, path = "/bridges/{bridge}", responses((status = 200, body = BridgeView), (status = 404, body = ErrorBody)))]
+async fn show_bridge(
+    State(app): App,
+    Path(br): Path<String>,
+) -> Result<Json<BridgeView>, ApiError> {
+    blocking(&app, move |s| bridge_view(s, &br)).await.map(Json)
+}
+
+/// Deletes a bridge and its ports.
+#[utoipa::path(delete, path = "/bridges/{bridge}", responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn del_bridge(State(app): App, Path(br): Path<String>) -> Result<StatusCode, ApiError> {
+    blocking(&app, move |s| s.del_bridge(&br)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists the ports of a bridge with their counters.
+#[utoipa::path(get, path = "/bridges/{bridge}/ports", responses((status = 200, body = [PortView]), (status = 404, body = ErrorBody)))]
+async fn list_ports(
+    State(app): App,
+    Path(br): Path<String>,
+) -> Result<Json<Vec<PortView>>, ApiError> {
+    blocking(&app, move |s| Ok(bridge_view(s, &br)?.ports))
+        .await
+        .map(Json)
+}
+
+/// Adds a port.
+#[utoipa::path(post, path = "/bridges/{bridge}/ports", request_body = NewPort,
+    responses((status = 201, body = PortView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_port(
+    State(app): App,
+    Path(br): Path<String>,
+    ApiJson(p): ApiJson<NewPort>,
+) -> Result<(StatusCode, Json<PortView>), ApiError> {
+    blocking(&app, move |s| {
+        let entry = PortEntry {
+            name: p.name,
+            r#type: p.r#type,
+            ofport: p.ofport.unwrap_or(0),
+            options: p.options,
+        };
+        let info = s.add_port(&br, entry)?;
+        Ok(port_view(s, &br, info))
+    })
+    .await
+    .map(|v| (StatusCode::CREATED, Json(v)))
+}
+
+/// Shows a port (by name or number) with its counters.
+#[utoipa::path(get, path = "/bridges/{bridge}/ports/{port}", responses((status = 200, body = PortView), (status = 404, body = ErrorBody)))]
+async fn show_port(
+    State(app): App,
+    Path((br, port)): Path<(String, String)>,
+) -> Result<Json<PortView>, ApiError> {
+    blocking(&app, move |s| {
+        let info = s.port(&br, &port)?;
+        Ok(port_view(s, &br, info))
+    })
+    .await
+    .map(Json)
+}
+
+/// Deletes a port (by name or number).
+#[utoipa::path(delete, path = "/bridges/{bridge}/ports/{port}", responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn del_port(
+    State(app): App,
+    Path((br, port)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    blocking(&app, move |s| s.del_port(&br, &port)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists flows with counters.
+#[utoipa::path(get, path = "/bridges/{bridge}/flows", responses((status = 200, body = [FlowView]), (status = 404, body = ErrorBody)))]
+async fn list_flows(
+    State(app): App,
+    Path(br): Path<String>,
+) -> Result<Json<Vec<FlowView>>, ApiError> {
+    blocking(&app, move |s| {
+        let names = s.names(&br)?;
+        let now = switch_core::clock::now_ms();
+        Ok(s.flows(&br)?
+            .iter()
+            .map(|r| FlowView {
+                table: r.table,
+                priority: r.priority,
+                cookie: r.cookie,
+                n_packets: r.stats.packets(),
+                n_bytes: r.stats.bytes(),
+                duration_secs: now.saturating_sub(r.created_ms) as f64 / 1000.0,
+                text: flow_table::flow_syntax::format_rule(r, now, &|n| names.get(&n).cloned())
+                    .trim_start()
+                    .to_owned(),
+            })
+            .collect())
+    })
+    .await
+    .map(Json)
+}
+
+/// Adds one flow or many (all or nothing).
+#[utoipa::path(post, path = "/bridges/{bridge}/flows", request_body = NewFlows,
+    responses((status = 201), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn add_flows(
+    State(app): App,
+    Path(br): Path<String>,
+    ApiJson(body): ApiJson<NewFlows>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let mut flows = body.flows;
+    flows.extend(body.flow);
+    if flows.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "no flow given: send {\"flow\": \"...\"} or {\"flows\": [...]}".into(),
+            serde_json::Value::Null,
+        ));
+    }
+    let n = blocking(&app, move |s| s.add_flows(&br, &flows)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "added": n }))))
+}
+
+/// Deletes flows: those the match covers, or with `strict` the one with that exact match and
+/// priority. No body: every flow.
+#[utoipa::path(delete, path = "/bridges/{bridge}/flows", request_body = FlowSelection,
+    responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn del_flows(
+    State(app): App,
+    Path(br): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    // The body is optional: none means every flow.
+    let sel: FlowSelection = if body.iter().all(u8::is_ascii_whitespace) {
+        FlowSelection::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid request body: {e}"),
+                serde_json::Value::Null,
+            )
+        })?
+    };
+    let n = blocking(&app, move |s| s.del_flows(&br, &sel.flow, sel.strict)).await?;
+    Ok(Json(serde_json::json!({ "deleted": n })))
+}
+
+/// Modifies the actions of flows (`mod-flows`).
+#[utoipa::path(patch, path = "/bridges/{bridge}/flows", request_body = FlowSelection,
+    responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn mod_flows(
+    State(app): App,
+    Path(br): Path<String>,
+    ApiJson(sel): ApiJson<FlowSelection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = blocking(&app, move |s| s.mod_flows(&br, &sel.flow, sel.strict)).await?;
+    Ok(Json(serde_json::json!({ "modified": n })))
+}
+
+/// The MAC learning table.
+#[utoipa::path(get, path = "/bridges/{bridge}/fdb", responses((status = 200, body = [FdbView]), (status = 404, body = ErrorBody)))]
+async fn fdb(State(app): App, Path(br): Path<String>) -> Result<Json<Vec<FdbView>>, ApiError> {
+    blocking(&app, move |s| {
+        Ok(s.switch()
+            .fdb(&br)?
+            .into_iter()
+            .map(|r| FdbView {
+                port: r.port,
+                vlan: r.vlan,
+                mac: mac_text(&r.mac),
+                age: r.age_secs,
+            })
+            .collect())
+    })
+    .await
+    .map(Json)
+}
+
+/// PMD thread counters.
+#[utoipa::path(get, path = "/pmd-stats", responses((status = 200, body = [PmdView])))]
+async fn pmd_stats(State(app): App) -> Result<Json<Vec<PmdView>>, ApiError> {
+    blocking(&app, |s| {
+        Ok(s.switch()
+            .pmd_stats()
+            .into_iter()
+            .map(|p| PmdView {
+                pmd: p.pmd,
+                core: p.core,
+                packets: p.packets,
+                emc_hits: p.emc_hits,
+                megaflow_hits: p.megaflow_hits,
+                upcalls: p.upcalls,
+                lost: p.lost,
+                busy_cycles: p.busy_cycles,
+                idle_cycles: p.idle_cycles,
+                cycles_per_packet: p.cycles_per_packet(),
+                busy_percent: p.busy_percent(),
+                megaflows: p.megaflows,
+                drops: switch_core::DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name().to_owned(), p.drops[*r as usize]))
+                    .collect(),
+            })
+            .collect())
+    })
+    .await
+    .map(Json)
+}
+
+/// Zeroes the PMD counters.
+#[utoipa::path(delete, path = "/pmd-stats", responses((status = 204)))]
+async fn clear_pmd_stats(State(app): App) -> Result<StatusCode, ApiError> {
+    blocking(&app, |s| Ok(s.switch().clear_pmd_stats()?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vswitchd",
+        description = "Management API of the vswitch userspace switch."
+    ),
+    paths(
+        health,
+        list_bridges,
+        add_bridge,
+        show_bridge,
+        del_bridge,
+        list_ports,
+        add_port,
+        show_port,
+        del_port,
+        list_flows,
+        add_flows,
+        del_flows,
+        mod_flows,
+        fdb,
+        pmd_stats,
+        clear_pmd_stats
+    ),
+    components(schemas(
+        ErrorBody,
+        NewBridge,
+        BridgeView,
+        NewPort,
+        PortView,
+        PortCountersView,
+        NewFlows,
+        FlowSelection,
+        FlowView,
+        FdbView,
+        PmdView
+    ))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+async fn auth(State(app): App, req: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == token);
+        if !ok {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".into(),
+                serde_json::Value::Null,
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "no such route (see /openapi.json)".into(),
+        serde_json::Value::Null,
+    )
+}
+
+/// The router of the whole API.
+pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi_json))
+        .route("/bridges", get(list_bridges).post(add_bridge))
+        .route("/bridges/{bridge}", get(show_bridge).delete(del_bridge))
+        .route("/bridges/{bridge}/ports", get(list_ports).post(add_port))
+        .route(
+            "/bridges/{bridge}/ports/{port}",
+            get(show_port).delete(del_port),
+        )
+        .route(
+            "/bridges/{bridge}/flows",
+            get(list_flows)
+                .post(add_flows)
+                .delete(del_flows)
+                .patch(mod_flows),
+        )
+        .route("/bridges/{bridge}/fdb", get(fdb))
+        .route("/pmd-stats", get(pmd_stats).delete(clear_pmd_stats))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}

@@ -1,0 +1,135 @@
+//! vswitchd's configuration file (TOML), with an embedded default.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The embedded default configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The REST API section.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// `HOST:PORT` to listen on.
+    pub listen: String,
+    /// Bearer token required on every request when set.
+    pub token: Option<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// The datapath section.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathConfig {
+    /// One entry per PMD thread: its core. Empty: one unpinned PMD.
+    pub pmd_cores: Vec<usize>,
+    /// EMC insertion probability is 1 / this (0 disables the EMC).
+    pub emc_insert_inv_prob: u32,
+    /// Megaflow limit per PMD.
+    pub flow_limit: usize,
+    /// Idle megaflows are removed after this long.
+    pub megaflow_idle_ms: u64,
+    /// MAC learning aging time.
+    pub mac_aging_secs: u64,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// REST API.
+    pub api: ApiConfig,
+    /// Datapath.
+    pub datapath: DatapathConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Partial {
+    api: Option<toml::Table>,
+    datapath: Option<toml::Table>,
+}
+
+impl DaemonConfig {
+    /// The embedded default.
+    pub fn default_config() -> DaemonConfig {
+        toml::from_str(DEFAULT_CONFIG).expect("the embedded default configuration parses")
+    }
+
+    /// Parses a configuration text; keys it leaves out keep their default. Errors name the
+    /// line.
+    pub fn parse(text: &str) -> Result<DaemonConfig, String> {
+        let user: Partial = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG).expect("default parses");
+        for (section, table) in [("api", user.api), ("datapath", user.datapath)] {
+            if let Some(t) = table {
+                let base = merged
+                    .get_mut(section)
+                    .and_then(|v| v.as_table_mut())
+                    .expect("default has every section");
+                base.extend(t);
+            }
+        }
+        let cfg: DaemonConfig = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<DaemonConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        DaemonConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let addr: std::net::SocketAddr = self
+            .api
+            .listen
+            .parse()
+            .map_err(|e| format!("api.listen = {:?}: {e} (want HOST:PORT)", self.api.listen))?;
+        if !addr.ip().is_loopback() && self.api.token.is_none() {
+            return Err(format!(
+                "api.listen = {:?} is not a loopback address: set api.token to protect it",
+                self.api.listen
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_localhost_with_one_pmd() {
+        let c = DaemonConfig::default_config();
+        assert_eq!(c.api.listen, "127.0.0.1:8080");
+        assert!(c.datapath.pmd_cores.is_empty());
+        assert_eq!(DaemonConfig::parse("").unwrap(), c);
+    }
+
+    #[test]
+    fn partial_files_override_defaults() {
+        let c = DaemonConfig::parse("[datapath]\npmd_cores = [1]\n").unwrap();
+        assert_eq!(c.datapath.pmd_cores, vec![1]);
+        assert_eq!(c.api.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn errors_name_the_line_or_the_key() {
+        let e = DaemonConfig::parse("[api]\nlisten = 8080\n").unwrap_err();
+        assert!(e.contains("listen"), "{e}");
+        let e = DaemonConfig::parse("[api]\nlisten = \"x\"\n[datapath\n").unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        let e = DaemonConfig::parse("[datapath]\npmd_core = [1]\n").unwrap_err();
+        assert!(e.contains("pmd_core"), "{e}");
+        let e = DaemonConfig::parse("[api]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
+        assert!(e.contains("token"), "{e}");
+        assert!(DaemonConfig::parse("[api]\nlisten = \"0.0.0.0:8080\"\ntoken = \"t\"\n").is_ok());
+    }
+}

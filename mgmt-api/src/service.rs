@@ -1,0 +1,493 @@
+//! The management service: applies requests to the datapath and to the persistent state, in
+//! that order, and answers only once both hold the change.
+//!
+//! A change that the datapath accepts but the state directory cannot record is undone in the
+//! datapath, so what runs never differs from what a restart would restore.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use flow_table::flow_syntax::{self, FlowMode, ParsedFlow};
+use flow_table::{Rule, RuleFilter, RuleSpec};
+use ports::SystemMode;
+use switch_core::{PortConfig, PortInfo, Switch, SwitchConfig, SwitchError, LOCAL_PORT};
+
+use crate::config::DaemonConfig;
+use crate::state::{BridgeEntry, PortEntry, State, Store};
+
+/// Why a request failed, with the HTTP status class it maps to.
+#[derive(Debug)]
+pub enum ServiceError {
+    /// 404: a named object does not exist.
+    NotFound(String),
+    /// 409: the object exists already.
+    Conflict(String),
+    /// 400: the request is malformed; the detail says where.
+    BadRequest(String, Option<serde_json::Value>),
+    /// 500: the datapath failed (e.g. an interface could not be opened).
+    Datapath(String),
+    /// 500: the state directory could not record the change (nothing changed).
+    Storage(String),
+}
+
+impl From<SwitchError> for ServiceError {
+    fn from(e: SwitchError) -> Self {
+        match e {
+            SwitchError::NoSuchBridge(_) | SwitchError::NoSuchPort(_) => {
+                ServiceError::NotFound(e.to_string())
+            }
+            SwitchError::BridgeExists(_) | SwitchError::PortExists(_) => {
+                ServiceError::Conflict(e.to_string())
+            }
+            SwitchError::FlowMod(_) => ServiceError::BadRequest(e.to_string(), None),
+            SwitchError::Port(..) => ServiceError::BadRequest(e.to_string(), None),
+            SwitchError::Timeout => ServiceError::Datapath(e.to_string()),
+        }
+    }
+}
+
+/// The running daemon's state: the switch, and the configuration that restores it.
+pub struct Service {
+    switch: Switch,
+    state: Mutex<State>,
+    store: Store,
+}
+
+/// Checks a bridge or port name: it becomes a kernel interface name.
+pub fn check_name(kind: &str, name: &str) -> Result<(), ServiceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::BadRequest(
+            format!(
+                "invalid {kind} name {name:?}: 1 to 15 characters of letters, digits, '-', '_', '.'"
+            ),
+            None,
+        ))
+    }
+}
+
+/// The datapath configuration of a port entry.
+pub fn port_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
+    let bad = |m: String| Err(ServiceError::BadRequest(m, None));
+    let allowed: &[&str] = match p.r#type.as_str() {
+        "system" => &["mode"],
+        "tap" | "internal" => &["offloads"],
+        "vhostuser" | "vhostuserclient" => {
+            return bad(format!(
+                "port type {} is not supported yet (vhost-user ports come in a later release)",
+                p.r#type
+            ))
+        }
+        other => {
+            return bad(format!(
+                "unknown port type {other:?} (known: system, tap, internal)"
+            ))
+        }
+    };
+    if let Some(k) = p.options.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return bad(format!(
+            "unknown option {k:?} for type={} (known: {})",
+            p.r#type,
+            allowed.join(", ")
+        ));
+    }
+    let opt = |k: &str| p.options.get(k).map(String::as_str);
+    Ok(match p.r#type.as_str() {
+        "system" => PortConfig::System {
+            mode: match opt("mode").unwrap_or("auto") {
+                "auto" => SystemMode::Auto,
+                "afxdp" => SystemMode::AfXdp,
+                "afpacket" => SystemMode::AfPacket,
+                m => return bad(format!("mode={m}: want afxdp, afpacket or auto")),
+            },
+        },
+        // An extra internal port is a tap the host stack uses, as OVS's internal ports are.
+        _ => PortConfig::Tap {
+            offloads: match opt("offloads").unwrap_or(if p.r#type == "tap" {
+                "true"
+            } else {
+                "false"
+            }) {
+                "true" => true,
+                "false" => false,
+                v => return bad(format!("offloads={v}: want true or false")),
+            },
+        },
+    })
+}
+
+fn switch_config(cfg: &DaemonConfig) -> SwitchConfig {
+    let d = &cfg.datapath;
+    let defaults = SwitchConfig::default();
+    SwitchConfig {
+        pmd_cores: if d.pmd_cores.is_empty() {
+            vec![None]
+        } else {
+            d.pmd_cores.iter().map(|&c| Some(c)).collect()
+        },
+        cache: flow_table::CacheConfig {
+            emc_insert_inv_prob: d.emc_insert_inv_prob,
+            flow_limit: d.flow_limit,
+            ..defaults.cache
+        },
+        megaflow_idle_ms: d.megaflow_idle_ms,
+        mac_aging_secs: d.mac_aging_secs,
+        ..defaults
+    }
+}
+
+impl Service {
+    /// Starts the datapath and restores the saved state. A port that cannot be opened (its
+    /// interface is gone) is reported and left in the state, so it comes back once fixed.
+    pub fn start(cfg: &DaemonConfig, store: Store) -> Result<Service, String> {
+        let state = store.load().map_err(|e| e.to_string())?;
+        let switch = Switch::start(switch_config(cfg)).map_err(|e| format!("datapath: {e}"))?;
+        let svc = Service {
+            switch,
+            state: Mutex::new(state.clone()),
+            store,
+        };
+        for br in &state.bridges {
+            svc.switch
+                .add_bridge(&br.name)
+                .map_err(|e| format!("restoring bridge {}: {e}", br.name))?;
+            for p in &br.ports {
+                let restored = port_config(p).map_err(|e| format!("{e:?}")).and_then(|c| {
+                    svc.switch
+                        .add_port(&br.name, &p.name, c, Some(p.ofport))
+                        .map_err(|e| e.to_string())
+                });
+                if let Err(e) = restored {
+                    tracing::error!(bridge = %br.name, port = %p.name, "port not restored: {e}");
+                }
+            }
+            let specs = br
+                .flows
+                .iter()
+                .map(|f| {
+                    svc.parse(&br.name, f, FlowMode::Add)
+                        .map(|p| p.to_rule_spec())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("restoring flows of {}: {e:?}", br.name))?;
+            svc.switch
+                .del_flows(&br.name, &RuleFilter::all(), false)
+                .map_err(|e| e.to_string())?;
+            svc.switch
+                .add_flows(&br.name, specs)
+                .map_err(|e| format!("restoring flows of {}: {e}", br.name))?;
+        }
+        Ok(svc)
+    }
+
+    /// The datapath (read-only operations for views).
+    pub fn switch(&self) -> &Switch {
+        &self.switch
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Saves `next` as the state; on failure runs `undo` on the datapath and reports it.
+    fn commit(
+        &self,
+        state: &mut State,
+        next: State,
+        undo: impl FnOnce(),
+    ) -> Result<(), ServiceError> {
+        match self.store.save(&next) {
+            Ok(()) => {
+                *state = next;
+                Ok(())
+            }
+            Err(e) => {
+                undo();
+                Err(ServiceError::Storage(format!(
+                    "the change was not saved, so it was undone: {e}"
+                )))
+            }
+        }
+    }
+
+    /// Creates a bridge.
+    pub fn add_bridge(&self, name: &str) -> Result<(), ServiceError> {
+        check_name("bridge", name)?;
+        let mut state = self.lock();
+        self.switch.add_bridge(name)?;
+        let mut next = state.clone();
+        next.bridges.push(BridgeEntry {
+            name: name.to_owned(),
+            ports: Vec::new(),
+            flows: self.flow_texts(name)?,
+        });
+        self.commit(&mut state, next, || {
+            let _ = self.switch.del_bridge(name);
+        })
+    }
+
+    /// Deletes a bridge and its ports.
+    pub fn del_bridge(&self, name: &str) -> Result<(), ServiceError> {
+        let mut state = self.lock();
+        let old = state
+            .bridge(name)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(format!("no bridge named '{name}'")))?;
+        let mut next = state.clone();
+        next.bridges.retain(|b| b.name != name);
+        // Save first: deleting cannot be undone cheaply (ports would have to be reopened).
+        self.store
+            .save(&next)
+            .map_err(|e| ServiceError::Storage(format!("nothing was changed: {e}")))?;
+        *state = next;
+        drop(old);
+        self.switch.del_bridge(name)?;
+        Ok(())
+    }
+
+    /// Adds a port; `ofport` 0 picks the lowest free number.
+    pub fn add_port(&self, bridge: &str, mut port: PortEntry) -> Result<PortInfo, ServiceError> {
+        check_name("port", &port.name)?;
+        let cfg = port_config(&port)?;
+        if port.ofport == LOCAL_PORT {
+            return Err(ServiceError::BadRequest(
+                format!("ofport {LOCAL_PORT} is the bridge's own port"),
+                None,
+            ));
+        }
+        let mut state = self.lock();
+        if state.bridge(bridge).is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "no bridge named '{bridge}'"
+            )));
+        }
+        let want = (port.ofport != 0).then_some(port.ofport);
+        let no = self.switch.add_port(bridge, &port.name, cfg, want)?;
+        port.ofport = no;
+        let mut next = state.clone();
+        next.bridge_mut(bridge)
+            .expect("checked above")
+            .ports
+            .push(port.clone());
+        self.commit(&mut state, next, || {
+            let _ = self.switch.del_port(bridge, &port.name);
+        })?;
+        self.port(bridge, &port.name)
+    }
+
+    /// Removes a port (by name or number).
+    pub fn del_port(&self, bridge: &str, port: &str) -> Result<(), ServiceError> {
+        let mut state = self.lock();
+        let no = self.switch.port_no(bridge, port)?;
+        if no == LOCAL_PORT {
+            return Err(ServiceError::BadRequest(
+                "the bridge's own port goes with the bridge (use del-br)".into(),
+                None,
+            ));
+        }
+        let mut next = state.clone();
+        next.bridge_mut(bridge)
+            .ok_or_else(|| ServiceError::NotFound(format!("no bridge named '{bridge}'")))?
+            .ports
+            .retain(|p| p.ofport != no);
+        self.store
+            .save(&next)
+            .map_err(|e| ServiceError::Storage(format!("nothing was changed: {e}")))?;
+        *state = next;
+        self.switch.del_port(bridge, &no.to_string())?;
+        Ok(())
+    }
+
+    /// One port with its counters.
+    pub fn port(&self, bridge: &str, port: &str) -> Result<PortInfo, ServiceError> {
+        let no = self.switch.port_no(bridge, port)?;
+        self.switch
+            .ports(bridge)?
+            .into_iter()
+            .find(|p| p.port_no == no)
+            .ok_or_else(|| ServiceError::NotFound(format!("no port '{port}' on {bridge}")))
+    }
+
+    /// The configured entry of a port (type and options), if any.
+    pub fn port_entry(&self, bridge: &str, name: &str) -> Option<PortEntry> {
+        self.lock()
+            .bridge(bridge)?
+            .ports
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+    }
+
+    /// Bridge names.
+    pub fn bridges(&self) -> Vec<String> {
+        self.lock().bridges.iter().map(|b| b.name.clone()).collect()
+    }
+
+    fn parse(&self, bridge: &str, text: &str, mode: FlowMode) -> Result<ParsedFlow, ServiceError> {
+        let ports: BTreeMap<String, u32> = self
+            .switch
+            .ports(bridge)?
+            .into_iter()
+            .map(|p| (p.name, p.port_no))
+            .collect();
+        let resolve = |name: &str| ports.get(name).copied();
+        flow_syntax::parse_flow(text, mode, &resolve).map_err(|e| {
+            ServiceError::BadRequest(
+                format!("bad flow: {e}"),
+                Some(serde_json::json!({
+                    "flow": text,
+                    "position": e.pos,
+                    "token": e.token,
+                })),
+            )
+        })
+    }
+
+    /// The flows of a bridge as the state file keeps them.
+    fn flow_texts(&self, bridge: &str) -> Result<Vec<String>, ServiceError> {
+        let names = self.port_names(bridge)?;
+        Ok(self
+            .switch
+            .flows(bridge)?
+            .iter()
+            .map(|r| spec_text(r, &|n| names.get(&n).cloned()))
+            .collect())
+    }
+
+    fn port_names(&self, bridge: &str) -> Result<BTreeMap<u32, String>, ServiceError> {
+        Ok(self
+            .switch
+            .ports(bridge)?
+            .into_iter()
+            .map(|p| (p.port_no, p.name))
+            .collect())
+    }
+
+    /// Runs a flow change and records the bridge's resulting flows; undoes it when the record
+    /// fails.
+    fn change_flows<T>(
+        &self,
+        bridge: &str,
+        f: impl FnOnce() -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        let mut state = self.lock();
+        if state.bridge(bridge).is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "no bridge named '{bridge}'"
+            )));
+        }
+        let before: Vec<RuleSpec> = self
+            .switch
+            .flows(bridge)?
+            .iter()
+            .map(|r| spec_of(r))
+            .collect();
+        let out = f()?;
+        let mut next = state.clone();
+        next.bridge_mut(bridge).expect("checked above").flows = self.flow_texts(bridge)?;
+        self.commit(&mut state, next, || {
+            let _ = self.switch.del_flows(bridge, &RuleFilter::all(), false);
+            let _ = self.switch.add_flows(bridge, before);
+        })?;
+        Ok(out)
+    }
+
+    /// `add-flow`/`add-flows`: all or nothing. Errors name the offending flow by index.
+    pub fn add_flows(&self, bridge: &str, flows: &[String]) -> Result<usize, ServiceError> {
+        let mut specs = Vec::with_capacity(flows.len());
+        for (i, f) in flows.iter().enumerate() {
+            let p = self.parse(bridge, f, FlowMode::Add).map_err(|e| match e {
+                ServiceError::BadRequest(m, Some(mut d)) => {
+                    d["index"] = i.into();
+                    ServiceError::BadRequest(format!("flow {}: {m}", i + 1), Some(d))
+                }
+                other => other,
+            })?;
+            specs.push(p.to_rule_spec());
+        }
+        let n = specs.len();
+        self.change_flows(bridge, || Ok(self.switch.add_flows(bridge, specs)?))?;
+        Ok(n)
+    }
+
+    /// `del-flows`: `flow` is a match (empty: every flow). Returns how many were removed.
+    pub fn del_flows(&self, bridge: &str, flow: &str, strict: bool) -> Result<usize, ServiceError> {
+        let filter = if flow.trim().is_empty() {
+            RuleFilter::all()
+        } else {
+            self.parse(bridge, flow, FlowMode::Delete)?.to_rule_filter()
+        };
+        self.change_flows(bridge, || {
+            Ok(self.switch.del_flows(bridge, &filter, strict)?.len())
+        })
+    }
+
+    /// `mod-flows`: returns how many rules changed.
+    pub fn mod_flows(&self, bridge: &str, flow: &str, strict: bool) -> Result<usize, ServiceError> {
+        let p = self.parse(bridge, flow, FlowMode::Modify)?;
+        let filter = p.to_rule_filter();
+        let actions = p.actions.clone();
+        self.change_flows(bridge, || {
+            Ok(self.switch.mod_flows(bridge, &filter, &actions, strict)?)
+        })
+    }
+
+    /// The rules of a bridge with fresh counters.
+    pub fn flows(&self, bridge: &str) -> Result<Vec<std::sync::Arc<Rule>>, ServiceError> {
+        Ok(self.switch.flows(bridge)?)
+    }
+
+    /// Port names by number (for printing flows).
+    pub fn names(&self, bridge: &str) -> Result<BTreeMap<u32, String>, ServiceError> {
+        self.port_names(bridge)
+    }
+}
+
+/// A rule as the state file keeps it: `dump-flows` syntax without counters, which
+/// [`flow_syntax::parse_flow`] reads back to the same rule.
+pub fn spec_text(r: &Rule, names: &dyn Fn(u32) -> Option<String>) -> String {
+    let mut parts = Vec::new();
+    if r.table != 0 {
+        parts.push(format!("table={}", r.table));
+    }
+    if r.cookie != 0 {
+        parts.push(format!("cookie={:#x}", r.cookie));
+    }
+    if r.idle_timeout != 0 {
+        parts.push(format!("idle_timeout={}", r.idle_timeout));
+    }
+    if r.hard_timeout != 0 {
+        parts.push(format!("hard_timeout={}", r.hard_timeout));
+    }
+    parts.push(format!("priority={}", r.priority));
+    let m = flow_syntax::format_match_named(&r.r#match, names);
+    if !m.is_empty() {
+        parts.push(m);
+    }
+    format!(
+        "{} actions={}",
+        parts.join(","),
+        flow_syntax::format_actions(&r.actions, names)
+    )
+}
+
+/// The spec that re-creates a rule (same table, priority, match, actions, cookie, timeouts).
+pub fn spec_of(r: &Rule) -> RuleSpec {
+    RuleSpec {
+        table: r.table,
+        priority: r.priority,
+        r#match: r.r#match,
+        actions: r.actions.clone(),
+        cookie: r.cookie,
+        idle_timeout: r.idle_timeout,
+        hard_timeout: r.hard_timeout,
+    }
+}

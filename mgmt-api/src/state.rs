@@ -1,0 +1,197 @@
+//! The persistent configuration: bridges, their ports and their flows, in a TOML file of the
+//! state directory.
+//!
+//! Every change is written to a temporary file, flushed to disk, and renamed over the old file
+//! (then the directory is flushed), so a crash or `kill -9` at any moment leaves either the old
+//! or the new file, never a mix. A file that does not parse stops the daemon with the line of
+//! the error; it is never overwritten.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the state inside the state directory.
+pub const STATE_FILE: &str = "state.toml";
+
+/// A port as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PortEntry {
+    /// Port name (also the kernel interface or tap name).
+    pub name: String,
+    /// Port type: `system`, `tap`, `internal` (later `vhostuser`, `vhostuserclient`).
+    #[serde(rename = "type")]
+    pub r#type: String,
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Type-specific options (`mode=afxdp|afpacket|auto` for system ports, `offloads=true|false`
+    /// for taps).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// A bridge as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeEntry {
+    /// Bridge name.
+    pub name: String,
+    /// Ports, in the order they were added (the internal port is implicit).
+    #[serde(default)]
+    pub ports: Vec<PortEntry>,
+    /// Flows in ovs-ofctl syntax, as `dump-flows` would print them without counters.
+    #[serde(default)]
+    pub flows: Vec<String>,
+}
+
+/// Everything the daemon must restore after a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Bridges.
+    #[serde(default)]
+    pub bridges: Vec<BridgeEntry>,
+}
+
+impl State {
+    /// The bridge of that name.
+    pub fn bridge(&self, name: &str) -> Option<&BridgeEntry> {
+        self.bridges.iter().find(|b| b.name == name)
+    }
+
+    /// The bridge of that name, writable.
+    pub fn bridge_mut(&mut self, name: &str) -> Option<&mut BridgeEntry> {
+        self.bridges.iter_mut().find(|b| b.name == name)
+    }
+}
+
+/// Why the state could not be read or written.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The file could not be read or written.
+    Io(PathBuf, io::Error),
+    /// The file is not valid: the message names the line.
+    Parse(PathBuf, String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            StoreError::Parse(p, e) => write!(
+                f,
+                "{}: {e}(the file was left as it is; fix or remove it to start)",
+                p.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Reads and writes the state file of a state directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// A store in `dir` (created, mode 0700, if missing).
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_owned(), e))?;
+        Ok(Store {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// Reads the state; a missing file is an empty state.
+    pub fn load(&self) -> Result<State, StoreError> {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => return Err(StoreError::Io(path, e)),
+        };
+        toml::from_str(&text).map_err(|e| StoreError::Parse(path, e.to_string()))
+    }
+
+    /// Writes the state atomically and durably.
+    pub fn save(&self, state: &State) -> Result<(), StoreError> {
+        let path = self.path();
+        let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
+        let io_err = |e| StoreError::Io(path.clone(), e);
+        let mut text = String::from(
+            "# vswitchd state: bridges, ports and flows. Written by vswitchd on every change.\n\n",
+        );
+        text.push_str(&toml::to_string(state).map_err(|e| io_err(io::Error::other(e)))?);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err)?;
+        f.write_all(text.as_bytes()).map_err(io_err)?;
+        f.sync_all().map_err(io_err)?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(io_err)?;
+        // The rename itself must reach the disk before the caller reports success.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        State {
+            bridges: vec![BridgeEntry {
+                name: "br0".into(),
+                ports: vec![PortEntry {
+                    name: "eth1".into(),
+                    r#type: "system".into(),
+                    ofport: 1,
+                    options: [("mode".to_string(), "afpacket".to_string())].into(),
+                }],
+                flows: vec!["priority=0 actions=NORMAL".into()],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap(), State::default());
+        store.save(&sample()).unwrap();
+        assert_eq!(store.load().unwrap(), sample());
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
+    }
+
+    #[test]
+    fn a_broken_file_names_the_line_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let broken = "[[bridges]]\nname = \"br0\"\nports = 7\n";
+        fs::write(store.path(), broken).unwrap();
+        let e = store.load().unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert_eq!(fs::read_to_string(store.path()).unwrap(), broken);
+    }
+}

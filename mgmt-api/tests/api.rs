@@ -1,0 +1,464 @@
+//! REST contract tests: every route, good and bad input, against a real datapath (ports are
+//! real taps), with the state directory checked after each change.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mgmt_api::api::{router, AppState};
+use mgmt_api::service::Service;
+use mgmt_api::state::Store;
+use mgmt_api::DaemonConfig;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// Tests run one at a time: each starts PMD threads, and the machine has 2 cores.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/dev/net/tun").exists() {
+        eprintln!("SKIPPED: {test}: needs root and /dev/net/tun (bridges create taps)");
+        return false;
+    }
+    true
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}{}",
+        std::process::id() % 10_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Api {
+    app: Arc<AppState>,
+    max_body: usize,
+    dir: tempfile::TempDir,
+}
+
+impl Api {
+    fn start(token: Option<&str>) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        Api::start_in(dir, token)
+    }
+
+    fn start_in(dir: tempfile::TempDir, token: Option<&str>) -> Api {
+        let cfg = DaemonConfig::default_config();
+        let store = Store::open(dir.path()).unwrap();
+        let service = Service::start(&cfg, store).expect("service starts");
+        Api {
+            app: Arc::new(AppState {
+                service,
+                token: token.map(str::to_owned),
+            }),
+            max_body: 4096,
+            dir,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.raw(method, path, body.map(|b| b.to_string()), None)
+            .await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Body::from(body.unwrap_or_default())).unwrap();
+        let resp = router(Arc::clone(&self.app), self.max_body)
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
+        };
+        (status, v)
+    }
+
+    fn saved(&self) -> mgmt_api::state::State {
+        Store::open(self.dir.path()).unwrap().load().unwrap()
+    }
+}
+
+fn assert_error(r: &(StatusCode, Value), status: StatusCode, needle: &str) {
+    assert_eq!(r.0, status, "{:?}", r.1);
+    let msg = r.1["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON error: {:?}", r.1));
+    assert!(msg.contains(needle), "{msg:?} does not mention {needle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridges() {
+    let _s = serial().await;
+    if !can_run("bridges") {
+        return;
+    }
+    let api = Api::start(None);
+    assert_eq!(api.call("GET", "/health", None).await.0, StatusCode::OK);
+    let (st, doc) = api.call("GET", "/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(doc["paths"]["/bridges/{bridge}/flows"].is_object());
+
+    let br = unique("vsa");
+    let r = api
+        .call("POST", "/bridges", Some(json!({ "name": br })))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    assert_eq!(r.1["ports"][0]["ofport"], 65534);
+    assert_eq!(api.saved().bridges[0].name, br);
+    assert_eq!(
+        api.saved().bridges[0].flows,
+        vec!["priority=0 actions=NORMAL".to_string()]
+    );
+
+    assert_error(
+        &api.call("POST", "/bridges", Some(json!({ "name": br })))
+            .await,
+        StatusCode::CONFLICT,
+        "already exists",
+    );
+    assert_error(
+        &api.call("POST", "/bridges", Some(json!({ "name": "a/b" })))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid bridge name",
+    );
+    assert_error(
+        &api.call("POST", "/bridges", Some(json!({ "name": 5 })))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid request body",
+    );
+    assert_error(
+        &api.call("POST", "/bridges", Some(json!({ "name": "x", "color": 1 })))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "color",
+    );
+    assert_error(
+        &api.raw("POST", "/bridges", Some("{\"name\":".into()), None)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid request body",
+    );
+    assert_error(
+        &api.call("GET", "/bridges/nope", None).await,
+        StatusCode::NOT_FOUND,
+        "no bridge named 'nope'",
+    );
+    assert_error(
+        &api.call("GET", "/nowhere", None).await,
+        StatusCode::NOT_FOUND,
+        "no such route",
+    );
+    // Nothing the bad requests asked for was recorded.
+    assert_eq!(api.saved().bridges.len(), 1);
+
+    let (st, list) = api.call("GET", "/bridges", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.call("DELETE", &format!("/bridges/{br}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(api.saved().bridges.is_empty());
+    assert_eq!(
+        api.call("DELETE", &format!("/bridges/{br}"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports() {
+    let _s = serial().await;
+    if !can_run("ports") {
+        return;
+    }
+    let api = Api::start(None);
+    let br = unique("vsa");
+    api.call("POST", "/bridges", Some(json!({ "name": br })))
+        .await;
+    let ports = format!("/bridges/{br}/ports");
+    let tap = unique("vsat");
+    let r = api
+        .call("POST", &ports, Some(json!({ "name": tap, "type": "tap" })))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    assert_eq!(r.1["ofport"], 1);
+    assert_eq!(r.1["driver"], "tap");
+    assert_eq!(api.saved().bridges[0].ports[0].name, tap);
+
+    let r = api.call("GET", &format!("{ports}/{tap}"), None).await;
+    assert_eq!(r.0, StatusCode::OK);
+    assert_eq!(r.1["statistics"]["rx_packets"], 0);
+    assert_eq!(
+        api.call("GET", &format!("{ports}/1"), None).await.0,
+        StatusCode::OK
+    );
+
+    assert_error(
+        &api.call("POST", &ports, Some(json!({ "name": tap, "type": "tap" })))
+            .await,
+        StatusCode::CONFLICT,
+        "already exists",
+    );
+    assert_error(
+        &api.call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "x1", "type": "warp" })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "unknown port type",
+    );
+    assert_error(
+        &api.call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "x1", "type": "system", "options": {"speed": "9"} })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "unknown option \"speed\"",
+    );
+    assert_error(
+        &api.call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "x1", "type": "system", "options": {"mode": "fast"} })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "mode=fast",
+    );
+    assert_error(
+        &api.call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "nosuchif0", "type": "system" })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "cannot open port 'nosuchif0'",
+    );
+    assert_error(
+        &api.call("POST", "/bridges/nope/ports", Some(json!({ "name": "x1" })))
+            .await,
+        StatusCode::NOT_FOUND,
+        "no bridge",
+    );
+    assert_eq!(
+        api.saved().bridges[0].ports.len(),
+        1,
+        "failed adds left no trace"
+    );
+
+    assert_eq!(
+        api.call("DELETE", &format!("{ports}/{tap}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(api.saved().bridges[0].ports.is_empty());
+    assert_error(
+        &api.call("DELETE", &format!("{ports}/{tap}"), None).await,
+        StatusCode::NOT_FOUND,
+        "no port",
+    );
+    api.call("DELETE", &format!("/bridges/{br}"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows() {
+    let _s = serial().await;
+    if !can_run("flows") {
+        return;
+    }
+    let mut api = Api::start(None);
+    let br = unique("vsa");
+    api.call("POST", "/bridges", Some(json!({ "name": br })))
+        .await;
+    let flows = format!("/bridges/{br}/flows");
+    let n_flows = |v: &Value| v.as_array().map_or(0, Vec::len);
+
+    let r = api
+        .call(
+            "POST",
+            &flows,
+            Some(json!({ "flow": "priority=10,ip,nw_dst=10.0.0.0/8,actions=drop" })),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    let (_, list) = api.call("GET", &flows, None).await;
+    assert_eq!(n_flows(&list), 2);
+    assert!(
+        list[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("nw_dst=10.0.0.0/8"),
+        "{list:?}"
+    );
+    assert_eq!(list[0]["n_packets"], 0);
+
+    // A malformed flow: 400, the offending token named, nothing changed.
+    let r = api
+        .call(
+            "POST",
+            &flows,
+            Some(json!({ "flow": "priority=10,nw_dts=10.0.0.1,actions=drop" })),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "nw_dts");
+    assert_eq!(r.1["detail"]["token"], "nw_dts=10.0.0.1");
+
+    // Many flows in one request are all or nothing.
+    let r = api
+        .call(
+            "POST",
+            &flows,
+            Some(json!({ "flows": [
+            "priority=20,tcp,tp_dst=80,actions=normal",
+            "priority=20,udp,tp_dst=53,actions=outptu:1",
+        ] })),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "flow 2");
+    assert_eq!(n_flows(&api.call("GET", &flows, None).await.1), 2);
+    let r = api
+        .call(
+            "POST",
+            &flows,
+            Some(json!({ "flows": [
+            "priority=20,tcp,tp_dst=80,actions=normal",
+            "priority=20,udp,tp_dst=53,cookie=0x5,actions=drop",
+        ] })),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    assert_eq!(api.saved().bridges[0].flows.len(), 4);
+
+    // mod-flows, then strict and non-strict deletes.
+    let r = api
+        .call("PATCH", &flows, Some(json!({ "flow": "tcp,actions=drop" })))
+        .await;
+    assert_eq!(r.1["modified"], 1, "{:?}", r.1);
+    let r = api
+        .call(
+            "DELETE",
+            &flows,
+            Some(json!({ "flow": "priority=20,tcp,tp_dst=81", "strict": true })),
+        )
+        .await;
+    assert_eq!(r.1["deleted"], 0);
+    let r = api
+        .call("DELETE", &flows, Some(json!({ "flow": "cookie=0x5/-1" })))
+        .await;
+    assert_eq!(r.1["deleted"], 1, "{:?}", r.1);
+    let r = api
+        .call("DELETE", &flows, Some(json!({ "flow": "ip" })))
+        .await;
+    assert_eq!(r.1["deleted"], 2, "{:?}", r.1);
+    assert_eq!(
+        api.saved().bridges[0].flows,
+        vec!["priority=0 actions=NORMAL".to_string()]
+    );
+
+    // A body over the limit is refused as such.
+    let big = json!({ "flows": vec!["priority=1,actions=drop"; 1000] });
+    let r = api.call("POST", &flows, Some(big)).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "invalid request body");
+
+    // Everything survives a restart from the same state directory.
+    api.call(
+        "POST",
+        &flows,
+        Some(json!({ "flow": "table=1,priority=5,in_port=LOCAL,actions=drop" })),
+    )
+    .await;
+    let before = api.call("GET", &flows, None).await.1;
+    let dir = std::mem::replace(&mut api.dir, tempfile::tempdir().unwrap());
+    drop(api);
+    let api = Api::start_in(dir, None);
+    let after = api.call("GET", &flows, None).await.1;
+    let texts = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["text"]
+                    .as_str()
+                    .unwrap()
+                    .split(" priority")
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(texts(&before), texts(&after));
+    assert_eq!(
+        api.call("GET", &format!("/bridges/{br}"), None).await.0,
+        StatusCode::OK
+    );
+
+    assert_eq!(
+        api.call("GET", &format!("/bridges/{br}/fdb"), None).await.0,
+        StatusCode::OK
+    );
+    let (st, pmds) = api.call("GET", "/pmd-stats", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(pmds.as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.call("DELETE", "/pmd-stats", None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    api.call("DELETE", &format!("/bridges/{br}"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth() {
+    let _s = serial().await;
+    if !can_run("token_auth") {
+        return;
+    }
+    let api = Api::start(Some("s3cret"));
+    assert_error(
+        &api.raw("GET", "/bridges", None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "token",
+    );
+    assert_error(
+        &api.raw("GET", "/bridges", None, Some("wrong")).await,
+        StatusCode::UNAUTHORIZED,
+        "token",
+    );
+    assert_eq!(
+        api.raw("GET", "/bridges", None, Some("s3cret")).await.0,
+        StatusCode::OK
+    );
+}
