@@ -271,3 +271,30 @@ fn a_broken_state_file_stops_the_daemon_and_is_kept() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("pmd_cores"));
 }
+
+#[test]
+fn a_vanished_interface_does_not_stop_a_restart() {
+    let _serial = serial();
+    if !can_run("a_vanished_interface_does_not_stop_a_restart", &[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    let br = unique("vsbr");
+    let (host, v) = Host::veth("10.212.0.1");
+    d.ok(&["add-br", &br]);
+    d.ok(&["add-port", &br, &v, "mode=afpacket"]);
+    d.ok(&[
+        "add-flow",
+        &br,
+        &format!("priority=9,in_port={v},actions=drop"),
+    ]);
+    d.kill9();
+    drop(host); // the namespace goes, and the veth with it
+    d.spawn();
+    let flows = d.ok(&["dump-flows", &br]);
+    assert!(flows.contains("in_port=1"), "{flows}");
+    // The port stays configured, so it comes back when the interface does.
+    let state = std::fs::read_to_string(d.state.join("state.toml")).unwrap();
+    assert!(state.contains(&v), "{state}");
+}

@@ -352,13 +352,14 @@ impl Service {
     }
 
     /// The flows of a bridge as the state file keeps them.
+    /// Ports are written by number: a port that cannot be reopened after a restart (its
+    /// interface is gone) must not make its flows unreadable.
     fn flow_texts(&self, bridge: &str) -> Result<Vec<String>, ServiceError> {
-        let names = self.port_names(bridge)?;
         Ok(self
             .switch
             .flows(bridge)?
             .iter()
-            .map(|r| spec_text(r, &|n| names.get(&n).cloned()))
+            .map(|r| spec_text(r, &|_| None))
             .collect())
     }
 
