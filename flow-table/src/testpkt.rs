@@ -164,6 +164,22 @@ impl Pkt {
         }
     }
 
+    /// A broadcast ARP request from `sha`/`spa` asking for `tpa`.
+    pub fn arp_request(sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Pkt {
+        Pkt {
+            dst: [0xff; 6],
+            src: sha,
+            vlans: vec![],
+            l3: L3::Arp {
+                op: 1,
+                sha,
+                spa,
+                tha: [0; 6],
+                tpa,
+            },
+        }
+    }
+
     /// The same frame with MAC addresses replaced.
     pub fn macs(mut self, src: [u8; 6], dst: [u8; 6]) -> Pkt {
         self.src = src;

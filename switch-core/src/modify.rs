@@ -550,18 +550,11 @@ mod tests {
         let k = extract(b.data(), 0);
         assert_eq!((k.eth_src[0], k.eth_dst[0]), (2, 4));
         // ARP has no IP header: rewrites fail and change nothing.
-        let arp = Pkt {
-            dst: [0xff; 6],
-            src: [2, 0, 0, 0, 0, 1],
-            vlans: vec![],
-            l3: L3::Arp {
-                op: 1,
-                sha: [2, 0, 0, 0, 0, 1],
-                spa: Ipv4Addr::new(10, 0, 0, 1),
-                tha: [0; 6],
-                tpa: Ipv4Addr::new(10, 0, 0, 2),
-            },
-        }
+        let arp = Pkt::arp_request(
+            [2, 0, 0, 0, 0, 1],
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+        )
         .build();
         let mut b = Buf::new(&arp);
         assert!(!set_field(&mut b, &SetField::Ipv4Dst(1)));

@@ -150,18 +150,11 @@ fn vlan_and_qinq() {
 
 #[test]
 fn arp() {
-    let p = Pkt {
-        dst: [0xff; 6],
-        src: [2, 0, 0, 0, 0, 1],
-        vlans: vec![],
-        l3: L3::Arp {
-            op: 1,
-            sha: [2, 0, 0, 0, 0, 1],
-            spa: Ipv4Addr::new(10, 0, 0, 1),
-            tha: [0; 6],
-            tpa: Ipv4Addr::new(10, 0, 0, 2),
-        },
-    };
+    let p = Pkt::arp_request(
+        [2, 0, 0, 0, 0, 1],
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+    );
     check(&p);
     let k = extract(&p.build(), 0);
     assert_eq!(k.nw_proto, 1);
