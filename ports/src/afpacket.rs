@@ -46,7 +46,8 @@ pub struct AfPacketConfig {
     pub block_timeout_ms: u32,
     /// Put the interface in promiscuous mode (a switch port must see every frame).
     pub promisc: bool,
-    /// Number of sockets (queues) the kernel spreads received flows over, for several PMDs.
+    /// Number of sockets (queues) the kernel spreads received flows over, per instance (see
+    /// [`AfPacketPort::open_instances`]).
     pub n_queues: usize,
 }
 
@@ -194,6 +195,16 @@ unsafe impl Send for AfPacketPort {}
 impl AfPacketPort {
     /// Opens the sockets, sets up their receive rings and binds them to the interface.
     pub fn open(config: &AfPacketConfig) -> io::Result<AfPacketPort> {
+        let mut v = Self::open_instances(config, 1)?;
+        Ok(v.remove(0))
+    }
+
+    /// Opens the port as `n` instances, one per PMD thread, each with `config.n_queues`
+    /// sockets of its own. All `n × n_queues` sockets join one `PACKET_FANOUT_HASH` group, so
+    /// the kernel hands each received frame to exactly one of them (flows stay on one socket);
+    /// each instance transmits on its own sockets. The instances share one set of counters.
+    /// `n = 1` is [`open`](Self::open).
+    pub fn open_instances(config: &AfPacketConfig, n: usize) -> io::Result<Vec<AfPacketPort>> {
         let netdev = NetDev::new(&config.ifname)?;
         let ifindex = netdev.ifindex()?;
         let page = 4096;
@@ -201,14 +212,17 @@ impl AfPacketPort {
             || config.block_size < page
             || config.block_count == 0
             || config.n_queues == 0
+            || n == 0
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "block_size must be a power of two ≥ 4096, block_count and n_queues nonzero",
+                "block_size must be a power of two ≥ 4096, block_count, n_queues and the \
+                 number of instances nonzero",
             ));
         }
-        let mut queues = Vec::with_capacity(config.n_queues);
-        for _ in 0..config.n_queues {
+        let total = config.n_queues * n;
+        let mut queues = Vec::with_capacity(total);
+        for _ in 0..total {
             queues.push(Queue::open(config, ifindex)?);
         }
         if queues.len() > 1 {
@@ -229,28 +243,36 @@ impl AfPacketPort {
                 )?;
             }
         }
-        if config.promisc {
-            // Membership-based promiscuity is reference-counted by the kernel and undone when
-            // the socket closes, unlike setting IFF_PROMISC.
-            let mreq = libc::packet_mreq {
-                mr_ifindex: ifindex as i32,
-                mr_type: libc::PACKET_MR_PROMISC as u16,
-                mr_alen: 0,
-                mr_address: [0; 8],
-            };
-            let fd = queues[0].sock.as_raw_fd();
-            setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
+        let counters = PortCounters::new_shared();
+        let mut queues = queues.into_iter();
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let queues: Vec<Queue> = queues.by_ref().take(config.n_queues).collect();
+            if config.promisc {
+                // Membership-based promiscuity is reference-counted by the kernel and undone
+                // when the socket closes, unlike setting IFF_PROMISC. Every instance holds its
+                // own reference, so the interface stays promiscuous while any instance lives.
+                let mreq = libc::packet_mreq {
+                    mr_ifindex: ifindex as i32,
+                    mr_type: libc::PACKET_MR_PROMISC as u16,
+                    mr_alen: 0,
+                    mr_address: [0; 8],
+                };
+                let fd = queues[0].sock.as_raw_fd();
+                setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
+            }
+            out.push(AfPacketPort {
+                name: config.ifname.clone(),
+                netdev: NetDev::new(&config.ifname)?,
+                ifindex,
+                queues,
+                vnet_hdr: config.vnet_hdr,
+                promisc: config.promisc,
+                port_no: 0,
+                counters: Arc::clone(&counters),
+            });
         }
-        Ok(AfPacketPort {
-            name: config.ifname.clone(),
-            netdev,
-            ifindex,
-            queues,
-            vnet_hdr: config.vnet_hdr,
-            promisc: config.promisc,
-            port_no: 0,
-            counters: PortCounters::new_shared(),
-        })
+        Ok(out)
     }
 
     /// Interface index of the attached interface.
@@ -423,91 +445,8 @@ impl Port for AfPacketPort {
     }
 
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let mut errors = 0u64;
-        if !self.vnet_hdr {
-            // Without a virtio-net header the wire takes no offload metadata: complete partial
-            // checksums here, and refuse GSO packets (they would need segmenting).
-            batch.retain(Packet::resolve_offloads, |p| {
-                errors += 1;
-                pool.free(p);
-            });
-        }
-        let n = batch.len();
-        if n == 0 {
-            self.counters.add_tx(0, 0, 0, errors);
-            return;
-        }
         let fd = self.queues[qid % self.queues.len()].sock.as_raw_fd();
-        // Per-burst arrays on the stack: no allocation, and the pointers in them stay valid for
-        // the syscalls below.
-        let mut hdrs = [[0u8; VnetHdr::LEN]; BATCH_SIZE];
-        // SAFETY: iovec and mmsghdr are plain C data; all-zero (null pointers, zero lengths) is
-        // valid and every used entry is filled in below.
-        let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        let per = if self.vnet_hdr { 2 } else { 1 };
-        let mut lens = [0usize; BATCH_SIZE];
-        for (i, pkt) in batch.iter().enumerate() {
-            let mut k = i * per;
-            if self.vnet_hdr {
-                hdrs[i] = pkt.vnet.unwrap_or_default().to_bytes();
-                iov[k] = libc::iovec {
-                    iov_base: hdrs[i].as_mut_ptr().cast(),
-                    iov_len: VnetHdr::LEN,
-                };
-                k += 1;
-            }
-            iov[k] = libc::iovec {
-                iov_base: pkt.data().as_ptr() as *mut _,
-                iov_len: pkt.len(),
-            };
-            lens[i] = pkt.len();
-        }
-        for (i, m) in msgs.iter_mut().enumerate().take(n) {
-            m.msg_hdr.msg_iov = iov[i * per..].as_mut_ptr();
-            m.msg_hdr.msg_iovlen = per as _;
-        }
-        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
-        let mut i = 0;
-        // Each round sends at least one message or gives up on one, so n rounds suffice.
-        for _ in 0..n {
-            if i >= n {
-                break;
-            }
-            // SAFETY: msgs[i..n] are initialised mmsghdrs whose iovecs point into `hdrs` and
-            // into packets still held by `batch`; all outlive the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    msgs[i..].as_mut_ptr(),
-                    (n - i) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                let r = r as usize;
-                sent += r as u64;
-                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
-                i += r;
-                continue;
-            }
-            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-                // Device queue full or link down: the rest has nowhere to go now.
-                libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO => {
-                    dropped += (n - i) as u64;
-                    i = n;
-                }
-                libc::EINTR => {}
-                // This frame was refused (e.g. longer than the MTU); go on with the next.
-                _ => {
-                    errors += 1;
-                    i += 1;
-                }
-            }
-        }
-        dropped += (n - i.min(n)) as u64;
-        pool.free_batch(batch);
+        let (sent, bytes, dropped, errors) = send_burst(fd, self.vnet_hdr, pool, batch);
         self.counters.add_tx(sent, bytes, dropped, errors);
     }
 
@@ -529,6 +468,142 @@ impl Port for AfPacketPort {
 
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {
         self.queues.get(qid).map(|q| q.sock.as_raw_fd())
+    }
+}
+
+/// Sends every packet of `batch` on AF_PACKET socket `fd` with one `sendmmsg` per attempt and
+/// frees all their buffers into `pool`; returns `(sent, bytes, dropped, errors)` for the
+/// counters. With `vnet_hdr` each frame is preceded by its virtio-net header (the socket must
+/// have `PACKET_VNET_HDR`); without, offloads are resolved here and GSO packets refused.
+pub(crate) fn send_burst(
+    fd: RawFd,
+    vnet_hdr: bool,
+    pool: &mut PacketPool,
+    batch: &mut PacketBatch,
+) -> (u64, u64, u64, u64) {
+    let mut errors = 0u64;
+    if !vnet_hdr {
+        // Without a virtio-net header the wire takes no offload metadata: complete partial
+        // checksums here, and refuse GSO packets (they would need segmenting).
+        batch.retain(Packet::resolve_offloads, |p| {
+            errors += 1;
+            pool.free(p);
+        });
+    }
+    let n = batch.len();
+    if n == 0 {
+        return (0, 0, 0, errors);
+    }
+    // Per-burst arrays on the stack: no allocation, and the pointers in them stay valid for
+    // the syscalls below.
+    let mut hdrs = [[0u8; VnetHdr::LEN]; BATCH_SIZE];
+    // SAFETY: iovec and mmsghdr are plain C data; all-zero (null pointers, zero lengths) is
+    // valid and every used entry is filled in below.
+    let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+    let per = if vnet_hdr { 2 } else { 1 };
+    let mut lens = [0usize; BATCH_SIZE];
+    for (i, pkt) in batch.iter().enumerate() {
+        let mut k = i * per;
+        if vnet_hdr {
+            hdrs[i] = pkt.vnet.unwrap_or_default().to_bytes();
+            iov[k] = libc::iovec {
+                iov_base: hdrs[i].as_mut_ptr().cast(),
+                iov_len: VnetHdr::LEN,
+            };
+            k += 1;
+        }
+        iov[k] = libc::iovec {
+            iov_base: pkt.data().as_ptr() as *mut _,
+            iov_len: pkt.len(),
+        };
+        lens[i] = pkt.len();
+    }
+    for (i, m) in msgs.iter_mut().enumerate().take(n) {
+        m.msg_hdr.msg_iov = iov[i * per..].as_mut_ptr();
+        m.msg_hdr.msg_iovlen = per as _;
+    }
+    let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+    let mut i = 0;
+    // Each round sends at least one message or gives up on one, so n rounds suffice.
+    for _ in 0..n {
+        if i >= n {
+            break;
+        }
+        // SAFETY: msgs[i..n] are initialised mmsghdrs whose iovecs point into `hdrs` and
+        // into packets still held by `batch`; all outlive the call.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs[i..].as_mut_ptr(),
+                (n - i) as u32,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r > 0 {
+            let r = r as usize;
+            sent += r as u64;
+            bytes += lens[i..i + r].iter().sum::<usize>() as u64;
+            i += r;
+            continue;
+        }
+        match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+            // Device queue full or link down: the rest has nowhere to go now.
+            libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO => {
+                dropped += (n - i) as u64;
+                i = n;
+            }
+            libc::EINTR => {}
+            // This frame was refused (e.g. longer than the MTU); go on with the next.
+            _ => {
+                errors += 1;
+                i += 1;
+            }
+        }
+    }
+    dropped += (n - i.min(n)) as u64;
+    pool.free_batch(batch);
+    (sent, bytes, dropped, errors)
+}
+
+/// A transmit-only AF_PACKET socket bound to one interface, without a receive ring or virtio-net
+/// header: how an AF_XDP port instance that has no queue of its own sends (see
+/// [`AfXdpPort::open_instances`](crate::AfXdpPort::open_instances)).
+pub(crate) struct TxSocket {
+    sock: OwnedFd,
+}
+
+impl TxSocket {
+    /// Opens the socket and binds it to `ifindex` with protocol 0, so the kernel delivers no
+    /// received frames to it (a bound `ETH_P_ALL` socket would get a copy of every frame).
+    pub(crate) fn open(ifindex: u32) -> io::Result<TxSocket> {
+        let sock = socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)?;
+        let fd = sock.as_raw_fd();
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
+        // SAFETY: all-zero is a valid sockaddr_ll; bind reads it for the given length.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = 0;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a live sockaddr_ll of the stated size.
+        cvt(unsafe {
+            libc::bind(
+                fd,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        })?;
+        Ok(TxSocket { sock })
+    }
+
+    /// Sends a burst (see [`send_burst`]); returns `(sent, bytes, dropped, errors)`.
+    pub(crate) fn send(
+        &self,
+        pool: &mut PacketPool,
+        batch: &mut PacketBatch,
+    ) -> (u64, u64, u64, u64) {
+        send_burst(self.sock.as_raw_fd(), false, pool, batch)
     }
 }
 

@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crate::afpacket::TxSocket;
 use crate::batch::PacketBatch;
 use crate::bpf::{XdpMode, XskRedirect};
 use crate::netdev::NetDev;
@@ -348,11 +349,16 @@ impl Xsk {
     }
 }
 
-/// An AF_XDP port on an existing kernel interface. Dropping it detaches the XDP program.
+/// An AF_XDP port on an existing kernel interface. Dropping it (the last of its instances)
+/// detaches the XDP program.
 pub struct AfXdpPort {
-    // Declared first so it drops first: the program is detached before the sockets close.
-    prog: XskRedirect,
+    // Declared first so it drops first: the program is detached before the sockets close. With
+    // several instances the program lives until the last one goes; a socket closed earlier is
+    // taken out of the XSKMAP by the kernel, and its queue's frames then go to the host stack.
+    prog: Arc<XskRedirect>,
     xsks: Vec<Xsk>,
+    /// Transmit path of an instance with no XSK of its own (more instances than queues).
+    tx_fallback: Option<TxSocket>,
     name: String,
     netdev: NetDev,
     ifindex: u32,
@@ -362,21 +368,43 @@ pub struct AfXdpPort {
 }
 
 // SAFETY: the rings and UMEM (raw pointers into mappings) are owned by the port alone and only
-// used through `&mut self`; moving the port moves that ownership.
+// used through `&mut self`; moving the port moves that ownership. The shared `XskRedirect` holds
+// only descriptors.
 unsafe impl Send for AfXdpPort {}
 
 impl AfXdpPort {
     /// Creates the sockets, loads the XDP program and attaches it to the interface.
     pub fn open(config: &AfXdpConfig) -> io::Result<AfXdpPort> {
+        Self::open_instances(config, 1).map(|mut v| v.remove(0))
+    }
+
+    /// Opens the port as `n` instances, one per PMD thread. There is one AF_XDP socket per
+    /// device queue (`config.n_queues`, or all receive queues) and one XDP program for all of
+    /// them; instance `i` gets the sockets of queues `q` with `q % n == i`, receiving on them
+    /// and transmitting on them.
+    ///
+    /// An AF_XDP socket is bound to one queue, so when `n` exceeds the number of queues the
+    /// instances past it have no socket: their [`n_rxq`](Port::n_rxq) is 0 (nothing to poll)
+    /// and they transmit through a plain AF_PACKET socket on the same interface instead
+    /// (without offload metadata, like AF_XDP: checksums are completed, GSO packets refused).
+    /// The instances share one set of counters and report the same kind. `n = 1` is
+    /// [`open`](Self::open).
+    pub fn open_instances(config: &AfXdpConfig, n: usize) -> io::Result<Vec<AfXdpPort>> {
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a port needs at least one instance",
+            ));
+        }
         let netdev = NetDev::new(&config.ifname)?;
         let ifindex = netdev.ifindex()?;
-        let n = config
+        let nq = config
             .n_queues
             .unwrap_or_else(|| netdev.n_rx_queues())
             .max(1);
-        let mut prog = XskRedirect::load(n as u32)?;
-        let mut xsks = Vec::with_capacity(n);
-        for q in 0..n as u32 {
+        let mut prog = XskRedirect::load(nq as u32)?;
+        let mut xsks = Vec::with_capacity(nq);
+        for q in 0..nq as u32 {
             let x = Xsk::open(ifindex, q, config).map_err(|e| {
                 io::Error::new(e.kind(), format!("AF_XDP socket on queue {q}: {e}"))
             })?;
@@ -391,16 +419,32 @@ impl AfXdpPort {
                 }
             }
         }
-        Ok(AfXdpPort {
-            prog,
-            xsks,
-            name: config.ifname.clone(),
-            netdev,
-            ifindex,
-            rx_calls: 0,
-            port_no: 0,
-            counters: PortCounters::new_shared(),
-        })
+        let prog = Arc::new(prog);
+        let mut per_instance: Vec<Vec<Xsk>> = (0..n).map(|_| Vec::new()).collect();
+        for (q, x) in xsks.into_iter().enumerate() {
+            per_instance[q % n].push(x);
+        }
+        let counters = PortCounters::new_shared();
+        let mut out = Vec::with_capacity(n);
+        for xsks in per_instance {
+            let tx_fallback = if xsks.is_empty() {
+                Some(TxSocket::open(ifindex)?)
+            } else {
+                None
+            };
+            out.push(AfXdpPort {
+                prog: Arc::clone(&prog),
+                xsks,
+                tx_fallback,
+                name: config.ifname.clone(),
+                netdev: NetDev::new(&config.ifname)?,
+                ifindex,
+                rx_calls: 0,
+                port_no: 0,
+                counters: Arc::clone(&counters),
+            });
+        }
+        Ok(out)
     }
 
     /// The XDP hook the program got attached at.
@@ -428,7 +472,8 @@ impl Port for AfXdpPort {
     }
 
     fn n_txq(&self) -> usize {
-        self.xsks.len()
+        // An instance without a socket still transmits, through its AF_PACKET socket.
+        self.xsks.len().max(1)
     }
 
     fn port_no(&self) -> u32 {
@@ -441,6 +486,10 @@ impl Port for AfXdpPort {
 
     fn rx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize {
         let nq = self.xsks.len();
+        if nq == 0 {
+            // An instance with no queue of its own (see `open_instances`) never receives.
+            return 0;
+        }
         let x = &mut self.xsks[qid % nq];
         self.rx_calls = self.rx_calls.wrapping_add(1);
         let mut dropped = 0u64;
@@ -501,6 +550,11 @@ impl Port for AfXdpPort {
     }
 
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        if let Some(sock) = &self.tx_fallback {
+            let (sent, bytes, dropped, errors) = sock.send(pool, batch);
+            self.counters.add_tx(sent, bytes, dropped, errors);
+            return;
+        }
         let nq = self.xsks.len();
         let x = &mut self.xsks[qid % nq];
         x.reclaim_tx();

@@ -7,6 +7,10 @@
 //! Port kinds from issue 3: [`TapPort`] (`tap`), [`TapPort::internal`] (`internal`, the bridge's own
 //! interface) and [`SystemPort`] (`system`: AF_XDP or AF_PACKET on an existing kernel
 //! interface, chosen by [`SystemMode`]). vhost-user ports come with issue 5.
+//!
+//! With several PMD threads, each port is opened as one instance per PMD
+//! ([`open_instances`] with a [`PortSpec`]): every instance receives on its own queues and
+//! transmits on its own queue, so no PMD takes a lock on the datapath.
 
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -19,6 +23,7 @@ mod netdev;
 mod packet;
 mod pool;
 mod port;
+mod spec;
 mod sys;
 mod system;
 mod tap;
@@ -31,5 +36,6 @@ pub use netdev::NetDev;
 pub use packet::{Packet, VnetHdr};
 pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
 pub use port::{Port, PortCounters, PortKind, PortStats};
-pub use system::{SystemConfig, SystemMode, SystemPort};
+pub use spec::{open_instances, PortSpec};
+pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};
 pub use tap::{TapConfig, TapPort};

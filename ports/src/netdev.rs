@@ -129,6 +129,50 @@ impl NetDev {
             .unwrap_or(1)
     }
 
+    /// The name of the interface's driver (`veth`, `tun`, `ixgbe`, …) from `ETHTOOL_GDRVINFO`.
+    /// An ioctl rather than the `/sys/class/net/IF/device/driver` link because it answers in the
+    /// namespace of the handle's socket (sysfs shows the namespace it was mounted in) and
+    /// covers virtual devices, which have no `device` link. Fails for devices whose driver
+    /// does not implement the query (e.g. loopback).
+    pub fn driver(&self) -> io::Result<String> {
+        const ETHTOOL_GDRVINFO: u32 = 0x03;
+        // struct ethtool_drvinfo (linux/ethtool.h). Only `driver` is read; the other fields
+        // give the kernel the size it writes.
+        #[repr(C)]
+        #[allow(dead_code)]
+        struct DrvInfo {
+            cmd: u32,
+            driver: [u8; 32],
+            version: [u8; 32],
+            fw_version: [u8; 32],
+            bus_info: [u8; 32],
+            erom_version: [u8; 32],
+            reserved2: [u8; 12],
+            n_priv_flags: u32,
+            n_stats: u32,
+            testinfo_len: u32,
+            eedump_len: u32,
+            regdump_len: u32,
+        }
+        // SAFETY: plain integers and byte arrays; all-zero is valid.
+        let mut info: DrvInfo = unsafe { std::mem::zeroed() };
+        info.cmd = ETHTOOL_GDRVINFO;
+        let mut r = ifreq(&self.name)?;
+        r.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
+        // SAFETY: SIOCETHTOOL reads the `ifreq` and the command buffer its `ifru_data` points
+        // to; `info` is that buffer, laid out as the kernel's `ethtool_drvinfo`, and both live
+        // across the call.
+        cvt(unsafe {
+            libc::ioctl(
+                self.sock.as_raw_fd(),
+                libc::SIOCETHTOOL as _,
+                &mut r as *mut libc::ifreq,
+            )
+        })?;
+        let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+        Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+    }
+
     /// Receive plus combined channels as the driver reports them.
     fn channels_rx(&self) -> Option<usize> {
         // struct ethtool_channels: cmd, then max_{rx,tx,other,combined}, then
@@ -174,5 +218,6 @@ mod tests {
         let gone = NetDev::new("nosuchdev0").unwrap();
         assert!(gone.ifindex().is_err());
         assert!(!gone.link_up());
+        assert!(gone.driver().is_err());
     }
 }

@@ -54,8 +54,9 @@ pub struct PortStats {
 
 /// Live counters of one port, shared with the control plane through an `Arc`.
 ///
-/// Only the port's PMD thread writes them, once per burst; any thread may read them. Relaxed
-/// atomics suffice: each counter is independent and readers only want a recent value.
+/// The PMD threads polling the port's instances (see [`open_instances`](crate::open_instances))
+/// add to them, once per burst each, and any thread may read them. Relaxed atomic adds suffice:
+/// no update is lost, each counter is independent and readers only want a recent value.
 #[derive(Debug, Default)]
 pub struct PortCounters {
     /// See [`PortStats::rx_packets`].
@@ -123,11 +124,12 @@ impl PortCounters {
     }
 }
 
-/// A switch port, polled by one PMD thread.
+/// A switch port (or one instance of it), polled by one PMD thread.
 ///
 /// Ports are `Send` (built by the control plane, then moved to their PMD) and use `&mut self` for
-/// I/O: one thread polls a given port. Counters are readable from any thread through
-/// [`counters`](Self::counters).
+/// I/O: one thread polls a given port. A port serving several PMDs is opened as one instance per
+/// PMD with [`open_instances`](crate::open_instances); the instances share their counters.
+/// Counters are readable from any thread through [`counters`](Self::counters).
 pub trait Port: Send {
     /// Interface name.
     fn name(&self) -> &str;
@@ -136,7 +138,8 @@ pub trait Port: Send {
     fn kind(&self) -> PortKind;
 
     /// Number of receive queues (valid `qid`s for [`rx_burst`](Self::rx_burst) are below it;
-    /// larger ones are taken modulo this number).
+    /// larger ones are taken modulo this number). May be 0 for an instance that only transmits
+    /// (an AF_XDP instance without a device queue of its own); `rx_burst` then returns 0.
     fn n_rxq(&self) -> usize;
 
     /// Number of transmit queues (valid `qid`s for [`tx_burst`](Self::tx_burst) are below it;

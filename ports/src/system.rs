@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::afpacket::{AfPacketConfig, AfPacketPort};
 use crate::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::batch::PacketBatch;
+use crate::netdev::NetDev;
 use crate::pool::PacketPool;
 use crate::port::{Port, PortCounters, PortKind};
 
@@ -19,8 +20,9 @@ pub enum SystemMode {
     AfXdp,
     /// AF_PACKET only.
     AfPacket,
-    /// AF_XDP, falling back to AF_PACKET (the reason is kept in
-    /// [`SystemPort::fallback_reason`]).
+    /// AF_PACKET with the virtio-net header on veth interfaces, AF_XDP elsewhere, falling back
+    /// to AF_PACKET when AF_XDP fails. See [`SystemPort::open`]; the choice is explained by
+    /// [`SystemPort::selection_reason`].
     #[default]
     Auto,
 }
@@ -40,6 +42,15 @@ impl FromStr for SystemMode {
     }
 }
 
+/// Drivers on which `auto` mode uses AF_PACKET with the virtio-net header rather than AF_XDP.
+///
+/// A veth's peer hands frames over as socket buffers with their offload state: TCP/UDP sent
+/// by the peer's stack (tx checksum offload is on by default) carry a partial checksum, and
+/// TCP may come as 64 KB GSO frames. AF_XDP has no way to pass that state on, so such frames
+/// would arrive with unfinished checksums and GSO would be impossible; AF_PACKET's virtio-net
+/// header carries both.
+pub const AUTO_AFPACKET_DRIVERS: &[&str] = &["veth"];
+
 /// How to attach a `system` port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SystemConfig {
@@ -49,7 +60,8 @@ pub struct SystemConfig {
     pub mode: SystemMode,
     /// AF_XDP settings used in `afxdp` and `auto` modes (`ifname` is taken from above).
     pub afxdp: AfXdpConfig,
-    /// AF_PACKET settings used in `afpacket` mode and as the fallback (`ifname` from above).
+    /// AF_PACKET settings used in `afpacket` mode and by `auto` mode (`ifname` from above;
+    /// `auto` always turns `vnet_hdr` on).
     pub afpacket: AfPacketConfig,
 }
 
@@ -73,39 +85,103 @@ enum Inner {
 /// A `system` port: AF_XDP or AF_PACKET on an existing interface.
 pub struct SystemPort {
     inner: Inner,
-    fallback_reason: Option<String>,
+    selection_reason: Arc<str>,
+    fallback_reason: Option<Arc<str>>,
 }
 
 impl SystemPort {
-    /// Attaches to the interface in the configured mode. In `auto` mode a failed AF_XDP attempt
-    /// is reported on stderr and through [`fallback_reason`](Self::fallback_reason).
+    /// Attaches to the interface in the configured mode.
+    ///
+    /// `afxdp` and `afpacket` use that socket type or fail. `auto` asks the driver's name
+    /// ([`NetDev::driver`]): on a driver in [`AUTO_AFPACKET_DRIVERS`] (veth) it uses AF_PACKET
+    /// with the virtio-net header, so checksum and GSO offloads work; elsewhere it tries AF_XDP
+    /// and, if that fails, falls back to AF_PACKET, reporting the failure on stderr and through
+    /// [`fallback_reason`](Self::fallback_reason). [`selection_reason`](Self::selection_reason)
+    /// always says why the port got its socket type.
     pub fn open(config: &SystemConfig) -> io::Result<SystemPort> {
+        Self::open_instances(config, 1).map(|mut v| v.remove(0))
+    }
+
+    /// Opens the port as `n` instances, one per PMD thread, choosing the socket type as
+    /// [`open`](Self::open) does (once, for all instances): see
+    /// [`AfXdpPort::open_instances`] and [`AfPacketPort::open_instances`]. `n = 1` is `open`.
+    pub fn open_instances(config: &SystemConfig, n: usize) -> io::Result<Vec<SystemPort>> {
         let mut xdp = config.afxdp.clone();
         xdp.ifname = config.ifname.clone();
         let mut pkt = config.afpacket.clone();
         pkt.ifname = config.ifname.clone();
-        let (inner, fallback_reason) = match config.mode {
-            SystemMode::AfXdp => (Inner::AfXdp(AfXdpPort::open(&xdp)?), None),
-            SystemMode::AfPacket => (Inner::AfPacket(AfPacketPort::open(&pkt)?), None),
-            SystemMode::Auto => match AfXdpPort::open(&xdp) {
-                Ok(p) => (Inner::AfXdp(p), None),
-                Err(e) => {
-                    let why = format!("AF_XDP unavailable on {}: {e}", config.ifname);
-                    // The switch has no logger dependency here; one line at port creation.
-                    eprintln!("ports: {why}; falling back to AF_PACKET");
-                    (Inner::AfPacket(AfPacketPort::open(&pkt)?), Some(why))
-                }
-            },
+        let afxdp = |xdp: &AfXdpConfig| -> io::Result<Vec<Inner>> {
+            Ok(AfXdpPort::open_instances(xdp, n)?
+                .into_iter()
+                .map(Inner::AfXdp)
+                .collect())
         };
-        Ok(SystemPort {
-            inner,
-            fallback_reason,
-        })
+        let afpacket = |pkt: &AfPacketConfig| -> io::Result<Vec<Inner>> {
+            Ok(AfPacketPort::open_instances(pkt, n)?
+                .into_iter()
+                .map(Inner::AfPacket)
+                .collect())
+        };
+        let ifname = &config.ifname;
+        let (inner, why, fallback) = match config.mode {
+            SystemMode::AfXdp => (afxdp(&xdp)?, "mode afxdp requested".to_owned(), None),
+            SystemMode::AfPacket => (afpacket(&pkt)?, "mode afpacket requested".to_owned(), None),
+            SystemMode::Auto => {
+                // Auto's AF_PACKET is always the offload-capable one.
+                pkt.vnet_hdr = true;
+                let driver = NetDev::new(ifname)?.driver();
+                match driver {
+                    Ok(d) if AUTO_AFPACKET_DRIVERS.contains(&d.as_str()) => (
+                        afpacket(&pkt)?,
+                        format!(
+                            "auto: {ifname} is a {d} device, whose peer hands over checksum \
+                             and GSO offload state that AF_XDP would lose; using AF_PACKET \
+                             with the virtio-net header"
+                        ),
+                        None,
+                    ),
+                    _ => {
+                        let d = driver.unwrap_or_else(|e| format!("unknown ({e})"));
+                        match afxdp(&xdp) {
+                            Ok(v) => (v, format!("auto: {ifname} (driver {d}): AF_XDP"), None),
+                            Err(e) => {
+                                let f = format!("AF_XDP unavailable on {ifname}: {e}");
+                                // The switch has no logger dependency here; one line at port
+                                // creation.
+                                eprintln!("ports: {f}; falling back to AF_PACKET");
+                                let why = format!(
+                                    "auto: {ifname} (driver {d}): {f}; fell back to AF_PACKET"
+                                );
+                                (afpacket(&pkt)?, why, Some(f))
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let why: Arc<str> = why.into();
+        let fallback: Option<Arc<str>> = fallback.map(Into::into);
+        Ok(inner
+            .into_iter()
+            .map(|inner| SystemPort {
+                inner,
+                selection_reason: Arc::clone(&why),
+                fallback_reason: fallback.clone(),
+            })
+            .collect())
     }
 
-    /// Why `auto` mode fell back to AF_PACKET, if it did.
+    /// Why `auto` mode fell back to AF_PACKET after AF_XDP failed, if it did. (Choosing
+    /// AF_PACKET on a veth is a selection, not a fallback: see
+    /// [`selection_reason`](Self::selection_reason).)
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()
+    }
+
+    /// Why the port uses the socket type it does (requested mode, `auto`'s driver-based choice,
+    /// or `auto`'s fallback), for logs and the management interface.
+    pub fn selection_reason(&self) -> &str {
+        &self.selection_reason
     }
 
     fn port(&self) -> &dyn Port {

@@ -20,7 +20,8 @@ const SCRATCH_LEN: usize = 65536 + VnetHdr::LEN;
 pub struct TapConfig {
     /// Device name; may contain `%d` for the kernel to pick a number.
     pub name: String,
-    /// Number of queues; more than one opens the device with `IFF_MULTI_QUEUE`, one fd per queue.
+    /// Number of queues (per instance, see [`TapPort::open_instances`]); more than one queue in
+    /// all opens the device with `IFF_MULTI_QUEUE`, one fd per queue.
     pub n_queues: usize,
     /// Exchange a virtio-net header with each frame (`IFF_VNET_HDR`): received packets carry it
     /// in [`Packet::vnet`](crate::Packet::vnet) and it is written back on transmit.
@@ -61,33 +62,50 @@ pub struct TapPort {
 impl TapPort {
     /// Creates the tap device, opens its queues non-blocking and sets the link up.
     pub fn open(config: &TapConfig) -> io::Result<TapPort> {
-        Self::open_kind(config, PortKind::Tap)
+        Self::open_kind(config, PortKind::Tap, 1).map(|mut v| v.remove(0))
     }
 
     /// The bridge's `internal` port: a tap named like the bridge, so the host stack can talk on
     /// the bridge.
     pub fn internal(bridge: &str) -> io::Result<TapPort> {
-        Self::open_kind(&TapConfig::new(bridge), PortKind::Internal)
+        Self::internal_instances(bridge, 1).map(|mut v| v.remove(0))
     }
 
-    fn open_kind(config: &TapConfig, kind: PortKind) -> io::Result<TapPort> {
+    /// Creates the tap device as `n` port instances, one per PMD thread: the device gets
+    /// `n × config.n_queues` queues (`IFF_MULTI_QUEUE` when more than one) and each instance
+    /// owns `config.n_queues` of them, receiving what the kernel steers to those queues (by
+    /// flow hash, each frame to one queue) and transmitting on them. The instances share one
+    /// set of counters; the device lives until the last instance is dropped. `n = 1` is
+    /// [`open`](Self::open).
+    pub fn open_instances(config: &TapConfig, n: usize) -> io::Result<Vec<TapPort>> {
+        Self::open_kind(config, PortKind::Tap, n)
+    }
+
+    /// The bridge's `internal` port as `n` instances (one queue each), as in
+    /// [`open_instances`](Self::open_instances).
+    pub fn internal_instances(bridge: &str, n: usize) -> io::Result<Vec<TapPort>> {
+        Self::open_kind(&TapConfig::new(bridge), PortKind::Internal, n)
+    }
+
+    fn open_kind(config: &TapConfig, kind: PortKind, n: usize) -> io::Result<Vec<TapPort>> {
         let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
-        if config.n_queues == 0 {
-            return Err(invalid("a tap needs at least one queue"));
+        if config.n_queues == 0 || n == 0 {
+            return Err(invalid("a tap needs at least one queue and one instance"));
         }
         if config.offloads && !config.vnet_hdr {
             return Err(invalid("tap offloads need the virtio-net header"));
         }
+        let total = config.n_queues * n;
         let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
         if config.vnet_hdr {
             flags |= libc::IFF_VNET_HDR;
         }
-        if config.n_queues > 1 {
+        if total > 1 {
             flags |= libc::IFF_MULTI_QUEUE;
         }
         let mut name = config.name.clone();
-        let mut fds = Vec::with_capacity(config.n_queues);
-        for _ in 0..config.n_queues {
+        let mut fds = Vec::with_capacity(total);
+        for _ in 0..total {
             // SAFETY: the path is a NUL-terminated literal; a non-negative result is a fresh
             // descriptor owned by nobody else.
             let fd = unsafe {
@@ -113,18 +131,23 @@ impl TapPort {
             }
             fds.push(fd);
         }
-        let netdev = NetDev::new(&name)?;
-        netdev.set_up()?;
-        Ok(TapPort {
-            name,
-            kind,
-            fds,
-            netdev,
-            vnet_hdr: config.vnet_hdr,
-            port_no: 0,
-            counters: PortCounters::new_shared(),
-            scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
-        })
+        NetDev::new(&name)?.set_up()?;
+        let counters = PortCounters::new_shared();
+        let mut fds = fds.into_iter();
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(TapPort {
+                name: name.clone(),
+                kind,
+                fds: fds.by_ref().take(config.n_queues).collect(),
+                netdev: NetDev::new(&name)?,
+                vnet_hdr: config.vnet_hdr,
+                port_no: 0,
+                counters: Arc::clone(&counters),
+                scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            });
+        }
+        Ok(out)
     }
 
     /// The handle used for interface queries (MTU, MAC, flags).

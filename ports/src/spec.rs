@@ -1,0 +1,94 @@
+//! Opening a port as one instance per PMD thread.
+//!
+//! The switch runs several poll-mode threads (PMDs), and each must receive from and transmit to
+//! every port without locks. So a port is opened as `n` instances, one per PMD, each a complete
+//! [`Port`] owned by that PMD with queues of its own: instance `i` receives only on its queues
+//! (the kernel spreads frames over the instances, each frame to one of them) and transmits only
+//! on its own queue. The instances share one [`PortCounters`](crate::PortCounters), so
+//! [`Port::stats`] on any of them gives the port's totals, and report the same name, kind, MTU
+//! and MAC address.
+
+use std::io;
+
+use crate::port::Port;
+use crate::system::{SystemConfig, SystemPort};
+use crate::tap::{TapConfig, TapPort};
+
+/// What a port is and how to open it: the configuration [`open_instances`] takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortSpec {
+    /// A tap device created by the switch ([`TapPort::open_instances`]).
+    Tap(TapConfig),
+    /// The bridge's own interface, a tap named like the bridge
+    /// ([`TapPort::internal_instances`]).
+    Internal {
+        /// Bridge (and interface) name.
+        bridge: String,
+    },
+    /// An existing kernel interface over AF_XDP or AF_PACKET ([`SystemPort::open_instances`]).
+    System(SystemConfig),
+}
+
+impl PortSpec {
+    /// The interface name the port will have (for a tap name with `%d`, the pattern).
+    pub fn name(&self) -> &str {
+        match self {
+            PortSpec::Tap(c) => &c.name,
+            PortSpec::Internal { bridge } => bridge,
+            PortSpec::System(c) => &c.ifname,
+        }
+    }
+}
+
+/// Opens the port described by `spec` as `n` instances, one per PMD thread (see the module
+/// documentation). How each kind divides its queues:
+///
+/// - tap / internal: the device gets one `IFF_MULTI_QUEUE` queue per instance (times
+///   [`TapConfig::n_queues`]); the kernel steers each frame to one queue by flow hash.
+/// - system over AF_PACKET: one socket per instance (times
+///   [`AfPacketConfig::n_queues`](crate::AfPacketConfig::n_queues)), all in one
+///   `PACKET_FANOUT_HASH` group; each instance transmits on its own socket.
+/// - system over AF_XDP: one socket per device queue, queue `q` going to instance `q % n`;
+///   instances beyond the number of queues get no receive queue (`n_rxq() == 0`) and transmit
+///   through an AF_PACKET socket.
+///
+/// `n = 1` opens the port exactly as the kind's `open` does. `n = 0` is an error.
+pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>>> {
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a port needs at least one instance",
+        ));
+    }
+    fn boxed<P: Port + 'static>(v: Vec<P>) -> Vec<Box<dyn Port>> {
+        v.into_iter()
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .collect()
+    }
+    Ok(match spec {
+        PortSpec::Tap(c) => boxed(TapPort::open_instances(c, n)?),
+        PortSpec::Internal { bridge } => boxed(TapPort::internal_instances(bridge, n)?),
+        PortSpec::System(c) => boxed(SystemPort::open_instances(c, n)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_instances_is_refused() {
+        let spec = PortSpec::Internal {
+            bridge: "br0".into(),
+        };
+        assert_eq!(spec.name(), "br0");
+        let e = open_instances(&spec, 0).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn missing_system_interface_fails() {
+        let spec = PortSpec::System(SystemConfig::new("nosuchdev0"));
+        assert!(open_instances(&spec, 2).is_err());
+    }
+}
