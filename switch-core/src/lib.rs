@@ -15,6 +15,7 @@ pub mod modify;
 pub mod normal;
 mod pmd;
 pub mod port_spec;
+pub mod rxq_sched;
 pub mod stats;
 pub mod switch;
 #[cfg(feature = "testnet")]

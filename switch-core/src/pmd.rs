@@ -53,6 +53,12 @@ pub(crate) enum PmdMsg {
         port_no: u32,
         done: Sender<()>,
     },
+    /// Hand the instance of a port back (with this PMD's index), to run it on another PMD.
+    TakePort {
+        bridge: u32,
+        port_no: u32,
+        reply: Sender<(usize, Option<Box<dyn Port>>)>,
+    },
     /// Remove the cached decisions these rule changes may affect, then reply (if asked).
     Invalidate {
         bridge: u32,
@@ -347,6 +353,23 @@ impl Pmd {
                     }
                     self.fds_dirty = true;
                     let _ = done.send(());
+                }
+                PmdMsg::TakePort {
+                    bridge,
+                    port_no,
+                    reply,
+                } => {
+                    let pool = &mut self.pool;
+                    let mut taken = None;
+                    if let Some(b) = self.bridges.iter_mut().find(|b| b.shared.id == bridge) {
+                        if let Some(i) = b.ports.iter().position(|p| p.port_no == port_no) {
+                            let mut gone = b.ports.remove(i);
+                            pool.free_batch(&mut gone.tx);
+                            taken = Some(gone.port);
+                        }
+                    }
+                    self.fds_dirty = true;
+                    let _ = reply.send((self.idx, taken));
                 }
                 PmdMsg::Invalidate {
                     bridge,

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use ports::{AfPacketConfig, Port, SystemConfig, SystemMode, TapConfig, TapPort};
+use ports::{AfPacketConfig, Port, PortSpec, SystemConfig, SystemMode, TapConfig};
 
 /// Configuration of a port, as `add-port` gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,26 +32,17 @@ impl PortConfig {
         }
     }
 
-    /// Opens the port `name` of bridge `bridge` as `instances` instances, one per PMD thread.
-    pub fn open(
-        &self,
-        name: &str,
-        bridge: &str,
-        instances: usize,
-    ) -> io::Result<Vec<Box<dyn Port>>> {
-        if instances != 1 {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "ports are not yet opened for more than one PMD thread",
-            ));
-        }
-        let port: Box<dyn Port> = match self {
-            PortConfig::Internal => Box::new(TapPort::internal(bridge)?),
+    /// What `ports` needs to open the port `name` of bridge `bridge`.
+    pub fn spec(&self, name: &str, bridge: &str) -> PortSpec {
+        match self {
+            PortConfig::Internal => PortSpec::Internal {
+                bridge: bridge.to_owned(),
+            },
             PortConfig::Tap { offloads } => {
                 let mut cfg = TapConfig::new(name);
                 cfg.vnet_hdr = *offloads;
                 cfg.offloads = *offloads;
-                Box::new(TapPort::open(&cfg)?)
+                PortSpec::Tap(cfg)
             }
             PortConfig::System { mode } => {
                 let mut cfg = SystemConfig::new(name);
@@ -62,9 +53,19 @@ impl PortConfig {
                     block_count: 32,
                     ..AfPacketConfig::new(name)
                 };
-                Box::new(ports::SystemPort::open(&cfg)?)
+                PortSpec::System(cfg)
             }
-        };
-        Ok(vec![port])
+        }
+    }
+
+    /// Opens the port `name` of bridge `bridge` as `instances` instances, one per PMD thread
+    /// (see [`ports::open_instances`] for how each kind divides its queues).
+    pub fn open(
+        &self,
+        name: &str,
+        bridge: &str,
+        instances: usize,
+    ) -> io::Result<Vec<Box<dyn Port>>> {
+        ports::open_instances(&self.spec(name, bridge), instances)
     }
 }

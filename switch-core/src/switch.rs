@@ -23,6 +23,7 @@ use crate::clock;
 use crate::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::pmd::{Pmd, PmdConfig, PmdMsg};
 use crate::port_spec::PortConfig;
+use crate::rxq_sched;
 use crate::stats::{PmdCounters, PmdStats};
 
 /// How long a control operation waits for the PMD threads.
@@ -128,6 +129,23 @@ pub struct PortInfo {
     pub stats: PortStats,
 }
 
+/// One PMD's share of a port: the receive queues of the instance it runs (`pmd-rxq-show`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RxqInfo {
+    /// PMD index.
+    pub pmd: usize,
+    /// Core the PMD is pinned to.
+    pub core: Option<usize>,
+    /// Bridge name.
+    pub bridge: String,
+    /// Port name.
+    pub port: String,
+    /// OpenFlow port number.
+    pub port_no: u32,
+    /// Receive queues this PMD polls on the port (0: it only transmits there).
+    pub n_rxq: usize,
+}
+
 struct PortCtl {
     name: String,
     kind: PortKind,
@@ -135,6 +153,10 @@ struct PortCtl {
     mac: [u8; 6],
     mtu: u32,
     counters: Arc<PortCounters>,
+    /// Receive queues of each instance (instance `i` runs on PMD `(i + rotation) % n`).
+    rxqs: Vec<usize>,
+    /// Where the instances run (see [`rxq_sched`](crate::rxq_sched)).
+    rotation: usize,
 }
 
 struct BridgeCtl {
@@ -267,10 +289,9 @@ impl Switch {
             },
         );
         if cfg.internal_ports {
-            let br = ctl.bridges.get_mut(name).expect("just inserted");
-            if let Err(e) = self
-                .inner
-                .attach(br, name, PortConfig::Internal, Some(LOCAL_PORT))
+            if let Err(e) =
+                self.inner
+                    .attach(&mut ctl, name, name, PortConfig::Internal, Some(LOCAL_PORT))
             {
                 drop(ctl);
                 let _ = self.del_bridge(name);
@@ -294,7 +315,7 @@ impl Switch {
         let id = br.shared.id;
         self.inner.each_pmd(|done| PmdMsg::DelBridge(id, done))?;
         ctl.bridges.remove(name);
-        Ok(())
+        self.inner.rebalance(&mut ctl)
     }
 
     /// Bridge names, sorted.
@@ -312,8 +333,7 @@ impl Switch {
         port_no: Option<u32>,
     ) -> Result<u32, SwitchError> {
         let mut ctl = self.inner.lock();
-        let br = ctl.bridge_mut(bridge)?;
-        self.inner.attach(br, name, config, port_no)
+        self.inner.attach(&mut ctl, bridge, name, config, port_no)
     }
 
     /// Removes a port (by name or number); returns after no PMD uses it any more.
@@ -321,7 +341,8 @@ impl Switch {
         let mut ctl = self.inner.lock();
         let br = ctl.bridge_mut(bridge)?;
         let no = resolve_port(br, port)?;
-        self.inner.detach(br, no)
+        self.inner.detach(br, no)?;
+        self.inner.rebalance(&mut ctl)
     }
 
     /// The ports of a bridge, by number.
@@ -433,6 +454,30 @@ impl Switch {
             .collect()
     }
 
+    /// Which PMD runs which receive queues, by PMD then bridge then port.
+    pub fn rxqs(&self) -> Vec<RxqInfo> {
+        let ctl = self.inner.lock();
+        let n = self.inner.pmds.len();
+        let mut rows = Vec::new();
+        for (bname, br) in &ctl.bridges {
+            for (&no, p) in &br.ports {
+                for (i, &q) in p.rxqs.iter().enumerate() {
+                    let pmd = (i + p.rotation) % n;
+                    rows.push(RxqInfo {
+                        pmd,
+                        core: self.inner.pmds[pmd].core,
+                        bridge: bname.clone(),
+                        port: p.name.clone(),
+                        port_no: no,
+                        n_rxq: q,
+                    });
+                }
+            }
+        }
+        rows.sort_by(|a, b| (a.pmd, &a.bridge, a.port_no).cmp(&(b.pmd, &b.bridge, b.port_no)));
+        rows
+    }
+
     /// Zeroes the PMD counters.
     pub fn clear_pmd_stats(&self) -> Result<(), SwitchError> {
         self.inner.each_pmd(PmdMsg::ClearStats)
@@ -502,13 +547,28 @@ impl Inner {
         })
     }
 
+    /// Receive queues each PMD polls now.
+    fn pmd_loads(&self, ctl: &Ctl) -> Vec<usize> {
+        let n = self.pmds.len();
+        let mut load = vec![0; n];
+        for p in ctl.bridges.values().flat_map(|b| b.ports.values()) {
+            for (i, q) in p.rxqs.iter().enumerate() {
+                load[(i + p.rotation) % n] += q;
+            }
+        }
+        load
+    }
+
     fn attach(
         &self,
-        br: &mut BridgeCtl,
+        ctl: &mut Ctl,
+        bridge: &str,
         name: &str,
         config: PortConfig,
         port_no: Option<u32>,
     ) -> Result<u32, SwitchError> {
+        let load = self.pmd_loads(ctl);
+        let br = ctl.bridge_mut(bridge)?;
         if br.ports.values().any(|p| p.name == name) {
             return Err(SwitchError::PortExists(name.to_owned()));
         }
@@ -524,25 +584,97 @@ impl Inner {
         let instances = config
             .open(name, &br.shared.name, self.pmds.len())
             .map_err(|e| SwitchError::Port(name.to_owned(), e))?;
+        let rxqs: Vec<usize> = instances.iter().map(|p| p.n_rxq()).collect();
+        let rotation = rxq_sched::best_rotation(&load, &rxqs);
         let first: &dyn Port = instances[0].as_ref();
-        let ctl = PortCtl {
+        let port_ctl = PortCtl {
             name: name.to_owned(),
             kind: first.kind(),
             config,
             mac: first.mac(),
             mtu: first.mtu(),
             counters: first.counters(),
+            rxqs,
+            rotation,
         };
-        for (pmd, mut port) in self.pmds.iter().zip(instances) {
+        let n = self.pmds.len();
+        for (i, mut port) in instances.into_iter().enumerate() {
             port.set_port_no(no);
-            let _ = pmd.tx.send(PmdMsg::AddPort {
+            let _ = self.pmds[(i + rotation) % n].tx.send(PmdMsg::AddPort {
                 bridge: br.shared.id,
                 port_no: no,
                 port,
             });
         }
-        br.ports.insert(no, ctl);
+        br.ports.insert(no, port_ctl);
         Ok(no)
+    }
+
+    /// Places every port's receive queues afresh (after a port left) and moves the instances
+    /// whose PMD changed. A moved port misses from its PMDs for the time of the move, as in OVS
+    /// when rxqs are reassigned.
+    fn rebalance(&self, ctl: &mut Ctl) -> Result<(), SwitchError> {
+        let n = self.pmds.len();
+        if n < 2 {
+            return Ok(());
+        }
+        let ports: Vec<(u32, u32, &PortCtl)> = ctl
+            .bridges
+            .values()
+            .flat_map(|b| b.ports.iter().map(|(&no, p)| (b.shared.id, no, p)))
+            .collect();
+        let shape: Vec<Vec<usize>> = ports.iter().map(|(_, _, p)| p.rxqs.clone()).collect();
+        let current: Vec<usize> = ports.iter().map(|(_, _, p)| p.rotation).collect();
+        let wanted = rxq_sched::assign(&shape, n);
+        // Moving costs a gap in forwarding: only when it makes the busiest PMD less busy.
+        let max = |rot: &[usize]| {
+            rxq_sched::pmd_loads(&shape, rot, n)
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+        };
+        if max(&wanted) >= max(&current) {
+            return Ok(());
+        }
+        let moves: Vec<(u32, u32, usize, usize)> = ports
+            .iter()
+            .zip(current.iter().zip(&wanted))
+            .filter(|(_, (c, w))| c != w)
+            .map(|((b, no, _), (c, w))| (*b, *no, *c, *w))
+            .collect();
+        for (bridge, port_no, old, new) in moves {
+            let (tx, rx) = bounded(n);
+            for pmd in &self.pmds {
+                pmd.tx
+                    .send(PmdMsg::TakePort {
+                        bridge,
+                        port_no,
+                        reply: tx.clone(),
+                    })
+                    .map_err(|_| SwitchError::Timeout)?;
+            }
+            for _ in 0..n {
+                let (pmd, port) = rx
+                    .recv_timeout(PMD_REPLY_TIMEOUT)
+                    .map_err(|_| SwitchError::Timeout)?;
+                let Some(port) = port else { continue };
+                let instance = (pmd + n - old) % n;
+                let _ = self.pmds[(instance + new) % n].tx.send(PmdMsg::AddPort {
+                    bridge,
+                    port_no,
+                    port,
+                });
+            }
+            if let Some(p) = ctl
+                .bridges
+                .values_mut()
+                .find(|b| b.shared.id == bridge)
+                .and_then(|b| b.ports.get_mut(&port_no))
+            {
+                p.rotation = new;
+            }
+        }
+        Ok(())
     }
 
     fn detach(&self, br: &mut BridgeCtl, no: u32) -> Result<(), SwitchError> {
