@@ -6,7 +6,8 @@
 //!
 //! Port kinds from issue 3: [`TapPort`] (`tap`), [`TapPort::internal`] (`internal`, the bridge's own
 //! interface) and [`SystemPort`] (`system`: AF_XDP or AF_PACKET on an existing kernel
-//! interface, chosen by [`SystemMode`]). vhost-user ports come with issue 5.
+//! interface, chosen by [`SystemMode`]), and vhost-user ports for VMs
+//! ([`VhostUserConfig`], `vhostuser` and `vhostuserclient`).
 //!
 //! With several PMD threads, each port is opened as one instance per PMD
 //! ([`open_instances`] with a [`PortSpec`]): every instance receives on its own queues and
@@ -27,6 +28,7 @@ mod spec;
 mod sys;
 mod system;
 mod tap;
+mod vhost;
 
 pub use afpacket::{AfPacketConfig, AfPacketPort};
 pub use afxdp::{AfXdpConfig, AfXdpPort};
@@ -39,3 +41,4 @@ pub use port::{Port, PortCounters, PortKind, PortStats};
 pub use spec::{open_instances, PortSpec};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};
 pub use tap::{TapConfig, TapPort};
+pub use vhost::{VhostMode, VhostUserConfig};

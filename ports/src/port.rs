@@ -18,15 +18,22 @@ pub enum PortKind {
     SystemAfXdp,
     /// An existing kernel interface driven through an AF_PACKET socket.
     SystemAfPacket,
+    /// A VM's virtio-net over vhost-user; the switch listens on the socket.
+    VhostUser,
+    /// A VM's virtio-net over vhost-user; the VM side listens and the switch connects.
+    VhostUserClient,
 }
 
 impl PortKind {
-    /// The kind's name as configured (`tap`, `internal`, `system`).
+    /// The kind's name as configured (`tap`, `internal`, `system`, `vhostuser`,
+    /// `vhostuserclient`).
     pub fn config_name(self) -> &'static str {
         match self {
             PortKind::Tap => "tap",
             PortKind::Internal => "internal",
             PortKind::SystemAfXdp | PortKind::SystemAfPacket => "system",
+            PortKind::VhostUser => "vhostuser",
+            PortKind::VhostUserClient => "vhostuserclient",
         }
     }
 }

@@ -13,6 +13,7 @@ use std::io;
 use crate::port::Port;
 use crate::system::{SystemConfig, SystemPort};
 use crate::tap::{TapConfig, TapPort};
+use crate::vhost::VhostUserConfig;
 
 /// What a port is and how to open it: the configuration [`open_instances`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum PortSpec {
     },
     /// An existing kernel interface over AF_XDP or AF_PACKET ([`SystemPort::open_instances`]).
     System(SystemConfig),
+    /// A VM's virtio-net over vhost-user (server or client socket).
+    VhostUser(VhostUserConfig),
 }
 
 impl PortSpec {
@@ -36,6 +39,7 @@ impl PortSpec {
             PortSpec::Tap(c) => &c.name,
             PortSpec::Internal { bridge } => bridge,
             PortSpec::System(c) => &c.ifname,
+            PortSpec::VhostUser(c) => &c.name,
         }
     }
 }
@@ -69,6 +73,7 @@ pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>
         PortSpec::Tap(c) => boxed(TapPort::open_instances(c, n)?),
         PortSpec::Internal { bridge } => boxed(TapPort::internal_instances(bridge, n)?),
         PortSpec::System(c) => boxed(SystemPort::open_instances(c, n)?),
+        PortSpec::VhostUser(c) => crate::vhost::open_instances(c, n)?,
     })
 }
 
