@@ -28,6 +28,8 @@ mod spec;
 mod sys;
 mod system;
 mod tap;
+#[cfg(feature = "testpmd")]
+pub mod testpmd;
 mod vhost;
 
 pub use afpacket::{AfPacketConfig, AfPacketPort};
@@ -41,4 +43,4 @@ pub use port::{Port, PortCounters, PortKind, PortStats};
 pub use spec::{open_instances, PortSpec};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};
 pub use tap::{TapConfig, TapPort};
-pub use vhost::{VhostMode, VhostUserConfig};
+pub use vhost::{VhostMode, VhostUserConfig, VhostUserPort};

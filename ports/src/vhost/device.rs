@@ -1,0 +1,507 @@
+//! The vhost-user device: state shared with the PMD threads, and the protocol handler that
+//! sets it up from the frontend's messages.
+//!
+//! The handler (on the port's control thread) keeps each virtqueue's configuration as the
+//! frontend gives it. A queue is *started* once it has memory, addresses and a kick (and, with
+//! `VHOST_USER_F_PROTOCOL_FEATURES`, once enabled); starting it puts an [`ActiveVq`] into the
+//! queue's [`SpinCell`], where the PMD serving it finds it. Any change takes the queue out
+//! first, keeping its ring indexes, and puts a new one in, so a PMD always sees a complete
+//! queue or none.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
+    VhostUserLog, VhostUserMemoryRegion, VhostUserProtocolFeatures, VhostUserShMemConfig,
+    VhostUserSharedMsg, VhostUserSingleMemoryRegion, VhostUserVirtioFeatures,
+    VhostUserVringAddrFlags, VhostUserVringState,
+};
+use vhost::vhost_user::{Backend, Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
+use vhost::VhostUserMemoryRegionBase;
+use virtio_bindings::virtio_config::{VIRTIO_F_IN_ORDER, VIRTIO_F_VERSION_1};
+use virtio_bindings::virtio_net::{VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF};
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+
+use super::cell::SpinCell;
+use super::config::VhostUserConfig;
+use super::vring::{header_len, ActiveVq, Mem};
+use crate::port::PortCounters;
+
+/// Largest ring the switch accepts (the split-ring maximum).
+pub(crate) const MAX_QUEUE_SIZE: u16 = 32768;
+/// Memory regions a frontend may add with `CONFIGURE_MEM_SLOTS`.
+const MAX_MEM_SLOTS: u64 = 32;
+
+/// `VHOST_USER_F_PROTOCOL_FEATURES`.
+const F_PROTOCOL_FEATURES: u64 = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+
+/// Virtio features the switch offers.
+pub(crate) const OFFERED_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
+    | (1 << VIRTIO_NET_F_MRG_RXBUF)
+    | (1 << VIRTIO_NET_F_MQ)
+    | (1 << VIRTIO_RING_F_INDIRECT_DESC)
+    | (1 << VIRTIO_RING_F_EVENT_IDX)
+    // Buffers are used in the order they were made available: the switch serves each queue
+    // from one thread, front to back.
+    | (1 << VIRTIO_F_IN_ORDER)
+    | F_PROTOCOL_FEATURES;
+
+/// State of one vhost-user port shared by its control thread and its PMD instances.
+pub(crate) struct Device {
+    /// Configuration.
+    pub cfg: VhostUserConfig,
+    /// Counters of all instances.
+    pub counters: Arc<PortCounters>,
+    /// Virtqueue `2q` is the guest's RX queue of pair `q` (the switch transmits on it), `2q + 1`
+    /// its TX queue (the switch receives from it).
+    pub vqs: Box<[SpinCell<Option<ActiveVq>>]>,
+    /// Bit `q` set: the guest RX queue of pair `q` is started.
+    pub rx_ready: AtomicU64,
+    /// A frontend is connected.
+    pub connected: AtomicBool,
+    /// Frontends that connected, over the port's life.
+    pub connections: AtomicU64,
+    /// Protocol errors and broken rings seen.
+    pub protocol_errors: AtomicU64,
+}
+
+impl Device {
+    /// A device with no frontend yet.
+    pub(crate) fn new(cfg: VhostUserConfig, counters: Arc<PortCounters>) -> Device {
+        let n = 2 * cfg.max_queue_pairs.clamp(1, 64);
+        Device {
+            cfg,
+            counters,
+            vqs: (0..n).map(|_| SpinCell::new(None)).collect(),
+            rx_ready: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Queue pairs the device offers.
+    pub(crate) fn queue_pairs(&self) -> usize {
+        self.vqs.len() / 2
+    }
+}
+
+/// A virtqueue as the frontend configured it.
+#[derive(Default)]
+struct VringCfg {
+    size: u16,
+    /// Frontend virtual addresses of the descriptor table, used and available rings.
+    desc: u64,
+    used: u64,
+    avail: u64,
+    addr_set: bool,
+    next_avail: u16,
+    next_used: u16,
+    /// A kick was set: the ring is started (until `GET_VRING_BASE` stops it).
+    started: bool,
+    enabled: bool,
+    call: Option<Arc<File>>,
+    /// Kept open while the ring runs (the switch polls and never waits on it).
+    _kick: Option<File>,
+}
+
+/// One mapped region: where the frontend has it, and where the guest has it.
+struct Mapping {
+    user_addr: u64,
+    size: u64,
+    gpa: u64,
+}
+
+/// The vhost-user protocol handler of one connection.
+pub(crate) struct Handler {
+    dev: Arc<Device>,
+    acked_features: u64,
+    acked_protocol: u64,
+    mem: Option<Arc<Mem>>,
+    maps: Vec<Mapping>,
+    vrings: Vec<VringCfg>,
+}
+
+fn bad(msg: &'static str) -> Error {
+    Error::InvalidOperation(msg)
+}
+
+impl Handler {
+    /// A handler for a new connection to `dev` (whose queues must all be stopped).
+    pub(crate) fn new(dev: Arc<Device>) -> Handler {
+        let n = dev.vqs.len();
+        Handler {
+            dev,
+            acked_features: 0,
+            acked_protocol: 0,
+            mem: None,
+            maps: Vec::new(),
+            vrings: (0..n).map(|_| VringCfg::default()).collect(),
+        }
+    }
+
+    fn vring(&mut self, index: u32) -> Result<&mut VringCfg> {
+        self.vrings
+            .get_mut(index as usize)
+            .ok_or(Error::InvalidParam)
+    }
+
+    /// Guest physical address of frontend virtual address `va` (ring addresses come as the
+    /// frontend's own pointers).
+    fn va_to_gpa(&self, va: u64) -> Option<GuestAddress> {
+        self.maps
+            .iter()
+            .find(|m| va >= m.user_addr && va - m.user_addr < m.size)
+            .map(|m| GuestAddress(va - m.user_addr + m.gpa))
+    }
+
+    /// Takes virtqueue `idx` away from the PMDs (keeping its indexes) and, if it is ready to
+    /// run, gives them a new one built from the current configuration.
+    fn refresh(&mut self, idx: usize) {
+        let dev = Arc::clone(&self.dev);
+        let mut slot = dev.vqs[idx].take();
+        if let Some(old) = slot.take() {
+            if old.broken {
+                dev.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let v = &mut self.vrings[idx];
+            v.next_avail = old.queue.next_avail();
+            v.next_used = old.queue.next_used();
+        }
+        match self.build(idx) {
+            Ok(Some(vq)) => *slot = Some(vq),
+            Ok(None) => {}
+            Err(why) => {
+                dev.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "vswitch: vhost-user port {}: virtqueue {idx} not started: {why}",
+                    dev.cfg.name
+                );
+            }
+        }
+        if idx % 2 == 0 {
+            let bit = 1u64 << ((idx / 2) % 64);
+            if slot.is_some() {
+                dev.rx_ready.fetch_or(bit, Ordering::Release);
+            } else {
+                dev.rx_ready.fetch_and(!bit, Ordering::Release);
+            }
+        }
+    }
+
+    fn refresh_all(&mut self) {
+        for idx in 0..self.vrings.len() {
+            self.refresh(idx);
+        }
+    }
+
+    /// The runnable queue for virtqueue `idx`, `None` if it is not ready, or why its
+    /// configuration cannot run.
+    fn build(&self, idx: usize) -> std::result::Result<Option<ActiveVq>, &'static str> {
+        let v = &self.vrings[idx];
+        let Some(mem) = &self.mem else {
+            return Ok(None);
+        };
+        if !(v.started && v.enabled && v.addr_set && v.size > 0) {
+            return Ok(None);
+        }
+        let mut q = Queue::new(MAX_QUEUE_SIZE).map_err(|_| "bad queue")?;
+        q.try_set_size(v.size).map_err(|_| "bad ring size")?;
+        let addr = |va| self.va_to_gpa(va).ok_or("ring outside guest memory");
+        q.try_set_desc_table_address(addr(v.desc)?)
+            .map_err(|_| "misaligned descriptor table")?;
+        q.try_set_avail_ring_address(addr(v.avail)?)
+            .map_err(|_| "misaligned available ring")?;
+        q.try_set_used_ring_address(addr(v.used)?)
+            .map_err(|_| "misaligned used ring")?;
+        q.set_event_idx(self.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0);
+        q.set_next_avail(v.next_avail);
+        q.set_next_used(v.next_used);
+        q.set_ready(true);
+        if !q.is_valid(&**mem) {
+            return Err("rings outside guest memory");
+        }
+        // The switch polls: ask the guest not to kick.
+        let _ = q.disable_notification(&**mem);
+        Ok(Some(ActiveVq {
+            queue: q,
+            mem: Arc::clone(mem),
+            call: v.call.clone(),
+            hdr_len: header_len(self.acked_features),
+            mrg_rxbuf: self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,
+            broken: false,
+        }))
+    }
+
+    /// Stops every queue and forgets the frontend's state (on disconnect or reset).
+    pub(crate) fn reset(&mut self) {
+        for v in &mut self.vrings {
+            *v = VringCfg::default();
+        }
+        self.mem = None;
+        self.maps.clear();
+        self.refresh_all();
+        self.acked_features = 0;
+        self.acked_protocol = 0;
+    }
+
+    fn install_memory(&mut self, mem: Mem, maps: Vec<Mapping>) {
+        self.mem = Some(Arc::new(mem));
+        self.maps = maps;
+        self.refresh_all();
+    }
+}
+
+fn map_region(region: &VhostUserMemoryRegion, file: File) -> Result<(GuestRegionMmap, Mapping)> {
+    let (gpa, size, user_addr) = (
+        region.guest_phys_addr,
+        region.memory_size,
+        region.user_addr,
+    );
+    let mapped = GuestRegionMmap::new(region.mmap_region(file)?, GuestAddress(gpa))
+        .ok_or(Error::InvalidParam)?;
+    Ok((
+        mapped,
+        Mapping {
+            user_addr,
+            size,
+            gpa,
+        },
+    ))
+}
+
+impl VhostUserBackendReqHandlerMut for Handler {
+    fn set_owner(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn reset_owner(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+
+    fn reset_device(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+
+    fn get_features(&mut self) -> Result<u64> {
+        Ok(OFFERED_FEATURES)
+    }
+
+    fn set_features(&mut self, features: u64) -> Result<()> {
+        if features & !OFFERED_FEATURES != 0 {
+            return Err(bad("feature not offered"));
+        }
+        self.acked_features = features;
+        // The header length and event index follow the features.
+        self.refresh_all();
+        Ok(())
+    }
+
+    fn set_mem_table(
+        &mut self,
+        ctx: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+        _postcopy: Option<bool>,
+    ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
+        let mut regions = Vec::with_capacity(ctx.len());
+        let mut maps = Vec::with_capacity(ctx.len());
+        for (r, f) in ctx.iter().zip(files) {
+            let (region, map) = map_region(r, f)?;
+            regions.push(region);
+            maps.push(map);
+        }
+        // Overlapping regions are refused here.
+        let mem = GuestMemoryMmap::from_regions(regions).map_err(|_| Error::InvalidParam)?;
+        self.install_memory(mem, maps);
+        Ok(None)
+    }
+
+    fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
+        if num == 0 || num > MAX_QUEUE_SIZE as u32 || !num.is_power_of_two() {
+            return Err(Error::InvalidParam);
+        }
+        self.vring(index)?.size = num as u16;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_addr(
+        &mut self,
+        index: u32,
+        _flags: VhostUserVringAddrFlags,
+        descriptor: u64,
+        used: u64,
+        available: u64,
+        _log: u64,
+    ) -> Result<()> {
+        let v = self.vring(index)?;
+        v.desc = descriptor;
+        v.used = used;
+        v.avail = available;
+        v.addr_set = true;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
+        let v = self.vring(index)?;
+        v.next_avail = base as u16;
+        v.next_used = base as u16;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
+        self.vring(index)?.started = false;
+        // Stops the ring: no PMD touches it after this returns.
+        self.refresh(index as usize);
+        let v = self.vring(index)?;
+        v._kick = None;
+        v.call = None;
+        Ok(VhostUserVringState::new(index, v.next_avail as u32))
+    }
+
+    fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        let protocol = self.acked_features & F_PROTOCOL_FEATURES != 0;
+        let v = self.vring(index as u32)?;
+        v._kick = fd;
+        v.started = true;
+        // Without protocol features a ring starts enabled (vhost-user spec, "Ring states").
+        if !protocol {
+            v.enabled = true;
+        }
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        self.vring(index as u32)?.call = fd.map(Arc::new);
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> Result<()> {
+        self.vring(index as u32).map(|_| ())
+    }
+
+    fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
+        Ok(VhostUserProtocolFeatures::MQ
+            | VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS)
+    }
+
+    fn set_protocol_features(&mut self, features: u64) -> Result<()> {
+        self.acked_protocol = features;
+        Ok(())
+    }
+
+    fn get_queue_num(&mut self) -> Result<u64> {
+        Ok(self.dev.queue_pairs() as u64)
+    }
+
+    fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
+        if self.acked_features & F_PROTOCOL_FEATURES == 0 {
+            return Err(bad("SET_VRING_ENABLE without protocol features"));
+        }
+        self.vring(index)?.enabled = enable;
+        self.refresh(index as usize);
+        Ok(())
+    }
+
+    fn get_config(
+        &mut self,
+        _offset: u32,
+        _size: u32,
+        _flags: VhostUserConfigFlags,
+    ) -> Result<Vec<u8>> {
+        Err(bad("no device configuration space"))
+    }
+
+    fn set_config(&mut self, _o: u32, _b: &[u8], _f: VhostUserConfigFlags) -> Result<()> {
+        Err(bad("no device configuration space"))
+    }
+
+    fn set_backend_req_fd(&mut self, _backend: Backend) {}
+
+    fn set_gpu_socket(&mut self, _gpu: GpuBackend) -> Result<()> {
+        Err(bad("not a GPU"))
+    }
+
+    fn get_shared_object(&mut self, _uuid: VhostUserSharedMsg) -> Result<File> {
+        Err(bad("no shared objects"))
+    }
+
+    fn get_inflight_fd(&mut self, _i: &VhostUserInflight) -> Result<(VhostUserInflight, File)> {
+        Err(bad("no inflight tracking"))
+    }
+
+    fn set_inflight_fd(&mut self, _i: &VhostUserInflight, _file: File) -> Result<()> {
+        Err(bad("no inflight tracking"))
+    }
+
+    fn get_max_mem_slots(&mut self) -> Result<u64> {
+        Ok(MAX_MEM_SLOTS)
+    }
+
+    fn add_mem_region(
+        &mut self,
+        region: &VhostUserSingleMemoryRegion,
+        fd: File,
+        _postcopy: Option<bool>,
+    ) -> Result<Option<VhostUserMemoryRegionBase>> {
+        if self.maps.len() as u64 >= MAX_MEM_SLOTS {
+            return Err(bad("all memory slots in use"));
+        }
+        let (mapped, map) = map_region(region, fd)?;
+        let mem = match &self.mem {
+            Some(m) => m.insert_region(Arc::new(mapped)),
+            None => GuestMemoryMmap::from_regions(vec![mapped]),
+        }
+        .map_err(|_| Error::InvalidParam)?;
+        let mut maps = std::mem::take(&mut self.maps);
+        maps.push(map);
+        self.install_memory(mem, maps);
+        Ok(None)
+    }
+
+    fn remove_mem_region(&mut self, region: &VhostUserSingleMemoryRegion) -> Result<()> {
+        let (gpa, size) = (region.guest_phys_addr, region.memory_size);
+        let Some(m) = &self.mem else {
+            return Err(Error::InvalidParam);
+        };
+        let (mem, _gone) = m
+            .remove_region(GuestAddress(gpa), size)
+            .map_err(|_| Error::InvalidParam)?;
+        let mut maps = std::mem::take(&mut self.maps);
+        maps.retain(|x| !(x.gpa == gpa && x.size == size));
+        self.install_memory(mem, maps);
+        Ok(())
+    }
+
+    fn set_device_state_fd(
+        &mut self,
+        _d: VhostTransferStateDirection,
+        _p: VhostTransferStatePhase,
+        _fd: File,
+    ) -> Result<Option<File>> {
+        Err(bad("no device state transfer"))
+    }
+
+    fn check_device_state(&mut self) -> Result<()> {
+        Err(bad("no device state transfer"))
+    }
+
+    fn get_shmem_config(&mut self) -> Result<VhostUserShMemConfig> {
+        Err(bad("no shared memory regions"))
+    }
+
+    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
+        Err(bad("no dirty-page logging"))
+    }
+}

@@ -1,0 +1,160 @@
+//! One PMD thread's instance of a vhost-user port.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::conn::Conn;
+use super::device::Device;
+use super::VhostMode;
+use crate::batch::PacketBatch;
+use crate::pool::PacketPool;
+use crate::port::{Port, PortCounters, PortKind};
+
+/// A vhost-user port as one PMD thread serves it: it receives from the guest TX queues of the
+/// queue pairs it owns (pair `q` belongs to instance `q % n`) and transmits on one started guest
+/// RX queue, its own when the guest has as many pairs as there are instances.
+pub struct VhostUserPort {
+    dev: Arc<Device>,
+    /// Keeps the control thread running while any instance lives.
+    _conn: Arc<Conn>,
+    instance: usize,
+    instances: usize,
+    port_no: u32,
+    /// Owned pair to poll first next time, for fairness between pairs.
+    cursor: usize,
+}
+
+impl VhostUserPort {
+    pub(crate) fn new(
+        dev: Arc<Device>,
+        conn: Arc<Conn>,
+        instance: usize,
+        instances: usize,
+    ) -> VhostUserPort {
+        VhostUserPort {
+            dev,
+            _conn: conn,
+            instance,
+            instances,
+            port_no: 0,
+            cursor: 0,
+        }
+    }
+
+    /// Whether a frontend is connected now.
+    pub fn connected(&self) -> bool {
+        self.dev.connected.load(Ordering::Acquire)
+    }
+
+    /// Frontends that connected so far.
+    pub fn connections(&self) -> u64 {
+        self.dev.connections.load(Ordering::Relaxed)
+    }
+
+    /// Protocol errors and broken rings seen so far.
+    pub fn protocol_errors(&self) -> u64 {
+        self.dev.protocol_errors.load(Ordering::Relaxed)
+    }
+
+    /// Guest RX queue pair this instance transmits on, if any is started.
+    fn tx_pair(&self) -> Option<usize> {
+        let ready = self.dev.rx_ready.load(Ordering::Acquire);
+        if ready == 0 {
+            return None;
+        }
+        let nth = self.instance % ready.count_ones() as usize;
+        let mut bits = ready;
+        for _ in 0..nth {
+            bits &= bits - 1;
+        }
+        Some(bits.trailing_zeros() as usize)
+    }
+}
+
+impl Port for VhostUserPort {
+    fn name(&self) -> &str {
+        &self.dev.cfg.name
+    }
+
+    fn kind(&self) -> PortKind {
+        match self.dev.cfg.mode {
+            VhostMode::Server => PortKind::VhostUser,
+            VhostMode::Client => PortKind::VhostUserClient,
+        }
+    }
+
+    fn n_rxq(&self) -> usize {
+        // One receive "queue" that walks every pair this instance owns.
+        usize::from(self.instance < self.dev.queue_pairs())
+    }
+
+    fn n_txq(&self) -> usize {
+        1
+    }
+
+    fn port_no(&self) -> u32 {
+        self.port_no
+    }
+
+    fn set_port_no(&mut self, port_no: u32) {
+        self.port_no = port_no;
+    }
+
+    fn rx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize {
+        let pairs = self.dev.queue_pairs();
+        let owned = (pairs + self.instances - 1 - self.instance) / self.instances;
+        let before = batch.len();
+        for k in 0..owned {
+            if batch.is_full() {
+                break;
+            }
+            let pair = self.instance + ((self.cursor + k) % owned) * self.instances;
+            // The control thread holds the queue only to reconfigure it: skip it this time.
+            let Some(mut slot) = self.dev.vqs[2 * pair + 1].try_take() else {
+                continue;
+            };
+            if let Some(vq) = slot.as_mut() {
+                let b = vq.dequeue(pool, batch, self.port_no);
+                self.dev.counters.add_rx(b.packets, b.bytes, b.dropped, b.errors);
+            }
+        }
+        if owned > 0 {
+            self.cursor = (self.cursor + 1) % owned;
+        }
+        batch.len() - before
+    }
+
+    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        if let Some(pair) = self.tx_pair() {
+            let mut slot = self.dev.vqs[2 * pair].take();
+            if let Some(vq) = slot.as_mut() {
+                let b = vq.enqueue(pool, batch);
+                self.dev.counters.add_tx(b.packets, b.bytes, b.dropped, b.errors);
+                return;
+            }
+        }
+        // No guest RX queue runs: the guest is away or not ready.
+        pool.free_batch(batch);
+        self.dev.counters.add_tx(0, 0, n, 0);
+    }
+
+    fn counters(&self) -> Arc<PortCounters> {
+        Arc::clone(&self.dev.counters)
+    }
+
+    fn mtu(&self) -> u32 {
+        1500
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        [0; 6]
+    }
+
+    fn link_up(&self) -> bool {
+        self.connected() && self.dev.rx_ready.load(Ordering::Relaxed) != 0
+    }
+}
