@@ -257,11 +257,7 @@ impl Handler {
 }
 
 fn map_region(region: &VhostUserMemoryRegion, file: File) -> Result<(GuestRegionMmap, Mapping)> {
-    let (gpa, size, user_addr) = (
-        region.guest_phys_addr,
-        region.memory_size,
-        region.user_addr,
-    );
+    let (gpa, size, user_addr) = (region.guest_phys_addr, region.memory_size, region.user_addr);
     let mapped = GuestRegionMmap::new(region.mmap_region(file)?, GuestAddress(gpa))
         .ok_or(Error::InvalidParam)?;
     Ok((

@@ -26,26 +26,34 @@ use crate::port::{Port, PortCounters};
 /// Opens a vhost-user port as `n` instances, one per PMD thread: creates the socket (server
 /// mode) or starts connecting (client mode) and returns at once; the frontend may come later.
 pub fn open_instances(config: &VhostUserConfig, n: usize) -> io::Result<Vec<Box<dyn Port>>> {
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a port needs at least one instance",
-        ));
-    }
-    if config.max_queue_pairs == 0 || config.max_queue_pairs > 64 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "max_queue_pairs must be between 1 and 64",
-        ));
-    }
-    let dev = Arc::new(device::Device::new(
-        config.clone(),
-        PortCounters::new_shared(),
-    ));
-    let conn = Arc::new(conn::Conn::start(Arc::clone(&dev))?);
-    Ok((0..n)
-        .map(|i| {
-            Box::new(VhostUserPort::new(Arc::clone(&dev), Arc::clone(&conn), i, n)) as Box<dyn Port>
-        })
+    Ok(VhostUserPort::open_instances(config, n)?
+        .into_iter()
+        .map(|p| Box::new(p) as Box<dyn Port>)
         .collect())
+}
+
+impl VhostUserPort {
+    /// Opens the port as `n` instances (see [`open_instances`]).
+    pub fn open_instances(config: &VhostUserConfig, n: usize) -> io::Result<Vec<VhostUserPort>> {
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a port needs at least one instance",
+            ));
+        }
+        if config.max_queue_pairs == 0 || config.max_queue_pairs > 64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_queue_pairs must be between 1 and 64",
+            ));
+        }
+        let dev = Arc::new(device::Device::new(
+            config.clone(),
+            PortCounters::new_shared(),
+        ));
+        let conn = Arc::new(conn::Conn::start(Arc::clone(&dev))?);
+        Ok((0..n)
+            .map(|i| VhostUserPort::new(Arc::clone(&dev), Arc::clone(&conn), i, n))
+            .collect())
+    }
 }

@@ -115,7 +115,9 @@ impl Port for VhostUserPort {
             };
             if let Some(vq) = slot.as_mut() {
                 let b = vq.dequeue(pool, batch, self.port_no);
-                self.dev.counters.add_rx(b.packets, b.bytes, b.dropped, b.errors);
+                self.dev
+                    .counters
+                    .add_rx(b.packets, b.bytes, b.dropped, b.errors);
             }
         }
         if owned > 0 {
@@ -133,7 +135,9 @@ impl Port for VhostUserPort {
             let mut slot = self.dev.vqs[2 * pair].take();
             if let Some(vq) = slot.as_mut() {
                 let b = vq.enqueue(pool, batch);
-                self.dev.counters.add_tx(b.packets, b.bytes, b.dropped, b.errors);
+                self.dev
+                    .counters
+                    .add_tx(b.packets, b.bytes, b.dropped, b.errors);
                 return;
             }
         }

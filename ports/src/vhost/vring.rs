@@ -10,8 +10,10 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use virtio_bindings::virtio_ring::VRING_AVAIL_F_NO_INTERRUPT as NO_INTERRUPT;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -216,7 +218,9 @@ impl ActiveVq {
             };
             let head = chain.head_index();
             let mut chain_len = 0u32;
+            let mut descs = 0;
             for desc in chain {
+                descs += 1;
                 if !desc.is_write_only() {
                     malformed = true;
                     break;
@@ -256,6 +260,15 @@ impl ActiveVq {
                 if malformed || written == total {
                     break;
                 }
+                // The chain ends here while saying "next": cut short (see `read_chain`).
+                if desc.has_next() && descs >= self.queue.size() as usize {
+                    malformed = true;
+                    break;
+                }
+            }
+            if descs == 0 {
+                // Head out of range or unreadable descriptor.
+                malformed = true;
             }
             heads[n] = (head, chain_len);
             n += 1;
@@ -288,10 +301,22 @@ impl ActiveVq {
         result
     }
 
-    /// Signals the guest if it asked to be told about these used buffers.
+    /// Signals the guest if it asked to be told about these used buffers: with `EVENT_IDX`
+    /// when the used index passed the guest's `used_event`, else unless the guest set
+    /// `VRING_AVAIL_F_NO_INTERRUPT` (which `virtio-queue` does not look at).
     fn notify(&mut self) {
         let Some(call) = &self.call else { return };
-        match self.queue.needs_notification(&*self.mem) {
+        let wanted = if self.queue.event_idx_enabled() {
+            self.queue.needs_notification(&*self.mem)
+        } else {
+            // Order the used-ring writes before reading the guest's flags.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            self.mem
+                .load::<u16>(GuestAddress(self.queue.avail_ring()), Ordering::Acquire)
+                .map(|flags| u16::from_le(flags) & NO_INTERRUPT as u16 == 0)
+                .map_err(virtio_queue::Error::GuestMemory)
+        };
+        match wanted {
             Ok(true) => {
                 // An eventfd: adding 1 wakes the guest's interrupt handler.
                 let _ = (&**call).write(&1u64.to_ne_bytes());
@@ -316,7 +341,12 @@ fn read_chain(
     let buf = pkt.data_mut();
     let mut skip = hdr_len;
     let mut len = 0;
+    let mut cut = false;
     for desc in chain {
+        // A chain whose last descriptor still says "next" was cut short by `virtio-queue`: a
+        // loop, a chain longer than the ring, a next index out of range or an unreadable
+        // descriptor.
+        cut = desc.has_next();
         if desc.is_write_only() {
             return Err(false);
         }
@@ -338,7 +368,7 @@ fn read_chain(
             .map_err(|_| false)?;
         len += dlen;
     }
-    if len == 0 {
+    if len == 0 || cut {
         return Err(false);
     }
     pkt.set_len(len);
@@ -355,3 +385,7 @@ pub(crate) fn header_len(features: u64) -> usize {
         HDR_LEN_LEGACY
     }
 }
+
+#[cfg(test)]
+#[path = "vring_tests.rs"]
+mod tests;
