@@ -8,6 +8,10 @@ need_pkgs=()
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v ping >/dev/null || need_pkgs+=(iputils-ping)
 command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
+# dpdk-testpmd (the VM side of the vhost-user tests) is in dpdk-dev, not in dpdk; without
+# recommends it still brings the virtio-user and vhost PMDs.
+command -v dpdk-testpmd >/dev/null || need_pkgs+=(dpdk-dev)
+command -v stdbuf >/dev/null || need_pkgs+=(coreutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
@@ -15,6 +19,28 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
     else
         echo "WARNING: not root; cannot install ${need_pkgs[*]}: tests needing them will skip" >&2
+    fi
+fi
+command -v dpdk-testpmd >/dev/null || echo "WARNING: no dpdk-testpmd: vhost-user tests will skip" >&2
+
+# 2 MB hugepages for testpmd (128 MB per instance) and the switch's pools. The tests grow the
+# pool themselves if they can; doing it here first fails early and visibly.
+if [ "$(id -u)" = 0 ]; then
+    if ! grep -qs ' hugetlbfs ' /proc/mounts; then
+        mkdir -p /dev/hugepages
+        mount -t hugetlbfs -o pagesize=2M none /dev/hugepages ||
+            echo "WARNING: cannot mount hugetlbfs: testpmd tests will skip" >&2
+    fi
+    hp=/sys/kernel/mm/hugepages/hugepages-2048kB
+    if [ -r $hp/free_hugepages ]; then
+        free=$(cat $hp/free_hugepages)
+        if [ "$free" -lt 512 ]; then
+            echo $(($(cat $hp/nr_hugepages) + 512 - free)) > $hp/nr_hugepages ||
+                echo "WARNING: cannot grow the hugepage pool" >&2
+        fi
+        echo "hugepages: $(cat $hp/free_hugepages) of $(cat $hp/nr_hugepages) 2 MB pages free"
+    else
+        echo "WARNING: no 2 MB hugepages in this kernel: testpmd tests will skip" >&2
     fi
 fi
 

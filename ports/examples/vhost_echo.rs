@@ -6,7 +6,10 @@ use ports::{PacketBatch, PacketPool, PoolConfig, VhostMode, VhostUserConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let sock = args.get(1).cloned().unwrap_or("/tmp/vhost-echo.sock".into());
+    let sock = args
+        .get(1)
+        .cloned()
+        .unwrap_or("/tmp/vhost-echo.sock".into());
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let mode = if args.get(3).map(|s| s == "client").unwrap_or(false) {
         VhostMode::Client
