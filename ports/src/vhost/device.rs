@@ -28,6 +28,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
 
 use super::cell::SpinCell;
 use super::config::VhostUserConfig;
+use super::guest_map::GuestMap;
 use super::vring::{header_len, ActiveVq, Mem};
 use crate::port::PortCounters;
 
@@ -230,6 +231,7 @@ impl Handler {
         Ok(Some(ActiveVq {
             queue: q,
             mem: Arc::clone(mem),
+            map: GuestMap::new(mem),
             call: v.call.clone(),
             hdr_len: header_len(self.acked_features),
             mrg_rxbuf: self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,

@@ -12,6 +12,7 @@ mod cell;
 mod config;
 mod conn;
 mod device;
+mod guest_map;
 mod port;
 mod vring;
 

@@ -17,6 +17,7 @@ use virtio_bindings::virtio_ring::VRING_AVAIL_F_NO_INTERRUPT as NO_INTERRUPT;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::guest_map::GuestMap;
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::Packet;
 use crate::pool::PacketPool;
@@ -39,6 +40,8 @@ pub(crate) struct ActiveVq {
     pub queue: Queue,
     /// The guest memory the ring and its buffers live in.
     pub mem: Arc<Mem>,
+    /// The same memory, for copying packet data.
+    pub map: GuestMap,
     /// Where to signal the guest that used buffers are ready, if it wants to be told.
     pub call: Option<Arc<File>>,
     /// Size of the virtio-net header in front of each packet.
@@ -100,7 +103,7 @@ impl ActiveVq {
                         out.dropped += 1;
                         continue;
                     };
-                    match read_chain(chain, mem, self.hdr_len, &mut pkt) {
+                    match read_chain(chain, &self.map, self.hdr_len, &mut pkt) {
                         Ok(len) => {
                             pkt.in_port = in_port;
                             out.packets += 1;
@@ -242,7 +245,7 @@ impl ActiveVq {
                             }
                         }
                     }
-                    if mem.write_slice(&src[..k], addr).is_err() {
+                    if !self.map.write(addr, &src[..k]) {
                         malformed = true;
                         break;
                     }
@@ -332,7 +335,7 @@ impl ActiveVq {
 /// writable descriptor, a buffer outside guest memory, no frame at all).
 fn read_chain(
     chain: virtio_queue::DescriptorChain<&Mem>,
-    mem: &Mem,
+    map: &GuestMap,
     hdr_len: usize,
     pkt: &mut Packet,
 ) -> Result<usize, bool> {
@@ -364,8 +367,9 @@ fn read_chain(
         if len + dlen > room {
             return Err(true);
         }
-        mem.read_slice(&mut buf[len..len + dlen], addr)
-            .map_err(|_| false)?;
+        if !map.read(addr, &mut buf[len..len + dlen]) {
+            return Err(false);
+        }
         len += dlen;
     }
     if len == 0 || cut {

@@ -99,6 +99,7 @@ impl Guest {
         ActiveVq {
             queue: q,
             mem: Arc::clone(&self.mem),
+            map: super::GuestMap::new(&self.mem),
             call: None,
             hdr_len: HDR_LEN_V1,
             mrg_rxbuf,
