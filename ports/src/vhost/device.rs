@@ -29,6 +29,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
 use super::cell::SpinCell;
 use super::config::VhostUserConfig;
 use super::guest_map::GuestMap;
+use super::split::{RingLayout, SplitRing};
 use super::vring::{header_len, ActiveVq, Mem};
 use crate::port::PortCounters;
 
@@ -170,8 +171,8 @@ impl Handler {
                 dev.protocol_errors.fetch_add(1, Ordering::Relaxed);
             }
             let v = &mut self.vrings[idx];
-            v.next_avail = old.queue.next_avail();
-            v.next_used = old.queue.next_used();
+            v.next_avail = old.ring.next_avail();
+            v.next_used = old.ring.next_used();
         }
         match self.build(idx) {
             Ok(Some(vq)) => *slot = Some(vq),
@@ -219,19 +220,29 @@ impl Handler {
             .map_err(|_| "misaligned available ring")?;
         q.try_set_used_ring_address(addr(v.used)?)
             .map_err(|_| "misaligned used ring")?;
-        q.set_event_idx(self.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0);
-        q.set_next_avail(v.next_avail);
-        q.set_next_used(v.next_used);
         q.set_ready(true);
+        // virtio-queue's checks first; the ring below checks alignment and placement again.
         if !q.is_valid(&**mem) {
             return Err("rings outside guest memory");
         }
+        let layout = RingLayout {
+            size: v.size,
+            desc: GuestAddress(q.desc_table()),
+            avail: GuestAddress(q.avail_ring()),
+            used: GuestAddress(q.used_ring()),
+        };
+        let event_idx = self.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
+        let mut ring = SplitRing::new(
+            GuestMap::new(mem),
+            &layout,
+            v.next_avail,
+            v.next_used,
+            event_idx,
+        )?;
         // The switch polls: ask the guest not to kick.
-        let _ = q.disable_notification(&**mem);
+        ring.disable_kicks();
         Ok(Some(ActiveVq {
-            queue: q,
-            mem: Arc::clone(mem),
-            map: GuestMap::new(mem),
+            ring,
             call: v.call.clone(),
             hdr_len: header_len(self.acked_features),
             mrg_rxbuf: self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,

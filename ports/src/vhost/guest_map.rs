@@ -53,7 +53,7 @@ impl GuestMap {
 
     /// Host address of guest range `addr .. addr + len`, if all of it lies in one region.
     #[inline]
-    fn host(&self, addr: GuestAddress, len: usize) -> Option<*mut u8> {
+    pub(crate) fn host(&self, addr: GuestAddress, len: usize) -> Option<*mut u8> {
         for r in &self.regions {
             let off = addr.0.wrapping_sub(r.gpa);
             if addr.0 >= r.gpa && off <= r.len && len as u64 <= r.len - off {

@@ -14,6 +14,7 @@ mod conn;
 mod device;
 mod guest_map;
 mod port;
+mod split;
 mod vring;
 
 pub use config::{VhostMode, VhostUserConfig};

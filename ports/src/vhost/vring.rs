@@ -1,23 +1,18 @@
 //! Moving packets through a started virtqueue: guest TX queues into packets, packets into guest
 //! RX queues.
 //!
-//! Every address the guest gives (descriptor table, rings, buffers) is reached through
-//! `vm-memory`, which checks it against the guest's memory regions, and every descriptor chain
-//! through `virtio-queue`, which bounds its length by the ring size (no loops) and checks
-//! indirect tables. A guest that breaks the ring itself (an available index running ahead by
-//! more than the ring, a used head out of range) gets the queue marked broken: it stops being
+//! Every guest address (rings, descriptors, buffers) is checked against the guest's memory
+//! regions before use ([`SplitRing`], `GuestMap`), and every chain is bounded by its table
+//! (no loops). A guest that breaks the ring itself (an available index running ahead by more
+//! than the ring, a used head out of range) gets the queue marked broken: it stops being
 //! served until the frontend sets it up again. Bad buffers only lose that packet.
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use virtio_bindings::virtio_ring::VRING_AVAIL_F_NO_INTERRUPT as NO_INTERRUPT;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Address, GuestAddress, GuestMemoryMmap};
 
-use super::guest_map::GuestMap;
+use super::split::{RingError, SplitRing};
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::Packet;
 use crate::pool::PacketPool;
@@ -36,14 +31,10 @@ const MAX_MERGED: usize = 64;
 
 /// A started virtqueue, as the PMD thread serving it uses it.
 pub(crate) struct ActiveVq {
-    /// Ring state (addresses, next indexes) from `virtio-queue`.
-    pub queue: Queue,
-    /// The guest memory the ring and its buffers live in.
-    pub mem: Arc<Mem>,
-    /// The same memory, for copying packet data.
-    pub map: GuestMap,
+    /// The ring, over the guest memory it lives in.
+    pub ring: SplitRing,
     /// Where to signal the guest that used buffers are ready, if it wants to be told.
-    pub call: Option<Arc<File>>,
+    pub call: Option<std::sync::Arc<File>>,
     /// Size of the virtio-net header in front of each packet.
     pub hdr_len: usize,
     /// `VIRTIO_NET_F_MRG_RXBUF`: a received packet may span several guest buffers.
@@ -71,10 +62,16 @@ enum RxError {
     Full,
     /// The guest's buffers cannot hold the packet.
     TooSmall,
-    /// A descriptor the device may not write to, or outside guest memory.
+    /// A descriptor the device may not write to, outside guest memory, or a bad chain.
     Malformed,
-    /// The used ring cannot be written.
+    /// The ring itself is broken.
     Broken,
+}
+
+impl From<RingError> for RxError {
+    fn from(_: RingError) -> RxError {
+        RxError::Broken
+    }
 }
 
 impl ActiveVq {
@@ -90,55 +87,47 @@ impl ActiveVq {
         if self.broken {
             return out;
         }
-        let mem: &Mem = &self.mem;
-        let mut done = [0u16; BATCH_SIZE];
-        let mut n_done = 0;
-        let space = batch.space().min(BATCH_SIZE);
-        match self.queue.iter(mem) {
-            Ok(chains) => {
-                for chain in chains.take(space) {
-                    done[n_done] = chain.head_index();
-                    n_done += 1;
-                    let Some(mut pkt) = pool.alloc() else {
-                        out.dropped += 1;
-                        continue;
-                    };
-                    match read_chain(chain, &self.map, self.hdr_len, &mut pkt) {
-                        Ok(len) => {
-                            pkt.in_port = in_port;
-                            out.packets += 1;
-                            out.bytes += len as u64;
-                            if let Err(p) = batch.push(pkt) {
-                                pool.free(p);
-                            }
-                        }
-                        Err(too_long) => {
-                            if too_long {
-                                out.dropped += 1;
-                            } else {
-                                out.errors += 1;
-                            }
-                            pool.free(pkt);
+        let avail = match self.ring.available() {
+            Ok(n) => n as usize,
+            Err(RingError) => {
+                self.broken = true;
+                out.errors += 1;
+                return out;
+            }
+        };
+        let n = avail.min(batch.space()).min(BATCH_SIZE);
+        for _ in 0..n {
+            let head = self.ring.pop();
+            match pool.alloc() {
+                None => out.dropped += 1,
+                Some(mut pkt) => match read_chain(&self.ring, head, self.hdr_len, &mut pkt) {
+                    Ok(len) => {
+                        pkt.in_port = in_port;
+                        out.packets += 1;
+                        out.bytes += len as u64;
+                        if let Err(p) = batch.push(pkt) {
+                            pool.free(p);
                         }
                     }
-                }
+                    Err(too_long) => {
+                        if too_long {
+                            out.dropped += 1;
+                        } else {
+                            out.errors += 1;
+                        }
+                        pool.free(pkt);
+                    }
+                },
             }
-            // The available index ran ahead by more than the ring holds.
-            Err(_) => {
-                self.broken = true;
-                out.errors += 1;
-                return out;
-            }
-        }
-        for &head in &done[..n_done] {
             // The device wrote nothing into a TX buffer: used length 0.
-            if self.queue.add_used(mem, head, 0).is_err() {
+            if self.ring.push_used(head, 0).is_err() {
                 self.broken = true;
                 out.errors += 1;
-                return out;
+                break;
             }
         }
-        if n_done > 0 {
+        if n > 0 {
+            self.ring.publish_used();
             self.notify();
         }
         out
@@ -149,9 +138,17 @@ impl ActiveVq {
     pub(crate) fn enqueue(&mut self, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         let mut out = Burst::default();
         let mut used = false;
-        let mut full = self.broken;
+        let mut avail = match self.ring.available() {
+            Ok(n) if !self.broken => n as usize,
+            Ok(_) => 0,
+            Err(RingError) => {
+                self.broken = true;
+                out.errors += 1;
+                0
+            }
+        };
         for mut pkt in batch.drain() {
-            if full {
+            if avail == 0 {
                 out.dropped += 1;
                 pool.free(pkt);
                 continue;
@@ -162,14 +159,14 @@ impl ActiveVq {
                 pool.free(pkt);
                 continue;
             }
-            match self.write_packet(pkt.data()) {
+            match self.write_packet(pkt.data(), &mut avail) {
                 Ok(()) => {
                     used = true;
                     out.packets += 1;
                     out.bytes += pkt.len() as u64;
                 }
                 Err(RxError::Full) => {
-                    full = true;
+                    avail = 0;
                     out.dropped += 1;
                 }
                 Err(RxError::TooSmall) => {
@@ -182,22 +179,22 @@ impl ActiveVq {
                 }
                 Err(RxError::Broken) => {
                     self.broken = true;
-                    full = true;
+                    avail = 0;
                     out.errors += 1;
                 }
             }
             pool.free(pkt);
         }
         if used {
+            self.ring.publish_used();
             self.notify();
         }
         out
     }
 
     /// Writes one packet (after its virtio-net header) into the guest's next available
-    /// buffers and marks them used.
-    fn write_packet(&mut self, data: &[u8]) -> Result<(), RxError> {
-        let mem: &Mem = &self.mem;
+    /// buffers (`avail` of them left) and marks them used.
+    fn write_packet(&mut self, data: &[u8], avail: &mut usize) -> Result<(), RxError> {
         let hdr_len = self.hdr_len;
         let mut hdr = [0u8; HDR_LEN_V1];
         // One buffer unless merged (the field exists only in the 12-byte header).
@@ -206,30 +203,33 @@ impl ActiveVq {
         let mut heads = [(0u16, 0u32); MAX_MERGED];
         let mut n = 0;
         let mut written = 0;
-        // Guest addresses of the two `num_buffers` bytes, to fix up once the count is known.
-        let mut num_buffers_at = [None::<GuestAddress>; 2];
+        // Guest address of the header's `num_buffers`, to fix up once the count is known.
+        let mut num_buffers_at = None::<GuestAddress>;
         let mut malformed = false;
-        while written < total {
+        while written < total && !malformed {
             if n == MAX_MERGED || (n == 1 && !self.mrg_rxbuf) {
                 break;
             }
-            let Some(chain) = self.queue.pop_descriptor_chain(mem) else {
+            if *avail == 0 {
                 // Give back the buffers taken for this packet: it will not go.
-                self.queue
-                    .set_next_avail(self.queue.next_avail().wrapping_sub(n as u16));
+                self.ring.unpop(n as u16);
+                *avail += n;
                 return Err(RxError::Full);
-            };
-            let head = chain.head_index();
+            }
+            *avail -= 1;
+            let head = self.ring.pop();
             let mut chain_len = 0u32;
-            let mut descs = 0;
-            for desc in chain {
-                descs += 1;
-                if !desc.is_write_only() {
+            for desc in self.ring.chain(head) {
+                let Ok(desc) = desc else {
+                    malformed = true;
+                    break;
+                };
+                if !desc.writable() {
                     malformed = true;
                     break;
                 }
-                let mut addr = desc.addr();
-                let mut room = desc.len() as usize;
+                let mut addr = desc.addr;
+                let mut room = desc.len as usize;
                 while room > 0 && written < total {
                     let src: &[u8] = if written < hdr_len {
                         &hdr[written..hdr_len]
@@ -237,15 +237,10 @@ impl ActiveVq {
                         &data[written - hdr_len..]
                     };
                     let k = src.len().min(room);
-                    if written <= NUM_BUFFERS_AT + 1 && written + k > NUM_BUFFERS_AT {
-                        for (i, at) in num_buffers_at.iter_mut().enumerate() {
-                            let pos = NUM_BUFFERS_AT + i;
-                            if pos >= written && pos < written + k {
-                                *at = addr.checked_add((pos - written) as u64);
-                            }
-                        }
+                    if written == 0 && k >= HDR_LEN_V1 {
+                        num_buffers_at = addr.checked_add(NUM_BUFFERS_AT as u64);
                     }
-                    if !self.map.write(addr, &src[..k]) {
+                    if !self.ring.map().write(addr, &src[..k]) {
                         malformed = true;
                         break;
                     }
@@ -263,21 +258,9 @@ impl ActiveVq {
                 if malformed || written == total {
                     break;
                 }
-                // The chain ends here while saying "next": cut short (see `read_chain`).
-                if desc.has_next() && descs >= self.queue.size() as usize {
-                    malformed = true;
-                    break;
-                }
-            }
-            if descs == 0 {
-                // Head out of range or unreadable descriptor.
-                malformed = true;
             }
             heads[n] = (head, chain_len);
             n += 1;
-            if malformed {
-                break;
-            }
         }
         let result = if malformed {
             Err(RxError::Malformed)
@@ -286,56 +269,38 @@ impl ActiveVq {
         } else {
             Ok(())
         };
-        if result.is_ok() && self.mrg_rxbuf && hdr_len == HDR_LEN_V1 && n > 1 {
-            let count = (n as u16).to_le_bytes();
-            for (at, b) in num_buffers_at.iter().zip(count) {
-                if let Some(at) = at {
-                    let _ = mem.write_obj(b, *at);
-                }
+        if result.is_ok() && n > 1 {
+            // Merged buffers: tell the guest how many (a header split over descriptors, which
+            // no driver does, keeps 1 and the guest sees a short packet).
+            if let Some(at) = num_buffers_at {
+                self.ring.map().write(at, &(n as u16).to_le_bytes());
             }
         }
         // Buffers taken are used either way; a failed packet hands them back empty.
         for &(head, len) in &heads[..n] {
             let len = if result.is_ok() { len } else { 0 };
-            if self.queue.add_used(mem, head, len).is_err() {
-                return Err(RxError::Broken);
-            }
+            self.ring.push_used(head, len)?;
         }
         result
     }
 
-    /// Signals the guest if it asked to be told about these used buffers: with `EVENT_IDX`
-    /// when the used index passed the guest's `used_event`, else unless the guest set
-    /// `VRING_AVAIL_F_NO_INTERRUPT` (which `virtio-queue` does not look at).
+    /// Signals the guest if it asked to be told about the used buffers just published.
     fn notify(&mut self) {
-        let Some(call) = &self.call else { return };
-        let wanted = if self.queue.event_idx_enabled() {
-            self.queue.needs_notification(&*self.mem)
-        } else {
-            // Order the used-ring writes before reading the guest's flags.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            self.mem
-                .load::<u16>(GuestAddress(self.queue.avail_ring()), Ordering::Acquire)
-                .map(|flags| u16::from_le(flags) & NO_INTERRUPT as u16 == 0)
-                .map_err(virtio_queue::Error::GuestMemory)
-        };
-        match wanted {
-            Ok(true) => {
+        if let Some(call) = &self.call {
+            if self.ring.needs_notification() {
                 // An eventfd: adding 1 wakes the guest's interrupt handler.
                 let _ = (&**call).write(&1u64.to_ne_bytes());
             }
-            Ok(false) => {}
-            Err(_) => self.broken = true,
         }
     }
 }
 
-/// Copies a guest TX chain (header, then frame) into `pkt`. Returns the frame length, or
-/// `Err(true)` when it does not fit the buffer, `Err(false)` when the chain is malformed (a
-/// writable descriptor, a buffer outside guest memory, no frame at all).
+/// Copies the guest TX chain at `head` (header, then frame) into `pkt`. Returns the frame
+/// length, or `Err(true)` when it does not fit the buffer, `Err(false)` when the chain is
+/// malformed (a writable descriptor, a buffer outside guest memory, a bad chain, no frame).
 fn read_chain(
-    chain: virtio_queue::DescriptorChain<&Mem>,
-    map: &GuestMap,
+    ring: &SplitRing,
+    head: u16,
     hdr_len: usize,
     pkt: &mut Packet,
 ) -> Result<usize, bool> {
@@ -344,17 +309,13 @@ fn read_chain(
     let buf = pkt.data_mut();
     let mut skip = hdr_len;
     let mut len = 0;
-    let mut cut = false;
-    for desc in chain {
-        // A chain whose last descriptor still says "next" was cut short by `virtio-queue`: a
-        // loop, a chain longer than the ring, a next index out of range or an unreadable
-        // descriptor.
-        cut = desc.has_next();
-        if desc.is_write_only() {
+    for desc in ring.chain(head) {
+        let desc = desc.map_err(|()| false)?;
+        if desc.writable() {
             return Err(false);
         }
-        let mut addr = desc.addr();
-        let mut dlen = desc.len() as usize;
+        let mut addr = desc.addr;
+        let mut dlen = desc.len as usize;
         if skip > 0 {
             let s = skip.min(dlen);
             skip -= s;
@@ -367,12 +328,12 @@ fn read_chain(
         if len + dlen > room {
             return Err(true);
         }
-        if !map.read(addr, &mut buf[len..len + dlen]) {
+        if !ring.map().read(addr, &mut buf[len..len + dlen]) {
             return Err(false);
         }
         len += dlen;
     }
-    if len == 0 || cut {
+    if len == 0 {
         return Err(false);
     }
     pkt.set_len(len);

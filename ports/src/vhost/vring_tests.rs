@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use virtio_bindings::virtio_ring::{VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
-use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::super::guest_map::GuestMap;
+use super::super::split::RingLayout;
 use super::*;
 use crate::pool::PoolConfig;
 
@@ -89,21 +90,22 @@ impl Guest {
     }
 
     fn vq(&self, mrg_rxbuf: bool) -> ActiveVq {
-        let mut q = Queue::new(self.size).unwrap();
-        q.try_set_size(self.size).unwrap();
-        q.try_set_desc_table_address(GuestAddress(DESC)).unwrap();
-        q.try_set_avail_ring_address(GuestAddress(AVAIL)).unwrap();
-        q.try_set_used_ring_address(GuestAddress(USED)).unwrap();
-        q.set_ready(true);
-        assert!(q.is_valid(&*self.mem));
+        let ring = SplitRing::new(GuestMap::new(&self.mem), &self.layout(), 0, 0, false).unwrap();
         ActiveVq {
-            queue: q,
-            mem: Arc::clone(&self.mem),
-            map: super::GuestMap::new(&self.mem),
+            ring,
             call: None,
             hdr_len: HDR_LEN_V1,
             mrg_rxbuf,
             broken: false,
+        }
+    }
+
+    fn layout(&self) -> RingLayout {
+        RingLayout {
+            size: self.size,
+            desc: GuestAddress(DESC),
+            avail: GuestAddress(AVAIL),
+            used: GuestAddress(USED),
         }
     }
 
@@ -328,16 +330,22 @@ fn an_available_index_running_ahead_of_the_ring_breaks_the_queue() {
 }
 
 #[test]
-fn rings_outside_guest_memory_are_refused() {
+fn rings_outside_guest_memory_or_misaligned_are_refused() {
     let g = Guest::new(8);
-    let mut q = Queue::new(8).unwrap();
-    q.try_set_size(8).unwrap();
-    q.try_set_desc_table_address(GuestAddress(MEM - 16))
-        .unwrap();
-    q.try_set_avail_ring_address(GuestAddress(AVAIL)).unwrap();
-    q.try_set_used_ring_address(GuestAddress(USED)).unwrap();
-    q.set_ready(true);
-    assert!(!q.is_valid(&*g.mem));
+    let map = || GuestMap::new(&g.mem);
+    let mut l = g.layout();
+    l.desc = GuestAddress(MEM - 16);
+    assert!(SplitRing::new(map(), &l, 0, 0, false).is_err());
+    let mut l = g.layout();
+    l.used = GuestAddress(MEM - 8);
+    assert!(SplitRing::new(map(), &l, 0, 0, false).is_err());
+    let mut l = g.layout();
+    l.avail = GuestAddress(AVAIL + 1);
+    assert!(SplitRing::new(map(), &l, 0, 0, false).is_err());
+    let mut l = g.layout();
+    l.size = 12;
+    assert!(SplitRing::new(map(), &l, 0, 0, false).is_err());
+    assert!(SplitRing::new(map(), &g.layout(), 0, 0, false).is_ok());
 }
 
 /// Guest RX: `n` single-buffer chains of `len` bytes from descriptor 0.
