@@ -1,8 +1,11 @@
 //! How a port of the switch is configured, and opening it as one instance per PMD thread.
 
 use std::io;
+use std::path::PathBuf;
 
-use ports::{AfPacketConfig, Port, PortSpec, SystemConfig, SystemMode, TapConfig};
+use ports::{
+    AfPacketConfig, Port, PortSpec, SystemConfig, SystemMode, TapConfig, VhostMode, VhostUserConfig,
+};
 
 /// Configuration of a port, as `add-port` gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,14 @@ pub enum PortConfig {
         /// Socket type.
         mode: SystemMode,
     },
+    /// A VM's virtio-net over vhost-user.
+    VhostUser {
+        /// The unix socket.
+        socket: PathBuf,
+        /// The VM listens and the switch connects (`vhostuserclient`); otherwise the switch
+        /// creates the socket and listens (`vhostuser`).
+        client: bool,
+    },
 }
 
 impl PortConfig {
@@ -29,6 +40,8 @@ impl PortConfig {
             PortConfig::Internal => "internal",
             PortConfig::Tap { .. } => "tap",
             PortConfig::System { .. } => "system",
+            PortConfig::VhostUser { client: false, .. } => "vhostuser",
+            PortConfig::VhostUser { client: true, .. } => "vhostuserclient",
         }
     }
 
@@ -54,6 +67,14 @@ impl PortConfig {
                     ..AfPacketConfig::new(name)
                 };
                 PortSpec::System(cfg)
+            }
+            PortConfig::VhostUser { socket, client } => {
+                let mode = if *client {
+                    VhostMode::Client
+                } else {
+                    VhostMode::Server
+                };
+                PortSpec::VhostUser(VhostUserConfig::new(name, socket, mode))
             }
         }
     }
