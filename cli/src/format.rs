@@ -37,6 +37,12 @@ pub fn show(bridges: &Value) -> String {
                     .collect();
                 let _ = writeln!(out, "                options: {{{}}}", list.join(", "));
             }
+            // A vhostuser socket lives in the daemon's run directory: say where.
+            if ty == "vhostuser" {
+                if let Some(sock) = p["socket"].as_str() {
+                    let _ = writeln!(out, "                socket: {sock}");
+                }
+            }
         }
     }
     out
@@ -182,13 +188,16 @@ mod tests {
     fn show_lists_bridges_ports_and_types() {
         let v = json!([{"name": "br0", "ports": [
             {"name": "br0", "ofport": 65534, "type": "internal", "options": {}},
-            {"name": "eth1", "ofport": 1, "type": "system", "options": {"mode": "afpacket"}}
+            {"name": "eth1", "ofport": 1, "type": "system", "options": {"mode": "afpacket"}},
+            {"name": "vhu0", "ofport": 2, "type": "vhostuser", "options": {},
+             "socket": "/run/vswitch/vhu0"}
         ]}]);
         let out = show(&v);
         assert!(out.contains("    Bridge br0\n"));
         assert!(out.contains("        Port eth1\n            Interface eth1\n"));
         assert!(out.contains("type: internal"));
         assert!(out.contains("options: {mode=afpacket}"));
+        assert!(out.contains("type: vhostuser\n                socket: /run/vswitch/vhu0"));
     }
 
     #[test]

@@ -49,6 +49,8 @@ impl Daemon {
             .arg(&self.config)
             .arg("--state-dir")
             .arg(&self.state)
+            .arg("--run-dir")
+            .arg(self.state.with_file_name("run"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -297,4 +299,65 @@ fn a_vanished_interface_does_not_stop_a_restart() {
     // The port stays configured, so it comes back when the interface does.
     let state = std::fs::read_to_string(d.state.join("state.toml")).unwrap();
     assert!(state.contains(&v), "{state}");
+}
+
+/// vswitchd restarted (SIGTERM, then `kill -9`) under VMs that keep running: its
+/// `vhostuserclient` ports come back from the state file and reconnect to the VMs' sockets,
+/// and traffic between the VMs flows again.
+#[test]
+fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
+    use ports::testpmd::{self, PortConfig, TestPmd};
+    if !testpmd::can_run("vhost_client_ports_reconnect_after_restart") {
+        return;
+    }
+    let _serial = testpmd::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (testpmd::temp_socket("dva"), testpmd::temp_socket("dvb"));
+    // The VM listens (server=1); it waits for the switch to connect.
+    let vm = TestPmd::builder()
+        .name("vm")
+        .cpu(0)
+        .mem_mb(64)
+        .port(
+            PortConfig::virtio_user(&a)
+                .server(true)
+                .mac("02:00:00:00:00:0a"),
+        )
+        .port(
+            PortConfig::virtio_user(&b)
+                .server(true)
+                .mac("02:00:00:00:00:0b"),
+        )
+        .eth_peer(0, "02:00:00:00:00:0b")
+        .eth_peer(1, "02:00:00:00:00:0a")
+        .forward_mode("rxonly")
+        .spawn_nowait()
+        .unwrap();
+    let mut d = Daemon::start(dir.path());
+    let br = unique("vsvd");
+    d.ok(&["add-br", &br]);
+    for (name, sock) in [("vma", &a), ("vmb", &b)] {
+        let path = format!("vhost-server-path={}", sock.display());
+        d.ok(&["add-port", &br, name, "type=vhostuserclient", &path]);
+    }
+    vm.wait_ready(Duration::from_secs(20)).unwrap();
+    let exchange = |n: u64| {
+        for p in 0..2 {
+            vm.wait_link_up(p, Duration::from_secs(10)).unwrap();
+        }
+        vm.clear_stats();
+        vm.start();
+        assert_eq!(vm.send_burst(0, n).unwrap(), n);
+        let got = vm.wait_rx(1, n, Duration::from_secs(10));
+        assert_eq!(got.rx_packets, n, "through the restarted switch: {got:?}");
+        vm.stop();
+    };
+    exchange(200);
+    assert!(d.ok(&["show"]).contains("vhost-server-path="));
+    assert!(d.terminate().success());
+    d.spawn();
+    exchange(200);
+    d.kill9();
+    d.spawn();
+    exchange(200);
 }

@@ -193,6 +193,11 @@ pub struct PortView {
     pub driver: String,
     /// Options.
     pub options: std::collections::BTreeMap<String, String>,
+    /// The unix socket of a vhost-user port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
+    /// vhost-user: whether a VM is connected; other ports: whether the link is up.
+    pub link_up: bool,
     /// MAC address.
     pub mac: String,
     /// MTU.
@@ -304,6 +309,11 @@ fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView 
             .map_or_else(|| p.config.type_name().to_owned(), |e| e.r#type.clone()),
         options: entry.map(|e| e.options).unwrap_or_default(),
         driver: p.kind.config_name().to_owned(),
+        socket: match &p.config {
+            switch_core::PortConfig::VhostUser { socket, .. } => Some(socket.display().to_string()),
+            _ => None,
+        },
+        link_up: p.link_up,
         name: p.name,
         ofport: p.port_no,
         mac: mac_text(&p.mac),

@@ -33,6 +33,9 @@ pub struct DatapathConfig {
     pub megaflow_idle_ms: u64,
     /// MAC learning aging time.
     pub mac_aging_secs: u64,
+    /// Where `vhostuser` ports create their sockets (`<run_dir>/<port name>`, as OVS does
+    /// under /var/run/openvswitch).
+    pub run_dir: std::path::PathBuf,
 }
 
 /// The whole configuration.

@@ -5,6 +5,7 @@
 //! datapath, so what runs never differs from what a restart would restore.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use flow_table::flow_syntax::{self, FlowMode, ParsedFlow};
@@ -49,6 +50,8 @@ impl From<SwitchError> for ServiceError {
 /// The running daemon's state: the switch, and the configuration that restores it.
 pub struct Service {
     switch: Switch,
+    /// Directory of vhostuser sockets.
+    run_dir: PathBuf,
     state: Mutex<State>,
     store: Store,
 }
@@ -74,29 +77,33 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// The datapath configuration of a port entry.
-pub fn port_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
+/// Longest unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The datapath configuration of a port entry; `run_dir` holds `vhostuser` sockets.
+pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceError> {
     let bad = |m: String| Err(ServiceError::BadRequest(m, None));
     let allowed: &[&str] = match p.r#type.as_str() {
         "system" => &["mode"],
         "tap" | "internal" => &["offloads"],
-        "vhostuser" | "vhostuserclient" => {
-            return bad(format!(
-                "port type {} is not supported yet (vhost-user ports come in a later release)",
-                p.r#type
-            ))
-        }
+        "vhostuser" => &[],
+        "vhostuserclient" => &["vhost-server-path"],
         other => {
             return bad(format!(
-                "unknown port type {other:?} (known: system, tap, internal)"
+                "unknown port type {other:?} (known: system, tap, internal, vhostuser, \
+                 vhostuserclient)"
             ))
         }
     };
     if let Some(k) = p.options.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return bad(format!(
-            "unknown option {k:?} for type={} (known: {})",
-            p.r#type,
+        let known = if allowed.is_empty() {
+            "none".to_owned()
+        } else {
             allowed.join(", ")
+        };
+        return bad(format!(
+            "unknown option {k:?} for type={} (known: {known})",
+            p.r#type
         ));
     }
     let opt = |k: &str| p.options.get(k).map(String::as_str);
@@ -109,6 +116,30 @@ pub fn port_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
                 m => return bad(format!("mode={m}: want afxdp, afpacket or auto")),
             },
         },
+        // The name was checked (no '/', not "." or ".."): the socket stays in the run directory.
+        "vhostuser" => PortConfig::VhostUser {
+            socket: run_dir.join(&p.name),
+            client: false,
+        },
+        "vhostuserclient" => {
+            let Some(path) = opt("vhost-server-path") else {
+                return bad(
+                    "type=vhostuserclient needs vhost-server-path=PATH (the socket the VM \
+                     listens on)"
+                        .to_owned(),
+                );
+            };
+            if !path.starts_with('/') || path.len() > MAX_SOCKET_PATH || path.contains('\0') {
+                return bad(format!(
+                    "vhost-server-path={path:?}: want an absolute path of at most \
+                     {MAX_SOCKET_PATH} bytes"
+                ));
+            }
+            PortConfig::VhostUser {
+                socket: PathBuf::from(path),
+                client: true,
+            }
+        }
         // An extra internal port is a tap the host stack uses, as OVS's internal ports are.
         _ => PortConfig::Tap {
             offloads: match opt("offloads").unwrap_or(if p.r#type == "tap" {
@@ -122,6 +153,22 @@ pub fn port_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
             },
         },
     })
+}
+
+/// Creates the run directory (owner and group only: the sockets in it give access to the
+/// switch's ports).
+fn create_run_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .map_err(|e| format!("run directory {}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+            .map_err(|e| format!("run directory {}: {e}", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn switch_config(cfg: &DaemonConfig) -> SwitchConfig {
@@ -150,8 +197,10 @@ impl Service {
     pub fn start(cfg: &DaemonConfig, store: Store) -> Result<Service, String> {
         let state = store.load().map_err(|e| e.to_string())?;
         let switch = Switch::start(switch_config(cfg)).map_err(|e| format!("datapath: {e}"))?;
+        create_run_dir(&cfg.datapath.run_dir)?;
         let svc = Service {
             switch,
+            run_dir: cfg.datapath.run_dir.clone(),
             state: Mutex::new(state.clone()),
             store,
         };
@@ -160,11 +209,13 @@ impl Service {
                 .add_bridge(&br.name)
                 .map_err(|e| format!("restoring bridge {}: {e}", br.name))?;
             for p in &br.ports {
-                let restored = port_config(p).map_err(|e| format!("{e:?}")).and_then(|c| {
-                    svc.switch
-                        .add_port(&br.name, &p.name, c, Some(p.ofport))
-                        .map_err(|e| e.to_string())
-                });
+                let restored = port_config(p, &cfg.datapath.run_dir)
+                    .map_err(|e| format!("{e:?}"))
+                    .and_then(|c| {
+                        svc.switch
+                            .add_port(&br.name, &p.name, c, Some(p.ofport))
+                            .map_err(|e| e.to_string())
+                    });
                 if let Err(e) = restored {
                     tracing::error!(bridge = %br.name, port = %p.name, "port not restored: {e}");
                 }
@@ -256,7 +307,7 @@ impl Service {
     /// Adds a port; `ofport` 0 picks the lowest free number.
     pub fn add_port(&self, bridge: &str, mut port: PortEntry) -> Result<PortInfo, ServiceError> {
         check_name("port", &port.name)?;
-        let cfg = port_config(&port)?;
+        let cfg = port_config(&port, &self.run_dir)?;
         if port.ofport == LOCAL_PORT {
             return Err(ServiceError::BadRequest(
                 format!("ofport {LOCAL_PORT} is the bridge's own port"),

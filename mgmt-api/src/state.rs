@@ -23,13 +23,13 @@ pub const STATE_FILE: &str = "state.toml";
 pub struct PortEntry {
     /// Port name (also the kernel interface or tap name).
     pub name: String,
-    /// Port type: `system`, `tap`, `internal` (later `vhostuser`, `vhostuserclient`).
+    /// Port type: `system`, `tap`, `internal`, `vhostuser`, `vhostuserclient`.
     #[serde(rename = "type")]
     pub r#type: String,
     /// OpenFlow port number.
     pub ofport: u32,
     /// Type-specific options (`mode=afxdp|afpacket|auto` for system ports, `offloads=true|false`
-    /// for taps).
+    /// for taps, `vhost-server-path=PATH` for vhostuserclient ports).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }

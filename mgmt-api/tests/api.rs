@@ -52,7 +52,8 @@ impl Api {
     }
 
     fn start_in(dir: tempfile::TempDir, token: Option<&str>) -> Api {
-        let cfg = DaemonConfig::default_config();
+        let mut cfg = DaemonConfig::default_config();
+        cfg.datapath.run_dir = dir.path().join("run");
         let store = Store::open(dir.path()).unwrap();
         let service = Service::start(&cfg, store).expect("service starts");
         Api {
@@ -290,6 +291,116 @@ async fn ports() {
         StatusCode::NOT_FOUND,
         "no port",
     );
+    api.call("DELETE", &format!("/bridges/{br}"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vhost_user_ports() {
+    let _s = serial().await;
+    if !can_run("vhost_user_ports") {
+        return;
+    }
+    let api = Api::start(None);
+    let br = unique("vsv");
+    api.call("POST", "/bridges", Some(json!({ "name": br })))
+        .await;
+    let ports = format!("/bridges/{br}/ports");
+    let run = api.dir.path().join("run");
+
+    // Server mode: the socket is <run_dir>/<name>, created at once.
+    let r = api
+        .call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "vhu0", "type": "vhostuser" })),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    assert_eq!(r.1["type"], "vhostuser");
+    assert_eq!(r.1["socket"], run.join("vhu0").display().to_string());
+    assert_eq!(r.1["link_up"], false, "no VM yet");
+    assert!(run.join("vhu0").exists());
+
+    // Client mode: the VM's socket need not exist yet (the switch keeps trying).
+    let vm_sock = api.dir.path().join("vm1.sock");
+    let r = api
+        .call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "vm1", "type": "vhostuserclient",
+                         "options": { "vhost-server-path": vm_sock.display().to_string() } })),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    assert_eq!(r.1["socket"], vm_sock.display().to_string());
+    assert_eq!(r.1["driver"], "vhostuserclient");
+
+    for (body, why) in [
+        (
+            json!({ "name": "vm2", "type": "vhostuserclient" }),
+            "needs vhost-server-path",
+        ),
+        (
+            json!({ "name": "vm2", "type": "vhostuserclient",
+                    "options": { "vhost-server-path": "vm2.sock" } }),
+            "want an absolute path",
+        ),
+        (
+            json!({ "name": "vm2", "type": "vhostuserclient",
+                    "options": { "vhost-server-path": format!("/{}", "x".repeat(120)) } }),
+            "at most 107 bytes",
+        ),
+        (
+            json!({ "name": "vm2", "type": "vhostuser",
+                    "options": { "vhost-server-path": "/tmp/x" } }),
+            "unknown option \"vhost-server-path\" for type=vhostuser (known: none)",
+        ),
+        (
+            json!({ "name": "../etc", "type": "vhostuser" }),
+            "invalid port name",
+        ),
+        (
+            json!({ "name": "..", "type": "vhostuser" }),
+            "invalid port name",
+        ),
+        (
+            json!({ "name": "a/b", "type": "vhostuser" }),
+            "invalid port name",
+        ),
+    ] {
+        assert_error(
+            &api.call("POST", &ports, Some(body)).await,
+            StatusCode::BAD_REQUEST,
+            why,
+        );
+    }
+    assert_eq!(api.saved().bridges[0].ports.len(), 2);
+    assert_eq!(
+        api.saved().bridges[0].ports[1].options["vhost-server-path"],
+        vm_sock.display().to_string()
+    );
+
+    // A restart brings both back with the same sockets and numbers.
+    let Api { app, dir, .. } = api;
+    tokio::task::spawn_blocking(move || drop(app))
+        .await
+        .unwrap();
+    assert!(
+        !run.join("vhu0").exists(),
+        "the socket goes with the daemon"
+    );
+    let api = Api::start_in(dir, None);
+    let r = api.call("GET", &format!("{ports}/vhu0"), None).await;
+    assert_eq!(r.0, StatusCode::OK, "{:?}", r.1);
+    assert_eq!(r.1["ofport"], 1);
+    assert!(run.join("vhu0").exists());
+    let r = api.call("GET", &format!("{ports}/vm1"), None).await;
+    assert_eq!(r.1["socket"], vm_sock.display().to_string());
+    assert_eq!(
+        api.call("DELETE", &format!("{ports}/vhu0"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(!run.join("vhu0").exists());
     api.call("DELETE", &format!("/bridges/{br}"), None).await;
 }
 

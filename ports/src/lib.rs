@@ -39,7 +39,7 @@ pub use bpf::XdpMode;
 pub use netdev::NetDev;
 pub use packet::{Packet, VnetHdr};
 pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
-pub use port::{Port, PortCounters, PortKind, PortStats};
+pub use port::{LinkWatch, Port, PortCounters, PortKind, PortStats};
 pub use spec::{open_instances, PortSpec};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};
 pub use tap::{TapConfig, TapPort};

@@ -131,6 +131,27 @@ impl PortCounters {
     }
 }
 
+/// How the control plane reads a port's link state without the port (which its PMDs own).
+#[derive(Clone, Debug)]
+pub enum LinkWatch {
+    /// The kernel interface of that name is up with carrier.
+    Interface(String),
+    /// A peer is connected (vhost-user: the VM's frontend).
+    Connected(Arc<std::sync::atomic::AtomicBool>),
+}
+
+impl LinkWatch {
+    /// Whether the link is up now.
+    pub fn is_up(&self) -> bool {
+        match self {
+            LinkWatch::Interface(name) => {
+                crate::netdev::NetDev::new(name).is_ok_and(|n| n.link_up())
+            }
+            LinkWatch::Connected(flag) => flag.load(Ordering::Acquire),
+        }
+    }
+}
+
 /// A switch port (or one instance of it), polled by one PMD thread.
 ///
 /// Ports are `Send` (built by the control plane, then moved to their PMD) and use `&mut self` for
@@ -185,6 +206,10 @@ pub trait Port: Send {
 
     /// Whether the interface is up and has carrier.
     fn link_up(&self) -> bool;
+    /// A way for other threads to read the link state.
+    fn link_watch(&self) -> LinkWatch {
+        LinkWatch::Interface(self.name().to_owned())
+    }
 
     /// A file descriptor that becomes readable when queue `qid` has packets, so that an idle
     /// PMD can sleep in `poll`/`epoll` instead of spinning. `None` if the port has none.

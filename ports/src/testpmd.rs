@@ -43,6 +43,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -563,12 +564,22 @@ impl TestPmdBuilder {
         // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
         let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let wr2 = wr.try_clone().map_err(|e| format!("dup: {e}"))?;
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "-eL", TESTPMD])
+        let mut cmd = Command::new("stdbuf");
+        cmd.args(["-oL", "-eL", TESTPMD])
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(wr))
-            .stderr(Stdio::from(wr2))
+            .stderr(Stdio::from(wr2));
+        // A VM's hypervisor ignores SIGPIPE: DPDK's virtio-user writes to the vhost-user socket
+        // without MSG_NOSIGNAL, so a switch that goes away would otherwise kill the "VM".
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run stdbuf {TESTPMD}: {e}"))?;
         // The write ends went with the Command; only the child holds them now, so the reader

@@ -16,7 +16,7 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 use flow_table::{
     Action, CacheConfig, FlowModError, Match, Rule, RuleChange, RuleFilter, RuleSpec, RuleTables,
 };
-use ports::{PoolConfig, Port, PortCounters, PortKind, PortStats};
+use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 
 use crate::bridge::{Bridge, BridgeShared, LOCAL_PORT};
 use crate::clock;
@@ -127,6 +127,8 @@ pub struct PortInfo {
     pub mtu: u32,
     /// Counters.
     pub stats: PortStats,
+    /// Link up (vhost-user: a VM is connected).
+    pub link_up: bool,
 }
 
 /// One PMD's share of a port: the receive queues of the instance it runs (`pmd-rxq-show`).
@@ -153,6 +155,7 @@ struct PortCtl {
     mac: [u8; 6],
     mtu: u32,
     counters: Arc<PortCounters>,
+    link: LinkWatch,
     /// Receive queues of each instance (instance `i` runs on PMD `(i + rotation) % n`).
     rxqs: Vec<usize>,
     /// Where the instances run (see [`rxq_sched`](crate::rxq_sched)).
@@ -360,6 +363,7 @@ impl Switch {
                 mac: p.mac,
                 mtu: p.mtu,
                 stats: p.counters.snapshot(),
+                link_up: p.link.is_up(),
             })
             .collect())
     }
@@ -594,6 +598,7 @@ impl Inner {
             mac: first.mac(),
             mtu: first.mtu(),
             counters: first.counters(),
+            link: first.link_watch(),
             rxqs,
             rotation,
         };

@@ -175,6 +175,8 @@ fn port_body(port: &str, settings: &[String]) -> Result<Value, String> {
         let (k, v) = s
             .split_once('=')
             .ok_or_else(|| format!("{s:?}: want KEY=VALUE"))?;
+        // OVS spells interface options `options:KEY=VALUE`.
+        let k = k.strip_prefix("options:").unwrap_or(k);
         match k {
             "type" => ty = v.to_owned(),
             "ofport_request" | "ofport" => {

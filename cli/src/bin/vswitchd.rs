@@ -17,6 +17,9 @@ struct Args {
     /// Directory holding the persistent state (bridges, ports, flows).
     #[arg(long, default_value = "/var/lib/vswitch")]
     state_dir: PathBuf,
+    /// Directory of the sockets of `vhostuser` ports (overrides `run_dir` of the configuration).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -46,13 +49,16 @@ fn main() -> ExitCode {
         Some(p) => DaemonConfig::load(p),
         None => Ok(DaemonConfig::default_config()),
     };
-    let cfg = match cfg {
+    let mut cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
             eprintln!("vswitchd: configuration: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(dir) = args.run_dir {
+        cfg.datapath.run_dir = dir;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

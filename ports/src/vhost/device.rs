@@ -64,7 +64,7 @@ pub(crate) struct Device {
     /// Bit `q` set: the guest RX queue of pair `q` is started.
     pub rx_ready: AtomicU64,
     /// A frontend is connected.
-    pub connected: AtomicBool,
+    pub connected: Arc<AtomicBool>,
     /// Frontends that connected, over the port's life.
     pub connections: AtomicU64,
     /// Protocol errors and broken rings seen.
@@ -80,7 +80,7 @@ impl Device {
             counters,
             vqs: (0..n).map(|_| SpinCell::new(None)).collect(),
             rx_ready: AtomicU64::new(0),
-            connected: AtomicBool::new(false),
+            connected: Arc::new(AtomicBool::new(false)),
             connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
         }
@@ -239,6 +239,13 @@ impl Handler {
             v.next_used,
             event_idx,
         )?;
+        if ring.sync_with_used() {
+            eprintln!(
+                "vswitch: vhost-user port {}: virtqueue {idx} resumes at the guest's used index {}",
+                self.dev.cfg.name,
+                ring.next_used()
+            );
+        }
         // The switch polls: ask the guest not to kick.
         ring.disable_kicks();
         Ok(Some(ActiveVq {

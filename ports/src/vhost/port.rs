@@ -8,7 +8,7 @@ use super::device::Device;
 use super::VhostMode;
 use crate::batch::PacketBatch;
 use crate::pool::PacketPool;
-use crate::port::{Port, PortCounters, PortKind};
+use crate::port::{LinkWatch, Port, PortCounters, PortKind};
 
 /// A vhost-user port as one PMD thread serves it: it receives from the guest TX queues of the
 /// queue pairs it owns (pair `q` belongs to instance `q % n`) and transmits on one started guest
@@ -156,6 +156,10 @@ impl Port for VhostUserPort {
 
     fn mac(&self) -> [u8; 6] {
         [0; 6]
+    }
+
+    fn link_watch(&self) -> LinkWatch {
+        LinkWatch::Connected(Arc::clone(&self.dev.connected))
     }
 
     fn link_up(&self) -> bool {

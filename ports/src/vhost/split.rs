@@ -242,6 +242,25 @@ impl SplitRing {
         }
     }
 
+    /// Continues from the guest's used index when it differs from the base the frontend gave
+    /// (a frontend reconnecting after the switch went away knows no better base): chains made
+    /// available but never used are taken again. Returns whether the indexes moved.
+    pub(crate) fn sync_with_used(&mut self) -> bool {
+        // SAFETY: offset 2 is the `idx` field of the used ring.
+        let used = u16::from_le(
+            self.atomic(unsafe { self.used.add(2) })
+                .load(Ordering::Acquire),
+        );
+        if used == self.next_used {
+            return false;
+        }
+        self.next_used = used;
+        self.next_avail = used;
+        self.signalled_used = used;
+        self.avail_idx = used;
+        true
+    }
+
     /// Asks the guest not to kick: the switch polls.
     pub(crate) fn disable_kicks(&mut self) {
         if !self.event_idx {

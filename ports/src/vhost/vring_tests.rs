@@ -492,3 +492,23 @@ fn the_guest_is_signalled_only_when_it_asks() {
     tx(&mut vq, &mut pool, &[frame(60, 2)]);
     assert!(!signalled(), "the guest asked for no interrupts");
 }
+
+#[test]
+fn a_reconnecting_frontend_resumes_at_the_guest_used_index() {
+    let mut g = Guest::new(8);
+    // Five chains went through a previous switch; the frontend restarts the ring at base 0.
+    g.mem
+        .write_obj(5u16.to_le(), GuestAddress(USED + 2))
+        .unwrap();
+    let mut vq = g.vq(false);
+    assert!(vq.ring.sync_with_used());
+    assert_eq!((vq.ring.next_avail(), vq.ring.next_used()), (5, 5));
+    assert!(!vq.ring.sync_with_used(), "in step now");
+    let mut pool = pool();
+    g.avail_idx = 5;
+    g.used_seen = 5;
+    tx_chain(&g, 0, BUF, &frame(60, 1));
+    g.offer(0);
+    assert_eq!(rx(&mut vq, &mut pool).0, vec![frame(60, 1)]);
+    assert_eq!(g.used(), vec![(0, 0)]);
+}
