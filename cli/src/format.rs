@@ -109,12 +109,17 @@ pub fn fdb(rows: &Value) -> String {
             Some(n) => n.to_string(),
             None => "?".into(),
         };
+        // As OVS: a configured entry shows "static" instead of an age.
+        let age = if r["static"].as_bool() == Some(true) {
+            "static".to_string()
+        } else {
+            u(r, "age").to_string()
+        };
         let _ = writeln!(
             out,
-            "{port:>5}  {:>4}  {}  {:>3}",
+            "{port:>5}  {:>4}  {}  {age:>3}",
             u(r, "vlan"),
             s(r, "mac"),
-            u(r, "age")
         );
     }
     out

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -260,6 +260,41 @@ pub struct FdbView {
     pub mac: String,
     /// Seconds since last seen.
     pub age: u64,
+    /// Added with `fdb-add` (never ages) rather than learned.
+    #[serde(rename = "static")]
+    pub is_static: bool,
+}
+
+/// `POST /bridges/{bridge}/fdb`: pin a MAC address to a port (`ovs-appctl fdb/add`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFdbEntry {
+    /// Port name or number.
+    pub port: String,
+    /// VLAN (0: untagged).
+    #[serde(default)]
+    pub vlan: u16,
+    /// Unicast MAC address, `xx:xx:xx:xx:xx:xx`.
+    pub mac: String,
+}
+
+/// Parses `xx:xx:xx:xx:xx:xx`.
+fn parse_mac(text: &str) -> Result<[u8; 6], ServiceError> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.split(':').collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .zip(mac.iter_mut())
+            .all(|(p, b)| p.len() == 2 && u8::from_str_radix(p, 16).map(|v| *b = v).is_ok());
+    if ok {
+        Ok(mac)
+    } else {
+        Err(ServiceError::BadRequest(
+            format!("invalid MAC address {text:?}: want xx:xx:xx:xx:xx:xx"),
+            None,
+        ))
+    }
 }
 
 /// Counters of one PMD thread.
@@ -548,11 +583,42 @@ async fn fdb(State(app): App, Path(br): Path<String>) -> Result<Json<Vec<FdbView
                 vlan: r.vlan,
                 mac: mac_text(&r.mac),
                 age: r.age_secs,
+                is_static: r.is_static,
             })
             .collect())
     })
     .await
     .map(Json)
+}
+
+/// Pins a MAC address to a port; NORMAL then sends there without learning it.
+#[utoipa::path(post, path = "/bridges/{bridge}/fdb", request_body = NewFdbEntry, responses((status = 201), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn fdb_add(
+    State(app): App,
+    Path(br): Path<String>,
+    ApiJson(e): ApiJson<NewFdbEntry>,
+) -> Result<StatusCode, ApiError> {
+    let mac = parse_mac(&e.mac)?;
+    blocking(&app, move |s| {
+        Ok(s.switch().fdb_add(&br, &e.port, e.vlan, mac)?)
+    })
+    .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Forgets a MAC address (static or learned).
+#[utoipa::path(delete, path = "/bridges/{bridge}/fdb/{vlan}/{mac}", responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn fdb_del(
+    State(app): App,
+    Path((br, vlan, mac)): Path<(String, u16, String)>,
+) -> Result<StatusCode, ApiError> {
+    let m = parse_mac(&mac)?;
+    let had = blocking(&app, move |s| Ok(s.switch().fdb_del(&br, vlan, m)?)).await?;
+    if had {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServiceError::NotFound(format!("no FDB entry for {mac} in VLAN {vlan}")).into())
+    }
 }
 
 /// PMD thread counters.
@@ -614,6 +680,8 @@ async fn clear_pmd_stats(State(app): App) -> Result<StatusCode, ApiError> {
         del_flows,
         mod_flows,
         fdb,
+        fdb_add,
+        fdb_del,
         pmd_stats,
         clear_pmd_stats
     ),
@@ -689,7 +757,8 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
                 .delete(del_flows)
                 .patch(mod_flows),
         )
-        .route("/bridges/{bridge}/fdb", get(fdb))
+        .route("/bridges/{bridge}/fdb", get(fdb).post(fdb_add))
+        .route("/bridges/{bridge}/fdb/{vlan}/{mac}", delete(fdb_del))
         .route("/pmd-stats", get(pmd_stats).delete(clear_pmd_stats))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))

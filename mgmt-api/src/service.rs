@@ -41,7 +41,9 @@ impl From<SwitchError> for ServiceError {
                 ServiceError::Conflict(e.to_string())
             }
             SwitchError::FlowMod(_) => ServiceError::BadRequest(e.to_string(), None),
-            SwitchError::Port(..) => ServiceError::BadRequest(e.to_string(), None),
+            SwitchError::Port(..) | SwitchError::BadFdbEntry => {
+                ServiceError::BadRequest(e.to_string(), None)
+            }
             SwitchError::Timeout => ServiceError::Datapath(e.to_string()),
         }
     }

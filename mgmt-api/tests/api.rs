@@ -405,6 +405,77 @@ async fn vhost_user_ports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_fdb_entries() {
+    let _s = serial().await;
+    if !can_run("static_fdb_entries") {
+        return;
+    }
+    let api = Api::start(None);
+    let br = unique("vsf");
+    api.call("POST", "/bridges", Some(json!({ "name": br })))
+        .await;
+    let tap = unique("vsft");
+    let r = api
+        .call(
+            "POST",
+            &format!("/bridges/{br}/ports"),
+            Some(json!({ "name": tap, "type": "tap" })),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED);
+    let fdb = format!("/bridges/{br}/fdb");
+    let mac = "02:00:00:00:00:0b";
+    let r = api
+        .call(
+            "POST",
+            &fdb,
+            Some(json!({ "port": tap, "vlan": 0, "mac": mac })),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{:?}", r.1);
+    let r = api.call("GET", &fdb, None).await;
+    assert_eq!(r.1[0]["mac"], mac);
+    assert_eq!(r.1[0]["port"], 1);
+    assert_eq!(r.1[0]["static"], true);
+    for (body, status, why) in [
+        (
+            json!({ "port": tap, "mac": "02:00:00:00:0b" }),
+            StatusCode::BAD_REQUEST,
+            "invalid MAC",
+        ),
+        (
+            json!({ "port": tap, "mac": "01:00:5e:00:00:01" }),
+            StatusCode::BAD_REQUEST,
+            "unicast",
+        ),
+        (
+            json!({ "port": tap, "vlan": 5000, "mac": mac }),
+            StatusCode::BAD_REQUEST,
+            "VLAN",
+        ),
+        (
+            json!({ "port": "nope", "mac": mac }),
+            StatusCode::NOT_FOUND,
+            "no port",
+        ),
+    ] {
+        assert_error(&api.call("POST", &fdb, Some(body)).await, status, why);
+    }
+    let one = format!("{fdb}/0/{mac}");
+    assert_eq!(
+        api.call("DELETE", &one, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &api.call("DELETE", &one, None).await,
+        StatusCode::NOT_FOUND,
+        "no FDB entry",
+    );
+    assert_eq!(api.call("GET", &fdb, None).await.1, json!([]));
+    api.call("DELETE", &format!("/bridges/{br}"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows() {
     let _s = serial().await;
     if !can_run("flows") {

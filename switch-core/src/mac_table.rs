@@ -18,6 +18,8 @@ pub struct MacEntry {
     pub port: u32,
     /// When it was last seen (ms, caller's clock).
     pub last_seen_ms: u64,
+    /// Configured (`fdb-add`): never ages, never moves by learning, never evicted.
+    pub is_static: bool,
 }
 
 /// What [`MacTable::learn`] did.
@@ -45,6 +47,8 @@ pub struct FdbRow {
     pub mac: [u8; 6],
     /// Seconds since last seen.
     pub age_secs: u64,
+    /// Configured with `fdb-add` rather than learned.
+    pub is_static: bool,
 }
 
 /// A MAC learning table.
@@ -92,7 +96,45 @@ impl MacTable {
     }
 
     fn live(&self, e: &MacEntry, now_ms: u64) -> bool {
-        now_ms.saturating_sub(e.last_seen_ms) < self.aging_ms
+        e.is_static || now_ms.saturating_sub(e.last_seen_ms) < self.aging_ms
+    }
+
+    /// Pins `mac` in `vlan` to `port` (`ovs-appctl fdb/add`): learning no longer moves it and
+    /// it never ages. Returns the port it was on before, if any.
+    pub fn add_static(&mut self, vlan: u16, mac: [u8; 6], port: u32, now_ms: u64) -> Option<u32> {
+        let old = self.map.get(&(vlan, mac)).map(|e| e.port);
+        if old.is_none() && self.map.len() >= self.max_entries {
+            self.expire(now_ms);
+            self.evict_oldest();
+        }
+        self.map.insert(
+            (vlan, mac),
+            MacEntry {
+                port,
+                last_seen_ms: now_ms,
+                is_static: true,
+            },
+        );
+        old
+    }
+
+    /// Removes the entry for `mac` in `vlan`, static or learned (`ovs-appctl fdb/del`); returns
+    /// its port.
+    pub fn remove(&mut self, vlan: u16, mac: &[u8; 6]) -> Option<u32> {
+        self.map.remove(&(vlan, *mac)).map(|e| e.port)
+    }
+
+    /// Makes room by forgetting the least recently seen learned entry.
+    fn evict_oldest(&mut self) {
+        if let Some(oldest) = self
+            .map
+            .iter()
+            .filter(|(_, e)| !e.is_static)
+            .min_by_key(|(_, e)| e.last_seen_ms)
+            .map(|(k, _)| *k)
+        {
+            self.map.remove(&oldest);
+        }
     }
 
     /// Records that `mac` was seen on `port` in `vlan`. Group addresses are not learned
@@ -103,11 +145,15 @@ impl MacTable {
         }
         let aging = self.aging_ms;
         if let Some(e) = self.map.get_mut(&(vlan, mac)) {
+            if e.is_static {
+                return None;
+            }
             let was_live = now_ms.saturating_sub(e.last_seen_ms) < aging;
             let old = e.port;
             *e = MacEntry {
                 port,
                 last_seen_ms: now_ms,
+                is_static: false,
             };
             return Some(match (was_live, old == port) {
                 (false, _) => Learned::New,
@@ -119,20 +165,18 @@ impl MacTable {
             self.expire(now_ms);
         }
         if self.map.len() >= self.max_entries {
-            if let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.last_seen_ms)
-                .map(|(k, _)| *k)
-            {
-                self.map.remove(&oldest);
-            }
+            self.evict_oldest();
+        }
+        if self.map.len() >= self.max_entries {
+            // Every entry is static: nothing more is learned.
+            return None;
         }
         self.map.insert(
             (vlan, mac),
             MacEntry {
                 port,
                 last_seen_ms: now_ms,
+                is_static: false,
             },
         );
         Some(Learned::New)
@@ -158,7 +202,7 @@ impl MacTable {
         let aging = self.aging_ms;
         let mut gone = Vec::new();
         self.map.retain(|&(vlan, mac), e| {
-            let keep = now_ms.saturating_sub(e.last_seen_ms) < aging;
+            let keep = e.is_static || now_ms.saturating_sub(e.last_seen_ms) < aging;
             if !keep {
                 gone.push((vlan, mac, e.port));
             }
@@ -196,6 +240,7 @@ impl MacTable {
                 vlan,
                 mac,
                 age_secs: now_ms.saturating_sub(e.last_seen_ms) / 1000,
+                is_static: e.is_static,
             })
             .collect();
         rows.sort_by_key(|r| (r.port, r.vlan, r.mac));
@@ -250,6 +295,24 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(0, &B, 20), None);
         assert_eq!(t.lookup(0, &A, 20), Some(1));
+    }
+
+    #[test]
+    fn static_entries_stay_put() {
+        let mut t = MacTable::new(300, 2);
+        assert_eq!(t.add_static(0, B, 2, 0), None);
+        // Learning does not move it, aging does not remove it.
+        assert_eq!(t.learn(0, B, 1, 10), None);
+        assert_eq!(t.lookup(0, &B, 10_000_000), Some(2));
+        assert!(t.expire(10_000_000).is_empty());
+        // Eviction takes learned entries only.
+        t.learn(0, A, 1, 10);
+        t.learn(0, [2, 0, 0, 0, 0, 0xc], 3, 20);
+        assert_eq!(t.lookup(0, &B, 30), Some(2));
+        assert_eq!(t.len(), 2);
+        assert!(t.rows(30).iter().any(|r| r.is_static && r.mac == B));
+        assert_eq!(t.remove(0, &B), Some(2));
+        assert_eq!(t.learn(0, B, 1, 40), Some(Learned::New));
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub enum SwitchError {
     FlowMod(FlowModError),
     /// A PMD thread did not answer in time.
     Timeout,
+    /// An `fdb-add` of a group address or a VLAN beyond 4095.
+    BadFdbEntry,
 }
 
 impl fmt::Display for SwitchError {
@@ -98,6 +100,10 @@ impl fmt::Display for SwitchError {
             SwitchError::Port(p, e) => write!(f, "cannot open port '{p}': {e}"),
             SwitchError::FlowMod(e) => write!(f, "{e}"),
             SwitchError::Timeout => write!(f, "the datapath did not answer in time"),
+            SwitchError::BadFdbEntry => write!(
+                f,
+                "an FDB entry needs a unicast MAC address and a VLAN from 0 to 4095"
+            ),
         }
     }
 }
@@ -446,6 +452,46 @@ impl Switch {
         let ctl = self.inner.lock();
         let rows = ctl.bridge(bridge)?.shared.macs().rows(clock::now_ms());
         Ok(rows)
+    }
+
+    /// `fdb/add`: pins `mac` in `vlan` to `port` (name or number) so NORMAL sends there
+    /// without learning it; the entry stays until deleted or the port goes.
+    pub fn fdb_add(
+        &self,
+        bridge: &str,
+        port: &str,
+        vlan: u16,
+        mac: [u8; 6],
+    ) -> Result<(), SwitchError> {
+        let ctl = self.inner.lock();
+        let br = ctl.bridge(bridge)?;
+        let no = resolve_port(br, port)?;
+        if mac[0] & 1 != 0 || vlan > 4095 {
+            return Err(SwitchError::BadFdbEntry);
+        }
+        br.shared.macs().add_static(vlan, mac, no, clock::now_ms());
+        self.inner.invalidate(
+            &br.shared,
+            vec![RuleChange {
+                table: 0,
+                r#match: Match::any().eth_dst(mac),
+            }],
+        )
+    }
+
+    /// `fdb/del`: forgets `mac` in `vlan` (static or learned); false if it was not there.
+    pub fn fdb_del(&self, bridge: &str, vlan: u16, mac: [u8; 6]) -> Result<bool, SwitchError> {
+        let ctl = self.inner.lock();
+        let br = ctl.bridge(bridge)?;
+        let had = br.shared.macs().remove(vlan, &mac).is_some();
+        self.inner.invalidate(
+            &br.shared,
+            vec![RuleChange {
+                table: 0,
+                r#match: Match::any().eth_dst(mac),
+            }],
+        )?;
+        Ok(had)
     }
 
     /// Counters of every PMD thread.

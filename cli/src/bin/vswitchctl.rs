@@ -72,6 +72,19 @@ enum Verb {
     },
     /// The MAC learning table.
     FdbShow { bridge: String },
+    /// Pins a MAC address to a port, like `ovs-appctl fdb/add BR PORT VLAN MAC`.
+    FdbAdd {
+        bridge: String,
+        port: String,
+        vlan: u16,
+        mac: String,
+    },
+    /// Forgets a MAC address, like `ovs-appctl fdb/del BR VLAN MAC`.
+    FdbDel {
+        bridge: String,
+        vlan: u16,
+        mac: String,
+    },
     /// PMD thread counters.
     PmdStatsShow,
     /// Zeroes the PMD thread counters.
@@ -305,6 +318,21 @@ fn run(args: Args) -> Result<String, String> {
         }
         Verb::FdbShow { bridge } => {
             format::fdb(&client.call(Get, &format!("/bridges/{}/fdb", enc(&bridge)), None)?)
+        }
+        Verb::FdbAdd {
+            bridge,
+            port,
+            vlan,
+            mac,
+        } => {
+            let body = json!({ "port": port, "vlan": vlan, "mac": mac });
+            client.call(Post, &format!("/bridges/{}/fdb", enc(&bridge)), Some(body))?;
+            String::new()
+        }
+        Verb::FdbDel { bridge, vlan, mac } => {
+            let path = format!("/bridges/{}/fdb/{vlan}/{}", enc(&bridge), enc(&mac));
+            client.call(Delete, &path, None)?;
+            String::new()
         }
         Verb::PmdStatsShow => format::pmd_stats(&client.call(Get, "/pmd-stats", None)?),
         Verb::PmdStatsClear => {
