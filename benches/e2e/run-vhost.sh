@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# vswitch side by side with OVS-DPDK (and DPDK's testpmd "patch panel") on the VM path: one
+# dpdk-testpmd plays both VMs over vhost-user, each switch forwards A -> B on one PMD core.
+# Uses the company harness in ../shared/bench (copied to a scratch directory with
+# benches/e2e/vswitch.sh as its vswitch adapter). Needs root; installs its packages.
+#
+#   benches/e2e/run-vhost.sh [--switch ovs --switch vswitch] [vhost_bench.sh options...]
+#   e.g. benches/e2e/run-vhost.sh --flows "1 1000 100000" --reps 3 --duration 10 --rounds 2
+#
+# Results: benches/e2e/results/<date>/vhost.md (plus raw data). Not a test: CI does not run it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+[[ -d $SHARED ]] || { echo "no harness at $SHARED (set SHARED_BENCH)" >&2; exit 2; }
+
+need=()
+command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
+[[ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]] || need+=(openvswitch-switch-dpdk dpdk)
+if (( ${#need[@]} )); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+(cd "$ROOT" && cargo build --release -p cli --bins)
+
+scratch=${BENCH_SCRATCH:-/tmp/vswitch-e2e}
+rm -rf "$scratch/harness"; mkdir -p "$scratch"
+cp -r "$SHARED" "$scratch/harness"
+cp "$ROOT/benches/e2e/vswitch.sh" "$scratch/harness/switches/vswitch.sh"
+export VSW_ROOT=$ROOT
+
+args=("$@")
+if [[ " ${args[*]-} " != *" --switch "* ]]; then
+    args=(--switch ovs --switch vswitch "${args[@]}")
+fi
+results=$ROOT/benches/e2e/results/$(date +%Y%m%d-%H%M)
+mkdir -p "$results"
+cd "$scratch/harness"
+./vhost_bench.sh --results "$results" "${args[@]}"
+echo "results: $results"
