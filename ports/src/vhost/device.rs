@@ -521,3 +521,7 @@ impl VhostUserBackendReqHandlerMut for Handler {
         Err(bad("no dirty-page logging"))
     }
 }
+
+#[cfg(test)]
+#[path = "device_tests.rs"]
+mod tests;

@@ -512,3 +512,41 @@ fn a_reconnecting_frontend_resumes_at_the_guest_used_index() {
     assert_eq!(rx(&mut vq, &mut pool).0, vec![frame(60, 1)]);
     assert_eq!(g.used(), vec![(0, 0)]);
 }
+
+#[test]
+fn with_event_idx_the_guest_is_signalled_when_used_passes_used_event() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut g = Guest::new(8);
+    let ring = SplitRing::new(GuestMap::new(&g.mem), &g.layout(), 0, 0, true).unwrap();
+    let mut vq = ActiveVq {
+        ring,
+        call: None,
+        hdr_len: HDR_LEN_V1,
+        mrg_rxbuf: false,
+        broken: false,
+    };
+    // SAFETY: eventfd returns a new descriptor that only this File owns.
+    let file = Arc::new(unsafe { File::from_raw_fd(libc::eventfd(0, libc::EFD_NONBLOCK)) });
+    vq.call = Some(Arc::clone(&file));
+    let signalled = || (&*file).read(&mut [0u8; 8]).is_ok();
+    let mem = Arc::clone(&g.mem);
+    let used_event = |idx: u16| {
+        let at = AVAIL + 4 + 2 * 8;
+        mem.write_obj(idx.to_le(), GuestAddress(at)).unwrap();
+    };
+    let mut pool = pool();
+    rx_buffers(&mut g, 6, 2048);
+    used_event(0);
+    tx(&mut vq, &mut pool, &[frame(60, 1)]);
+    assert!(signalled(), "used index passed used_event 0");
+    used_event(3);
+    tx(&mut vq, &mut pool, &[frame(60, 2)]);
+    assert!(!signalled(), "the guest wants a signal only after entry 3");
+    tx(
+        &mut vq,
+        &mut pool,
+        &[frame(60, 3), frame(60, 4), frame(60, 5)],
+    );
+    assert!(signalled(), "used index went from 2 to 5, past 3");
+}
