@@ -1,6 +1,7 @@
 //! Home of the `vswitchd` daemon and the `vswitchctl` client (see `src/bin/`), and the client's
-//! output formatting, kept here so that it is unit-tested.
+//! request bodies and output formatting, kept here so that they are unit-tested.
 
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod request;

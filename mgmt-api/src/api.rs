@@ -137,19 +137,32 @@ pub struct BridgeView {
     pub ports: Vec<PortView>,
 }
 
-/// `POST /bridges/{bridge}/ports`.
+/// `POST /bridges/{bridge}/ports`, e.g. `{"name": "vhu0", "type": "vhostuser"}` or
+/// `{"name": "vm1", "type": "vhostuserclient", "options": {"vhost-server-path": "/run/vm1.sock"}}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "vm1",
+    "type": "vhostuserclient",
+    "options": { "vhost-server-path": "/run/vm1.sock" }
+}))]
 pub struct NewPort {
-    /// Port name: the kernel interface (system), or the tap to create.
+    /// Port name: the kernel interface (system), the tap to create (tap, internal), or the
+    /// vhost-user port (1–15 letters, digits, `-`, `_`, `.`; for `vhostuser` also the socket's
+    /// file name, so it may not start with `.` nor contain `..`).
     pub name: String,
-    /// `system` (default), `tap` or `internal`.
+    /// `system` (default), `tap`, `internal`, `vhostuser` (the switch listens on the socket
+    /// `<run_dir>/<name>`; the VM connects) or `vhostuserclient` (the VM listens on
+    /// `vhost-server-path`; the switch connects, and reconnects every second).
     #[serde(rename = "type", default = "default_type")]
+    #[schema(example = "vhostuser")]
     pub r#type: String,
     /// OpenFlow port number (default: lowest free).
     #[serde(default)]
     pub ofport: Option<u32>,
-    /// Type options: `mode` (system: afxdp, afpacket, auto), `offloads` (tap: true, false).
+    /// Type options: `mode` (system: afxdp, afpacket, auto), `offloads` (tap, internal: true,
+    /// false), `vhost-server-path` (vhostuserclient, required: the absolute path of the VM's
+    /// socket, at most 107 bytes). `vhostuser` takes none. Unknown options are refused.
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
 }
@@ -189,11 +202,12 @@ pub struct PortView {
     /// Configured type.
     #[serde(rename = "type")]
     pub r#type: String,
-    /// What the datapath uses (tap, internal, system-afxdp, system-afpacket).
+    /// The kind the datapath opened: tap, internal, system, vhostuser, vhostuserclient.
     pub driver: String,
-    /// Options.
+    /// Options, as given when the port was added.
     pub options: std::collections::BTreeMap<String, String>,
-    /// The unix socket of a vhost-user port.
+    /// The unix socket of a vhost-user port: `<run_dir>/<name>` for `vhostuser`,
+    /// `vhost-server-path` for `vhostuserclient`; absent for other types.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<String>,
     /// vhost-user: whether a VM is connected; other ports: whether the link is up.

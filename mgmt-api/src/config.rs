@@ -100,6 +100,13 @@ impl DaemonConfig {
                 self.api.listen
             ));
         }
+        // Sockets are handed to VMs by path: a relative one would depend on the daemon's cwd.
+        if !self.datapath.run_dir.is_absolute() {
+            return Err(format!(
+                "datapath.run_dir = {:?}: want an absolute path",
+                self.datapath.run_dir
+            ));
+        }
         Ok(())
     }
 }
@@ -121,6 +128,16 @@ mod tests {
         let c = DaemonConfig::parse("[datapath]\npmd_cores = [1]\n").unwrap();
         assert_eq!(c.datapath.pmd_cores, vec![1]);
         assert_eq!(c.api.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_run_dir_defaults_like_ovs_and_can_be_moved() {
+        let c = DaemonConfig::default_config();
+        assert_eq!(c.datapath.run_dir, Path::new("/run/vswitch"));
+        let c = DaemonConfig::parse("[datapath]\nrun_dir = \"/var/run/vs\"\n").unwrap();
+        assert_eq!(c.datapath.run_dir, Path::new("/var/run/vs"));
+        let e = DaemonConfig::parse("[datapath]\nrun_dir = \"run\"\n").unwrap_err();
+        assert!(e.contains("run_dir"), "{e}");
     }
 
     #[test]

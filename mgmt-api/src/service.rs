@@ -118,11 +118,29 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
                 m => return bad(format!("mode={m}: want afxdp, afpacket or auto")),
             },
         },
-        // The name was checked (no '/', not "." or ".."): the socket stays in the run directory.
-        "vhostuser" => PortConfig::VhostUser {
-            socket: run_dir.join(&p.name),
-            client: false,
-        },
+        "vhostuser" => {
+            // The socket is <run_dir>/<name>. Checked here as well as by `check_name`, because
+            // restored entries come from a file that may have been edited by hand.
+            let n = &p.name;
+            if n.is_empty() || n.starts_with('.') || n.contains(['/', '\0']) || n.contains("..") {
+                return bad(format!(
+                    "invalid port name {n:?} for type=vhostuser: the name becomes a socket in \
+                     the run directory, so it must not start with '.' nor contain '/' or '..'"
+                ));
+            }
+            let socket = run_dir.join(n);
+            if socket.as_os_str().len() > MAX_SOCKET_PATH {
+                return bad(format!(
+                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes: use a shorter \
+                     port name or run directory",
+                    socket.display()
+                ));
+            }
+            PortConfig::VhostUser {
+                socket,
+                client: false,
+            }
+        }
         "vhostuserclient" => {
             let Some(path) = opt("vhost-server-path") else {
                 return bad(
@@ -543,5 +561,130 @@ pub fn spec_of(r: &Rule) -> RuleSpec {
         cookie: r.cookie,
         idle_timeout: r.idle_timeout,
         hard_timeout: r.hard_timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, ty: &str, options: &[(&str, &str)]) -> PortEntry {
+        PortEntry {
+            name: name.into(),
+            r#type: ty.into(),
+            ofport: 0,
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn config(name: &str, ty: &str, options: &[(&str, &str)]) -> Result<PortConfig, String> {
+        port_config(&entry(name, ty, options), Path::new("/run/vswitch")).map_err(|e| match e {
+            ServiceError::BadRequest(m, _) => m,
+            other => panic!("not a validation error: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn vhostuser_sockets_live_in_the_run_dir() {
+        assert_eq!(
+            config("vhu0", "vhostuser", &[]),
+            Ok(PortConfig::VhostUser {
+                socket: "/run/vswitch/vhu0".into(),
+                client: false
+            })
+        );
+        assert_eq!(
+            config("vhu0", "vhostuser", &[]).unwrap().type_name(),
+            "vhostuser"
+        );
+    }
+
+    #[test]
+    fn vhostuser_names_cannot_leave_or_hide_in_the_run_dir() {
+        for name in [
+            "../etc", "..", ".", ".hidden", "a..b", "a/b", "/abs", "a\0b", "",
+        ] {
+            let e = config(name, "vhostuser", &[]).unwrap_err();
+            assert!(e.contains("invalid port name"), "{name:?}: {e}");
+        }
+        // Dots inside a name are fine, as in interface names.
+        assert!(config("vm1.eth0", "vhostuser", &[]).is_ok());
+    }
+
+    #[test]
+    fn vhostuser_socket_paths_must_fit_sun_path() {
+        let dir = format!("/{}", "d".repeat(100));
+        let e = port_config(&entry("vhu0123456", "vhostuser", &[]), Path::new(&dir)).unwrap_err();
+        assert!(format!("{e:?}").contains("longer than 107 bytes"), "{e:?}");
+    }
+
+    #[test]
+    fn vhostuser_takes_no_options() {
+        let e = config("vhu0", "vhostuser", &[("vhost-server-path", "/tmp/x")]).unwrap_err();
+        assert_eq!(
+            e,
+            "unknown option \"vhost-server-path\" for type=vhostuser (known: none)"
+        );
+    }
+
+    #[test]
+    fn vhostuserclient_needs_an_absolute_server_path() {
+        assert_eq!(
+            config(
+                "vm1",
+                "vhostuserclient",
+                &[("vhost-server-path", "/run/vm1.sock")]
+            ),
+            Ok(PortConfig::VhostUser {
+                socket: "/run/vm1.sock".into(),
+                client: true
+            })
+        );
+        let e = config("vm1", "vhostuserclient", &[]).unwrap_err();
+        assert!(e.contains("needs vhost-server-path=PATH"), "{e}");
+        for bad in [
+            "vm1.sock",
+            "./vm1.sock",
+            "",
+            &format!("/{}", "x".repeat(107)),
+        ] {
+            let e = config("vm1", "vhostuserclient", &[("vhost-server-path", bad)]).unwrap_err();
+            assert!(e.contains("vhost-server-path="), "{bad:?}: {e}");
+            assert!(
+                e.contains("absolute path of at most 107 bytes"),
+                "{bad:?}: {e}"
+            );
+        }
+        let e = config(
+            "vm1",
+            "vhostuserclient",
+            &[("vhost-server-path", "/run/vm1.sock"), ("server", "1")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path)"
+        );
+    }
+
+    #[test]
+    fn other_types_keep_their_options() {
+        assert_eq!(
+            config("eth1", "system", &[("mode", "afpacket")]),
+            Ok(PortConfig::System {
+                mode: SystemMode::AfPacket
+            })
+        );
+        assert_eq!(
+            config("t0", "tap", &[]),
+            Ok(PortConfig::Tap { offloads: true })
+        );
+        let e = config("t0", "dpdkvhostuser", &[]).unwrap_err();
+        assert!(e.contains("vhostuser, vhostuserclient"), "{e}");
+        let e = config("eth1", "system", &[("vhost-server-path", "/x")]).unwrap_err();
+        assert!(e.contains("unknown option"), "{e}");
     }
 }

@@ -185,6 +185,52 @@ mod tests {
     }
 
     #[test]
+    fn vhost_ports_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut state = sample();
+        state.bridges[0].ports.extend([
+            // Server mode: the socket is <run_dir>/<name>, so the name and type suffice.
+            PortEntry {
+                name: "vhu0".into(),
+                r#type: "vhostuser".into(),
+                ofport: 2,
+                options: BTreeMap::new(),
+            },
+            PortEntry {
+                name: "vm1".into(),
+                r#type: "vhostuserclient".into(),
+                ofport: 3,
+                options: [("vhost-server-path".to_string(), "/run/vm1.sock".to_string())].into(),
+            },
+        ]);
+        store.save(&state).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(text.contains("type = \"vhostuserclient\""), "{text}");
+        assert!(text.contains("vhost-server-path"), "{text}");
+        assert_eq!(store.load().unwrap(), state);
+    }
+
+    #[test]
+    fn files_written_before_vhost_ports_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // As earlier versions wrote it: no options table on ports that had none.
+        let old = "# vswitchd state\n\n[[bridges]]\nname = \"br0\"\n\
+                   flows = [\"priority=0 actions=NORMAL\"]\n\n\
+                   [[bridges.ports]]\nname = \"t0\"\ntype = \"tap\"\nofport = 1\n\n\
+                   [[bridges.ports]]\nname = \"eth1\"\ntype = \"system\"\nofport = 2\n\n\
+                   [bridges.ports.options]\nmode = \"afpacket\"\n";
+        fs::write(store.path(), old).unwrap();
+        let state = store.load().unwrap();
+        let ports = &state.bridge("br0").unwrap().ports;
+        assert_eq!(ports.len(), 2);
+        assert!(ports[0].options.is_empty());
+        assert_eq!(ports[1].options["mode"], "afpacket");
+        assert_eq!(state.bridges[0].flows, ["priority=0 actions=NORMAL"]);
+    }
+
+    #[test]
     fn a_broken_file_names_the_line_and_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

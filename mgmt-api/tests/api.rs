@@ -306,6 +306,12 @@ async fn vhost_user_ports() {
         .await;
     let ports = format!("/bridges/{br}/ports");
     let run = api.dir.path().join("run");
+    let (_, doc) = api.call("GET", "/openapi.json", None).await;
+    let new_port = &doc["components"]["schemas"]["NewPort"]["properties"];
+    for field in ["type", "options"] {
+        let d = new_port[field]["description"].as_str().unwrap_or_default();
+        assert!(d.contains("vhostuserclient"), "{field}: {d}");
+    }
 
     // Server mode: the socket is <run_dir>/<name>, created at once.
     let r = api
@@ -343,7 +349,13 @@ async fn vhost_user_ports() {
         (
             json!({ "name": "vm2", "type": "vhostuserclient",
                     "options": { "vhost-server-path": "vm2.sock" } }),
-            "want an absolute path",
+            "vhost-server-path=\"vm2.sock\": want an absolute path",
+        ),
+        (
+            json!({ "name": "vm2", "type": "vhostuserclient",
+                    "options": { "vhost-server-pth": "/tmp/vm2.sock" } }),
+            "unknown option \"vhost-server-pth\" for type=vhostuserclient \
+             (known: vhost-server-path)",
         ),
         (
             json!({ "name": "vm2", "type": "vhostuserclient",
@@ -367,6 +379,14 @@ async fn vhost_user_ports() {
             json!({ "name": "a/b", "type": "vhostuser" }),
             "invalid port name",
         ),
+        (
+            json!({ "name": ".vhu", "type": "vhostuser" }),
+            "must not start with '.' nor contain '/' or '..'",
+        ),
+        (
+            json!({ "name": "a..b", "type": "vhostuser" }),
+            "must not start with '.' nor contain '/' or '..'",
+        ),
     ] {
         assert_error(
             &api.call("POST", &ports, Some(body)).await,
@@ -374,6 +394,21 @@ async fn vhost_user_ports() {
             why,
         );
     }
+    assert!(!run.join(".vhu").exists() && !run.join("a..b").exists());
+
+    // Past validation, a failure is the port's own: here the socket path is taken by a
+    // directory, which the switch must not remove.
+    std::fs::create_dir(run.join("busy")).unwrap();
+    let r = api
+        .call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "busy", "type": "vhostuser" })),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "cannot open port 'busy'");
+    assert!(run.join("busy").is_dir());
+
     assert_eq!(api.saved().bridges[0].ports.len(), 2);
     assert_eq!(
         api.saved().bridges[0].ports[1].options["vhost-server-path"],

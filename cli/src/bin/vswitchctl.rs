@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::format;
+use cli::request::port_body;
 use serde_json::{json, Value};
 
 /// Command-line client of vswitchd.
@@ -34,8 +35,10 @@ enum Verb {
     DelBr { bridge: String },
     /// Lists bridges.
     ListBr,
-    /// Adds a port: `add-port BR PORT [type=system|tap|internal] [KEY=VALUE...]`
-    /// (`ofport_request=N` picks the OpenFlow number; other keys are type options).
+    /// Adds a port: `add-port BR PORT [type=TYPE] [KEY=VALUE...]`. Types: system (default;
+    /// mode=afxdp|afpacket|auto), tap, internal (offloads=true|false), vhostuser (socket
+    /// RUN_DIR/PORT), vhostuserclient (vhost-server-path=PATH, required). `ofport_request=N`
+    /// picks the OpenFlow number; other keys are type options (`options:KEY=VALUE` too).
     AddPort {
         bridge: String,
         port: String,
@@ -178,29 +181,6 @@ fn read_flows(file: &str) -> Result<Vec<String>, String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect())
-}
-
-fn port_body(port: &str, settings: &[String]) -> Result<Value, String> {
-    let mut ty = "system".to_string();
-    let mut ofport = Value::Null;
-    let mut options = serde_json::Map::new();
-    for s in settings {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?}: want KEY=VALUE"))?;
-        // OVS spells interface options `options:KEY=VALUE`.
-        let k = k.strip_prefix("options:").unwrap_or(k);
-        match k {
-            "type" => ty = v.to_owned(),
-            "ofport_request" | "ofport" => {
-                ofport = json!(v.parse::<u32>().map_err(|e| format!("{s}: {e}"))?)
-            }
-            _ => {
-                options.insert(k.to_owned(), json!(v));
-            }
-        }
-    }
-    Ok(json!({ "name": port, "type": ty, "ofport": ofport, "options": options }))
 }
 
 fn run(args: Args) -> Result<String, String> {

@@ -57,7 +57,14 @@ fn main() -> ExitCode {
         }
     };
     if let Some(dir) = args.run_dir {
-        cfg.datapath.run_dir = dir;
+        // Sockets are handed to VMs by path, so a relative flag is resolved once, here.
+        cfg.datapath.run_dir = match std::path::absolute(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("vswitchd: --run-dir {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        };
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
