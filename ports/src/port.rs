@@ -206,6 +206,11 @@ pub trait Port: Send {
 
     /// Whether the interface is up and has carrier.
     fn link_up(&self) -> bool;
+    /// Whether an empty [`rx_burst`](Self::rx_burst) costs a system call (a tap's `read`), so
+    /// that a busy PMD may poll the port less often while it stays empty.
+    fn rx_polls_by_syscall(&self) -> bool {
+        false
+    }
     /// A way for other threads to read the link state.
     fn link_watch(&self) -> LinkWatch {
         LinkWatch::Interface(self.name().to_owned())

@@ -317,6 +317,10 @@ impl Port for TapPort {
         self.netdev.link_up()
     }
 
+    fn rx_polls_by_syscall(&self) -> bool {
+        true
+    }
+
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {
         self.fds.get(qid).map(AsRawFd::as_raw_fd)
     }

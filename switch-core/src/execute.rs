@@ -11,6 +11,8 @@ pub(crate) struct PmdPort {
     pub port_no: u32,
     pub port: Box<dyn Port>,
     pub tx: PacketBatch,
+    /// Consecutive empty polls of a port whose polls are system calls (see `pmd.rs`).
+    pub empty_polls: u32,
 }
 
 impl PmdPort {

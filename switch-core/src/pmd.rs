@@ -32,6 +32,10 @@ pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
 const SPIN_POLLS: u32 = 64;
 /// Packets per iteration below which the thread counts as lightly loaded.
 const LIGHT_LOAD: usize = 4;
+/// Empty polls after which a port whose polls are system calls is polled less often.
+const SYSCALL_EMPTY_POLLS: u32 = 64;
+/// How often (in loop iterations) such a port is polled then.
+const SYSCALL_POLL_EVERY: u64 = 16;
 /// Period of housekeeping (pushing rule counters, megaflow expiry, MAC refresh).
 const SWEEP_MS: u64 = 100;
 
@@ -190,9 +194,27 @@ impl Pmd {
         let mut got = 0;
         for b in 0..self.bridges.len() {
             for p in 0..self.bridges[b].ports.len() {
-                for q in 0..self.bridges[b].ports[p].port.n_rxq() {
-                    got += self.poll_queue(b, p, q, now);
+                let port = &self.bridges[b].ports[p];
+                // A port that stays empty and costs a system call per poll (a tap) is polled
+                // every SYSCALL_POLL_EVERY iterations while the PMD is busy elsewhere; an idle
+                // PMD waits on its descriptor instead, so its latency is unchanged.
+                if port.empty_polls > SYSCALL_EMPTY_POLLS
+                    && !self.local.iterations.is_multiple_of(SYSCALL_POLL_EVERY)
+                {
+                    continue;
                 }
+                let syscall = port.port.rx_polls_by_syscall();
+                let mut n = 0;
+                for q in 0..port.port.n_rxq() {
+                    n += self.poll_queue(b, p, q, now);
+                }
+                let port = &mut self.bridges[b].ports[p];
+                port.empty_polls = if n == 0 && syscall {
+                    port.empty_polls.saturating_add(1)
+                } else {
+                    0
+                };
+                got += n;
             }
             let br = &mut self.bridges[b];
             for port in &mut br.ports {
@@ -334,6 +356,7 @@ impl Pmd {
                         b.ports.push(PmdPort {
                             port_no,
                             port,
+                            empty_polls: 0,
                             tx: PacketBatch::new(),
                         });
                     }

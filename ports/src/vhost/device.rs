@@ -63,6 +63,8 @@ pub(crate) struct Device {
     pub vqs: Box<[SpinCell<Option<ActiveVq>>]>,
     /// Bit `q` set: the guest RX queue of pair `q` is started.
     pub rx_ready: AtomicU64,
+    /// Bit `q` set: the guest TX queue of pair `q` is started (the switch polls only these).
+    pub tx_ready: AtomicU64,
     /// A frontend is connected.
     pub connected: Arc<AtomicBool>,
     /// Frontends that connected, over the port's life.
@@ -80,6 +82,7 @@ impl Device {
             counters,
             vqs: (0..n).map(|_| SpinCell::new(None)).collect(),
             rx_ready: AtomicU64::new(0),
+            tx_ready: AtomicU64::new(0),
             connected: Arc::new(AtomicBool::new(false)),
             connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
@@ -185,13 +188,16 @@ impl Handler {
                 );
             }
         }
-        if idx % 2 == 0 {
-            let bit = 1u64 << ((idx / 2) % 64);
-            if slot.is_some() {
-                dev.rx_ready.fetch_or(bit, Ordering::Release);
-            } else {
-                dev.rx_ready.fetch_and(!bit, Ordering::Release);
-            }
+        let bit = 1u64 << ((idx / 2) % 64);
+        let ready = if idx % 2 == 0 {
+            &dev.rx_ready
+        } else {
+            &dev.tx_ready
+        };
+        if slot.is_some() {
+            ready.fetch_or(bit, Ordering::Release);
+        } else {
+            ready.fetch_and(!bit, Ordering::Release);
         }
     }
 

@@ -18,9 +18,10 @@ pub struct VhostUserPort {
     /// Keeps the control thread running while any instance lives.
     _conn: Arc<Conn>,
     instance: usize,
-    instances: usize,
     port_no: u32,
-    /// Owned pair to poll first next time, for fairness between pairs.
+    /// Bit `q` set: this instance receives from queue pair `q`.
+    owned: u64,
+    /// Pair served first last time (the next poll starts after it).
     cursor: usize,
 }
 
@@ -31,12 +32,15 @@ impl VhostUserPort {
         instance: usize,
         instances: usize,
     ) -> VhostUserPort {
+        let dev_pairs = dev.queue_pairs();
         VhostUserPort {
             dev,
             _conn: conn,
             instance,
-            instances,
             port_no: 0,
+            owned: (0..dev_pairs)
+                .filter(|q| q % instances == instance)
+                .fold(0, |m, q| m | 1 << q),
             cursor: 0,
         }
     }
@@ -101,14 +105,18 @@ impl Port for VhostUserPort {
     }
 
     fn rx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize {
-        let pairs = self.dev.queue_pairs();
-        let owned = (pairs + self.instances - 1 - self.instance) / self.instances;
+        // Started guest TX queues among the pairs this instance owns.
+        let mut ready = self.dev.tx_ready.load(Ordering::Acquire) & self.owned;
+        if ready == 0 {
+            return 0;
+        }
+        // Start after the pair served first last time, for fairness between pairs.
+        let rotate = (self.cursor + 1) % 64;
+        ready = ready.rotate_right(rotate as u32);
         let before = batch.len();
-        for k in 0..owned {
-            if batch.is_full() {
-                break;
-            }
-            let pair = self.instance + ((self.cursor + k) % owned) * self.instances;
+        while ready != 0 && !batch.is_full() {
+            let pair = (ready.trailing_zeros() as usize + rotate) % 64;
+            ready &= ready - 1;
             // The control thread holds the queue only to reconfigure it: skip it this time.
             let Some(mut slot) = self.dev.vqs[2 * pair + 1].try_take() else {
                 continue;
@@ -119,9 +127,7 @@ impl Port for VhostUserPort {
                     .counters
                     .add_rx(b.packets, b.bytes, b.dropped, b.errors);
             }
-        }
-        if owned > 0 {
-            self.cursor = (self.cursor + 1) % owned;
+            self.cursor = pair;
         }
         batch.len() - before
     }

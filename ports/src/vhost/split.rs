@@ -212,6 +212,27 @@ impl SplitRing {
         Ok(())
     }
 
+    /// Takes back the last `n` used entries pushed (not yet published).
+    pub(crate) fn unpush(&mut self, n: u16) {
+        self.next_used = self.next_used.wrapping_sub(n);
+    }
+
+    /// Sets the length of the last `n` used entries pushed (not yet published) to zero: their
+    /// buffers come back empty.
+    pub(crate) fn empty_last(&mut self, n: u16) {
+        for k in 1..=n {
+            let slot = (self.next_used.wrapping_sub(k) & (self.size - 1)) as usize;
+            // SAFETY: the `len` field of used element `slot` (< size) is inside the used ring.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    0u32.to_le_bytes().as_ptr(),
+                    self.used.add(4 + 8 * slot + 4),
+                    4,
+                )
+            };
+        }
+    }
+
     /// Makes the used entries pushed so far visible to the guest.
     pub(crate) fn publish_used(&mut self) {
         // Release: the buffers' contents and used elements are written before the index.

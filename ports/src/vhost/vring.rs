@@ -200,20 +200,22 @@ impl ActiveVq {
         // One buffer unless merged (the field exists only in the 12-byte header).
         hdr[NUM_BUFFERS_AT] = 1;
         let total = hdr_len + data.len();
-        let mut heads = [(0u16, 0u32); MAX_MERGED];
-        let mut n = 0;
+        // Chains taken for this packet; each is pushed to the used ring (unpublished) as it is
+        // filled, so a failure can take them back or empty them.
+        let mut n: u16 = 0;
         let mut written = 0;
         // Guest address of the header's `num_buffers`, to fix up once the count is known.
         let mut num_buffers_at = None::<GuestAddress>;
         let mut malformed = false;
         while written < total && !malformed {
-            if n == MAX_MERGED || (n == 1 && !self.mrg_rxbuf) {
+            if n as usize == MAX_MERGED || (n == 1 && !self.mrg_rxbuf) {
                 break;
             }
             if *avail == 0 {
                 // Give back the buffers taken for this packet: it will not go.
-                self.ring.unpop(n as u16);
-                *avail += n;
+                self.ring.unpush(n);
+                self.ring.unpop(n);
+                *avail += n as usize;
                 return Err(RxError::Full);
             }
             *avail -= 1;
@@ -259,29 +261,26 @@ impl ActiveVq {
                     break;
                 }
             }
-            heads[n] = (head, chain_len);
+            self.ring.push_used(head, chain_len)?;
             n += 1;
         }
-        let result = if malformed {
-            Err(RxError::Malformed)
-        } else if written < total {
-            Err(RxError::TooSmall)
-        } else {
-            Ok(())
-        };
-        if result.is_ok() && n > 1 {
+        if malformed || written < total {
+            // Buffers taken are used either way; a failed packet hands them back empty.
+            self.ring.empty_last(n);
+            return Err(if malformed {
+                RxError::Malformed
+            } else {
+                RxError::TooSmall
+            });
+        }
+        if n > 1 {
             // Merged buffers: tell the guest how many (a header split over descriptors, which
             // no driver does, keeps 1 and the guest sees a short packet).
             if let Some(at) = num_buffers_at {
-                self.ring.map().write(at, &(n as u16).to_le_bytes());
+                self.ring.map().write(at, &n.to_le_bytes());
             }
         }
-        // Buffers taken are used either way; a failed packet hands them back empty.
-        for &(head, len) in &heads[..n] {
-            let len = if result.is_ok() { len } else { 0 };
-            self.ring.push_used(head, len)?;
-        }
-        result
+        Ok(())
     }
 
     /// Signals the guest if it asked to be told about the used buffers just published.
