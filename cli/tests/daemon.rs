@@ -306,7 +306,7 @@ fn a_vanished_interface_does_not_stop_a_restart() {
 /// and traffic between the VMs flows again.
 #[test]
 fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
-    use ports::testpmd::{self, PortConfig, TestPmd};
+    use ports::testpmd::{self, TestPmd};
     if !testpmd::can_run("vhost_client_ports_reconnect_after_restart") {
         return;
     }
@@ -314,25 +314,7 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (testpmd::temp_socket("dva"), testpmd::temp_socket("dvb"));
     // The VM listens (server=1); it waits for the switch to connect.
-    let vm = TestPmd::builder()
-        .name("vm")
-        .cpu(0)
-        .mem_mb(64)
-        .port(
-            PortConfig::virtio_user(&a)
-                .server(true)
-                .mac("02:00:00:00:00:0a"),
-        )
-        .port(
-            PortConfig::virtio_user(&b)
-                .server(true)
-                .mac("02:00:00:00:00:0b"),
-        )
-        .eth_peer(0, "02:00:00:00:00:0b")
-        .eth_peer(1, "02:00:00:00:00:0a")
-        .forward_mode("rxonly")
-        .spawn_nowait()
-        .unwrap();
+    let vm = TestPmd::vm_pair(&a, &b, true, 1).spawn_nowait().unwrap();
     let mut d = Daemon::start(dir.path());
     let br = unique("vsvd");
     d.ok(&["add-br", &br]);

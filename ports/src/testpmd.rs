@@ -51,6 +51,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// MAC address of port 0 of a [`TestPmd::vm_pair`].
+pub const VM_MAC_A: &str = "02:00:00:00:00:0a";
+/// MAC address of port 1 of a [`TestPmd::vm_pair`].
+pub const VM_MAC_B: &str = "02:00:00:00:00:0b";
+
 /// The testpmd binary (Debian: package `dpdk-dev`, not `dpdk`).
 pub const TESTPMD: &str = "dpdk-testpmd";
 
@@ -775,6 +780,28 @@ pub struct TestPmd {
 }
 
 impl TestPmd {
+    /// The "VM" most tests want: virtio-user ports 0 and 1 on sockets `a` and `b` (listening
+    /// when `listen`), MACs [`VM_MAC_A`] and [`VM_MAC_B`], each sending to the other's MAC, with
+    /// `queues` queue pairs, counting what arrives (`rxonly`), on CPU 0 with 64 MB.
+    pub fn vm_pair(a: &Path, b: &Path, listen: bool, queues: u16) -> TestPmdBuilder {
+        let port = |p: &Path, mac: &str| {
+            PortConfig::virtio_user(p)
+                .server(listen)
+                .queues(queues)
+                .mac(mac)
+        };
+        // (`--rxq`/`--txq` follow the ports' queue count.)
+        TestPmd::builder()
+            .name("vm")
+            .cpu(0)
+            .mem_mb(64)
+            .port(port(a, VM_MAC_A))
+            .port(port(b, VM_MAC_B))
+            .eth_peer(0, VM_MAC_B)
+            .eth_peer(1, VM_MAC_A)
+            .forward_mode("rxonly")
+    }
+
     /// A builder with no ports, `io` forwarding, paired topology, on CPU 0.
     pub fn builder() -> TestPmdBuilder {
         TestPmdBuilder::default()

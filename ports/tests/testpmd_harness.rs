@@ -40,25 +40,7 @@ fn patch_panel(a: &Path, b: &Path, listen: bool, queues: u16) -> testpmd::TestPm
 
 /// The "VM": two virtio-user ports, counting what it receives, on CPU 0.
 fn vm(a: &Path, b: &Path, listen: bool, queues: u16) -> testpmd::TestPmdBuilder {
-    TestPmd::builder()
-        .name("vm")
-        .cpu(0)
-        .mem_mb(64)
-        .port(
-            PortConfig::virtio_user(a)
-                .server(listen)
-                .queues(queues)
-                .mac(MAC_A),
-        )
-        .port(
-            PortConfig::virtio_user(b)
-                .server(listen)
-                .queues(queues)
-                .mac(MAC_B),
-        )
-        .eth_peer(0, MAC_B)
-        .eth_peer(1, MAC_A)
-        .forward_mode("rxonly")
+    TestPmd::vm_pair(a, b, listen, queues)
 }
 
 fn links_up(tp: &TestPmd) {

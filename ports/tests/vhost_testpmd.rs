@@ -108,16 +108,7 @@ fn open(name: &str, path: &Path, mode: VhostMode) -> VhostUserPort {
 }
 
 fn vm(a: &Path, b: &Path, listen: bool, frame_len: u16) -> testpmd::TestPmdBuilder {
-    TestPmd::builder()
-        .name("vm")
-        .cpu(0)
-        .mem_mb(64)
-        .port(PortConfig::virtio_user(a).server(listen).mac(MAC_A))
-        .port(PortConfig::virtio_user(b).server(listen).mac(MAC_B))
-        .eth_peer(0, MAC_B)
-        .eth_peer(1, MAC_A)
-        .tx_pkt_len(frame_len)
-        .forward_mode("rxonly")
+    TestPmd::vm_pair(a, b, listen, 1).tx_pkt_len(frame_len)
 }
 
 fn links_up(tp: &TestPmd) {

@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flow_table::{Action, Match, RuleSpec};
-use ports::testpmd::{self, PortConfig as TpPort, TestPmd};
+use ports::testpmd::{self, TestPmd};
 use switch_core::{PortConfig, Switch, SwitchConfig};
 
-const MAC_A: &str = "02:00:00:00:00:0a";
-const MAC_B: &str = "02:00:00:00:00:0b";
 const LINK: Duration = Duration::from_secs(10);
 
 fn switch(pmds: usize) -> Switch {
@@ -32,31 +30,7 @@ fn vhost(socket: &Path, client: bool) -> PortConfig {
 
 /// The "VM": two virtio-user ports, A and B, counting what they receive.
 fn vm(a: &Path, b: &Path, listen: bool, queues: u16) -> testpmd::TestPmdBuilder {
-    let mut t = TestPmd::builder()
-        .name("vm")
-        .cpu(0)
-        .mem_mb(64)
-        .port(
-            TpPort::virtio_user(a)
-                .server(listen)
-                .mac(MAC_A)
-                .queues(queues),
-        )
-        .port(
-            TpPort::virtio_user(b)
-                .server(listen)
-                .mac(MAC_B)
-                .queues(queues),
-        )
-        .eth_peer(0, MAC_B)
-        .eth_peer(1, MAC_A)
-        .forward_mode("rxonly");
-    if queues > 1 {
-        t = t
-            .app_arg(&format!("--rxq={queues}"))
-            .app_arg(&format!("--txq={queues}"));
-    }
-    t
+    TestPmd::vm_pair(a, b, listen, queues)
 }
 
 fn links_up(tp: &TestPmd) {
