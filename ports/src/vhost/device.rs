@@ -21,7 +21,10 @@ use vhost::vhost_user::message::{
 use vhost::vhost_user::{Backend, Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
 use vhost::VhostUserMemoryRegionBase;
 use virtio_bindings::virtio_config::{VIRTIO_F_IN_ORDER, VIRTIO_F_VERSION_1};
-use virtio_bindings::virtio_net::{VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF};
+use virtio_bindings::virtio_net::{
+    VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_MQ,
+    VIRTIO_NET_F_MRG_RXBUF,
+};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
@@ -30,7 +33,7 @@ use super::cell::SpinCell;
 use super::config::VhostUserConfig;
 use super::guest_map::GuestMap;
 use super::split::{RingLayout, SplitRing};
-use super::vring::{header_len, ActiveVq, Mem};
+use super::vring::{header_len, ActiveVq, GuestOffloads, Mem};
 use crate::port::PortCounters;
 
 /// Largest ring the switch accepts (the split-ring maximum).
@@ -50,6 +53,11 @@ pub(crate) const OFFERED_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
     // Buffers are used in the order they were made available: the switch serves each queue
     // from one thread, front to back.
     | (1 << VIRTIO_F_IN_ORDER)
+    // The guest may receive frames with a partial checksum or as TCP segmentation offload
+    // (64 KB), as taps and AF_PACKET ports deliver them; without these a GSO frame cannot go.
+    | (1 << VIRTIO_NET_F_GUEST_CSUM)
+    | (1 << VIRTIO_NET_F_GUEST_TSO4)
+    | (1 << VIRTIO_NET_F_GUEST_TSO6)
     | F_PROTOCOL_FEATURES;
 
 /// State of one vhost-user port shared by its control thread and its PMD instances.
@@ -258,6 +266,11 @@ impl Handler {
             ring,
             call: v.call.clone(),
             hdr_len: header_len(self.acked_features),
+            offloads: GuestOffloads {
+                csum: self.acked_features & (1 << VIRTIO_NET_F_GUEST_CSUM) != 0,
+                tso4: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO4) != 0,
+                tso6: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO6) != 0,
+            },
             mrg_rxbuf: self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,
             broken: false,
         }))

@@ -5,8 +5,8 @@
 //! directly ([`vring`]), each queue handed between the two through a [`cell::SpinCell`].
 //!
 //! Offered: split rings, `VERSION_1`, `MRG_RXBUF`, `INDIRECT_DESC`, `EVENT_IDX`, `IN_ORDER`,
-//! `MQ`, and the protocol features `MQ`, `REPLY_ACK`, `CONFIGURE_MEM_SLOTS`. No offloads (the
-//! guest sends and receives complete frames).
+//! `MQ`, `GUEST_CSUM`, `GUEST_TSO4/6`, and the protocol features `MQ`, `REPLY_ACK`,
+//! `CONFIGURE_MEM_SLOTS`. The guest sends complete frames (no host offloads).
 
 mod cell;
 mod config;

@@ -14,7 +14,7 @@ use vm_memory::{Address, GuestAddress, GuestMemoryMmap};
 
 use super::split::{RingError, SplitRing};
 use crate::batch::{PacketBatch, BATCH_SIZE};
-use crate::packet::Packet;
+use crate::packet::{Packet, VnetHdr};
 use crate::pool::PacketPool;
 
 /// The guest's memory as the switch maps it.
@@ -39,8 +39,36 @@ pub(crate) struct ActiveVq {
     pub hdr_len: usize,
     /// `VIRTIO_NET_F_MRG_RXBUF`: a received packet may span several guest buffers.
     pub mrg_rxbuf: bool,
+    /// What the guest accepts in the virtio-net header of the frames it receives.
+    pub offloads: GuestOffloads,
     /// The guest broke the ring; the queue is not served until set up again.
     pub broken: bool,
+}
+
+/// Receive offloads the guest negotiated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GuestOffloads {
+    /// `VIRTIO_NET_F_GUEST_CSUM`: frames may carry a partial checksum.
+    pub csum: bool,
+    /// `VIRTIO_NET_F_GUEST_TSO4`: TCP/IPv4 frames may be segmentation offloads.
+    pub tso4: bool,
+    /// `VIRTIO_NET_F_GUEST_TSO6`: TCP/IPv6 frames may be segmentation offloads.
+    pub tso6: bool,
+}
+
+impl GuestOffloads {
+    /// Whether a frame with header `h` may go to the guest as it is.
+    fn accept(&self, h: &VnetHdr) -> bool {
+        let gso_ok = match h.gso_type {
+            VnetHdr::GSO_NONE => true,
+            VnetHdr::GSO_TCPV4 => self.tso4,
+            VnetHdr::GSO_TCPV6 => self.tso6,
+            // UDP offloads and ECN were not offered.
+            _ => false,
+        };
+        let csum_ok = h.flags & VnetHdr::F_NEEDS_CSUM == 0 || self.csum;
+        gso_ok && csum_ok && (h.gso_type == VnetHdr::GSO_NONE || self.csum)
+    }
 }
 
 /// What one burst did.
@@ -153,13 +181,15 @@ impl ActiveVq {
                 pool.free(pkt);
                 continue;
             }
-            // The guest negotiated no offloads: finish checksums here; GSO frames cannot go.
-            if pkt.vnet.is_some() && !pkt.resolve_offloads() {
+            // Offload metadata goes to the guest if it accepts it; otherwise checksums are
+            // finished here, and a GSO frame cannot go (no software segmentation yet).
+            let vnet = pkt.vnet.filter(|h| self.offloads.accept(h));
+            if vnet.is_none() && !pkt.resolve_offloads() {
                 out.errors += 1;
                 pool.free(pkt);
                 continue;
             }
-            match self.write_packet(pkt.data(), &mut avail) {
+            match self.write_packet(pkt.data(), vnet, &mut avail) {
                 Ok(()) => {
                     used = true;
                     out.packets += 1;
@@ -194,9 +224,19 @@ impl ActiveVq {
 
     /// Writes one packet (after its virtio-net header) into the guest's next available
     /// buffers (`avail` of them left) and marks them used.
-    fn write_packet(&mut self, data: &[u8], avail: &mut usize) -> Result<(), RxError> {
+    fn write_packet(
+        &mut self,
+        data: &[u8],
+        vnet: Option<VnetHdr>,
+        avail: &mut usize,
+    ) -> Result<(), RxError> {
         let hdr_len = self.hdr_len;
         let mut hdr = [0u8; HDR_LEN_V1];
+        if let Some(h) = vnet {
+            // The first ten bytes are the same in both header layouts (little-endian on the
+            // hosts this runs on, as virtio 1.0 wants).
+            hdr[..VnetHdr::LEN].copy_from_slice(&h.to_bytes());
+        }
         // One buffer unless merged (the field exists only in the 12-byte header).
         hdr[NUM_BUFFERS_AT] = 1;
         let total = hdr_len + data.len();

@@ -9,6 +9,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use super::super::guest_map::GuestMap;
 use super::super::split::RingLayout;
 use super::*;
+use crate::packet::Packet;
 use crate::pool::PoolConfig;
 
 /// Guest memory size: everything the guest has (one region at guest address 0).
@@ -96,6 +97,7 @@ impl Guest {
             call: None,
             hdr_len: HDR_LEN_V1,
             mrg_rxbuf,
+            offloads: GuestOffloads::default(),
             broken: false,
         }
     }
@@ -524,6 +526,7 @@ fn with_event_idx_the_guest_is_signalled_when_used_passes_used_event() {
         call: None,
         hdr_len: HDR_LEN_V1,
         mrg_rxbuf: false,
+        offloads: GuestOffloads::default(),
         broken: false,
     };
     // SAFETY: eventfd returns a new descriptor that only this File owns.
@@ -549,4 +552,69 @@ fn with_event_idx_the_guest_is_signalled_when_used_passes_used_event() {
         &[frame(60, 3), frame(60, 4), frame(60, 5)],
     );
     assert!(signalled(), "used index went from 2 to 5, past 3");
+}
+
+/// A TCP/IPv4 frame with a partial checksum, as a tap with offloads delivers it.
+fn offload_frame(pool: &mut PacketPool, gso: bool) -> Packet {
+    let mut f = frame(1200, 7);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[23] = 6;
+    let mut p = pool.alloc().unwrap();
+    assert!(p.set_data(&f));
+    p.vnet = Some(VnetHdr {
+        flags: VnetHdr::F_NEEDS_CSUM,
+        gso_type: if gso {
+            VnetHdr::GSO_TCPV4
+        } else {
+            VnetHdr::GSO_NONE
+        },
+        hdr_len: 54,
+        gso_size: if gso { 1000 } else { 0 },
+        csum_start: 34,
+        csum_offset: 16,
+    });
+    p
+}
+
+#[test]
+fn offloads_go_to_a_guest_that_accepts_them_and_are_resolved_for_others() {
+    let mut g = Guest::new(8);
+    let mut pool = pool();
+    rx_buffers(&mut g, 4, 2048);
+    // A guest with GUEST_CSUM and GUEST_TSO4 gets the header as it came.
+    let mut vq = g.vq(false);
+    vq.offloads = GuestOffloads {
+        csum: true,
+        tso4: true,
+        tso6: false,
+    };
+    let mut batch = PacketBatch::new();
+    batch.push(offload_frame(&mut pool, true)).ok().unwrap();
+    let b = vq.enqueue(&mut pool, &mut batch);
+    assert_eq!(b.packets, 1);
+    let hdr = g.read(BUF, HDR_LEN_V1);
+    assert_eq!(hdr[0], VnetHdr::F_NEEDS_CSUM);
+    assert_eq!(hdr[1], VnetHdr::GSO_TCPV4);
+    assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1000, "gso_size");
+    assert_eq!(u16::from_le_bytes([hdr[6], hdr[7]]), 34, "csum_start");
+    assert_eq!(u16::from_le_bytes([hdr[10], hdr[11]]), 1, "num_buffers");
+    // A guest without offloads: the checksum is finished here and the header is plain; a GSO
+    // frame cannot go and is counted.
+    let mut g2 = Guest::new(8);
+    rx_buffers(&mut g2, 4, 2048);
+    let mut vq2 = g2.vq(false);
+    let mut batch = PacketBatch::new();
+    batch.push(offload_frame(&mut pool, false)).ok().unwrap();
+    batch.push(offload_frame(&mut pool, true)).ok().unwrap();
+    let b = vq2.enqueue(&mut pool, &mut batch);
+    assert_eq!((b.packets, b.errors), (1, 1));
+    assert_eq!(g2.read(BUF, HDR_LEN_V1)[..10], [0; 10]);
+    let tcp_csum = g2.read(BUF + 12 + 34 + 16, 2);
+    assert_ne!(
+        tcp_csum,
+        frame(1200, 7)[50..52].to_vec(),
+        "checksum completed"
+    );
+    assert_eq!(pool.available(), pool.capacity());
 }
