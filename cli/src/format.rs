@@ -125,6 +125,36 @@ pub fn fdb(rows: &Value) -> String {
     out
 }
 
+/// `pmd-rxq-show`: by PMD, the ports whose receive queues it polls.
+pub fn pmd_rxqs(rows: &Value) -> String {
+    let mut out = String::new();
+    let mut current = None;
+    for r in rows.as_array().into_iter().flatten() {
+        let pmd = u(r, "pmd");
+        if current != Some(pmd) {
+            let core = r["core"]
+                .as_u64()
+                .map_or_else(|| "unpinned".to_string(), |c| format!("core_id {c}"));
+            let _ = writeln!(out, "pmd thread {pmd} {core}:");
+            current = Some(pmd);
+        }
+        let queues = u(r, "rx_queues");
+        let _ = writeln!(
+            out,
+            "  bridge: {}  port: {} ({})  rx queues: {}",
+            s(r, "bridge"),
+            s(r, "port"),
+            u(r, "ofport"),
+            if queues == 0 {
+                "none (transmit only)".to_string()
+            } else {
+                queues.to_string()
+            }
+        );
+    }
+    out
+}
+
 /// `pmd-stats-show`.
 pub fn pmd_stats(pmds: &Value) -> String {
     let mut out = String::new();
@@ -202,6 +232,15 @@ mod tests {
         assert!(out.contains("        Port eth1\n            Interface eth1\n"));
         assert!(out.contains("type: internal"));
         assert!(out.contains("options: {mode=afpacket}"));
+        let rxqs = pmd_rxqs(&json!([
+            {"pmd": 0, "core": 1, "bridge": "br0", "port": "vhu0", "ofport": 2, "rx_queues": 1},
+            {"pmd": 1, "core": null, "bridge": "br0", "port": "vhu0", "ofport": 2, "rx_queues": 0}
+        ]));
+        assert_eq!(
+            rxqs,
+            "pmd thread 0 core_id 1:\n  bridge: br0  port: vhu0 (2)  rx queues: 1\n\
+             pmd thread 1 unpinned:\n  bridge: br0  port: vhu0 (2)  rx queues: none (transmit only)\n"
+        );
         assert!(out.contains("type: vhostuser\n                socket: /run/vswitch/vhu0"));
     }
 

@@ -311,6 +311,23 @@ fn parse_mac(text: &str) -> Result<[u8; 6], ServiceError> {
     }
 }
 
+/// One PMD's share of a port (`pmd-rxq-show`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RxqView {
+    /// PMD index.
+    pub pmd: usize,
+    /// Core it is pinned to.
+    pub core: Option<usize>,
+    /// Bridge.
+    pub bridge: String,
+    /// Port name.
+    pub port: String,
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Receive queues this PMD polls on the port (0: it only transmits there).
+    pub rx_queues: usize,
+}
+
 /// Counters of one PMD thread.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PmdView {
@@ -673,6 +690,27 @@ async fn clear_pmd_stats(State(app): App) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Which PMD thread polls which receive queues.
+#[utoipa::path(get, path = "/pmd-rxqs", responses((status = 200, body = [RxqView])))]
+async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
+    blocking(&app, |s| {
+        Ok(s.switch()
+            .rxqs()
+            .into_iter()
+            .map(|r| RxqView {
+                pmd: r.pmd,
+                core: r.core,
+                bridge: r.bridge,
+                port: r.port,
+                ofport: r.port_no,
+                rx_queues: r.n_rxq,
+            })
+            .collect())
+    })
+    .await
+    .map(Json)
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -697,7 +735,8 @@ async fn clear_pmd_stats(State(app): App) -> Result<StatusCode, ApiError> {
         fdb_add,
         fdb_del,
         pmd_stats,
-        clear_pmd_stats
+        clear_pmd_stats,
+        pmd_rxqs
     ),
     components(schemas(
         ErrorBody,
@@ -774,6 +813,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/bridges/{bridge}/fdb", get(fdb).post(fdb_add))
         .route("/bridges/{bridge}/fdb/{vlan}/{mac}", delete(fdb_del))
         .route("/pmd-stats", get(pmd_stats).delete(clear_pmd_stats))
+        .route("/pmd-rxqs", get(pmd_rxqs))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(DefaultBodyLimit::max(max_body))

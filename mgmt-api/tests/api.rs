@@ -218,6 +218,15 @@ async fn ports() {
     let r = api.call("GET", &format!("{ports}/{tap}"), None).await;
     assert_eq!(r.0, StatusCode::OK);
     assert_eq!(r.1["statistics"]["rx_packets"], 0);
+    // One PMD: it polls the tap and the bridge's own port.
+    let r = api.call("GET", "/pmd-rxqs", None).await;
+    assert_eq!(r.0, StatusCode::OK);
+    let rows = r.1.as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|x| x["port"] == tap.as_str() && x["pmd"] == 0 && x["rx_queues"] == 1),
+        "{rows:?}"
+    );
     assert_eq!(
         api.call("GET", &format!("{ports}/1"), None).await.0,
         StatusCode::OK

@@ -92,6 +92,8 @@ enum Verb {
     PmdStatsShow,
     /// Zeroes the PMD thread counters.
     PmdStatsClear,
+    /// Which PMD thread polls which port's receive queues.
+    PmdRxqShow,
 }
 
 struct Client {
@@ -315,6 +317,7 @@ fn run(args: Args) -> Result<String, String> {
             String::new()
         }
         Verb::PmdStatsShow => format::pmd_stats(&client.call(Get, "/pmd-stats", None)?),
+        Verb::PmdRxqShow => format::pmd_rxqs(&client.call(Get, "/pmd-rxqs", None)?),
         Verb::PmdStatsClear => {
             client.call(Delete, "/pmd-stats", None)?;
             String::new()
