@@ -52,7 +52,14 @@ impl Daemon {
             .arg("--run-dir")
             .arg(self.state.with_file_name("run"))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe nobody reads: a full pipe would block the daemon's logging.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.state.with_file_name("vswitchd.log"))
+                    .expect("log file"),
+            )
             .spawn()
             .expect("vswitchd starts");
         self.child = Some(child);
@@ -327,6 +334,24 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
         for p in 0..2 {
             vm.wait_link_up(p, Duration::from_secs(10)).unwrap();
         }
+        // The VM's link may still read "up" from before the restart, or come up before the
+        // switch has started its rings: wait until a probe gets through.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            vm.clear_stats();
+            vm.start();
+            vm.send_burst(0, 32).unwrap();
+            let got = vm.wait_rx(1, 1, Duration::from_millis(500));
+            vm.stop();
+            if got.rx_packets > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no traffic after the restart; vswitchd said:\n{}",
+                std::fs::read_to_string(dir.path().join("vswitchd.log")).unwrap_or_default()
+            );
+        }
         vm.clear_stats();
         vm.start();
         assert_eq!(vm.send_burst(0, n).unwrap(), n);
@@ -337,9 +362,11 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
     exchange(200);
     assert!(d.ok(&["show"]).contains("vhost-server-path="));
     assert!(d.terminate().success());
+    vm.wait_link(0, false, Duration::from_secs(10)).unwrap();
     d.spawn();
     exchange(200);
     d.kill9();
+    vm.wait_link(0, false, Duration::from_secs(10)).unwrap();
     d.spawn();
     exchange(200);
 }

@@ -141,6 +141,15 @@ fn serve(dev: &Arc<Device>, stream: UnixStream, stop: &AtomicBool) {
             continue;
         }
         if let Err(e) = req.handle_request() {
+            // DPDK's virtio-user, reconnecting, may send SET_VRING_ENABLE before SET_FEATURES
+            // has acknowledged protocol features. The vhost crate refuses that one message;
+            // dropping the connection for it would only start the same exchange again, while
+            // going on lets the rings start (seen with DPDK 22.11 in cli/tests/daemon.rs).
+            if let vhost::vhost_user::Error::InactiveFeature(f) = &e {
+                if *f == vhost::vhost_user::VhostUserVirtioFeatures::PROTOCOL_FEATURES {
+                    continue;
+                }
+            }
             if !matches!(
                 e,
                 vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage
