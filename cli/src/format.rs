@@ -125,6 +125,29 @@ pub fn fdb(rows: &Value) -> String {
     out
 }
 
+/// `dpctl-dump-flows`: one megaflow a line, as `ovs-appctl dpctl/dump-flows` lists them.
+pub fn megaflows(rows: &Value) -> String {
+    let mut out = String::new();
+    for r in rows.as_array().into_iter().flatten() {
+        let m = s(r, "match");
+        let _ = writeln!(
+            out,
+            "pmd {}: {}packets:{}, bytes:{}, used:{:.3}s, actions:{}",
+            u(r, "pmd"),
+            if m.is_empty() {
+                String::new()
+            } else {
+                format!("{m}, ")
+            },
+            u(r, "packets"),
+            u(r, "bytes"),
+            r["used_secs"].as_f64().unwrap_or(0.0),
+            s(r, "actions")
+        );
+    }
+    out
+}
+
 /// `pmd-rxq-show`: by PMD, the ports whose receive queues it polls.
 pub fn pmd_rxqs(rows: &Value) -> String {
     let mut out = String::new();
@@ -232,6 +255,15 @@ mod tests {
         assert!(out.contains("        Port eth1\n            Interface eth1\n"));
         assert!(out.contains("type: internal"));
         assert!(out.contains("options: {mode=afpacket}"));
+        let mf = megaflows(&json!([
+            {"pmd": 0, "match": "in_port=1,dl_dst=02:00:00:00:00:0b", "actions": "output:2",
+             "packets": 10, "bytes": 640, "used_secs": 0.5}
+        ]));
+        assert_eq!(
+            mf,
+            "pmd 0: in_port=1,dl_dst=02:00:00:00:00:0b, packets:10, bytes:640, used:0.500s, \
+             actions:output:2\n"
+        );
         let rxqs = pmd_rxqs(&json!([
             {"pmd": 0, "core": 1, "bridge": "br0", "port": "vhu0", "ofport": 2, "rx_queues": 1},
             {"pmd": 1, "core": null, "bridge": "br0", "port": "vhu0", "ofport": 2, "rx_queues": 0}

@@ -311,6 +311,24 @@ fn parse_mac(text: &str) -> Result<[u8; 6], ServiceError> {
     }
 }
 
+/// One megaflow of one PMD (`dpctl-dump-flows`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MegaflowView {
+    /// PMD whose cache holds it.
+    pub pmd: usize,
+    /// The fields its mask keeps, in ovs-ofctl match syntax (empty: matches everything).
+    #[serde(rename = "match")]
+    pub r#match: String,
+    /// Datapath actions.
+    pub actions: String,
+    /// Packets that hit it.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Seconds since the last hit.
+    pub used_secs: f64,
+}
+
 /// One PMD's share of a port (`pmd-rxq-show`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RxqView {
@@ -690,6 +708,41 @@ async fn clear_pmd_stats(State(app): App) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The megaflows the PMD threads hold for a bridge.
+#[utoipa::path(get, path = "/bridges/{bridge}/megaflows", responses((status = 200, body = [MegaflowView]), (status = 404, body = ErrorBody)))]
+async fn megaflows(
+    State(app): App,
+    Path(br): Path<String>,
+) -> Result<Json<Vec<MegaflowView>>, ApiError> {
+    blocking(&app, move |s| {
+        let names = s.names(&br)?;
+        let now = switch_core::clock::now_ms();
+        let name = |n: u32| names.get(&n).cloned();
+        Ok(s.switch()
+            .megaflows(&br)?
+            .into_iter()
+            .map(|m| MegaflowView {
+                pmd: m.pmd,
+                r#match: flow_table::flow_syntax::format_match_named(&m.r#match, &name),
+                actions: if m.actions.is_empty() {
+                    "drop".to_owned()
+                } else {
+                    m.actions
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+                packets: m.packets,
+                bytes: m.bytes,
+                used_secs: now.saturating_sub(m.used_ms) as f64 / 1000.0,
+            })
+            .collect())
+    })
+    .await
+    .map(Json)
+}
+
 /// Which PMD thread polls which receive queues.
 #[utoipa::path(get, path = "/pmd-rxqs", responses((status = 200, body = [RxqView])))]
 async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
@@ -736,7 +789,8 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         fdb_del,
         pmd_stats,
         clear_pmd_stats,
-        pmd_rxqs
+        pmd_rxqs,
+        megaflows
     ),
     components(schemas(
         ErrorBody,
@@ -814,6 +868,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/bridges/{bridge}/fdb/{vlan}/{mac}", delete(fdb_del))
         .route("/pmd-stats", get(pmd_stats).delete(clear_pmd_stats))
         .route("/pmd-rxqs", get(pmd_rxqs))
+        .route("/bridges/{bridge}/megaflows", get(megaflows))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(DefaultBodyLimit::max(max_body))

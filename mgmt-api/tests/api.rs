@@ -218,6 +218,16 @@ async fn ports() {
     let r = api.call("GET", &format!("{ports}/{tap}"), None).await;
     assert_eq!(r.0, StatusCode::OK);
     assert_eq!(r.1["statistics"]["rx_packets"], 0);
+    // No traffic yet: no megaflows; an unknown bridge is a 404.
+    let r = api
+        .call("GET", &format!("/bridges/{br}/megaflows"), None)
+        .await;
+    assert_eq!((r.0, r.1.clone()), (StatusCode::OK, json!([])));
+    assert_error(
+        &api.call("GET", "/bridges/nope/megaflows", None).await,
+        StatusCode::NOT_FOUND,
+        "no bridge",
+    );
     // One PMD: it polls the tap and the bridge's own port.
     let r = api.call("GET", "/pmd-rxqs", None).await;
     assert_eq!(r.0, StatusCode::OK);

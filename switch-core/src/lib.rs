@@ -22,6 +22,7 @@ pub mod switch;
 pub mod testnet;
 
 pub use bridge::LOCAL_PORT;
+pub use pmd::MegaflowRow;
 pub use port_spec::PortConfig;
 pub use stats::{DropReason, PmdStats};
-pub use switch::{PortInfo, Switch, SwitchConfig, SwitchError};
+pub use switch::{PortInfo, RxqInfo, Switch, SwitchConfig, SwitchError};

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use flow_table::key::FlowKey;
-use flow_table::{extract_into, CacheConfig, Decision, FlowCache, Hit, RuleChange};
+use flow_table::{
+    extract_into, CacheConfig, Decision, DpAction, FlowCache, Hit, Match, RuleChange,
+};
 use ports::{PacketBatch, PacketPool, Port};
 
 use crate::bridge::Bridge;
@@ -71,10 +73,32 @@ pub(crate) enum PmdMsg {
     },
     /// Push megaflow counters into the rules, then reply.
     SyncStats(Sender<()>),
+    /// Copy out the megaflows of a bridge (`dpctl-dump-flows`).
+    DumpMegaflows {
+        bridge: u32,
+        reply: Sender<Vec<MegaflowRow>>,
+    },
     /// Zero the PMD counters, then reply.
     ClearStats(Sender<()>),
     /// Exit the thread.
     Stop,
+}
+
+/// One installed megaflow of one PMD thread, as `dpctl-dump-flows` lists it.
+#[derive(Clone, Debug)]
+pub struct MegaflowRow {
+    /// The PMD whose cache holds it.
+    pub pmd: usize,
+    /// What it matches: the key bits its mask keeps.
+    pub r#match: Match,
+    /// What it does.
+    pub actions: Vec<DpAction>,
+    /// Packets that hit it.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Last hit (ms, `clock::now_ms`).
+    pub used_ms: u64,
 }
 
 /// Settings of one PMD thread.
@@ -405,6 +429,23 @@ impl Pmd {
                     if let Some(done) = done {
                         let _ = done.send(());
                     }
+                }
+                PmdMsg::DumpMegaflows { bridge, reply } => {
+                    let rows = self
+                        .bridges
+                        .iter()
+                        .filter(|b| b.shared.id == bridge)
+                        .flat_map(|b| b.cache.megaflows.iter())
+                        .map(|(_, key, mask, m)| MegaflowRow {
+                            pmd: self.idx,
+                            r#match: Match::new(*key, *mask),
+                            actions: m.actions.to_vec(),
+                            packets: m.packets,
+                            bytes: m.bytes,
+                            used_ms: m.used_ms,
+                        })
+                        .collect();
+                    let _ = reply.send(rows);
                 }
                 PmdMsg::SyncStats(done) => {
                     for b in &mut self.bridges {

@@ -21,7 +21,7 @@ use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 use crate::bridge::{Bridge, BridgeShared, LOCAL_PORT};
 use crate::clock;
 use crate::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
-use crate::pmd::{Pmd, PmdConfig, PmdMsg};
+use crate::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg};
 use crate::port_spec::PortConfig;
 use crate::rxq_sched;
 use crate::stats::{PmdCounters, PmdStats};
@@ -502,6 +502,28 @@ impl Switch {
             .enumerate()
             .map(|(i, p)| p.counters.snapshot(i, p.core))
             .collect()
+    }
+
+    /// The megaflows every PMD thread holds for a bridge (`dpctl-dump-flows`), with counters.
+    pub fn megaflows(&self, bridge: &str) -> Result<Vec<MegaflowRow>, SwitchError> {
+        let id = self.inner.lock().bridge(bridge)?.shared.id;
+        let (tx, rx) = bounded(self.inner.pmds.len());
+        for pmd in &self.inner.pmds {
+            pmd.tx
+                .send(PmdMsg::DumpMegaflows {
+                    bridge: id,
+                    reply: tx.clone(),
+                })
+                .map_err(|_| SwitchError::Timeout)?;
+        }
+        let mut rows = Vec::new();
+        for _ in &self.inner.pmds {
+            rows.extend(
+                rx.recv_timeout(PMD_REPLY_TIMEOUT)
+                    .map_err(|_| SwitchError::Timeout)?,
+            );
+        }
+        Ok(rows)
     }
 
     /// Which PMD runs which receive queues, by PMD then bridge then port.

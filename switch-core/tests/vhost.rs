@@ -94,6 +94,15 @@ fn vm_traffic_crosses_a_bridge_with_server_ports() {
     exchange(&sw, &br, &vm, 1000);
     let fdb = sw.fdb(&br).unwrap();
     assert_eq!(fdb.len(), 2, "{fdb:?}");
+    // The decisions the PMD cached: NORMAL resolved to an output per destination MAC. (The
+    // A→B one, flooded before B was learned, went when B's address was learned.)
+    let mf = sw.megaflows(&br).unwrap();
+    assert!(
+        mf.iter().any(|m| m.packets == 1000
+            && m.actions == [flow_table::DpAction::Output(1)]
+            && m.r#match.to_string().contains("dl_dst=02:00:00:00:00:0a")),
+        "{mf:?}"
+    );
     // An explicit rule, and the counters of the rule.
     sw.add_flow(
         &br,

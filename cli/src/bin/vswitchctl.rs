@@ -94,6 +94,8 @@ enum Verb {
     PmdStatsClear,
     /// Which PMD thread polls which port's receive queues.
     PmdRxqShow,
+    /// The megaflows the PMD threads installed for a bridge, with their masks and hits.
+    DpctlDumpFlows { bridge: String },
 }
 
 struct Client {
@@ -317,6 +319,11 @@ fn run(args: Args) -> Result<String, String> {
             String::new()
         }
         Verb::PmdStatsShow => format::pmd_stats(&client.call(Get, "/pmd-stats", None)?),
+        Verb::DpctlDumpFlows { bridge } => format::megaflows(&client.call(
+            Get,
+            &format!("/bridges/{}/megaflows", enc(&bridge)),
+            None,
+        )?),
         Verb::PmdRxqShow => format::pmd_rxqs(&client.call(Get, "/pmd-rxqs", None)?),
         Verb::PmdStatsClear => {
             client.call(Delete, "/pmd-stats", None)?;
