@@ -6,18 +6,6 @@
 //! instance is a rotation: instance `i` of a port with rotation `r` runs on PMD `(i + r) % n`.
 //! Choosing the rotation per port spreads the queues, the way OVS assigns rxqs round-robin.
 
-/// Load of each PMD (receive queues it polls) when instance `i` of every port goes to PMD
-/// `(i + rotation) % n`.
-fn loads(ports: &[(&[usize], usize)], n: usize) -> Vec<usize> {
-    let mut load = vec![0; n];
-    for (rxqs, rot) in ports {
-        for (i, q) in rxqs.iter().enumerate() {
-            load[(i + rot) % n] += q;
-        }
-    }
-    load
-}
-
 /// The rotation for a new port whose instances poll `rxqs[i]` queues, given the current load of
 /// each PMD: the one that leaves the busiest PMD least busy (then the most even spread, then
 /// the smallest rotation).
@@ -57,14 +45,16 @@ pub fn assign(ports: &[Vec<usize>], n: usize) -> Vec<usize> {
     rot
 }
 
-/// PMD loads for `ports` at `rotations` (for views and tests).
+/// Receive queues each of `n` PMDs polls when instance `i` of port `p` (polling `ports[p][i]`
+/// queues) runs on PMD `(i + rotations[p]) % n`.
 pub fn pmd_loads(ports: &[Vec<usize>], rotations: &[usize], n: usize) -> Vec<usize> {
-    let pairs: Vec<(&[usize], usize)> = ports
-        .iter()
-        .zip(rotations)
-        .map(|(p, r)| (p.as_slice(), *r))
-        .collect();
-    loads(&pairs, n)
+    let mut load = vec![0; n];
+    for (rxqs, rot) in ports.iter().zip(rotations) {
+        for (i, q) in rxqs.iter().enumerate() {
+            load[(i + rot) % n] += q;
+        }
+    }
+    load
 }
 
 #[cfg(test)]

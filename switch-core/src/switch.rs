@@ -621,14 +621,10 @@ impl Inner {
 
     /// Receive queues each PMD polls now.
     fn pmd_loads(&self, ctl: &Ctl) -> Vec<usize> {
-        let n = self.pmds.len();
-        let mut load = vec![0; n];
-        for p in ctl.bridges.values().flat_map(|b| b.ports.values()) {
-            for (i, q) in p.rxqs.iter().enumerate() {
-                load[(i + p.rotation) % n] += q;
-            }
-        }
-        load
+        let ports = ctl.bridges.values().flat_map(|b| b.ports.values());
+        let shape: Vec<Vec<usize>> = ports.clone().map(|p| p.rxqs.clone()).collect();
+        let rotations: Vec<usize> = ports.map(|p| p.rotation).collect();
+        rxq_sched::pmd_loads(&shape, &rotations, self.pmds.len())
     }
 
     fn attach(
