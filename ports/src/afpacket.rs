@@ -113,19 +113,7 @@ impl Queue {
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
         let ring_len = config.block_size as usize * config.block_count as usize;
         let ring = Mmap::shared(fd, ring_len, 0, true)?;
-        // SAFETY: all-zero is a valid sockaddr_ll; bind reads it for the given length.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a live sockaddr_ll of the stated size.
-        cvt(unsafe {
-            libc::bind(
-                fd,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        })?;
+        bind_to(fd, ifindex, (libc::ETH_P_ALL as u16).to_be())?;
         Ok(Queue {
             sock,
             ring,
@@ -581,19 +569,8 @@ impl TxSocket {
         let sock = socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)?;
         let fd = sock.as_raw_fd();
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
-        // SAFETY: all-zero is a valid sockaddr_ll; bind reads it for the given length.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = 0;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a live sockaddr_ll of the stated size.
-        cvt(unsafe {
-            libc::bind(
-                fd,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        })?;
+        // Protocol 0: the socket receives nothing, it only transmits.
+        bind_to(fd, ifindex, 0)?;
         Ok(TxSocket { sock })
     }
 
@@ -605,6 +582,25 @@ impl TxSocket {
     ) -> (u64, u64, u64, u64) {
         send_burst(self.sock.as_raw_fd(), false, pool, batch)
     }
+}
+
+/// Binds AF_PACKET socket `fd` to interface `ifindex` for frames of `protocol` (network byte
+/// order; 0 for none).
+fn bind_to(fd: RawFd, ifindex: u32, protocol: u16) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_ll; bind reads it for the given length.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a live sockaddr_ll of the stated size.
+    cvt(unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

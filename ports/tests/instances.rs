@@ -12,36 +12,6 @@ use ports::{
     SystemMode, TapConfig,
 };
 
-/// UDP destination port of the frames below, to tell them from anything else.
-const UDP_DPORT: u16 = 9;
-
-/// An Ethernet/IPv4/UDP frame from UDP source port `sport`: each is its own flow, so flow-hash
-/// steering (fanout, multiqueue tap, veth queues) spreads them over the instances.
-fn udp_frame(sport: u16) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&MAC_A);
-    f.extend_from_slice(&MAC_B);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = vec![
-        0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 10, 77, 1, 1, 10, 77, 1, 2,
-    ];
-    let mut s = 0u32;
-    for c in ip.chunks(2) {
-        s += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&UDP_DPORT.to_be_bytes());
-    f.extend_from_slice(&26u16.to_be_bytes());
-    f.extend_from_slice(&[0, 0]); // no UDP checksum (allowed on IPv4)
-    f.extend_from_slice(&[0x5a; 18]);
-    f
-}
-
 /// The UDP source port of one of our frames.
 fn our_sport(f: &[u8]) -> Option<u16> {
     (is_udp4(f) && f.len() >= 38 && u16::from_be_bytes([f[36], f[37]]) == UDP_DPORT)
