@@ -53,11 +53,18 @@ pub fn resolve(
     }
     x.actions = out;
     match learned {
-        Some(Learned::New | Learned::Moved { .. }) => Some(RuleChange {
-            table: 0,
-            r#match: Match::any().eth_dst(key.eth_src),
-        }),
+        Some(Learned::New | Learned::Moved { .. }) => Some(towards(key.eth_src)),
         _ => None,
+    }
+}
+
+/// The change that invalidates every cached NORMAL decision about traffic to `mac` (it was
+/// learned, moved, aged out, pinned or forgotten). NORMAL runs in table 0 and resolves the
+/// destination MAC, so those decisions all matched `dl_dst=mac` there.
+pub(crate) fn towards(mac: [u8; 6]) -> RuleChange {
+    RuleChange {
+        table: 0,
+        r#match: Match::any().eth_dst(mac),
     }
 }
 

@@ -21,6 +21,7 @@ use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 use crate::bridge::{Bridge, BridgeShared, LOCAL_PORT};
 use crate::clock;
 use crate::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
+use crate::normal;
 use crate::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg};
 use crate::port_spec::PortConfig;
 use crate::rxq_sched;
@@ -470,13 +471,8 @@ impl Switch {
             return Err(SwitchError::BadFdbEntry);
         }
         br.shared.macs().add_static(vlan, mac, no, clock::now_ms());
-        self.inner.invalidate(
-            &br.shared,
-            vec![RuleChange {
-                table: 0,
-                r#match: Match::any().eth_dst(mac),
-            }],
-        )
+        self.inner
+            .invalidate(&br.shared, vec![normal::towards(mac)])
     }
 
     /// `fdb/del`: forgets `mac` in `vlan` (static or learned); false if it was not there.
@@ -484,13 +480,8 @@ impl Switch {
         let ctl = self.inner.lock();
         let br = ctl.bridge(bridge)?;
         let had = br.shared.macs().remove(vlan, &mac).is_some();
-        self.inner.invalidate(
-            &br.shared,
-            vec![RuleChange {
-                table: 0,
-                r#match: Match::any().eth_dst(mac),
-            }],
-        )?;
+        self.inner
+            .invalidate(&br.shared, vec![normal::towards(mac)])?;
         Ok(had)
     }
 
@@ -757,13 +748,8 @@ impl Inner {
         // Forget what was learned on the port, and what was decided about traffic from it or
         // to it.
         let gone = br.shared.macs().flush_port(no);
-        let mut changes: Vec<RuleChange> = gone
-            .iter()
-            .map(|(_, mac)| RuleChange {
-                table: 0,
-                r#match: Match::any().eth_dst(*mac),
-            })
-            .collect();
+        let mut changes: Vec<RuleChange> =
+            gone.iter().map(|(_, mac)| normal::towards(*mac)).collect();
         changes.push(RuleChange {
             table: 0,
             r#match: Match::any().in_port(no),
@@ -783,12 +769,13 @@ impl Inner {
                 changes.extend(t.expire(now).iter().map(|r| RuleChange::of(r)));
                 br.shared.tables.store(Arc::new(t));
             }
-            changes.extend(br.shared.macs().expire(now).into_iter().map(|(_, mac, _)| {
-                RuleChange {
-                    table: 0,
-                    r#match: Match::any().eth_dst(mac),
-                }
-            }));
+            changes.extend(
+                br.shared
+                    .macs()
+                    .expire(now)
+                    .into_iter()
+                    .map(|(_, mac, _)| normal::towards(mac)),
+            );
             if let Err(e) = self.invalidate(&br.shared, changes) {
                 eprintln!("vswitch: housekeeping of bridge {}: {e}", br.shared.name);
             }
