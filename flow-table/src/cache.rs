@@ -5,6 +5,7 @@
 
 use crate::actions::DpAction;
 use crate::emc::{self, Emc};
+use crate::emc_gate::EmcGate;
 use crate::key::FlowKey;
 use crate::megaflow::{self, FlowRef, MegaflowCache};
 use crate::tables::{RuleChange, RuleTables};
@@ -72,6 +73,10 @@ pub struct FlowCache {
     pub emc: Emc,
     /// The megaflow cache.
     pub megaflows: MegaflowCache,
+    /// Whether the EMC is worth consulting, burst by burst.
+    pub gate: EmcGate,
+    /// Whether the current burst's lookups consult the EMC.
+    emc_on: bool,
     /// Counters.
     pub stats: CacheStats,
 }
@@ -88,8 +93,22 @@ impl FlowCache {
         FlowCache {
             emc: Emc::new(cfg.emc_entries, cfg.emc_insert_inv_prob),
             megaflows: MegaflowCache::new(cfg.flow_limit),
+            gate: EmcGate::new(),
+            emc_on: true,
             stats: CacheStats::default(),
         }
+    }
+
+    /// Starts a received burst; returns whether its lookups consult the EMC. When they do not,
+    /// the caller need not hash the keys (the hash passed to the lookups is then ignored).
+    ///
+    /// With at most one megaflow subtable the EMC is skipped: that lookup hashes only the
+    /// masked words and probes one table, which costs less than hashing the whole key for the
+    /// EMC. Otherwise the [`EmcGate`] decides from the EMC's recent hit rate.
+    #[inline]
+    pub fn begin_burst(&mut self) -> bool {
+        self.emc_on = self.megaflows.n_subtables() > 1 && self.gate.begin_burst();
+        self.emc_on
     }
 
     /// Decides what to do with a packet whose key is `key` (and `key.hash()` is `hash`),
@@ -116,15 +135,23 @@ impl FlowCache {
         now_ms: u64,
         upcall: impl FnOnce(&FlowKey) -> Translation,
     ) -> Decision {
-        if let Some(r) = self.emc.lookup(key, hash) {
-            if self.megaflows.get(r).is_some() {
+        let use_emc = self.emc_on;
+        if use_emc {
+            let hit = self
+                .emc
+                .lookup(key, hash)
+                .filter(|&r| self.megaflows.get(r).is_some());
+            self.gate.record(hit.is_some());
+            if let Some(r) = hit {
                 self.stats.emc_hits += 1;
                 return Decision::Cached(r, Hit::Emc);
             }
         }
         if let Some(r) = self.megaflows.lookup(key) {
             self.stats.megaflow_hits += 1;
-            self.emc.insert(key, hash, r);
+            if use_emc {
+                self.emc.insert(key, hash, r);
+            }
             return Decision::Cached(r, Hit::Megaflow);
         }
         self.stats.upcalls += 1;
@@ -135,7 +162,9 @@ impl FlowCache {
     fn install(&mut self, key: &FlowKey, hash: u32, x: Translation, now_ms: u64) -> Decision {
         match self.megaflows.insert(key, &x, now_ms) {
             Ok(r) => {
-                self.emc.insert(key, hash, r);
+                if self.emc_on {
+                    self.emc.insert(key, hash, r);
+                }
                 Decision::Cached(r, Hit::Upcall)
             }
             Err(_) => {

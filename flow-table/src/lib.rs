@@ -37,6 +37,7 @@
 pub mod actions;
 pub mod cache;
 pub mod emc;
+pub mod emc_gate;
 pub mod extract;
 pub mod fields;
 pub mod flow_syntax;

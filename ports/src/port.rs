@@ -22,6 +22,8 @@ pub enum PortKind {
     VhostUser,
     /// A VM's virtio-net over vhost-user; the VM side listens and the switch connects.
     VhostUserClient,
+    /// Synthetic frames from memory, for benchmarks ([`ReplayPort`](crate::ReplayPort)).
+    Replay,
 }
 
 impl PortKind {
@@ -34,6 +36,7 @@ impl PortKind {
             PortKind::SystemAfXdp | PortKind::SystemAfPacket => "system",
             PortKind::VhostUser => "vhostuser",
             PortKind::VhostUserClient => "vhostuserclient",
+            PortKind::Replay => "replay",
         }
     }
 }

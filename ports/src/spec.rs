@@ -13,6 +13,7 @@ use std::io;
 use crate::port::Port;
 use crate::system::{SystemConfig, SystemPort};
 use crate::tap::{TapConfig, TapPort};
+use crate::replay::{ReplayConfig, ReplayPort};
 use crate::vhost::VhostUserConfig;
 
 /// What a port is and how to open it: the configuration [`open_instances`] takes.
@@ -30,6 +31,8 @@ pub enum PortSpec {
     System(SystemConfig),
     /// A VM's virtio-net over vhost-user (server or client socket).
     VhostUser(VhostUserConfig),
+    /// Synthetic frames from memory (one instance receives; the others only transmit).
+    Replay(ReplayConfig),
 }
 
 impl PortSpec {
@@ -40,6 +43,7 @@ impl PortSpec {
             PortSpec::Internal { bridge } => bridge,
             PortSpec::System(c) => &c.ifname,
             PortSpec::VhostUser(c) => &c.name,
+            PortSpec::Replay(c) => &c.name,
         }
     }
 }
@@ -74,6 +78,13 @@ pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>
         PortSpec::Internal { bridge } => boxed(TapPort::internal_instances(bridge, n)?),
         PortSpec::System(c) => boxed(SystemPort::open_instances(c, n)?),
         PortSpec::VhostUser(c) => crate::vhost::open_instances(c, n)?,
+        PortSpec::Replay(c) => (0..n)
+            .map(|i| {
+                let flows = if i == 0 { c.flows } else { 0 };
+                let cfg = ReplayConfig { flows, ..c.clone() };
+                Box::new(ReplayPort::new(cfg)) as Box<dyn Port>
+            })
+            .collect(),
     })
 }
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use flow_table::key::FlowKey;
 use flow_table::{
-    extract_into, CacheConfig, Decision, DpAction, FlowCache, Hit, Match, RuleChange,
+    extract_into, CacheConfig, Decision, DpAction, FlowCache, FlowRef, Hit, Match, RuleChange,
 };
-use ports::{PacketBatch, PacketPool, Port};
+use ports::{PacketBatch, PacketPool, Port, BATCH_SIZE};
 
 use crate::bridge::Bridge;
 use crate::clock;
@@ -137,6 +137,9 @@ pub(crate) struct Pmd {
     last_sweep_ms: u64,
     fds: Vec<libc::pollfd>,
     fds_dirty: bool,
+    /// Keys and hashes of the burst being processed.
+    keys: Box<[FlowKey; BATCH_SIZE]>,
+    hashes: [u32; BATCH_SIZE],
 }
 
 impl Pmd {
@@ -161,6 +164,8 @@ impl Pmd {
             last_sweep_ms: 0,
             fds: Vec::new(),
             fds_dirty: true,
+            keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
+            hashes: [0; BATCH_SIZE],
         })
     }
 
@@ -268,6 +273,8 @@ impl Pmd {
             bridges,
             pool,
             local,
+            keys,
+            hashes,
             ..
         } = self;
         let PmdBridge {
@@ -283,12 +290,33 @@ impl Pmd {
         }
         let in_port = ports[p].port_no;
         local.packets += n as u64;
-        let mut key = FlowKey::ZERO;
-        for pkt in batch.drain() {
-            extract_into(pkt.data(), in_port, &mut key);
-            let hash = key.hash();
-            let d = cache.lookup_with(&key, hash, now, |k| shared.upcall(k, now, learned));
+        // Stage by stage over the burst rather than packet by packet: hashing a key right after
+        // the narrow stores that built it stalls on store forwarding, and the EMC slots of
+        // the whole burst are fetched while the other keys hash. Bursts that skip the EMC
+        // (see `FlowCache::begin_burst`) skip hashing too.
+        for (key, pkt) in keys.iter_mut().zip(batch.iter()) {
+            extract_into(pkt.data(), in_port, key);
+        }
+        if cache.begin_burst() {
+            for (h, key) in hashes.iter_mut().zip(&keys[..n]) {
+                *h = key.hash();
+                cache.emc.prefetch(*h);
+            }
+        }
+        // The previous packet's decision, reused when the next packet has the same key (a
+        // burst of one flow then costs one lookup).
+        let mut prev: Option<(FlowRef, Hit)> = None;
+        for (i, pkt) in batch.drain().enumerate() {
+            let key = &keys[i];
             let len = pkt.len() as u64;
+            let d = match prev {
+                Some((r, hit)) if i > 0 && keys[i - 1] == *key => {
+                    // What the caches would have answered for this repeat: the EMC if the
+                    // first packet came from it, else its megaflow.
+                    Decision::Cached(r, if hit == Hit::Emc { hit } else { Hit::Megaflow })
+                }
+                _ => cache.lookup_with(key, hashes[i], now, |k| shared.upcall(k, now, learned)),
+            };
             match &d {
                 Decision::Cached(r, hit) => {
                     match hit {
@@ -297,6 +325,7 @@ impl Pmd {
                         Hit::Upcall => local.upcalls += 1,
                     }
                     cache.megaflows.credit(*r, 1, len, now);
+                    prev = Some((*r, *hit));
                 }
                 Decision::Uncached(x) => {
                     local.upcalls += 1;
@@ -304,6 +333,7 @@ impl Pmd {
                     for rule in &x.rules {
                         rule.stats.credit(1, len, now);
                     }
+                    prev = None;
                 }
             }
             execute(cache.actions(&d), pkt, in_port, ports, pool, local);

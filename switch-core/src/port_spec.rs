@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use ports::{
-    AfPacketConfig, Port, PortSpec, SystemConfig, SystemMode, TapConfig, VhostMode, VhostUserConfig,
+    AfPacketConfig, Port, PortSpec, ReplayConfig, SystemConfig, SystemMode, TapConfig, VhostMode, VhostUserConfig,
 };
 
 /// Configuration of a port, as `add-port` gives it.
@@ -31,6 +31,14 @@ pub enum PortConfig {
         /// creates the socket and listens (`vhostuser`).
         client: bool,
     },
+    /// Synthetic frames from memory ([`ports::ReplayPort`]), for benchmarks of the datapath
+    /// alone; not offered by the management API.
+    Replay {
+        /// Distinct flows it sends (0: it only receives what the switch outputs to it).
+        flows: u32,
+        /// Frame length without FCS.
+        frame_len: usize,
+    },
 }
 
 impl PortConfig {
@@ -42,6 +50,7 @@ impl PortConfig {
             PortConfig::System { .. } => "system",
             PortConfig::VhostUser { client: false, .. } => "vhostuser",
             PortConfig::VhostUser { client: true, .. } => "vhostuserclient",
+            PortConfig::Replay { .. } => "replay",
         }
     }
 
@@ -76,6 +85,10 @@ impl PortConfig {
                 };
                 PortSpec::VhostUser(VhostUserConfig::new(name, socket, mode))
             }
+            PortConfig::Replay { flows, frame_len } => PortSpec::Replay(ReplayConfig {
+                frame_len: *frame_len,
+                ..ReplayConfig::new(name, *flows)
+            }),
         }
     }
 
