@@ -4,10 +4,12 @@
 # Uses the company harness in ../shared/bench (copied to a scratch directory with
 # benches/e2e/vswitch.sh as its vswitch adapter). Needs root; installs its packages.
 #
-#   benches/e2e/run-vhost.sh [--switch ovs --switch vswitch] [vhost_bench.sh options...]
-#   e.g. benches/e2e/run-vhost.sh --flows "1 1000 100000" --reps 3 --duration 10 --rounds 2
+#   benches/e2e/run-vhost.sh [--frames "64 1518"] [--switch ovs --switch vswitch] [vhost_bench.sh options...]
+#   e.g. benches/e2e/run-vhost.sh --frames "64 1518" --flows "1 1000 100000" --reps 3 --duration 10 --rounds 2
 #
-# Results: benches/e2e/results/<date>/vhost.md (plus raw data). Not a test: CI does not run it.
+# Results: benches/e2e/results/<date>/compare.md (per row: Mpps and cycles/packet of each switch,
+# ratios vswitch / OVS-DPDK), vhost.md (the harness's own table), raw data. Not a test: CI runs
+# only a smoke run (scripts/bench-smoke.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
@@ -30,12 +32,23 @@ cp -r "$SHARED" "$scratch/harness"
 cp "$ROOT/benches/e2e/vswitch.sh" "$scratch/harness/switches/vswitch.sh"
 export VSW_ROOT=$ROOT
 
-args=("$@")
+frames=64
+args=()
+while (( $# )); do
+    case $1 in
+        --frames) frames=$2; shift 2;;
+        *) args+=("$1"); shift;;
+    esac
+done
 if [[ " ${args[*]-} " != *" --switch "* ]]; then
     args=(--switch ovs --switch vswitch "${args[@]}")
 fi
-results=$ROOT/benches/e2e/results/$(date +%Y%m%d-%H%M)
+results=${RESULTS_DIR:-$ROOT/benches/e2e/results/$(date +%Y%m%d-%H%M)}
 mkdir -p "$results"
 cd "$scratch/harness"
-./vhost_bench.sh --results "$results" "${args[@]}"
+for fr in $frames; do
+    ./vhost_bench.sh --results "$results" --frame "$fr" "${args[@]}"
+done
+python3 "$ROOT/benches/e2e/compare.py" "$results" > "$results/compare.md"
+cat "$results/compare.md"
 echo "results: $results"
