@@ -22,6 +22,7 @@ mod batch;
 mod bpf;
 mod netdev;
 mod packet;
+mod patch;
 mod pool;
 mod port;
 mod spec;
@@ -31,16 +32,19 @@ mod tap;
 #[cfg(feature = "testpmd")]
 pub mod testpmd;
 mod vhost;
+mod vxlan;
 
 pub use afpacket::{AfPacketConfig, AfPacketPort};
 pub use afxdp::{AfXdpConfig, AfXdpPort};
 pub use batch::{Drain, PacketBatch, BATCH_SIZE};
 pub use bpf::XdpMode;
 pub use netdev::NetDev;
-pub use packet::{Packet, VnetHdr};
+pub use packet::{Packet, TunMeta, VnetHdr};
 pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
+pub use patch::{PatchLink, PatchPort, PATCH_OUTBOX};
 pub use port::{LinkWatch, Port, PortCounters, PortKind, PortStats};
 pub use spec::{open_instances, PortSpec};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};
 pub use tap::{TapConfig, TapPort};
 pub use vhost::{VhostMode, VhostUserConfig, VhostUserPort};
+pub use vxlan::{VxlanConfig, VxlanPort, VXLAN_PORT};

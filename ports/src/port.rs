@@ -22,6 +22,10 @@ pub enum PortKind {
     VhostUser,
     /// A VM's virtio-net over vhost-user; the VM side listens and the switch connects.
     VhostUserClient,
+    /// One end of a pair of ports joining two bridges of the switch.
+    Patch,
+    /// A VXLAN tunnel over a UDP socket of the host.
+    Vxlan,
 }
 
 impl PortKind {
@@ -34,6 +38,8 @@ impl PortKind {
             PortKind::SystemAfXdp | PortKind::SystemAfPacket => "system",
             PortKind::VhostUser => "vhostuser",
             PortKind::VhostUserClient => "vhostuserclient",
+            PortKind::Patch => "patch",
+            PortKind::Vxlan => "vxlan",
         }
     }
 }
@@ -220,6 +226,12 @@ pub trait Port: Send {
     /// PMD can sleep in `poll`/`epoll` instead of spinning. `None` if the port has none.
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {
         let _ = qid;
+        None
+    }
+
+    /// The patch port behind this port, if it is one (the PMD delivers its outbox to the peer
+    /// bridge).
+    fn patch(&mut self) -> Option<&mut crate::patch::PatchPort> {
         None
     }
 }

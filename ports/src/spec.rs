@@ -10,10 +10,12 @@
 
 use std::io;
 
+use crate::patch::PatchPort;
 use crate::port::Port;
 use crate::system::{SystemConfig, SystemPort};
 use crate::tap::{TapConfig, TapPort};
 use crate::vhost::VhostUserConfig;
+use crate::vxlan::{VxlanConfig, VxlanPort};
 
 /// What a port is and how to open it: the configuration [`open_instances`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,15 @@ pub enum PortSpec {
     System(SystemConfig),
     /// A VM's virtio-net over vhost-user (server or client socket).
     VhostUser(VhostUserConfig),
+    /// A patch port joined to the patch port named `peer` (of another bridge).
+    Patch {
+        /// This port's name.
+        name: String,
+        /// The peer port's name.
+        peer: String,
+    },
+    /// A VXLAN tunnel port.
+    Vxlan(VxlanConfig),
 }
 
 impl PortSpec {
@@ -40,6 +51,8 @@ impl PortSpec {
             PortSpec::Internal { bridge } => bridge,
             PortSpec::System(c) => &c.ifname,
             PortSpec::VhostUser(c) => &c.name,
+            PortSpec::Patch { name, .. } => name,
+            PortSpec::Vxlan(c) => &c.name,
         }
     }
 }
@@ -74,6 +87,8 @@ pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>
         PortSpec::Internal { bridge } => boxed(TapPort::internal_instances(bridge, n)?),
         PortSpec::System(c) => boxed(SystemPort::open_instances(c, n)?),
         PortSpec::VhostUser(c) => crate::vhost::open_instances(c, n)?,
+        PortSpec::Patch { name, peer } => boxed(PatchPort::open_instances(name, peer, n)),
+        PortSpec::Vxlan(c) => boxed(VxlanPort::open_instances(c, n)?),
     })
 }
 
