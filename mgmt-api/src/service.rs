@@ -41,7 +41,7 @@ impl From<SwitchError> for ServiceError {
                 ServiceError::Conflict(e.to_string())
             }
             SwitchError::FlowMod(_) => ServiceError::BadRequest(e.to_string(), None),
-            SwitchError::Port(..) | SwitchError::BadFdbEntry => {
+            SwitchError::Port(..) | SwitchError::BadFdbEntry | SwitchError::BadMirror(_) => {
                 ServiceError::BadRequest(e.to_string(), None)
             }
             SwitchError::Timeout => ServiceError::Datapath(e.to_string()),

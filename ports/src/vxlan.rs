@@ -302,7 +302,8 @@ impl Port for VxlanPort {
         for i in 0..n {
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name = (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
+            msgs[i].msg_hdr.msg_name =
+                (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
             msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
         }
         let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);

@@ -20,7 +20,11 @@ use flow_table::key::FlowKey;
 use flow_table::{
     extract_into, CacheConfig, Decision, DpAction, FlowCache, Hit, Match, RuleChange,
 };
-use ports::{PacketBatch, PacketPool, Port};
+use ports::{Packet, PacketBatch, PacketPool, Port};
+
+#[path = "patch_path.rs"]
+mod patch_path;
+use patch_path::MAX_PATCH_DEPTH;
 
 use crate::bridge::Bridge;
 use crate::clock;
@@ -120,6 +124,8 @@ struct PmdBridge {
     ports: Vec<PmdPort>,
     /// Invalidations from this PMD's own MAC learning, applied after the batch in flight.
     learned: Vec<RuleChange>,
+    /// Patch ports among `ports` (their outboxes are delivered after each burst).
+    n_patch: usize,
 }
 
 /// A running PMD thread's state.
@@ -137,6 +143,8 @@ pub(crate) struct Pmd {
     last_sweep_ms: u64,
     fds: Vec<libc::pollfd>,
     fds_dirty: bool,
+    /// One buffer per patch depth for packets crossing patch ports (allocated once).
+    patch_spares: Vec<Vec<Packet>>,
 }
 
 impl Pmd {
@@ -161,6 +169,9 @@ impl Pmd {
             last_sweep_ms: 0,
             fds: Vec::new(),
             fds_dirty: true,
+            patch_spares: (0..MAX_PATCH_DEPTH)
+                .map(|_| Vec::with_capacity(ports::PATCH_OUTBOX))
+                .collect(),
         })
     }
 
@@ -264,6 +275,24 @@ impl Pmd {
 
     #[inline]
     fn poll_queue(&mut self, b: usize, p: usize, q: usize, now: u64) -> usize {
+        let Pmd { bridges, pool, .. } = self;
+        let PmdBridge { ports, .. } = &mut bridges[b];
+        let mut batch = PacketBatch::new();
+        let n = ports[p].port.rx_burst(q, pool, &mut batch);
+        if n == 0 {
+            return 0;
+        }
+        let in_port = ports[p].port_no;
+        self.process(b, in_port, &mut batch, now);
+        if self.bridges[b].n_patch > 0 {
+            self.deliver_patches(b, now, 0);
+        }
+        n
+    }
+
+    /// Runs a batch received on `in_port` through bridge `b`'s pipeline.
+    #[inline]
+    fn process(&mut self, b: usize, in_port: u32, batch: &mut PacketBatch, now: u64) {
         let Pmd {
             bridges,
             pool,
@@ -275,17 +304,16 @@ impl Pmd {
             cache,
             ports,
             learned,
+            ..
         } = &mut bridges[b];
-        let mut batch = PacketBatch::new();
-        let n = ports[p].port.rx_burst(q, pool, &mut batch);
-        if n == 0 {
-            return 0;
-        }
-        let in_port = ports[p].port_no;
-        local.packets += n as u64;
+        local.packets += batch.len() as u64;
         let mut key = FlowKey::ZERO;
         for pkt in batch.drain() {
             extract_into(pkt.data(), in_port, &mut key);
+            // Tunnel metadata from a decapsulating port (zero otherwise).
+            key.tun_id = pkt.tun.id;
+            key.tun_src = pkt.tun.src;
+            key.tun_dst = pkt.tun.dst;
             let hash = key.hash();
             let d = cache.lookup_with(&key, hash, now, |k| shared.upcall(k, now, learned));
             let len = pkt.len() as u64;
@@ -308,7 +336,6 @@ impl Pmd {
             }
             execute(cache.actions(&d), pkt, in_port, ports, pool, local);
         }
-        n
     }
 
     /// Waits up to the current back-off step for traffic on any receive descriptor.
@@ -359,6 +386,7 @@ impl Pmd {
                     cache: FlowCache::new(self.cfg.cache),
                     ports: Vec::new(),
                     learned: Vec::new(),
+                    n_patch: 0,
                 }),
                 PmdMsg::DelBridge(id, done) => {
                     if let Some(i) = self.bridges.iter().position(|b| b.shared.id == id) {
@@ -374,9 +402,11 @@ impl Pmd {
                 PmdMsg::AddPort {
                     bridge,
                     port_no,
-                    port,
+                    mut port,
                 } => {
+                    let patch = usize::from(port.patch().is_some());
                     if let Some(b) = self.bridge_mut(bridge) {
+                        b.n_patch += patch;
                         b.ports.push(PmdPort {
                             port_no,
                             port,
@@ -396,6 +426,7 @@ impl Pmd {
                         if let Some(i) = b.ports.iter().position(|p| p.port_no == port_no) {
                             let mut gone = b.ports.remove(i);
                             pool.free_batch(&mut gone.tx);
+                            b.n_patch -= usize::from(gone.port.patch().is_some());
                         }
                     }
                     self.fds_dirty = true;
@@ -412,6 +443,7 @@ impl Pmd {
                         if let Some(i) = b.ports.iter().position(|p| p.port_no == port_no) {
                             let mut gone = b.ports.remove(i);
                             pool.free_batch(&mut gone.tx);
+                            b.n_patch -= usize::from(gone.port.patch().is_some());
                             taken = Some(gone.port);
                         }
                     }

@@ -1,10 +1,12 @@
 //! How a port of the switch is configured, and opening it as one instance per PMD thread.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ports::{
-    AfPacketConfig, Port, PortSpec, SystemConfig, SystemMode, TapConfig, VhostMode, VhostUserConfig,
+    AfPacketConfig, Port, PortSpec, SystemConfig, SystemMode, TapConfig, VhostMode,
+    VhostUserConfig, VxlanConfig,
 };
 
 /// Configuration of a port, as `add-port` gives it.
@@ -31,6 +33,22 @@ pub enum PortConfig {
         /// creates the socket and listens (`vhostuser`).
         client: bool,
     },
+    /// One end of a patch pair joining this bridge to the bridge of the patch port `peer`.
+    Patch {
+        /// The peer port's name.
+        peer: String,
+    },
+    /// A VXLAN tunnel.
+    Vxlan {
+        /// The far end.
+        remote_ip: Ipv4Addr,
+        /// Local address to send from and receive on (any when unset).
+        local_ip: Option<Ipv4Addr>,
+        /// VNI, or `None` for `key=flow`.
+        key: Option<u32>,
+        /// UDP port.
+        dst_port: u16,
+    },
 }
 
 impl PortConfig {
@@ -42,6 +60,8 @@ impl PortConfig {
             PortConfig::System { .. } => "system",
             PortConfig::VhostUser { client: false, .. } => "vhostuser",
             PortConfig::VhostUser { client: true, .. } => "vhostuserclient",
+            PortConfig::Patch { .. } => "patch",
+            PortConfig::Vxlan { .. } => "vxlan",
         }
     }
 
@@ -76,6 +96,22 @@ impl PortConfig {
                 };
                 PortSpec::VhostUser(VhostUserConfig::new(name, socket, mode))
             }
+            PortConfig::Patch { peer } => PortSpec::Patch {
+                name: name.to_owned(),
+                peer: peer.clone(),
+            },
+            PortConfig::Vxlan {
+                remote_ip,
+                local_ip,
+                key,
+                dst_port,
+            } => PortSpec::Vxlan(VxlanConfig {
+                name: name.to_owned(),
+                remote_ip: *remote_ip,
+                local_ip: *local_ip,
+                key: *key,
+                dst_port: *dst_port,
+            }),
         }
     }
 
