@@ -251,6 +251,44 @@ pub fn pmd_stats(pmds: &Value) -> String {
     out
 }
 
+/// `list-mirrors`: one mirror a line, with its selection and output.
+pub fn mirrors(items: &Value) -> String {
+    let mut out = String::new();
+    for m in items.as_array().into_iter().flatten() {
+        let mut parts = vec![s(m, "name").to_owned()];
+        for k in ["select_src_port", "select_dst_port", "select_vlan"] {
+            if let Some(l) = m[k].as_array().filter(|l| !l.is_empty()) {
+                let vals: Vec<String> = l
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect();
+                parts.push(format!("{}={}", k.replace('_', "-"), vals.join(",")));
+            }
+        }
+        if m["select_all"].as_bool() == Some(true) {
+            parts.push("select-all".into());
+        }
+        parts.push(format!("output-port={}", s(m, "output_port")));
+        let _ = writeln!(out, "{}", parts.join(" "));
+    }
+    out
+}
+
+/// `list-netns`: namespace, interface inside it, switch port.
+pub fn attached(items: &Value) -> String {
+    let mut out = String::new();
+    for a in items.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{} {} port={}",
+            s(a, "netns"),
+            s(a, "ifname"),
+            s(a, "port")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,42 +345,4 @@ mod tests {
         assert!(s.contains("drops: policy=2"));
         assert!(s.contains("avg processing cycles per packet: 500.00"));
     }
-}
-
-/// `list-mirrors`: one mirror a line, with its selection and output.
-pub fn mirrors(items: &Value) -> String {
-    let mut out = String::new();
-    for m in items.as_array().into_iter().flatten() {
-        let mut parts = vec![s(m, "name").to_owned()];
-        for k in ["select_src_port", "select_dst_port", "select_vlan"] {
-            if let Some(l) = m[k].as_array().filter(|l| !l.is_empty()) {
-                let vals: Vec<String> = l
-                    .iter()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .collect();
-                parts.push(format!("{}={}", k.replace('_', "-"), vals.join(",")));
-            }
-        }
-        if m["select_all"].as_bool() == Some(true) {
-            parts.push("select-all".into());
-        }
-        parts.push(format!("output-port={}", s(m, "output_port")));
-        let _ = writeln!(out, "{}", parts.join(" "));
-    }
-    out
-}
-
-/// `list-netns`: namespace, interface inside it, switch port.
-pub fn attached(items: &Value) -> String {
-    let mut out = String::new();
-    for a in items.as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "{} {} port={}",
-            s(a, "netns"),
-            s(a, "ifname"),
-            s(a, "port")
-        );
-    }
-    out
 }

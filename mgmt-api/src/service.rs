@@ -643,7 +643,7 @@ mod tests {
         let e = config("vhu0", "vhostuser", &[("vhost-server-path", "/tmp/x")]).unwrap_err();
         assert_eq!(
             e,
-            "unknown option \"vhost-server-path\" for type=vhostuser (known: none)"
+            "unknown option \"vhost-server-path\" for type=vhostuser (known: tag, trunks, vlan_mode)"
         );
     }
 
@@ -683,7 +683,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path)"
+            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path, tag, trunks, vlan_mode)"
         );
     }
 
