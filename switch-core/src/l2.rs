@@ -55,8 +55,23 @@ impl L2Config {
         !self.mirrors.is_empty() || self.vlans.values().any(|v| !v.is_default())
     }
 
-    fn vlan(&self, port: u32) -> PortVlan {
-        self.vlans.get(&port).cloned().unwrap_or_default()
+    /// The VLAN NORMAL learns the source of `key` in (`None`: it learns nothing).
+    pub fn learn_vlan(&self, key: &FlowKey) -> Option<u16> {
+        if self.explicit() {
+            self.vlan(key.in_port).input_vlan(key.vlan_tci)
+        } else {
+            Some(normal::vlan_of(key))
+        }
+    }
+
+    fn vlan(&self, port: u32) -> &PortVlan {
+        /// A port without settings: a trunk of every VLAN.
+        static TRUNK_ALL: PortVlan = PortVlan {
+            tag: None,
+            trunks: Vec::new(),
+            mode: None,
+        };
+        self.vlans.get(&port).unwrap_or(&TRUNK_ALL)
     }
 
     fn is_mirror_output(&self, port: u32) -> bool {

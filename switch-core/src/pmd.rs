@@ -29,7 +29,6 @@ use patch_path::MAX_PATCH_DEPTH;
 use crate::bridge::Bridge;
 use crate::clock;
 use crate::execute::{execute, PmdPort};
-use crate::normal;
 use crate::stats::{LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
@@ -505,12 +504,13 @@ impl Pmd {
         for b in &mut self.bridges {
             b.cache.megaflows.push_stats();
             let since = now.saturating_sub(SWEEP_MS * 2);
+            let l2 = b.shared.l2.load();
             let touches: Vec<(u16, [u8; 6], u32)> = b
                 .cache
                 .megaflows
                 .iter()
                 .filter(|(_, _, _, f)| f.normal && f.used_ms >= since)
-                .map(|(_, k, _, _)| (normal::vlan_of(k), k.eth_src, k.in_port))
+                .filter_map(|(_, k, _, _)| Some((l2.learn_vlan(k)?, k.eth_src, k.in_port)))
                 .collect();
             if !touches.is_empty() {
                 let mut macs = b.shared.macs();
