@@ -50,8 +50,16 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
     let frame_len = 60;
     sw.add_port("bp", "a", PortConfig::Replay { flows, frame_len }, Some(1))
         .unwrap();
-    sw.add_port("bp", "b", PortConfig::Replay { flows: 0, frame_len }, Some(2))
-        .unwrap();
+    sw.add_port(
+        "bp",
+        "b",
+        PortConfig::Replay {
+            flows: 0,
+            frame_len,
+        },
+        Some(2),
+    )
+    .unwrap();
     let flow = match scenario {
         "port" => "priority=10,in_port=1,actions=output:2",
         "normal" => "priority=0,actions=NORMAL",
@@ -63,7 +71,13 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
         sw.fdb_add("bp", "b", 0, [2, 0, 0, 0, 0, 0x0b]).unwrap();
     }
     let tx = || {
-        sw.ports("bp").unwrap().iter().find(|p| p.name == "b").unwrap().stats.tx_packets
+        sw.ports("bp")
+            .unwrap()
+            .iter()
+            .find(|p| p.name == "b")
+            .unwrap()
+            .stats
+            .tx_packets
     };
     std::thread::sleep(Duration::from_millis(500));
     let (mut ns, mut mpps, mut cyc, mut emc) = (vec![], vec![], vec![], vec![]);
@@ -98,7 +112,11 @@ fn main() {
     };
     // `cargo test --benches` runs bench targets with `--bench` absent: keep that quick.
     let quick = !args.iter().any(|a| a == "--bench");
-    let windows = if quick { 1 } else { arg("--windows", 5.0) as usize };
+    let windows = if quick {
+        1
+    } else {
+        arg("--windows", 5.0) as usize
+    };
     let secs = if quick { 0.2 } else { arg("--secs", 1.0) };
     println!("| scenario | flows | PMD CPU ns/pkt | Mpps | PMD busy cycles/pkt | EMC hits % |");
     println!("|---|---|---|---|---|---|");

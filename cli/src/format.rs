@@ -20,6 +20,17 @@ pub fn show(bridges: &Value) -> String {
         let _ = writeln!(out, "    Bridge {}", s(b, "name"));
         for p in b["ports"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "        Port {}", s(p, "name"));
+            // VLAN settings belong to the Port, as ovs-vsctl shows them.
+            for k in ["tag", "trunks", "vlan_mode"] {
+                if let Some(v) = p["options"][k].as_str() {
+                    let v = if k == "trunks" {
+                        format!("[{}]", v.replace(',', ", "))
+                    } else {
+                        v.to_owned()
+                    };
+                    let _ = writeln!(out, "            {k}: {v}");
+                }
+            }
             let _ = writeln!(out, "            Interface {}", s(p, "name"));
             let ty = s(p, "type");
             if ty != "system" || p["ofport"].as_u64() == Some(65534) {
@@ -33,9 +44,12 @@ pub fn show(bridges: &Value) -> String {
             if let Some(opts) = p["options"].as_object().filter(|o| !o.is_empty()) {
                 let list: Vec<String> = opts
                     .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "tag" | "trunks" | "vlan_mode"))
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect();
-                let _ = writeln!(out, "                options: {{{}}}", list.join(", "));
+                if !list.is_empty() {
+                    let _ = writeln!(out, "                options: {{{}}}", list.join(", "));
+                }
             }
             // A vhostuser socket lives in the daemon's run directory: say where.
             if ty == "vhostuser" {
@@ -233,6 +247,44 @@ pub fn pmd_stats(pmds: &Value) -> String {
                 busy as f64 / pkts as f64
             );
         }
+    }
+    out
+}
+
+/// `list-mirrors`: one mirror a line, with its selection and output.
+pub fn mirrors(items: &Value) -> String {
+    let mut out = String::new();
+    for m in items.as_array().into_iter().flatten() {
+        let mut parts = vec![s(m, "name").to_owned()];
+        for k in ["select_src_port", "select_dst_port", "select_vlan"] {
+            if let Some(l) = m[k].as_array().filter(|l| !l.is_empty()) {
+                let vals: Vec<String> = l
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect();
+                parts.push(format!("{}={}", k.replace('_', "-"), vals.join(",")));
+            }
+        }
+        if m["select_all"].as_bool() == Some(true) {
+            parts.push("select-all".into());
+        }
+        parts.push(format!("output-port={}", s(m, "output_port")));
+        let _ = writeln!(out, "{}", parts.join(" "));
+    }
+    out
+}
+
+/// `list-netns`: namespace, interface inside it, switch port.
+pub fn attached(items: &Value) -> String {
+    let mut out = String::new();
+    for a in items.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{} {} port={}",
+            s(a, "netns"),
+            s(a, "ifname"),
+            s(a, "port")
+        );
     }
     out
 }

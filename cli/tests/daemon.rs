@@ -370,3 +370,206 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
     d.spawn();
     exchange(200);
 }
+
+/// A network namespace the test creates (a container's), deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let n = unique("vswc");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &n])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {n}");
+        for k in ["all", "default"] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &n, "sysctl", "-qw"])
+                .arg(format!("net.ipv6.conf.{k}.disable_ipv6=1"))
+                .status();
+        }
+        Netns(n)
+    }
+
+    fn ping(&self, ip: &str, count: u32) -> bool {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &self.0, "ping", "-q", "-n", "-i", "0.2", "-W", "1", "-c",
+            ])
+            .arg(count.to_string())
+            .arg(ip)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    fn ping_until_ok(&self, ip: &str) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if self.ping(ip, 1) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn link(&self, ifname: &str) -> Option<String> {
+        let o = Command::new("ip")
+            .args(["-n", &self.0, "link", "show", ifname])
+            .output()
+            .unwrap();
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn attach_netns_vlans_and_mirrors_through_vswitchctl_survive_a_restart() {
+    let _serial = serial();
+    if !can_run("attach_netns", &["ping"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    let br = unique("vsbr");
+    d.ok(&["add-br", &br]);
+    let (c1, c2, c3) = (Netns::new(), Netns::new(), Netns::new());
+    let p1 = d
+        .ok(&[
+            "attach-netns",
+            &br,
+            &c1.0,
+            "--ip",
+            "10.213.0.1/24",
+            "--mac",
+            "02:00:00:00:13:01",
+            "--vlan",
+            "10",
+        ])
+        .trim()
+        .to_owned();
+    let p2 = d
+        .ok(&[
+            "attach-netns",
+            &br,
+            &c2.0,
+            "--ip",
+            "10.213.0.2/24",
+            "--vlan",
+            "10",
+        ])
+        .trim()
+        .to_owned();
+    let p3 = d
+        .ok(&[
+            "attach-netns",
+            &br,
+            &c3.0,
+            "--ifname",
+            "mon0",
+            "--port",
+            &unique("vsmon"),
+        ])
+        .trim()
+        .to_owned();
+    assert!(
+        c1.link("eth0").unwrap().contains("02:00:00:00:13:01"),
+        "the MAC was set"
+    );
+    assert!(c3.link("mon0").is_some(), "the interface name was used");
+    assert!(c1.ping_until_ok("10.213.0.2"), "containers in VLAN 10");
+    let show = d.ok(&["show"]);
+    assert!(
+        show.contains(&format!("Port {p1}\n            tag: 10")),
+        "{show}"
+    );
+    // Moving c2 to VLAN 20 cuts it off; back to 10 joins it again.
+    d.ok(&["set-port", &br, &p2, "tag=20"]);
+    assert!(!c1.ping("10.213.0.2", 2), "VLAN 10 reached VLAN 20");
+    d.ok(&["set-port", &br, &p2, "tag=10"]);
+    assert!(c1.ping_until_ok("10.213.0.2"));
+    // Bad settings and requests are refused with the reason.
+    let err = |d: &Daemon, args: &[&str]| String::from_utf8_lossy(&d.ctl(args).stderr).into_owned();
+    assert!(err(&d, &["set-port", &br, &p2, "tag=5000"]).contains("tag=5000"));
+    assert!(err(&d, &["set-port", &br, &p2, "mode=afxdp"]).contains("cannot be changed"));
+    assert!(err(
+        &d,
+        &["attach-netns", &br, "nosuchns0", "--ip", "10.0.0.1/24"]
+    )
+    .contains("no network namespace"));
+    assert!(err(&d, &["attach-netns", &br, &c1.0]).contains("attached"));
+    assert!(err(&d, &["attach-netns", &br, &c1.0, "--ip", "10.0.0.1"]).contains("--ip"));
+    assert!(err(&d, &["add-mirror", &br, "m1", "select-all"]).contains("output-port"));
+    assert!(err(
+        &d,
+        &[
+            "add-mirror",
+            &br,
+            "m1",
+            "select-src-port=nope",
+            "output-port=x"
+        ]
+    )
+    .contains("no port"));
+
+    // A mirror of what c1 sends, to c3's port.
+    d.ok(&[
+        "add-mirror",
+        &br,
+        "m1",
+        &format!("select-src-port={p1}"),
+        &format!("output-port={p3}"),
+    ]);
+    assert_eq!(
+        d.ok(&["list-mirrors", &br]),
+        format!("m1 select-src-port={p1} output-port={p3}\n")
+    );
+    let rx = || {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &c3.0,
+                "cat",
+                "/sys/class/net/mon0/statistics/rx_packets",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = rx();
+    assert!(c1.ping("10.213.0.2", 4));
+    assert!(rx() - before >= 4, "the mirror port saw c1's requests");
+
+    // After a restart everything is back, and detach works from the saved record.
+    assert!(d.terminate().success());
+    d.spawn();
+    assert!(d
+        .ok(&["list-netns", &br])
+        .contains(&format!("{} eth0 port={p2}", c2.0)));
+    assert!(d.ok(&["list-mirrors", &br]).contains("m1"));
+    assert!(d.ok(&["show"]).contains("tag: 10"));
+    assert!(c1.ping_until_ok("10.213.0.2"), "after the restart");
+    d.ok(&["detach-netns", &br, &c2.0]);
+    assert!(c2.link("eth0").is_none(), "the veth pair is gone");
+    assert!(!Path::new("/sys/class/net").join(&p2).exists());
+    assert!(!d.ok(&["list-ports", &br]).contains(&p2));
+    assert!(!c1.ping("10.213.0.2", 1));
+    assert!(err(&d, &["detach-netns", &br, &c2.0]).contains("not attached"));
+    // Deleting the bridge removes the remaining pairs.
+    d.ok(&["del-br", &br]);
+    assert!(c1.link("eth0").is_none());
+    assert!(!Path::new("/sys/class/net").join(&p3).exists());
+}

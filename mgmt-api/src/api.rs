@@ -790,7 +790,14 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         pmd_stats,
         clear_pmd_stats,
         pmd_rxqs,
-        megaflows
+        megaflows,
+        net::update_port,
+        net::list_mirrors,
+        net::add_mirror,
+        net::del_mirror,
+        net::list_attached,
+        net::attach_netns,
+        net::detach_netns
     ),
     components(schemas(
         ErrorBody,
@@ -803,7 +810,11 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         FlowSelection,
         FlowView,
         FdbView,
-        PmdView
+        PmdView,
+        net::PortUpdate,
+        net::NewAttachment,
+        crate::state::MirrorEntry,
+        crate::state::NetnsEntry
     ))
 )]
 struct ApiDoc;
@@ -869,8 +880,13 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/pmd-stats", get(pmd_stats).delete(clear_pmd_stats))
         .route("/pmd-rxqs", get(pmd_rxqs))
         .route("/bridges/{bridge}/megaflows", get(megaflows))
+        .merge(net::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
+
+// Port VLAN settings, mirrors, namespace attachment (issue 8).
+#[path = "api_net.rs"]
+mod net;

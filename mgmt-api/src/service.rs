@@ -41,7 +41,7 @@ impl From<SwitchError> for ServiceError {
                 ServiceError::Conflict(e.to_string())
             }
             SwitchError::FlowMod(_) => ServiceError::BadRequest(e.to_string(), None),
-            SwitchError::Port(..) | SwitchError::BadFdbEntry => {
+            SwitchError::Port(..) | SwitchError::BadFdbEntry | SwitchError::BadMirror(_) => {
                 ServiceError::BadRequest(e.to_string(), None)
             }
             SwitchError::Timeout => ServiceError::Datapath(e.to_string()),
@@ -90,19 +90,24 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
         "tap" | "internal" => &["offloads"],
         "vhostuser" => &[],
         "vhostuserclient" => &["vhost-server-path"],
+        "patch" => &["peer"],
+        "vxlan" => &["remote_ip", "local_ip", "key", "dst_port"],
         other => {
             return bad(format!(
                 "unknown port type {other:?} (known: system, tap, internal, vhostuser, \
-                 vhostuserclient)"
+                 vhostuserclient, patch, vxlan)"
             ))
         }
     };
-    if let Some(k) = p.options.keys().find(|k| !allowed.contains(&k.as_str())) {
-        let known = if allowed.is_empty() {
-            "none".to_owned()
-        } else {
-            allowed.join(", ")
-        };
+    // VLAN settings apply to every type (see `port_vlan`).
+    let vlan_opts = switch_core::vlan::VLAN_OPTIONS;
+    if let Some(k) = p
+        .options
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()) && !vlan_opts.contains(&k.as_str()))
+    {
+        let known: Vec<&str> = allowed.iter().chain(&vlan_opts).copied().collect();
+        let known = known.join(", ");
         return bad(format!(
             "unknown option {k:?} for type={} (known: {known})",
             p.r#type
@@ -110,6 +115,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
     }
     let opt = |k: &str| p.options.get(k).map(String::as_str);
     Ok(match p.r#type.as_str() {
+        "patch" | "vxlan" => return crate::service::net::tunnel_config(p),
         "system" => PortConfig::System {
             mode: match opt("mode").unwrap_or("auto") {
                 "auto" => SystemMode::Auto,
@@ -232,12 +238,18 @@ impl Service {
                 let restored = port_config(p, &cfg.datapath.run_dir)
                     .map_err(|e| format!("{e:?}"))
                     .and_then(|c| {
+                        let vlan = net::port_vlan(p).map_err(|e| format!("{e:?}"))?;
                         svc.switch
-                            .add_port(&br.name, &p.name, c, Some(p.ofport))
+                            .add_port_vlan(&br.name, &p.name, c, Some(p.ofport), vlan)
                             .map_err(|e| e.to_string())
                     });
                 if let Err(e) = restored {
                     tracing::error!(bridge = %br.name, port = %p.name, "port not restored: {e}");
+                }
+            }
+            for m in &br.mirrors {
+                if let Err(e) = svc.switch.add_mirror(&br.name, net::mirror_spec(m)) {
+                    tracing::error!(bridge = %br.name, mirror = %m.name, "mirror not restored: {e}");
                 }
             }
             let specs = br
@@ -299,6 +311,8 @@ impl Service {
             name: name.to_owned(),
             ports: Vec::new(),
             flows: self.flow_texts(name)?,
+            mirrors: Vec::new(),
+            attached: Vec::new(),
         });
         self.commit(&mut state, next, || {
             let _ = self.switch.del_bridge(name);
@@ -319,8 +333,8 @@ impl Service {
             .save(&next)
             .map_err(|e| ServiceError::Storage(format!("nothing was changed: {e}")))?;
         *state = next;
-        drop(old);
         self.switch.del_bridge(name)?;
+        net::remove_links(&old);
         Ok(())
     }
 
@@ -341,7 +355,10 @@ impl Service {
             )));
         }
         let want = (port.ofport != 0).then_some(port.ofport);
-        let no = self.switch.add_port(bridge, &port.name, cfg, want)?;
+        let vlan = net::port_vlan(&port)?;
+        let no = self
+            .switch
+            .add_port_vlan(bridge, &port.name, cfg, want, vlan)?;
         port.ofport = no;
         let mut next = state.clone();
         next.bridge_mut(bridge)
@@ -626,7 +643,7 @@ mod tests {
         let e = config("vhu0", "vhostuser", &[("vhost-server-path", "/tmp/x")]).unwrap_err();
         assert_eq!(
             e,
-            "unknown option \"vhost-server-path\" for type=vhostuser (known: none)"
+            "unknown option \"vhost-server-path\" for type=vhostuser (known: tag, trunks, vlan_mode)"
         );
     }
 
@@ -666,7 +683,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path)"
+            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path, tag, trunks, vlan_mode)"
         );
     }
 
@@ -688,3 +705,7 @@ mod tests {
         assert!(e.contains("unknown option"), "{e}");
     }
 }
+
+// Port VLAN settings, patch and VXLAN ports, mirrors, namespace attachment (issue 8).
+#[path = "service_net.rs"]
+pub mod net;

@@ -45,6 +45,45 @@ pub struct BridgeEntry {
     /// Flows in ovs-ofctl syntax, as `dump-flows` would print them without counters.
     #[serde(default)]
     pub flows: Vec<String>,
+    /// Mirrors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorEntry>,
+    /// Namespaces attached with `attach-netns` (their ports are in `ports`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<NetnsEntry>,
+}
+
+/// A mirror as configured (`add-mirror`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MirrorEntry {
+    /// Name, unique in the bridge.
+    pub name: String,
+    /// Mirror what these ports receive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select_src_port: Vec<String>,
+    /// Mirror what is sent to these ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select_dst_port: Vec<String>,
+    /// Mirror the packets of these VLANs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select_vlan: Vec<u16>,
+    /// Mirror every packet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub select_all: bool,
+    /// The port the copies go to.
+    pub output_port: String,
+}
+
+/// A network namespace attached to a bridge with `attach-netns`: a veth pair whose `port`
+/// end is a switch port and whose other end is `ifname` inside `netns`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NetnsEntry {
+    /// Namespace name (as `ip netns` knows it).
+    pub netns: String,
+    /// The switch port (the veth end left in the switch's namespace).
+    pub port: String,
+    /// The interface inside the namespace.
+    pub ifname: String,
 }
 
 /// Everything the daemon must restore after a restart.
@@ -165,6 +204,8 @@ mod tests {
                     options: [("mode".to_string(), "afpacket".to_string())].into(),
                 }],
                 flows: vec!["priority=0 actions=NORMAL".into()],
+                mirrors: vec![],
+                attached: vec![],
             }],
         }
     }

@@ -98,6 +98,20 @@ pub struct Packet {
     pub in_port: u32,
     /// Offload metadata, when the input port delivered a virtio-net header.
     pub vnet: Option<VnetHdr>,
+    /// Tunnel metadata: set by a tunnel port on decapsulation (and by `set_tunnel`), read by a
+    /// tunnel port on encapsulation.
+    pub tun: TunMeta,
+}
+
+/// Tunnel metadata that travels beside a packet (as OVS's `flow_tnl`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunMeta {
+    /// Tunnel id (VXLAN VNI).
+    pub id: u64,
+    /// Outer source IPv4 address (host order).
+    pub src: u32,
+    /// Outer destination IPv4 address (host order).
+    pub dst: u32,
 }
 
 // SAFETY: a packet is the only user of its buffer (the pool hands each buffer to one packet at a
@@ -128,6 +142,7 @@ impl Packet {
             len: 0,
             in_port: 0,
             vnet: None,
+            tun: TunMeta::default(),
         }
     }
 

@@ -24,6 +24,10 @@ pub enum PortKind {
     VhostUserClient,
     /// Synthetic frames from memory, for benchmarks ([`ReplayPort`](crate::ReplayPort)).
     Replay,
+    /// One end of a pair of ports joining two bridges of the switch.
+    Patch,
+    /// A VXLAN tunnel over a UDP socket of the host.
+    Vxlan,
 }
 
 impl PortKind {
@@ -37,6 +41,8 @@ impl PortKind {
             PortKind::VhostUser => "vhostuser",
             PortKind::VhostUserClient => "vhostuserclient",
             PortKind::Replay => "replay",
+            PortKind::Patch => "patch",
+            PortKind::Vxlan => "vxlan",
         }
     }
 }
@@ -223,6 +229,12 @@ pub trait Port: Send {
     /// PMD can sleep in `poll`/`epoll` instead of spinning. `None` if the port has none.
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {
         let _ = qid;
+        None
+    }
+
+    /// The patch port behind this port, if it is one (the PMD delivers its outbox to the peer
+    /// bridge).
+    fn patch(&mut self) -> Option<&mut crate::patch::PatchPort> {
         None
     }
 }

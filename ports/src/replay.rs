@@ -100,7 +100,10 @@ fn frame(cfg: &ReplayConfig, i: u32, len: usize) -> Vec<u8> {
     ip[9] = 17;
     ip[12..16].copy_from_slice(&(0x0a00_0000 + i % 0x00ff_ffff).to_be_bytes());
     ip[16..20].copy_from_slice(&0x0aff_0001u32.to_be_bytes());
-    let mut sum: u32 = ip.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    let mut sum: u32 = ip
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -149,7 +152,11 @@ impl Port for ReplayPort {
                 break;
             };
             let at = self.next * len;
-            self.next = if self.next + 1 == n_frames { 0 } else { self.next + 1 };
+            self.next = if self.next + 1 == n_frames {
+                0
+            } else {
+                self.next + 1
+            };
             pkt.set_len(len);
             pkt.data_mut().copy_from_slice(&self.frames[at..at + len]);
             pkt.in_port = self.port_no;

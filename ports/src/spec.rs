@@ -10,11 +10,13 @@
 
 use std::io;
 
+use crate::patch::PatchPort;
 use crate::port::Port;
+use crate::replay::{ReplayConfig, ReplayPort};
 use crate::system::{SystemConfig, SystemPort};
 use crate::tap::{TapConfig, TapPort};
-use crate::replay::{ReplayConfig, ReplayPort};
 use crate::vhost::VhostUserConfig;
+use crate::vxlan::{VxlanConfig, VxlanPort};
 
 /// What a port is and how to open it: the configuration [`open_instances`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,15 @@ pub enum PortSpec {
     VhostUser(VhostUserConfig),
     /// Synthetic frames from memory (one instance receives; the others only transmit).
     Replay(ReplayConfig),
+    /// A patch port joined to the patch port named `peer` (of another bridge).
+    Patch {
+        /// This port's name.
+        name: String,
+        /// The peer port's name.
+        peer: String,
+    },
+    /// A VXLAN tunnel port.
+    Vxlan(VxlanConfig),
 }
 
 impl PortSpec {
@@ -44,6 +55,8 @@ impl PortSpec {
             PortSpec::System(c) => &c.ifname,
             PortSpec::VhostUser(c) => &c.name,
             PortSpec::Replay(c) => &c.name,
+            PortSpec::Patch { name, .. } => name,
+            PortSpec::Vxlan(c) => &c.name,
         }
     }
 }
@@ -85,6 +98,8 @@ pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>
                 Box::new(ReplayPort::new(cfg)) as Box<dyn Port>
             })
             .collect(),
+        PortSpec::Patch { name, peer } => boxed(PatchPort::open_instances(name, peer, n)),
+        PortSpec::Vxlan(c) => boxed(VxlanPort::open_instances(c, n)?),
     })
 }
 

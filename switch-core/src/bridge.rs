@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use flow_table::{translate, DpAction, FlowKey, RuleChange, RuleTables, Translation};
 
+use crate::l2::L2Config;
 use crate::mac_table::MacTable;
 use crate::normal;
 
@@ -23,6 +24,8 @@ pub struct BridgeShared {
     /// MAC learning table. Locked only on upcalls that run NORMAL and by housekeeping, never
     /// per packet.
     pub macs: Mutex<MacTable>,
+    /// Port VLAN settings and mirrors (see [`crate::l2`]), replaced whole by the control plane.
+    pub l2: ArcSwap<L2Config>,
 }
 
 impl BridgeShared {
@@ -33,6 +36,7 @@ impl BridgeShared {
             name: name.to_owned(),
             tables: ArcSwap::from_pointee(tables),
             macs: Mutex::new(macs),
+            l2: ArcSwap::from_pointee(L2Config::default()),
         }
     }
 
@@ -47,11 +51,16 @@ impl BridgeShared {
     pub fn upcall(&self, key: &FlowKey, now_ms: u64, learned: &mut Vec<RuleChange>) -> Translation {
         let tables = self.tables.load();
         let mut x = translate(&tables, key);
+        let l2 = self.l2.load();
         if x.actions.contains(&DpAction::Normal) {
-            if let Some(ch) = normal::resolve(&mut x, key, &mut self.macs(), now_ms) {
-                learned.push(ch);
-            }
+            let ch = if l2.explicit() {
+                l2.resolve_normal(&mut x, key, &mut self.macs(), now_ms)
+            } else {
+                normal::resolve(&mut x, key, &mut self.macs(), now_ms)
+            };
+            learned.extend(ch);
         }
+        l2.apply_mirrors(&mut x, key);
         x
     }
 }

@@ -44,6 +44,7 @@ fn clone(pkt: &Packet, pool: &mut PacketPool) -> Option<Packet> {
     }
     c.in_port = pkt.in_port;
     c.vnet = pkt.vnet;
+    c.tun = pkt.tun;
     Some(c)
 }
 
@@ -120,6 +121,11 @@ pub(crate) fn execute(
             }
             DpAction::PushVlan { tpid, tci } => modify::push_vlan(&mut pkt, *tpid, *tci),
             DpAction::PopVlan => modify::pop_vlan(&mut pkt),
+            // Tunnel metadata travels beside the packet, for a tunnel port to read.
+            DpAction::Set(flow_table::SetField::TunId(id)) => {
+                pkt.tun.id = *id;
+                true
+            }
             DpAction::Set(sf) => modify::set_field(&mut pkt, sf),
             DpAction::DecTtl => modify::dec_ttl(pkt.data_mut()),
             // NORMAL is resolved at upcall time; a megaflow never holds it.

@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod clock;
 mod execute;
+pub mod l2;
 pub mod mac_table;
 pub mod modify;
 pub mod normal;
@@ -20,9 +21,12 @@ pub mod stats;
 pub mod switch;
 #[cfg(feature = "testnet")]
 pub mod testnet;
+pub mod vlan;
 
 pub use bridge::LOCAL_PORT;
 pub use pmd::MegaflowRow;
 pub use port_spec::PortConfig;
 pub use stats::{DropReason, PmdStats};
+pub use switch::l2_ctl::MirrorSpec;
 pub use switch::{PortInfo, RxqInfo, Switch, SwitchConfig, SwitchError};
+pub use vlan::{PortVlan, VlanMode};

@@ -20,12 +20,15 @@ use flow_table::key::FlowKey;
 use flow_table::{
     extract_into, CacheConfig, Decision, DpAction, FlowCache, FlowRef, Hit, Match, RuleChange,
 };
-use ports::{PacketBatch, PacketPool, Port, BATCH_SIZE};
+use ports::{Packet, PacketBatch, PacketPool, Port, BATCH_SIZE};
+
+#[path = "patch_path.rs"]
+mod patch_path;
+use patch_path::MAX_PATCH_DEPTH;
 
 use crate::bridge::Bridge;
 use crate::clock;
 use crate::execute::{execute, PmdPort};
-use crate::normal;
 use crate::stats::{LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
@@ -120,6 +123,8 @@ struct PmdBridge {
     ports: Vec<PmdPort>,
     /// Invalidations from this PMD's own MAC learning, applied after the batch in flight.
     learned: Vec<RuleChange>,
+    /// Patch ports among `ports` (their outboxes are delivered after each burst).
+    n_patch: usize,
 }
 
 /// A running PMD thread's state.
@@ -140,6 +145,8 @@ pub(crate) struct Pmd {
     /// Keys and hashes of the burst being processed.
     keys: Box<[FlowKey; BATCH_SIZE]>,
     hashes: [u32; BATCH_SIZE],
+    /// One buffer per patch depth for packets crossing patch ports (allocated once).
+    patch_spares: Vec<Vec<Packet>>,
 }
 
 impl Pmd {
@@ -166,6 +173,9 @@ impl Pmd {
             fds_dirty: true,
             keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
             hashes: [0; BATCH_SIZE],
+            patch_spares: (0..MAX_PATCH_DEPTH)
+                .map(|_| Vec::with_capacity(ports::PATCH_OUTBOX))
+                .collect(),
         })
     }
 
@@ -269,6 +279,24 @@ impl Pmd {
 
     #[inline]
     fn poll_queue(&mut self, b: usize, p: usize, q: usize, now: u64) -> usize {
+        let Pmd { bridges, pool, .. } = self;
+        let PmdBridge { ports, .. } = &mut bridges[b];
+        let mut batch = PacketBatch::new();
+        let n = ports[p].port.rx_burst(q, pool, &mut batch);
+        if n == 0 {
+            return 0;
+        }
+        let in_port = ports[p].port_no;
+        self.process(b, in_port, &mut batch, now);
+        if self.bridges[b].n_patch > 0 {
+            self.deliver_patches(b, now, 0);
+        }
+        n
+    }
+
+    /// Runs a batch received on `in_port` through bridge `b`'s pipeline.
+    #[inline]
+    fn process(&mut self, b: usize, in_port: u32, batch: &mut PacketBatch, now: u64) {
         let Pmd {
             bridges,
             pool,
@@ -282,13 +310,9 @@ impl Pmd {
             cache,
             ports,
             learned,
+            ..
         } = &mut bridges[b];
-        let mut batch = PacketBatch::new();
-        let n = ports[p].port.rx_burst(q, pool, &mut batch);
-        if n == 0 {
-            return 0;
-        }
-        let in_port = ports[p].port_no;
+        let n = batch.len();
         local.packets += n as u64;
         // Stage by stage over the burst rather than packet by packet: hashing a key right after
         // the narrow stores that built it stalls on store forwarding, and the EMC slots of
@@ -296,6 +320,10 @@ impl Pmd {
         // (see `FlowCache::begin_burst`) skip hashing too.
         for (key, pkt) in keys.iter_mut().zip(batch.iter()) {
             extract_into(pkt.data(), in_port, key);
+            // Tunnel metadata from a decapsulating port (zero otherwise).
+            key.tun_id = pkt.tun.id;
+            key.tun_src = pkt.tun.src;
+            key.tun_dst = pkt.tun.dst;
         }
         if cache.begin_burst() {
             for (h, key) in hashes.iter_mut().zip(&keys[..n]) {
@@ -338,7 +366,6 @@ impl Pmd {
             }
             execute(cache.actions(&d), pkt, in_port, ports, pool, local);
         }
-        n
     }
 
     /// Waits up to the current back-off step for traffic on any receive descriptor.
@@ -389,6 +416,7 @@ impl Pmd {
                     cache: FlowCache::new(self.cfg.cache),
                     ports: Vec::new(),
                     learned: Vec::new(),
+                    n_patch: 0,
                 }),
                 PmdMsg::DelBridge(id, done) => {
                     if let Some(i) = self.bridges.iter().position(|b| b.shared.id == id) {
@@ -404,9 +432,11 @@ impl Pmd {
                 PmdMsg::AddPort {
                     bridge,
                     port_no,
-                    port,
+                    mut port,
                 } => {
+                    let patch = usize::from(port.patch().is_some());
                     if let Some(b) = self.bridge_mut(bridge) {
+                        b.n_patch += patch;
                         b.ports.push(PmdPort {
                             port_no,
                             port,
@@ -426,6 +456,7 @@ impl Pmd {
                         if let Some(i) = b.ports.iter().position(|p| p.port_no == port_no) {
                             let mut gone = b.ports.remove(i);
                             pool.free_batch(&mut gone.tx);
+                            b.n_patch -= usize::from(gone.port.patch().is_some());
                         }
                     }
                     self.fds_dirty = true;
@@ -442,6 +473,7 @@ impl Pmd {
                         if let Some(i) = b.ports.iter().position(|p| p.port_no == port_no) {
                             let mut gone = b.ports.remove(i);
                             pool.free_batch(&mut gone.tx);
+                            b.n_patch -= usize::from(gone.port.patch().is_some());
                             taken = Some(gone.port);
                         }
                     }
@@ -503,12 +535,13 @@ impl Pmd {
         for b in &mut self.bridges {
             b.cache.megaflows.push_stats();
             let since = now.saturating_sub(SWEEP_MS * 2);
+            let l2 = b.shared.l2.load();
             let touches: Vec<(u16, [u8; 6], u32)> = b
                 .cache
                 .megaflows
                 .iter()
                 .filter(|(_, _, _, f)| f.normal && f.used_ms >= since)
-                .map(|(_, k, _, _)| (normal::vlan_of(k), k.eth_src, k.in_port))
+                .filter_map(|(_, k, _, _)| Some((l2.learn_vlan(k)?, k.eth_src, k.in_port)))
                 .collect();
             if !touches.is_empty() {
                 let mut macs = b.shared.macs();

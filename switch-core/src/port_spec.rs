@@ -1,10 +1,12 @@
 //! How a port of the switch is configured, and opening it as one instance per PMD thread.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ports::{
-    AfPacketConfig, Port, PortSpec, ReplayConfig, SystemConfig, SystemMode, TapConfig, VhostMode, VhostUserConfig,
+    AfPacketConfig, Port, PortSpec, ReplayConfig, SystemConfig, SystemMode, TapConfig, VhostMode,
+    VhostUserConfig, VxlanConfig,
 };
 
 /// Configuration of a port, as `add-port` gives it.
@@ -39,6 +41,22 @@ pub enum PortConfig {
         /// Frame length without FCS.
         frame_len: usize,
     },
+    /// One end of a patch pair joining this bridge to the bridge of the patch port `peer`.
+    Patch {
+        /// The peer port's name.
+        peer: String,
+    },
+    /// A VXLAN tunnel.
+    Vxlan {
+        /// The far end.
+        remote_ip: Ipv4Addr,
+        /// Local address to send from and receive on (any when unset).
+        local_ip: Option<Ipv4Addr>,
+        /// VNI, or `None` for `key=flow`.
+        key: Option<u32>,
+        /// UDP port.
+        dst_port: u16,
+    },
 }
 
 impl PortConfig {
@@ -51,6 +69,8 @@ impl PortConfig {
             PortConfig::VhostUser { client: false, .. } => "vhostuser",
             PortConfig::VhostUser { client: true, .. } => "vhostuserclient",
             PortConfig::Replay { .. } => "replay",
+            PortConfig::Patch { .. } => "patch",
+            PortConfig::Vxlan { .. } => "vxlan",
         }
     }
 
@@ -88,6 +108,22 @@ impl PortConfig {
             PortConfig::Replay { flows, frame_len } => PortSpec::Replay(ReplayConfig {
                 frame_len: *frame_len,
                 ..ReplayConfig::new(name, *flows)
+            }),
+            PortConfig::Patch { peer } => PortSpec::Patch {
+                name: name.to_owned(),
+                peer: peer.clone(),
+            },
+            PortConfig::Vxlan {
+                remote_ip,
+                local_ip,
+                key,
+                dst_port,
+            } => PortSpec::Vxlan(VxlanConfig {
+                name: name.to_owned(),
+                remote_ip: *remote_ip,
+                local_ip: *local_ip,
+                key: *key,
+                dst_port: *dst_port,
             }),
         }
     }

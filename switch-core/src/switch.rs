@@ -89,6 +89,8 @@ pub enum SwitchError {
     Timeout,
     /// An `fdb-add` of a group address or a VLAN beyond 4095.
     BadFdbEntry,
+    /// A mirror that cannot be added (the message says why).
+    BadMirror(String),
 }
 
 impl fmt::Display for SwitchError {
@@ -105,6 +107,7 @@ impl fmt::Display for SwitchError {
                 f,
                 "an FDB entry needs a unicast MAC address and a VLAN from 0 to 4095"
             ),
+            SwitchError::BadMirror(m) => f.write_str(m),
         }
     }
 }
@@ -136,6 +139,8 @@ pub struct PortInfo {
     pub stats: PortStats,
     /// Link up (vhost-user: a VM is connected).
     pub link_up: bool,
+    /// VLAN settings (`tag`, `trunks`, `vlan_mode`).
+    pub vlan: crate::vlan::PortVlan,
 }
 
 /// One PMD's share of a port: the receive queues of the instance it runs (`pmd-rxq-show`).
@@ -167,6 +172,8 @@ struct PortCtl {
     rxqs: Vec<usize>,
     /// Where the instances run (see [`rxq_sched`](crate::rxq_sched)).
     rotation: usize,
+    /// A patch port's link to its peer, set by the control plane.
+    patch: Option<Arc<ports::PatchLink>>,
 }
 
 struct BridgeCtl {
@@ -176,6 +183,8 @@ struct BridgeCtl {
 
 struct Ctl {
     bridges: BTreeMap<String, BridgeCtl>,
+    /// Mirrors of each bridge, by bridge name.
+    mirrors: BTreeMap<String, Vec<l2_ctl::MirrorSpec>>,
     next_bridge_id: u32,
 }
 
@@ -245,6 +254,7 @@ impl Switch {
             cfg,
             ctl: Mutex::new(Ctl {
                 bridges: BTreeMap::new(),
+                mirrors: BTreeMap::new(),
                 next_bridge_id: 1,
             }),
             pmds,
@@ -325,6 +335,8 @@ impl Switch {
         let id = br.shared.id;
         self.inner.each_pmd(|done| PmdMsg::DelBridge(id, done))?;
         ctl.bridges.remove(name);
+        ctl.mirrors.remove(name);
+        self.inner.relink_patches(&ctl);
         self.inner.rebalance(&mut ctl)
     }
 
@@ -352,6 +364,7 @@ impl Switch {
         let br = ctl.bridge_mut(bridge)?;
         let no = resolve_port(br, port)?;
         self.inner.detach(br, no)?;
+        self.inner.ports_changed(&mut ctl, bridge)?;
         self.inner.rebalance(&mut ctl)
     }
 
@@ -371,6 +384,14 @@ impl Switch {
                 mtu: p.mtu,
                 stats: p.counters.snapshot(),
                 link_up: p.link.is_up(),
+                vlan: br
+                    .shared
+                    .l2
+                    .load()
+                    .vlans
+                    .get(&port_no)
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect())
     }
@@ -645,6 +666,8 @@ impl Inner {
             .map_err(|e| SwitchError::Port(name.to_owned(), e))?;
         let rxqs: Vec<usize> = instances.iter().map(|p| p.n_rxq()).collect();
         let rotation = rxq_sched::best_rotation(&load, &rxqs);
+        let mut instances = instances;
+        let patch = instances[0].patch().map(|p| p.link());
         let first: &dyn Port = instances[0].as_ref();
         let port_ctl = PortCtl {
             name: name.to_owned(),
@@ -656,6 +679,7 @@ impl Inner {
             link: first.link_watch(),
             rxqs,
             rotation,
+            patch,
         };
         let n = self.pmds.len();
         for (i, mut port) in instances.into_iter().enumerate() {
@@ -667,6 +691,7 @@ impl Inner {
             });
         }
         br.ports.insert(no, port_ctl);
+        self.ports_changed(ctl, bridge)?;
         Ok(no)
     }
 
@@ -802,3 +827,7 @@ impl Drop for Switch {
         }
     }
 }
+
+// Port VLAN settings, mirrors and patch links (issue 8).
+#[path = "switch_l2.rs"]
+pub mod l2_ctl;

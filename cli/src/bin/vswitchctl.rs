@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::format;
+use cli::net_args;
 use cli::request::port_body;
 use serde_json::{json, Value};
 
@@ -96,6 +97,45 @@ enum Verb {
     PmdRxqShow,
     /// The megaflows the PMD threads installed for a bridge, with their masks and hits.
     DpctlDumpFlows { bridge: String },
+    /// Changes a port's VLAN settings: `set-port BR PORT tag=N trunks=N,M
+    /// vlan_mode=access|trunk|native-tagged|native-untagged` (`tag=` clears one).
+    SetPort {
+        bridge: String,
+        port: String,
+        settings: Vec<String>,
+    },
+    /// Adds a mirror: `add-mirror BR NAME [select-src-port=P,..] [select-dst-port=P,..]
+    /// [select-vlan=N,..] [select-all] output-port=P`.
+    AddMirror {
+        bridge: String,
+        name: String,
+        settings: Vec<String>,
+    },
+    /// Removes a mirror.
+    DelMirror { bridge: String, name: String },
+    /// Lists the mirrors of a bridge.
+    ListMirrors { bridge: String },
+    /// Attaches a network namespace (a container): creates a veth pair, moves one end into
+    /// NETNS as IFNAME (default eth0) with the address and MAC given, and adds the other end
+    /// to BR as a port (an access port of VLAN N with --vlan).
+    AttachNetns {
+        bridge: String,
+        netns: String,
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        vlan: Option<u16>,
+        #[arg(long)]
+        ifname: Option<String>,
+        #[arg(long)]
+        port: Option<String>,
+    },
+    /// Detaches a namespace attached with attach-netns: its port and veth pair go.
+    DetachNetns { bridge: String, netns: String },
+    /// Lists the namespaces attached to a bridge.
+    ListNetns { bridge: String },
 }
 
 struct Client {
@@ -209,6 +249,70 @@ fn run(args: Args) -> Result<String, String> {
     };
     use Method::*;
     Ok(match args.verb {
+        Verb::SetPort {
+            bridge,
+            port,
+            settings,
+        } => {
+            let path = format!("/bridges/{}/ports/{}", enc(&bridge), enc(&port));
+            client.call(Patch, &path, Some(net_args::set_port_body(&settings)?))?;
+            String::new()
+        }
+        Verb::AddMirror {
+            bridge,
+            name,
+            settings,
+        } => {
+            let body = net_args::mirror_body(&name, &settings)?;
+            client.call(
+                Post,
+                &format!("/bridges/{}/mirrors", enc(&bridge)),
+                Some(body),
+            )?;
+            String::new()
+        }
+        Verb::DelMirror { bridge, name } => {
+            let path = format!("/bridges/{}/mirrors/{}", enc(&bridge), enc(&name));
+            client.call(Delete, &path, None)?;
+            String::new()
+        }
+        Verb::ListMirrors { bridge } => {
+            let v = client.call(Get, &format!("/bridges/{}/mirrors", enc(&bridge)), None)?;
+            format::mirrors(&v)
+        }
+        Verb::AttachNetns {
+            bridge,
+            netns,
+            ip,
+            mac,
+            vlan,
+            ifname,
+            port,
+        } => {
+            let body = net_args::attach_body(
+                &netns,
+                ip.as_deref(),
+                mac.as_deref(),
+                vlan,
+                ifname.as_deref(),
+                port.as_deref(),
+            );
+            let v = client.call(
+                Post,
+                &format!("/bridges/{}/netns", enc(&bridge)),
+                Some(body),
+            )?;
+            format!("{}\n", v["port"].as_str().unwrap_or(""))
+        }
+        Verb::DetachNetns { bridge, netns } => {
+            let path = format!("/bridges/{}/netns/{}", enc(&bridge), enc(&netns));
+            client.call(Delete, &path, None)?;
+            String::new()
+        }
+        Verb::ListNetns { bridge } => {
+            let v = client.call(Get, &format!("/bridges/{}/netns", enc(&bridge)), None)?;
+            format::attached(&v)
+        }
         Verb::Show => format::show(&client.call(Get, "/bridges", None)?),
         Verb::AddBr { bridge } => {
             client.call(Post, "/bridges", Some(json!({ "name": bridge })))?;

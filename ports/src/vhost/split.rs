@@ -184,7 +184,10 @@ impl SplitRing {
                 continue;
             }
             let (mut d, next) = read_desc(self.desc, head);
-            if d.len as usize <= skip && d.flags & F_NEXT != 0 && (next as usize) < self.size as usize {
+            if d.len as usize <= skip
+                && d.flags & F_NEXT != 0
+                && (next as usize) < self.size as usize
+            {
                 d = read_desc(self.desc, next as usize).0;
             }
             if d.flags & F_INDIRECT != 0 || d.len == 0 {
