@@ -86,7 +86,9 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
         let (c0, p0, t0) = (thread_cpu_ns("pmd0").unwrap(), tx(), Instant::now());
         std::thread::sleep(Duration::from_secs_f64(secs));
         let (c1, p1, dt) = (thread_cpu_ns("pmd0").unwrap(), tx(), t0.elapsed());
-        let pkts = (p1 - p0).max(1) as f64;
+        // Also a smoke test (`cargo test --all-targets` runs this quickly): it must forward.
+        assert!(p1 > p0, "{scenario}/{flows}: nothing forwarded");
+        let pkts = (p1 - p0) as f64;
         ns.push((c1 - c0) as f64 / pkts);
         mpps.push(pkts / dt.as_secs_f64() / 1e6);
         let st = &sw.pmd_stats()[0];
