@@ -19,6 +19,7 @@
 mod afpacket;
 mod afxdp;
 mod batch;
+mod copy;
 mod bpf;
 mod netdev;
 mod packet;

@@ -74,7 +74,7 @@ impl GuestMap {
         // SAFETY: `src .. src + dst.len()` lies in a live mapping (checked by `host`, kept by
         // `_mem`) that does not overlap `dst`, a buffer of the switch's own. The guest may write
         // the bytes meanwhile; it then gets garbage in its own packet, as with any device.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+        unsafe { crate::copy::copy(dst.as_mut_ptr(), src, dst.len()) };
         true
     }
 
@@ -86,7 +86,7 @@ impl GuestMap {
             return false;
         };
         // SAFETY: as in `read`, with the roles swapped; no Rust reference to guest memory exists.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        unsafe { crate::copy::copy(dst, src.as_ptr(), src.len()) };
         true
     }
 }
