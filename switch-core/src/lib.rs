@@ -13,16 +13,20 @@ mod execute;
 pub mod mac_table;
 pub mod modify;
 pub mod normal;
+pub mod observe;
 mod pmd;
 pub mod port_spec;
 pub mod rxq_sched;
 pub mod stats;
 pub mod switch;
+pub mod trace;
 #[cfg(feature = "testnet")]
 pub mod testnet;
 
 pub use bridge::LOCAL_PORT;
 pub use pmd::MegaflowRow;
 pub use port_spec::PortConfig;
+pub use observe::{CaptureDir, CapturedFrame, PacketTrace};
 pub use stats::{DropReason, PmdStats};
-pub use switch::{PortInfo, RxqInfo, Switch, SwitchConfig, SwitchError};
+pub use trace::TraceReport;
+pub use switch::{Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError};

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use flow_table::key::FlowKey;
 use flow_table::{
-    extract_into, CacheConfig, Decision, DpAction, FlowCache, Hit, Match, RuleChange,
+    extract_checked, CacheConfig, Decision, DpAction, FlowCache, Hit, Match, RuleChange,
 };
 use ports::{PacketBatch, PacketPool, Port};
 
@@ -26,7 +26,8 @@ use crate::bridge::Bridge;
 use crate::clock;
 use crate::execute::{execute, PmdPort};
 use crate::normal;
-use crate::stats::{LocalCounters, PmdCounters};
+use crate::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
+use crate::stats::{DropReason, LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
@@ -80,6 +81,24 @@ pub(crate) enum PmdMsg {
     },
     /// Zero the PMD counters, then reply.
     ClearStats(Sender<()>),
+    /// Copy this port's received (and/or sent) frames into a capture.
+    ArmCapture {
+        bridge: u32,
+        port_no: u32,
+        tap: CaptureTap,
+    },
+    /// Stop the capture with this id.
+    DisarmCapture { bridge: u32, port_no: u32, id: u64 },
+    /// Trace the next packet received on this port that matches the filter.
+    ArmTrace {
+        bridge: u32,
+        port_no: u32,
+        arm: TraceArm,
+    },
+    /// Forget the trace with this id (it timed out or another PMD answered).
+    DisarmTrace { bridge: u32, port_no: u32, id: u64 },
+    /// Report the busy cycles of each receive queue (`pmd-rxq-show`).
+    RxqCycles(Sender<Vec<RxqCycles>>),
     /// Exit the thread.
     Stop,
 }
@@ -99,6 +118,16 @@ pub struct MegaflowRow {
     pub bytes: u64,
     /// Last hit (ms, `clock::now_ms`).
     pub used_ms: u64,
+}
+
+/// Busy cycles a PMD spent on the receive queues of one port instance.
+#[derive(Clone, Debug)]
+pub(crate) struct RxqCycles {
+    pub pmd: usize,
+    pub bridge: u32,
+    pub port_no: u32,
+    /// By queue.
+    pub cycles: Vec<u64>,
 }
 
 /// Settings of one PMD thread.
@@ -230,7 +259,14 @@ impl Pmd {
                 let syscall = port.port.rx_polls_by_syscall();
                 let mut n = 0;
                 for q in 0..port.port.n_rxq() {
-                    n += self.poll_queue(b, p, q, now);
+                    let t = clock::cycles();
+                    let got = self.poll_queue(b, p, q, now);
+                    if got > 0 {
+                        if let Some(c) = self.bridges[b].ports[p].obs.rxq_cycles.get_mut(q) {
+                            *c += clock::cycles() - t;
+                        }
+                    }
+                    n += got;
                 }
                 let port = &mut self.bridges[b].ports[p];
                 port.empty_polls = if n == 0 && syscall {
@@ -265,6 +301,7 @@ impl Pmd {
     #[inline]
     fn poll_queue(&mut self, b: usize, p: usize, q: usize, now: u64) -> usize {
         let Pmd {
+            idx,
             bridges,
             pool,
             local,
@@ -283,11 +320,24 @@ impl Pmd {
         }
         let in_port = ports[p].port_no;
         local.packets += n as u64;
+        ports[p].obs.capture(false, batch.iter().map(|p| p.data()));
+        // One branch per packet while no trace is armed.
+        let mut tracing = ports[p].obs.trace.is_some();
+        let drops_before = local.drops;
         let mut key = FlowKey::ZERO;
         for pkt in batch.drain() {
-            extract_into(pkt.data(), in_port, &mut key);
+            if !extract_checked(pkt.data(), in_port, &mut key) {
+                pool.free(pkt);
+                local.drop(DropReason::Malformed, 1);
+                continue;
+            }
             let hash = key.hash();
-            let d = cache.lookup_with(&key, hash, now, |k| shared.upcall(k, now, learned));
+            let mut failed = false;
+            let d = cache.lookup_with(&key, hash, now, |k| {
+                let x = shared.upcall(k, now, learned);
+                failed = x.error.is_some();
+                x
+            });
             let len = pkt.len() as u64;
             match &d {
                 Decision::Cached(r, hit) => {
@@ -306,8 +356,18 @@ impl Pmd {
                     }
                 }
             }
+            if tracing && trace_one(*idx, shared, &key, &d, cache, ports, p, len, now) {
+                tracing = false;
+            }
+            if failed {
+                // The translation gave up (resubmit loop): its cached decision drops.
+                pool.free(pkt);
+                local.drop(DropReason::UpcallFailed, 1);
+                continue;
+            }
             execute(cache.actions(&d), pkt, in_port, ports, pool, local);
         }
+        observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
         n
     }
 
@@ -377,11 +437,13 @@ impl Pmd {
                     port,
                 } => {
                     if let Some(b) = self.bridge_mut(bridge) {
+                        let obs = PortObs::new(b.shared.drops_of(port_no), port.n_rxq());
                         b.ports.push(PmdPort {
                             port_no,
                             port,
                             empty_polls: 0,
                             tx: PacketBatch::new(),
+                            obs,
                         });
                     }
                     self.fds_dirty = true;
@@ -455,7 +517,62 @@ impl Pmd {
                 }
                 PmdMsg::ClearStats(done) => {
                     self.local = LocalCounters::default();
+                    for p in self.bridges.iter_mut().flat_map(|b| b.ports.iter_mut()) {
+                        p.obs.rxq_cycles.iter_mut().for_each(|c| *c = 0);
+                    }
                     let _ = done.send(());
+                }
+                PmdMsg::ArmCapture {
+                    bridge,
+                    port_no,
+                    tap,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        p.obs.captures.push(tap);
+                    }
+                }
+                PmdMsg::DisarmCapture {
+                    bridge,
+                    port_no,
+                    id,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        p.obs.captures.retain(|c| c.id != id);
+                    }
+                }
+                PmdMsg::ArmTrace {
+                    bridge,
+                    port_no,
+                    arm,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        p.obs.trace = Some(arm);
+                    }
+                }
+                PmdMsg::DisarmTrace {
+                    bridge,
+                    port_no,
+                    id,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        if p.obs.trace.as_ref().is_some_and(|t| t.id == id) {
+                            p.obs.trace = None;
+                        }
+                    }
+                }
+                PmdMsg::RxqCycles(reply) => {
+                    let rows = self
+                        .bridges
+                        .iter()
+                        .flat_map(|b| b.ports.iter().map(move |p| (b.shared.id, p)))
+                        .map(|(bridge, p)| RxqCycles {
+                            pmd: self.idx,
+                            bridge,
+                            port_no: p.port_no,
+                            cycles: p.obs.rxq_cycles.clone(),
+                        })
+                        .collect();
+                    let _ = reply.send(rows);
                 }
                 PmdMsg::Stop => return false,
             }
@@ -465,6 +582,13 @@ impl Pmd {
 
     fn bridge_mut(&mut self, id: u32) -> Option<&mut PmdBridge> {
         self.bridges.iter_mut().find(|b| b.shared.id == id)
+    }
+
+    fn port_mut(&mut self, bridge: u32, port_no: u32) -> Option<&mut PmdPort> {
+        self.bridge_mut(bridge)?
+            .ports
+            .iter_mut()
+            .find(|p| p.port_no == port_no)
     }
 
     /// Periodic housekeeping: rule counters, idle megaflows, and keeping alive the MAC
@@ -494,6 +618,44 @@ impl Pmd {
                 .expire_idle(now, self.cfg.megaflow_idle_ms);
         }
     }
+}
+
+/// Answers an armed packet trace when `key` matches its filter; true when it fired (the trace
+/// is then disarmed). Runs only while a trace is armed on the port.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn trace_one(
+    pmd: usize,
+    shared: &Bridge,
+    key: &FlowKey,
+    d: &Decision,
+    cache: &FlowCache,
+    ports: &mut [PmdPort],
+    p: usize,
+    len: u64,
+    now: u64,
+) -> bool {
+    let Some(arm) = &ports[p].obs.trace else {
+        return false;
+    };
+    if !arm.filter.matches(key) {
+        return false;
+    }
+    let port_nos: Vec<u32> = ports.iter().map(|p| p.port_no).collect();
+    let trace = PacketTrace {
+        pmd,
+        len: len as usize,
+        key: *key,
+        hit: match d {
+            Decision::Cached(_, hit) => *hit,
+            Decision::Uncached(_) => Hit::Upcall,
+        },
+        actions: cache.actions(d).to_vec(),
+        report: crate::trace::trace(shared, key, &port_nos, now),
+    };
+    let _ = arm.reply.try_send(trace);
+    ports[p].obs.trace = None;
+    true
 }
 
 /// Pins the calling thread to `core` (best effort: a failure is reported, not fatal).
