@@ -101,7 +101,9 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
     }
     type Get = fn(&ports::PortStats) -> u64;
     let port_counters: [(&str, &str, Get); 8] = [
-        ("port_rx_packets_total", "Packets received.", |s| s.rx_packets),
+        ("port_rx_packets_total", "Packets received.", |s| {
+            s.rx_packets
+        }),
         ("port_rx_bytes_total", "Bytes received.", |s| s.rx_bytes),
         (
             "port_rx_dropped_total",
@@ -143,21 +145,37 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
     let pmds = sw.pmd_stats();
     type PmdGet = fn(&switch_core::PmdStats) -> u64;
     let pmd_counters: [(&str, &str, PmdGet); 7] = [
-        ("pmd_packets_total", "Packets received by the PMD thread.", |s| s.packets),
-        ("pmd_emc_hits_total", "Exact-match cache hits.", |s| s.emc_hits),
-        ("pmd_megaflow_hits_total", "Megaflow cache hits.", |s| s.megaflow_hits),
-        ("pmd_upcalls_total", "Cache misses translated through the rule tables.", |s| s.upcalls),
+        (
+            "pmd_packets_total",
+            "Packets received by the PMD thread.",
+            |s| s.packets,
+        ),
+        ("pmd_emc_hits_total", "Exact-match cache hits.", |s| {
+            s.emc_hits
+        }),
+        ("pmd_megaflow_hits_total", "Megaflow cache hits.", |s| {
+            s.megaflow_hits
+        }),
+        (
+            "pmd_upcalls_total",
+            "Cache misses translated through the rule tables.",
+            |s| s.upcalls,
+        ),
         (
             "pmd_lost_upcalls_total",
             "Upcalls whose megaflow could not be installed (flow limit).",
             |s| s.lost,
         ),
-        ("pmd_busy_cycles_total", "Cycles spent in iterations that processed packets.", |s| {
-            s.busy_cycles
-        }),
-        ("pmd_idle_cycles_total", "Cycles spent idle (polling nothing, waiting).", |s| {
-            s.idle_cycles
-        }),
+        (
+            "pmd_busy_cycles_total",
+            "Cycles spent in iterations that processed packets.",
+            |s| s.busy_cycles,
+        ),
+        (
+            "pmd_idle_cycles_total",
+            "Cycles spent idle (polling nothing, waiting).",
+            |s| s.idle_cycles,
+        ),
     ];
     for (name, help, get) in pmd_counters {
         let mut f = family(&mut out, name, "counter", help);
@@ -165,44 +183,92 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
             f.sample(&[("pmd", &p.pmd.to_string())], get(p));
         }
     }
-    let mut f = family(&mut out, "pmd_drops_total", "counter", "Packets the PMD dropped, by reason.");
+    let mut f = family(
+        &mut out,
+        "pmd_drops_total",
+        "counter",
+        "Packets the PMD dropped, by reason.",
+    );
     for p in &pmds {
         for r in DropReason::ALL {
-            f.sample(&[("pmd", &p.pmd.to_string()), ("reason", r.name())], p.drops[r as usize]);
+            f.sample(
+                &[("pmd", &p.pmd.to_string()), ("reason", r.name())],
+                p.drops[r as usize],
+            );
         }
     }
-    let mut f = family(&mut out, "pmd_busy_percent", "gauge", "Share of the PMD's cycles spent busy, in percent.");
+    let mut f = family(
+        &mut out,
+        "pmd_busy_percent",
+        "gauge",
+        "Share of the PMD's cycles spent busy, in percent.",
+    );
     for p in &pmds {
         f.sample(&[("pmd", &p.pmd.to_string())], p.busy_percent());
     }
-    let mut f = family(&mut out, "pmd_cycles_per_packet", "gauge", "Busy cycles per received packet.");
+    let mut f = family(
+        &mut out,
+        "pmd_cycles_per_packet",
+        "gauge",
+        "Busy cycles per received packet.",
+    );
     for p in &pmds {
         f.sample(&[("pmd", &p.pmd.to_string())], p.cycles_per_packet());
     }
-    let mut f = family(&mut out, "pmd_megaflows", "gauge", "Megaflows installed in the PMD's cache.");
+    let mut f = family(
+        &mut out,
+        "pmd_megaflows",
+        "gauge",
+        "Megaflows installed in the PMD's cache.",
+    );
     for p in &pmds {
         f.sample(&[("pmd", &p.pmd.to_string())], p.megaflows);
     }
 
     // Receive queues.
     let rxqs = sw.rxq_usage()?;
-    let mut f = family(&mut out, "rxq_busy_cycles_total", "counter", "Busy cycles the PMD spent on the receive queue.");
+    let mut f = family(
+        &mut out,
+        "rxq_busy_cycles_total",
+        "counter",
+        "Busy cycles the PMD spent on the receive queue.",
+    );
     for q in &rxqs {
         f.sample(
-            &[("pmd", &q.pmd.to_string()), ("bridge", &q.bridge), ("port", &q.port), ("queue", &q.queue.to_string())],
+            &[
+                ("pmd", &q.pmd.to_string()),
+                ("bridge", &q.bridge),
+                ("port", &q.port),
+                ("queue", &q.queue.to_string()),
+            ],
             q.cycles,
         );
     }
-    let mut f = family(&mut out, "rxq_usage_percent", "gauge", "Share of the PMD's cycles spent on the receive queue, in percent.");
+    let mut f = family(
+        &mut out,
+        "rxq_usage_percent",
+        "gauge",
+        "Share of the PMD's cycles spent on the receive queue, in percent.",
+    );
     for q in &rxqs {
         f.sample(
-            &[("pmd", &q.pmd.to_string()), ("bridge", &q.bridge), ("port", &q.port), ("queue", &q.queue.to_string())],
+            &[
+                ("pmd", &q.pmd.to_string()),
+                ("bridge", &q.bridge),
+                ("port", &q.port),
+                ("queue", &q.queue.to_string()),
+            ],
             q.usage_percent,
         );
     }
 
     // Rule tables.
-    let mut f = family(&mut out, "rules", "gauge", "Rules in each non-empty table of a bridge.");
+    let mut f = family(
+        &mut out,
+        "rules",
+        "gauge",
+        "Rules in each non-empty table of a bridge.",
+    );
     for (br, counts) in &rules {
         for (table, n) in counts {
             f.sample(&[("bridge", br), ("table", &table.to_string())], n);

@@ -152,10 +152,17 @@ fn dp_text(a: &[flow_table::DpAction]) -> String {
     if a.is_empty() {
         return "drop".into();
     }
-    a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
+    a.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn trace_view(r: &TraceReport, names: &BTreeMap<u32, String>, packet: Option<&PacketTrace>) -> TraceView {
+fn trace_view(
+    r: &TraceReport,
+    names: &BTreeMap<u32, String>,
+    packet: Option<&PacketTrace>,
+) -> TraceView {
     use flow_table::flow_syntax::{format_actions, format_match_named};
     let name = |n: u32| names.get(&n).cloned();
     let mut text = String::new();
@@ -179,7 +186,10 @@ fn trace_view(r: &TraceReport, names: &BTreeMap<u32, String>, packet: Option<&Pa
                 matched: t.rule.is_some(),
                 priority: t.rule.as_ref().map(|r| r.priority),
                 cookie: t.rule.as_ref().map(|r| format!("{:#x}", r.cookie)),
-                r#match: t.rule.as_ref().map(|r| format_match_named(&r.r#match, &name)),
+                r#match: t
+                    .rule
+                    .as_ref()
+                    .map(|r| format_match_named(&r.r#match, &name)),
                 actions: t.rule.as_ref().map(|r| format_actions(&r.actions, &name)),
             })
             .collect(),
@@ -344,11 +354,15 @@ async fn capture(
     }
     let buffer = q.buffer.unwrap_or(DEFAULT_CAPTURE_BUFFER);
     if !(1..=1_000_000).contains(&buffer) {
-        return Err(bad(format!("buffer must be 1 to 1000000 frames, not {buffer}")));
+        return Err(bad(format!(
+            "buffer must be 1 to 1000000 frames, not {buffer}"
+        )));
     }
     if let Some(d) = q.duration {
         if !(d > 0.0 && d <= 86_400.0) {
-            return Err(bad(format!("duration must be above 0 and at most 86400 s, not {d}")));
+            return Err(bad(format!(
+                "duration must be above 0 and at most 86400 s, not {d}"
+            )));
         }
     }
     let (b2, p2) = (br.clone(), port.clone());
@@ -374,14 +388,18 @@ async fn capture(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let rec = Arc::clone(&record);
     let count = q.count;
-    let until = q.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let until = q
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
     // The capture's frames come from PMD threads through a blocking channel: a plain thread
     // turns them into pcap bytes and ends when the count or duration is reached or the reader
     // goes away (dropping the capture disarms it).
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut ok = tx.blocking_send(Bytes::from(pcap::global_header(snaplen as u32))).is_ok();
+            let mut ok = tx
+                .blocking_send(Bytes::from(pcap::global_header(snaplen as u32)))
+                .is_ok();
             let mut n = 0u64;
             while ok && count.is_none_or(|c| n < c) && until.is_none_or(|u| Instant::now() < u) {
                 rec.lost.store(cap.lost(), Ordering::Relaxed);

@@ -104,7 +104,14 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("Request who-has 10.0.0.2 tell 10.0.0.1"), "{text}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("Request who-has 10.0.0.2 tell 10.0.0.1"),
+            "{text}"
+        );
     }
 }

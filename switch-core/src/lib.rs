@@ -19,14 +19,14 @@ pub mod port_spec;
 pub mod rxq_sched;
 pub mod stats;
 pub mod switch;
-pub mod trace;
 #[cfg(feature = "testnet")]
 pub mod testnet;
+pub mod trace;
 
 pub use bridge::LOCAL_PORT;
+pub use observe::{CaptureDir, CapturedFrame, PacketTrace};
 pub use pmd::MegaflowRow;
 pub use port_spec::PortConfig;
-pub use observe::{CaptureDir, CapturedFrame, PacketTrace};
 pub use stats::{DropReason, PmdStats};
-pub use trace::TraceReport;
 pub use switch::{Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError};
+pub use trace::TraceReport;

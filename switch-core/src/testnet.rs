@@ -263,7 +263,12 @@ impl Host {
                 libc::close(fd);
                 n
             };
-            assert_eq!(n, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "sendto: {}",
+                std::io::Error::last_os_error()
+            );
         })
         .join()
         .expect("raw send");

@@ -143,14 +143,21 @@ fn dp_actions(a: &[DpAction]) -> String {
     if a.is_empty() {
         return "drop".into();
     }
-    a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
+    a.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl TraceReport {
     /// The trace as `ovs-appctl ofproto/trace` prints it, with port names from `names`.
     pub fn to_text(&self, names: &dyn Fn(u32) -> Option<String>) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "Flow: {}", format_match_named(&key_match(&self.flow), names));
+        let _ = writeln!(
+            s,
+            "Flow: {}",
+            format_match_named(&key_match(&self.flow), names)
+        );
         let _ = writeln!(s, "\nbridge(\"{}\")", self.bridge);
         let _ = writeln!(s, "{}", "-".repeat(self.bridge.len() + 10));
         for t in &self.tables {
@@ -162,7 +169,11 @@ impl TraceReport {
                         s,
                         "{pad}{:2}. {}priority {}, cookie {:#x}",
                         t.table,
-                        if m.is_empty() { String::new() } else { format!("{m}, ") },
+                        if m.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{m}, ")
+                        },
                         r.priority,
                         r.cookie
                     );
@@ -179,7 +190,11 @@ impl TraceReport {
                 let _ = writeln!(s, "\nNORMAL: no learned MAC for the destination, flooding");
             }
             Some(Some(DpAction::Output(p))) => {
-                let _ = writeln!(s, "\nNORMAL: forwarding to learned port {}", port(*p, names));
+                let _ = writeln!(
+                    s,
+                    "\nNORMAL: forwarding to learned port {}",
+                    port(*p, names)
+                );
             }
             Some(_) => {
                 let _ = writeln!(
@@ -276,11 +291,19 @@ mod tests {
         assert!(text.contains("goto_table:3"), "{text}");
         assert!(text.contains("     3. priority 5, cookie 0x0"), "{text}");
         assert!(text.contains("output:p2"), "{text}");
-        assert!(text.contains("Megaflow: ip,in_port=1,nw_dst=10.0.0.2"), "{text}");
+        assert!(
+            text.contains("Megaflow: ip,in_port=1,nw_dst=10.0.0.2"),
+            "{text}"
+        );
         assert!(text.contains("Datapath actions: 2\n"), "{text}");
         assert!(text.contains("Output ports: 2 (p2)"), "{text}");
         // Nothing was counted.
-        assert!(br.tables.load().rules().iter().all(|r| r.stats.packets() == 0));
+        assert!(br
+            .tables
+            .load()
+            .rules()
+            .iter()
+            .all(|r| r.stats.packets() == 0));
     }
 
     #[test]
@@ -301,7 +324,11 @@ mod tests {
         assert_eq!(r.drop, Some(DropReason::Policy));
         assert!(r.to_text(&|_| None).contains("Drop reason: policy"));
 
-        let br = bridge(vec![RuleSpec::new(9, Match::any(), vec![Action::Output(7)])]);
+        let br = bridge(vec![RuleSpec::new(
+            9,
+            Match::any(),
+            vec![Action::Output(7)],
+        )]);
         let r = trace(&br, &tcp_key(), &[1, 2], 0);
         assert_eq!(r.drop, Some(DropReason::NoPort));
 

@@ -71,17 +71,26 @@ fn capture_sees_both_directions_and_a_slow_reader_loses_frames_not_traffic() {
         .iter()
         .filter(|f| f.tx && is_icmp_echo(&f.data, 0))
         .count();
-    assert!(requests >= 3, "echo requests received on port 1: {requests}");
+    assert!(
+        requests >= 3,
+        "echo requests received on port 1: {requests}"
+    );
     assert!(replies >= 3, "echo replies sent out of port 1: {replies}");
     assert!(frames.iter().all(|f| f.data.len() <= 96), "snap length");
-    assert!(frames.iter().all(|f| f.orig_len >= 98), "ping frames are 98 bytes");
+    assert!(
+        frames.iter().all(|f| f.orig_len >= 98),
+        "ping frames are 98 bytes"
+    );
     assert_eq!(cap.lost(), 0);
     drop(cap);
 
     // A capture of rx only, with room for 2 frames and nobody reading: the pings still pass,
     // the capture loses the rest and counts them.
     let cap = sw.capture(&br, "1", CaptureDir::Rx, 2, 64).unwrap();
-    assert!(h1.ping(&h2.ip, 5), "a full capture buffer slowed the datapath");
+    assert!(
+        h1.ping(&h2.ip, 5),
+        "a full capture buffer slowed the datapath"
+    );
     assert!(cap.lost() >= 3, "lost {}", cap.lost());
     let kept: Vec<_> = cap.frames().try_iter().collect();
     assert_eq!(kept.len(), 2);
@@ -129,7 +138,10 @@ fn the_next_matching_real_packet_is_traced() {
     assert_eq!(t.report.outputs, vec![2]);
     let text = t.report.to_text(&|_| None);
     assert!(text.contains("priority 0, cookie 0x0"), "{text}");
-    assert!(text.contains("NORMAL: forwarding to learned port 2"), "{text}");
+    assert!(
+        text.contains("NORMAL: forwarding to learned port 2"),
+        "{text}"
+    );
     // One shot: the rule counters saw only the real traffic, and the trace is disarmed.
     assert!(sw
         .trace_packet(&br, "1", filter, Duration::from_millis(200))

@@ -342,7 +342,10 @@ fn traced_translation_records_each_lookup_and_changes_nothing() {
     assert_eq!(x.actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
     assert_eq!(steps.len(), 2);
     let r0 = steps[0].rule.as_ref().expect("table 0 matched");
-    assert_eq!((steps[0].table, steps[0].depth, r0.priority, r0.cookie), (0, 0, 100, 5));
+    assert_eq!(
+        (steps[0].table, steps[0].depth, r0.priority, r0.cookie),
+        (0, 0, 100, 5)
+    );
     assert_eq!(steps[0].actions, (0, 2), "dec_ttl and the nested output");
     assert_eq!((steps[1].table, steps[1].depth), (1, 1));
     assert_eq!(steps[1].key.nw_ttl, 8, "table 1 saw the decremented TTL");
