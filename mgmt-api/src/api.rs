@@ -844,7 +844,9 @@ struct ApiDoc;
 
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::observe::ObserveDoc::openapi());
+    doc
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {

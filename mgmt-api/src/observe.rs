@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use switch_core::{CaptureDir, PacketTrace, TraceReport};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{ApiError, ApiJson, AppState};
 use crate::service::{Service, ServiceError};
@@ -39,6 +40,22 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/captures/{id}", get(capture_summary))
 }
 
+/// The OpenAPI description of these routes (merged into the API's document).
+#[derive(OpenApi)]
+#[openapi(
+    paths(metrics_text, trace, trace_packet, capture, capture_summary),
+    components(schemas(
+        TraceRequest,
+        TracePacketRequest,
+        TraceView,
+        TraceTableView,
+        PortRef,
+        PacketView,
+        CaptureSummary
+    ))
+)]
+pub struct ObserveDoc;
+
 async fn run<T: Send + 'static>(
     app: &Arc<AppState>,
     f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
@@ -58,6 +75,8 @@ async fn run<T: Send + 'static>(
 
 // ---- metrics --------------------------------------------------------------------------------
 
+/// The switch's counters in the Prometheus text format (version 0.0.4).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics_text(State(app): App) -> Result<Response, ApiError> {
     let text = run(&app, metrics::render).await?;
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
@@ -66,7 +85,7 @@ async fn metrics_text(State(app): App) -> Result<Response, ApiError> {
 // ---- traces ---------------------------------------------------------------------------------
 
 /// `POST /bridges/{bridge}/trace`: `{"flow": "in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraceRequest {
     /// The packet, as a match in `ovs-ofctl` syntax; `in_port` is required.
@@ -74,7 +93,7 @@ pub struct TraceRequest {
 }
 
 /// `POST /bridges/{bridge}/trace-packet`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TracePacketRequest {
     /// The port (name or number) to watch.
@@ -88,7 +107,7 @@ pub struct TracePacketRequest {
 }
 
 /// One table lookup of a trace.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TraceTableView {
     /// Table id.
     pub table: u8,
@@ -107,7 +126,7 @@ pub struct TraceTableView {
 }
 
 /// A trace.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TraceView {
     /// Every table consulted, in order.
     pub tables: Vec<TraceTableView>,
@@ -127,7 +146,7 @@ pub struct TraceView {
 }
 
 /// A port number with its name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PortRef {
     /// Number.
     pub ofport: u32,
@@ -136,7 +155,7 @@ pub struct PortRef {
 }
 
 /// What the datapath did with a traced real packet.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PacketView {
     /// The PMD thread that handled it.
     pub pmd: usize,
@@ -222,6 +241,9 @@ fn cache_name(h: flow_table::Hit) -> &'static str {
     }
 }
 
+/// What the bridge would do with a packet (`ofproto/trace`); nothing is sent or counted.
+#[utoipa::path(post, path = "/bridges/{bridge}/trace", request_body = TraceRequest,
+    responses((status = 200, body = TraceView), (status = 400, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
 async fn trace(
     State(app): App,
     Path(br): Path<String>,
@@ -248,6 +270,9 @@ async fn trace(
     .map(Json)
 }
 
+/// Traces the next real packet received on a port that matches a filter.
+#[utoipa::path(post, path = "/bridges/{bridge}/trace-packet", request_body = TracePacketRequest,
+    responses((status = 200, body = TraceView), (status = 400, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody, description = "No such bridge or port, or no matching packet in time")))]
 async fn trace_packet(
     State(app): App,
     Path(br): Path<String>,
@@ -307,7 +332,7 @@ pub struct CaptureQuery {
 }
 
 /// What `GET /captures/{id}` says about a capture.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CaptureSummary {
     /// Its id (the `x-capture-id` header of the capture's response).
     pub id: u64,
@@ -340,6 +365,15 @@ fn bad(msg: String) -> ApiError {
     ServiceError::BadRequest(msg, None).into()
 }
 
+/// Streams the packets of a port as a pcap file (`tcpdump -r` reads it). The `x-capture-id`
+/// header names the capture for `/captures/{id}`.
+#[utoipa::path(get, path = "/bridges/{bridge}/ports/{port}/capture",
+    params(("dir" = Option<String>, Query, description = "rx, tx or both (default)"),
+           ("count" = Option<u64>, Query, description = "stop after this many packets"),
+           ("duration" = Option<f64>, Query, description = "stop after this many seconds"),
+           ("snaplen" = Option<usize>, Query, description = "bytes kept per packet (default 65535)"),
+           ("buffer" = Option<usize>, Query, description = "packets buffered for a slow reader (default 4096)")),
+    responses((status = 200, description = "pcap stream", content_type = "application/vnd.tcpdump.pcap"), (status = 400, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
 async fn capture(
     State(app): App,
     Path((br, port)): Path<(String, String)>,
@@ -433,6 +467,8 @@ async fn capture(
     Ok(resp)
 }
 
+/// How many packets a capture wrote and lost.
+#[utoipa::path(get, path = "/captures/{id}", responses((status = 200, body = CaptureSummary), (status = 404, body = crate::api::ErrorBody)))]
 async fn capture_summary(Path(id): Path<u64>) -> Result<Json<CaptureSummary>, ApiError> {
     let all = CAPTURES.lock().unwrap_or_else(|e| e.into_inner());
     let r = all

@@ -190,6 +190,16 @@ async fn metrics_are_prometheus_text_with_real_counters() {
     assert!(!hosts[0].ping("10.221.0.9", 3));
     assert!(hosts[0].ping(&hosts[1].ip, 2));
 
+    let doc = api.call("GET", "/openapi.json", None).await.json();
+    for route in [
+        "/metrics",
+        "/bridges/{bridge}/trace",
+        "/bridges/{bridge}/trace-packet",
+        "/bridges/{bridge}/ports/{port}/capture",
+        "/captures/{id}",
+    ] {
+        assert!(doc["paths"][route].is_object(), "{route} is not documented");
+    }
     let r = api.call("GET", "/metrics", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
