@@ -87,8 +87,13 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
     let mut rows = Vec::new();
     let mut rules = Vec::new();
     for br in svc.bridges() {
-        let drops = sw.port_drops(&br)?;
-        for p in sw.ports(&br)? {
+        // A bridge deleted meanwhile is simply left out.
+        let (Ok(drops), Ok(list), Ok(counts)) =
+            (sw.port_drops(&br), sw.ports(&br), sw.rule_counts(&br))
+        else {
+            continue;
+        };
+        for p in list {
             let dp = drops.get(&p.port_no).copied().unwrap_or_default();
             rows.push(PortRow {
                 bridge: br.clone(),
@@ -97,7 +102,7 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
                 drops: port_drop_reasons(p.kind, &dp, p.stats.tx_dropped),
             });
         }
-        rules.push((br.clone(), sw.rule_counts(&br)?));
+        rules.push((br.clone(), counts));
     }
     type Get = fn(&ports::PortStats) -> u64;
     let port_counters: [(&str, &str, Get); 8] = [

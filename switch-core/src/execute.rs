@@ -23,7 +23,7 @@ impl PmdPort {
     #[inline]
     pub fn flush(&mut self, pool: &mut PacketPool) {
         if !self.tx.is_empty() {
-            self.obs.capture(true, self.tx.iter().map(|p| p.data()));
+            self.obs.capture(true, self.tx.iter().map(|f| f.data()));
             self.port.tx_burst(0, pool, &mut self.tx);
         }
     }

@@ -320,7 +320,7 @@ impl Pmd {
         }
         let in_port = ports[p].port_no;
         local.packets += n as u64;
-        ports[p].obs.capture(false, batch.iter().map(|p| p.data()));
+        ports[p].obs.capture(false, batch.iter().map(|f| f.data()));
         // One branch per packet while no trace is armed.
         let mut tracing = ports[p].obs.trace.is_some();
         let drops_before = local.drops;
