@@ -332,12 +332,7 @@ impl Pmd {
                 continue;
             }
             let hash = key.hash();
-            let mut failed = false;
-            let d = cache.lookup_with(&key, hash, now, |k| {
-                let x = shared.upcall(k, now, learned);
-                failed = x.error.is_some();
-                x
-            });
+            let d = cache.lookup_with(&key, hash, now, |k| shared.upcall(k, now, learned));
             let len = pkt.len() as u64;
             match &d {
                 Decision::Cached(r, hit) => {
@@ -359,13 +354,13 @@ impl Pmd {
             if tracing && trace_one(*idx, shared, &key, &d, cache, ports, p, len, now) {
                 tracing = false;
             }
-            if failed {
-                // The translation gave up (resubmit loop): its cached decision drops.
+            let actions = cache.actions(&d);
+            if actions.is_empty() && upcall_failed(&d, cache) {
                 pool.free(pkt);
                 local.drop(DropReason::UpcallFailed, 1);
                 continue;
             }
-            execute(cache.actions(&d), pkt, in_port, ports, pool, local);
+            execute(actions, pkt, in_port, ports, pool, local);
         }
         observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
         n
@@ -617,6 +612,16 @@ impl Pmd {
                 .megaflows
                 .expire_idle(now, self.cfg.megaflow_idle_ms);
         }
+    }
+}
+
+/// Whether a drop decision comes from a translation that gave up (resubmit loop, too many
+/// lookups) rather than from policy. Asked only for drops.
+#[cold]
+fn upcall_failed(d: &Decision, cache: &FlowCache) -> bool {
+    match d {
+        Decision::Cached(r, _) => cache.megaflows.get(*r).is_some_and(|m| m.failed),
+        Decision::Uncached(x) => x.error.is_some(),
     }
 }
 

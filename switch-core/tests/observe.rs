@@ -178,6 +178,25 @@ fn drops_are_counted_by_reason_on_the_ingress_port() {
     assert!(!h1.ping("10.213.0.9", 2));
     assert!(reason(1, DropReason::NoPort) >= 2, "no-route drops");
 
+    // Upcall failed: a rule that resubmits to its own table loops until translation gives
+    // up; every packet of that flow (the upcall's and the cached megaflow's) counts.
+    sw.add_flow(
+        &br,
+        RuleSpec::new(
+            100,
+            ip_to(8),
+            vec![Action::Resubmit {
+                port: None,
+                table: Some(0),
+            }],
+        ),
+    )
+    .unwrap();
+    h1.arp("10.213.0.8", &h2.mac());
+    assert!(!h1.ping("10.213.0.8", 3));
+    assert!(reason(1, DropReason::UpcallFailed) >= 3, "upcall failures");
+    let policy = reason(1, DropReason::Policy);
+
     // Malformed: an IPv4 frame whose header says version 6, sent raw by h1.
     let mut frame = vec![0u8; 60];
     frame[0..6].copy_from_slice(&[0xff; 6]);
@@ -192,6 +211,11 @@ fn drops_are_counted_by_reason_on_the_ingress_port() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(reason(1, DropReason::Malformed), 4, "malformed drops");
+    assert_eq!(
+        reason(1, DropReason::Policy),
+        policy,
+        "nothing else was counted as policy"
+    );
     // Port 2 received nothing that was dropped; the PMD totals agree.
     assert!(sw.port_drops(&br).unwrap()[&2].iter().all(|&n| n == 0));
     let pmd: u64 = sw
