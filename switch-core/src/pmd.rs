@@ -355,9 +355,9 @@ impl Pmd {
                 tracing = false;
             }
             let actions = cache.actions(&d);
-            if actions.is_empty() && upcall_failed(&d, cache) {
+            if actions.is_empty() {
                 pool.free(pkt);
-                local.drop(DropReason::UpcallFailed, 1);
+                local.drop(drop_reason(&d, cache), 1);
                 continue;
             }
             execute(actions, pkt, in_port, ports, pool, local);
@@ -615,13 +615,24 @@ impl Pmd {
     }
 }
 
-/// Whether a drop decision comes from a translation that gave up (resubmit loop, too many
-/// lookups) rather than from policy. Asked only for drops.
+/// Why a decision with no actions drops: the translation gave up (resubmit loop, too many
+/// lookups), NORMAL had nowhere to send (the destination was learnt on the ingress port), or
+/// policy (a rule, or no rule, said drop). Asked only for drops.
 #[cold]
-fn upcall_failed(d: &Decision, cache: &FlowCache) -> bool {
-    match d {
-        Decision::Cached(r, _) => cache.megaflows.get(*r).is_some_and(|m| m.failed),
-        Decision::Uncached(x) => x.error.is_some(),
+fn drop_reason(d: &Decision, cache: &FlowCache) -> DropReason {
+    let (failed, normal) = match d {
+        Decision::Cached(r, _) => cache
+            .megaflows
+            .get(*r)
+            .map_or((false, false), |m| (m.failed, m.normal)),
+        Decision::Uncached(x) => (x.error.is_some(), x.normal),
+    };
+    if failed {
+        DropReason::UpcallFailed
+    } else if normal {
+        DropReason::NoPort
+    } else {
+        DropReason::Policy
     }
 }
 

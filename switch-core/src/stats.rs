@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum DropReason {
     /// The actions said drop (a rule, or no rule matched).
     Policy = 0,
-    /// No route: an output named a port that does not exist (any more), or a flood found no
-    /// other port.
+    /// No route: an output named a port that does not exist (any more), a flood found no
+    /// other port, or NORMAL learnt the destination on the ingress port.
     NoPort = 1,
     /// No buffer to copy the packet into for a second output.
     NoBuffer = 2,

@@ -99,6 +99,8 @@ pub fn trace(bridge: &BridgeShared, key: &FlowKey, ports: &[u32], now_ms: u64) -
     }
     let drop = if x.error.is_some() {
         Some(DropReason::UpcallFailed)
+    } else if outputs.is_empty() && normal == Some(None) {
+        Some(DropReason::NoPort)
     } else if !outputs.is_empty() && outputs.iter().all(|p| !ports.contains(p)) {
         Some(DropReason::NoPort)
     } else if outputs.is_empty() {
@@ -318,6 +320,14 @@ mod tests {
         br.macs().learn(0, [2, 0, 0, 0, 0, 2], 3, 0);
         let r = trace(&br, &tcp_key(), &[1, 2, 3], 0);
         assert_eq!(r.outputs, vec![3]);
+        // The destination behind the ingress port: NORMAL has no route.
+        br.macs().learn(0, [2, 0, 0, 0, 0, 2], 1, 0);
+        let r = trace(&br, &tcp_key(), &[1, 2, 3], 0);
+        assert_eq!(
+            (r.outputs.clone(), r.drop),
+            (vec![], Some(DropReason::NoPort))
+        );
+        assert!(r.to_text(&|_| None).contains("learned on the ingress port"));
 
         let br = bridge(vec![RuleSpec::new(9, Match::any(), vec![Action::Drop])]);
         let r = trace(&br, &tcp_key(), &[1, 2], 0);

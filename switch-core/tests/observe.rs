@@ -177,6 +177,20 @@ fn drops_are_counted_by_reason_on_the_ingress_port() {
     h1.arp("10.213.0.9", &h2.mac());
     assert!(!h1.ping("10.213.0.9", 2));
     assert!(reason(1, DropReason::NoPort) >= 2, "no-route drops");
+    // No route for NORMAL: h2's address pinned to h1's own port.
+    let before = reason(1, DropReason::NoPort);
+    let mac: Vec<u8> = h2
+        .mac()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    sw.fdb_add(&br, "1", 0, mac.try_into().unwrap()).unwrap();
+    h1.arp("10.213.0.7", &h2.mac());
+    assert!(!h1.ping("10.213.0.7", 2));
+    assert!(
+        reason(1, DropReason::NoPort) >= before + 2,
+        "NORMAL no-route drops"
+    );
 
     // Upcall failed: a rule that resubmits to its own table loops until translation gives
     // up; every packet of that flow (the upcall's and the cached megaflow's) counts.
