@@ -89,31 +89,26 @@ pub fn trace(bridge: &BridgeShared, key: &FlowKey, ports: &[u32], now_ms: u64) -
             actions.push(a.clone());
         }
     }
+    // Where it leaves: outputs to ports that exist (an output to a missing port drops).
     let mut outputs = Vec::new();
     for a in &actions {
         match a {
-            DpAction::Output(p) => outputs.push(*p),
+            DpAction::Output(p) if ports.contains(p) => outputs.push(*p),
             DpAction::Flood => outputs.extend(ports.iter().copied().filter(|p| *p != key.in_port)),
             _ => {}
         }
     }
+    let has_output = actions
+        .iter()
+        .any(|a| matches!(a, DpAction::Output(_) | DpAction::Flood));
     let drop = if x.error.is_some() {
         Some(DropReason::UpcallFailed)
-    } else if outputs.is_empty() && normal == Some(None) {
-        Some(DropReason::NoPort)
-    } else if !outputs.is_empty() && outputs.iter().all(|p| !ports.contains(p)) {
-        Some(DropReason::NoPort)
-    } else if outputs.is_empty() {
-        let has_output = actions
-            .iter()
-            .any(|a| matches!(a, DpAction::Output(_) | DpAction::Flood));
-        Some(if has_output {
-            DropReason::NoPort
-        } else {
-            DropReason::Policy
-        })
-    } else {
+    } else if !outputs.is_empty() {
         None
+    } else if has_output || normal == Some(None) {
+        Some(DropReason::NoPort)
+    } else {
+        Some(DropReason::Policy)
     };
     TraceReport {
         bridge: bridge.name.clone(),
