@@ -150,7 +150,8 @@ impl PortObs {
     }
 
     /// Copies frames into the armed captures of this direction. Called once per batch; the
-    /// unarmed cost is the emptiness test.
+    /// unarmed cost is the emptiness test. The copies allocate (a `Vec` per frame), which is
+    /// why they happen only while a capture is armed, never otherwise.
     #[inline]
     pub fn capture<'a>(&self, tx: bool, frames: impl Iterator<Item = &'a [u8]>) {
         if self.captures.is_empty() {
