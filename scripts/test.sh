@@ -12,6 +12,8 @@ command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
 # recommends it still brings the virtio-user and vhost PMDs.
 command -v dpdk-testpmd >/dev/null || need_pkgs+=(dpdk-dev)
 command -v stdbuf >/dev/null || need_pkgs+=(coreutils)
+# Reads back the pcap files of the capture tests.
+command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive

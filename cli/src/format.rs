@@ -110,8 +110,25 @@ pub fn ports(ports: &Value) -> String {
             u(st, "tx_dropped"),
             u(st, "tx_errors")
         );
+        if let Some(drops) = p["drops"].as_object() {
+            let _ = writeln!(out, "           drop reasons: {}", nonzero(drops));
+        }
     }
     out
+}
+
+/// `k=v` for the non-zero counters of a JSON object, `none` when all are zero.
+fn nonzero(m: &serde_json::Map<String, Value>) -> String {
+    let parts: Vec<String> = m
+        .iter()
+        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, v)| format!("{k}={}", v.as_u64().unwrap_or(0)))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// `fdb-show`.
@@ -188,6 +205,15 @@ pub fn pmd_rxqs(rows: &Value) -> String {
                 queues.to_string()
             }
         );
+        // As OVS: each queue with its share of the PMD's cycles.
+        for q in r["queues"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "    queue-id: {:>2}  pmd usage: {:>3} %",
+                u(q, "queue"),
+                q["usage_percent"].as_f64().unwrap_or(0.0).round()
+            );
+        }
     }
     out
 }
@@ -344,5 +370,32 @@ mod tests {
         assert!(s.contains("emc hits: 8"));
         assert!(s.contains("drops: policy=2"));
         assert!(s.contains("avg processing cycles per packet: 500.00"));
+    }
+
+    #[test]
+    fn drop_reasons_and_queue_usage() {
+        let p = json!([{"name": "p1", "ofport": 1, "statistics": {},
+            "drops": {"policy": 3, "no_route": 0, "malformed": 1, "tx_queue_full": 0}},
+            {"name": "p2", "ofport": 2, "statistics": {}, "drops": {"policy": 0}}]);
+        let out = ports(&p);
+        assert!(
+            out.contains("           drop reasons: malformed=1, policy=3\n"),
+            "{out}"
+        );
+        assert!(out.contains("           drop reasons: none\n"), "{out}");
+        let rxqs = pmd_rxqs(
+            &json!([{"pmd": 0, "core": null, "bridge": "br0", "port": "p1",
+            "ofport": 1, "rx_queues": 2, "queues": [
+                {"queue": 0, "cycles": 10, "usage_percent": 12.4},
+                {"queue": 1, "cycles": 90, "usage_percent": 80.6}]}]),
+        );
+        assert!(
+            rxqs.contains("    queue-id:  0  pmd usage:  12 %\n"),
+            "{rxqs}"
+        );
+        assert!(
+            rxqs.contains("    queue-id:  1  pmd usage:  81 %\n"),
+            "{rxqs}"
+        );
     }
 }

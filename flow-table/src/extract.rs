@@ -41,6 +41,15 @@ pub fn extract(frame: &[u8], in_port: u32) -> FlowKey {
 /// Extracts the flow key of `frame` into `key`, which is overwritten entirely.
 #[inline]
 pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
+    extract_checked(frame, in_port, key);
+}
+
+/// Like [`extract_into`], and tells whether the frame is well formed: false when it is shorter
+/// than an Ethernet header, a VLAN tag is cut off, or its IPv4/IPv6 header is cut off or
+/// invalid (wrong version, IPv4 header length below 20 or beyond the total length). The
+/// datapath drops such frames as malformed (OVS drops the too-short ones the same way).
+#[inline]
+pub fn extract_checked(frame: &[u8], in_port: u32, key: &mut FlowKey) -> bool {
     *key = FlowKey::ZERO;
     key.in_port = in_port;
     let Some(eth) = view::<14>(frame, 0) else {
@@ -48,7 +57,7 @@ pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
             key.eth_dst.copy_from_slice(&macs[0..6]);
             key.eth_src.copy_from_slice(&macs[6..12]);
         }
-        return;
+        return false;
     };
     key.eth_dst.copy_from_slice(&eth[0..6]);
     key.eth_src.copy_from_slice(&eth[6..12]);
@@ -56,14 +65,14 @@ pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
     let mut off = 14;
     if is_vlan_tpid(eth_type) {
         let Some(tag) = view::<4>(frame, off) else {
-            return;
+            return false;
         };
         key.vlan_tci = be16(tag, 0) | VLAN_PRESENT;
         eth_type = be16(tag, 2);
         off += 4;
         if is_vlan_tpid(eth_type) {
             let Some(tag) = view::<4>(frame, off) else {
-                return;
+                return false;
             };
             key.inner_vlan_tci = be16(tag, 0) | VLAN_PRESENT;
             eth_type = be16(tag, 2);
@@ -77,8 +86,11 @@ pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
     match eth_type {
         ethertype::IPV4 => ipv4(frame, off, key),
         ethertype::IPV6 => ipv6(frame, off, key),
-        ethertype::ARP => arp(frame, off, key),
-        _ => {}
+        ethertype::ARP => {
+            arp(frame, off, key);
+            true
+        }
+        _ => true,
     }
 }
 
@@ -88,43 +100,46 @@ fn is_vlan_tpid(t: u16) -> bool {
 }
 
 #[inline(always)]
-fn ipv4(frame: &[u8], off: usize, key: &mut FlowKey) {
+fn ipv4(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
     let Some(h) = view::<20>(frame, off) else {
-        return;
+        return false;
     };
     let ihl = ((h[0] & 0x0f) as usize) * 4;
     if h[0] >> 4 != 4 || ihl < 20 {
-        return;
+        return false;
     }
     key.nw_tos = h[1];
     key.nw_ttl = h[8];
     key.nw_proto = h[9];
     key.nw_src = be32(h, 12);
     key.nw_dst = be32(h, 16);
+    // Options cut off by the end of the frame: the fixed header is read, the frame is malformed.
+    let whole = frame.len() >= off + ihl;
     let frag = be16(h, 6);
     if frag & 0x3fff != 0 {
         key.nw_frag = FRAG_ANY;
         if frag & 0x1fff != 0 {
             key.nw_frag |= FRAG_LATER;
-            return;
+            return whole;
         }
     }
     // The L4 header must lie inside both the frame and the IP datagram (ignore Ethernet padding).
     let total = be16(h, 2) as usize;
     if total < ihl {
-        return;
+        return false;
     }
     let end = frame.len().min(off + total);
     l4(&frame[..end], off + ihl, key.nw_proto, key);
+    whole
 }
 
 #[inline(always)]
-fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) {
+fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
     let Some(h) = view::<40>(frame, off) else {
-        return;
+        return false;
     };
     if h[0] >> 4 != 6 {
-        return;
+        return false;
     }
     let vtcfl = be32(h, 0);
     key.nw_tos = (vtcfl >> 20) as u8;
@@ -142,7 +157,7 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) {
             0 | 43 | 60 => {
                 let Some(e) = view::<2>(frame, off) else {
                     key.nw_proto = next;
-                    return;
+                    return true;
                 };
                 next = e[0];
                 off += (e[1] as usize + 1) * 8;
@@ -151,7 +166,7 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) {
             51 => {
                 let Some(e) = view::<2>(frame, off) else {
                     key.nw_proto = next;
-                    return;
+                    return true;
                 };
                 next = e[0];
                 off += (e[1] as usize + 2) * 4;
@@ -159,14 +174,14 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) {
             44 => {
                 let Some(e) = view::<8>(frame, off) else {
                     key.nw_proto = next;
-                    return;
+                    return true;
                 };
                 next = e[0];
                 key.nw_frag = FRAG_ANY;
                 if be16(e, 2) & 0xfff8 != 0 {
                     key.nw_frag |= FRAG_LATER;
                     key.nw_proto = next;
-                    return;
+                    return true;
                 }
                 off += 8;
             }
@@ -175,6 +190,7 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) {
     }
     key.nw_proto = next;
     l4(frame, off, next, key);
+    true
 }
 
 #[inline(always)]

@@ -54,11 +54,11 @@ pub mod upcall;
 
 pub use actions::{Action, DpAction, SetField};
 pub use cache::{CacheConfig, CacheStats, Decision, FlowCache, Hit};
-pub use extract::{extract, extract_into};
+pub use extract::{extract, extract_checked, extract_into};
 pub use fields::Field;
 pub use key::{FlowKey, FlowMask};
 pub use matches::{Match, MatchError};
 pub use megaflow::{FlowRef, Megaflow, MegaflowCache};
 pub use rule::{Rule, RuleSpec, RuleStats};
 pub use tables::{FlowModError, RuleChange, RuleFilter, RuleTables};
-pub use upcall::{translate, Translation};
+pub use upcall::{translate, translate_traced, TraceStep, Translation};

@@ -58,6 +58,9 @@ pub struct Megaflow {
     pub tables: u64,
     /// See [`Translation::normal`].
     pub normal: bool,
+    /// The translation gave up ([`Translation::error`]): its packets are dropped as upcall
+    /// failures rather than by policy.
+    pub failed: bool,
     /// Packets that hit it.
     pub packets: u64,
     /// Bytes of those packets.
@@ -276,6 +279,7 @@ impl MegaflowCache {
             tainted: x.tainted,
             tables: x.tables,
             normal: x.normal,
+            failed: x.error.is_some(),
             packets: 0,
             bytes: 0,
             used_ms: now_ms,

@@ -54,6 +54,22 @@ pub struct Translation {
     pub normal: bool,
 }
 
+/// One table lookup of a traced translation ([`translate_traced`]).
+#[derive(Clone, Debug)]
+pub struct TraceStep {
+    /// Nesting depth (0 for table 0, +1 per `goto_table`/`resubmit`).
+    pub depth: usize,
+    /// The table looked up.
+    pub table: u8,
+    /// The key it was looked up with (earlier actions may have rewritten it).
+    pub key: FlowKey,
+    /// The rule that matched, or `None` for a miss (the packet is dropped in that table).
+    pub rule: Option<Arc<Rule>>,
+    /// The datapath actions this rule's actions emitted, nested lookups included: the range
+    /// `actions.0..actions.1` of [`Translation::actions`].
+    pub actions: (usize, usize),
+}
+
 /// Bit of [`Translation::tables`] for a table id.
 #[inline]
 pub fn table_bit(table: u8) -> u64 {
@@ -76,10 +92,27 @@ struct Ctx<'a> {
     key: FlowKey,
     lookups: usize,
     out: Translation,
+    /// Recording hook of [`translate_traced`]; `None` on the datapath's upcalls.
+    trace: Option<Vec<TraceStep>>,
 }
 
 /// Translates `key` through `tables`, starting at table 0.
 pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
+    run(tables, key, None).0
+}
+
+/// Like [`translate`], also recording each table lookup (`ofproto/trace`). Reads the tables
+/// only: no counter changes, nothing is installed.
+pub fn translate_traced(tables: &RuleTables, key: &FlowKey) -> (Translation, Vec<TraceStep>) {
+    let (x, steps) = run(tables, key, Some(Vec::new()));
+    (x, steps.unwrap_or_default())
+}
+
+fn run(
+    tables: &RuleTables,
+    key: &FlowKey,
+    trace: Option<Vec<TraceStep>>,
+) -> (Translation, Option<Vec<TraceStep>>) {
     let mut ctx = Ctx {
         tables,
         orig: *key,
@@ -94,6 +127,7 @@ pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
             error: None,
             normal: false,
         },
+        trace,
     };
     // The datapath keys every megaflow on its ingress port (as OVS does), and outputs compare
     // against it.
@@ -102,7 +136,7 @@ pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
     if ctx.out.error.is_some() {
         ctx.out.actions.clear();
     }
-    ctx.out
+    (ctx.out, ctx.trace)
 }
 
 impl Ctx<'_> {
@@ -124,19 +158,39 @@ impl Ctx<'_> {
         if self.key != self.orig {
             self.out.tainted = true;
         }
-        let Some(rule) = self.tables.lookup(table, &self.key, &mut self.out.mask) else {
+        let rule = self
+            .tables
+            .lookup(table, &self.key, &mut self.out.mask)
+            .map(Arc::clone);
+        if let Some(t) = &mut self.trace {
+            t.push(TraceStep {
+                depth,
+                table,
+                key: self.key,
+                rule: rule.clone(),
+                actions: (self.out.actions.len(), self.out.actions.len()),
+            });
+        }
+        let Some(rule) = rule else {
             return Flow::Continue;
         };
-        let rule = Arc::clone(rule);
+        let step = self.trace.as_ref().map(|t| t.len() - 1);
         self.out.rules.push(Arc::clone(&rule));
+        let mut flow = Flow::Continue;
         for action in &rule.actions {
             match self.action(action, table, depth) {
                 Flow::Continue => {}
                 Flow::EndRule => break,
-                Flow::Stop => return Flow::Stop,
+                Flow::Stop => {
+                    flow = Flow::Stop;
+                    break;
+                }
             }
         }
-        Flow::Continue
+        if let (Some(t), Some(i)) = (&mut self.trace, step) {
+            t[i].actions.1 = self.out.actions.len();
+        }
+        flow
     }
 
     fn action(&mut self, action: &Action, table: u8, depth: usize) -> Flow {

@@ -218,6 +218,10 @@ pub struct PortView {
     pub mtu: u32,
     /// Counters.
     pub statistics: PortCountersView,
+    /// Drops by reason: the datapath's (policy, no_route, no_buffer, malformed,
+    /// upcall_failed) of packets received here, and transmit drops (tx_queue_full, or
+    /// guest_ring_full for vhost-user).
+    pub drops: std::collections::BTreeMap<String, u64>,
 }
 
 /// `POST /bridges/{bridge}/flows`: one flow or many, in ovs-ofctl syntax.
@@ -344,6 +348,19 @@ pub struct RxqView {
     pub ofport: u32,
     /// Receive queues this PMD polls on the port (0: it only transmits there).
     pub rx_queues: usize,
+    /// Each of those queues: its busy cycles and their share of the PMD's cycles.
+    pub queues: Vec<RxqQueueView>,
+}
+
+/// One receive queue in `pmd-rxq-show`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RxqQueueView {
+    /// Queue id.
+    pub queue: usize,
+    /// Busy cycles spent on it since the last `pmd-stats-clear`.
+    pub cycles: u64,
+    /// Their share of the PMD's cycles, in percent.
+    pub usage_percent: f64,
 }
 
 /// Counters of one PMD thread.
@@ -387,7 +404,14 @@ fn mac_text(m: &[u8; 6]) -> String {
 fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView {
     let entry = svc.port_entry(bridge, &p.name);
     let s = p.stats;
+    let dp = svc
+        .switch()
+        .port_drops(bridge)
+        .ok()
+        .and_then(|m| m.get(&p.port_no).copied())
+        .unwrap_or_default();
     PortView {
+        drops: crate::metrics::port_drop_reasons(p.kind, &dp, s.tx_dropped),
         r#type: entry
             .as_ref()
             .map_or_else(|| p.config.type_name().to_owned(), |e| e.r#type.clone()),
@@ -747,10 +771,20 @@ async fn megaflows(
 #[utoipa::path(get, path = "/pmd-rxqs", responses((status = 200, body = [RxqView])))]
 async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
     blocking(&app, |s| {
+        let usage = s.switch().rxq_usage()?;
         Ok(s.switch()
             .rxqs()
             .into_iter()
             .map(|r| RxqView {
+                queues: usage
+                    .iter()
+                    .filter(|u| u.pmd == r.pmd && u.bridge == r.bridge && u.port_no == r.port_no)
+                    .map(|u| RxqQueueView {
+                        queue: u.queue,
+                        cycles: u.cycles,
+                        usage_percent: u.usage_percent,
+                    })
+                    .collect(),
                 pmd: r.pmd,
                 core: r.core,
                 bridge: r.bridge,
@@ -821,7 +855,9 @@ struct ApiDoc;
 
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::observe::ObserveDoc::openapi());
+    doc
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
@@ -881,6 +917,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/pmd-rxqs", get(pmd_rxqs))
         .route("/bridges/{bridge}/megaflows", get(megaflows))
         .merge(net::routes())
+        .merge(crate::observe::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(DefaultBodyLimit::max(max_body))

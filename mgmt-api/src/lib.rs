@@ -5,6 +5,9 @@
 
 pub mod api;
 pub mod config;
+pub mod metrics;
+pub mod observe;
+pub mod pcap;
 pub mod service;
 pub mod state;
 

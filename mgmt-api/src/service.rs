@@ -439,6 +439,11 @@ impl Service {
         })
     }
 
+    /// A match in `ovs-ofctl` syntax, port names resolved on `bridge` (traces, filters).
+    pub fn parse_match(&self, bridge: &str, text: &str) -> Result<flow_table::Match, ServiceError> {
+        Ok(self.parse(bridge, text, FlowMode::Delete)?.r#match)
+    }
+
     /// The flows of a bridge as the state file keeps them.
     /// Ports are written by number: a port that cannot be reopened after a restart (its
     /// interface is gone) must not make its flows unreadable.

@@ -21,8 +21,8 @@ pub const INLINE_MAX: usize = 256;
 #[inline(always)]
 pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) {
     type W32 = [u8; 32];
-    // SAFETY (all arms): every access below lies within the first `n` bytes of `src`/`dst`,
-    // because each arm's word size is at most `n` and tail words end exactly at `n`.
+    // SAFETY: in every arm, each access lies within the first `n` bytes of `src`/`dst`,
+    // because the arm's word size is at most `n` and tail words end exactly at `n`.
     unsafe {
         if n <= 16 {
             if n >= 8 {
@@ -71,10 +71,14 @@ mod tests {
         for n in 0..=300 {
             // Guard bytes around the destination must stay untouched.
             let mut dst = vec![0xeeu8; n + 64];
+            // SAFETY: `dst` has 32 + n + 32 bytes, `src` 400 >= 3 + n; distinct vectors.
             unsafe { copy(dst.as_mut_ptr().add(32), src.as_ptr().add(3), n) };
             assert_eq!(&dst[32..32 + n], &src[3..3 + n], "n={n}");
             assert!(dst[..32].iter().all(|&b| b == 0xee), "n={n} wrote before");
-            assert!(dst[32 + n..].iter().all(|&b| b == 0xee), "n={n} wrote after");
+            assert!(
+                dst[32 + n..].iter().all(|&b| b == 0xee),
+                "n={n} wrote after"
+            );
         }
     }
 }

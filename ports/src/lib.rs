@@ -19,8 +19,8 @@
 mod afpacket;
 mod afxdp;
 mod batch;
-mod copy;
 mod bpf;
+mod copy;
 mod netdev;
 mod packet;
 mod patch;

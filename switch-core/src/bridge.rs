@@ -1,5 +1,6 @@
 //! What PMD threads share about a bridge: its rule tables and its MAC table.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -8,6 +9,7 @@ use flow_table::{translate, DpAction, FlowKey, RuleChange, RuleTables, Translati
 use crate::l2::L2Config;
 use crate::mac_table::MacTable;
 use crate::normal;
+use crate::observe::PortDrops;
 
 /// OpenFlow's number for the bridge's own (internal) port.
 pub const LOCAL_PORT: u32 = 65534;
@@ -26,6 +28,9 @@ pub struct BridgeShared {
     pub macs: Mutex<MacTable>,
     /// Port VLAN settings and mirrors (see [`crate::l2`]), replaced whole by the control plane.
     pub l2: ArcSwap<L2Config>,
+    /// Datapath drops by reason of the packets each port (by number) received. Locked only
+    /// when a port is added or removed and when counters are read.
+    pub port_drops: Mutex<BTreeMap<u32, Arc<PortDrops>>>,
 }
 
 impl BridgeShared {
@@ -37,7 +42,14 @@ impl BridgeShared {
             tables: ArcSwap::from_pointee(tables),
             macs: Mutex::new(macs),
             l2: ArcSwap::from_pointee(L2Config::default()),
+            port_drops: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The drop counters of a port (created on first use).
+    pub fn drops_of(&self, port_no: u32) -> Arc<PortDrops> {
+        let mut m = self.port_drops.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(m.entry(port_no).or_default())
     }
 
     /// The MAC table, recovering it if a thread panicked while holding it (the table stays

@@ -4,6 +4,7 @@ use flow_table::DpAction;
 use ports::{Packet, PacketBatch, PacketPool, Port};
 
 use crate::modify;
+use crate::observe::PortObs;
 use crate::stats::{DropReason, LocalCounters};
 
 /// A port as one PMD thread sees it: its own instance and its pending transmit batch.
@@ -13,6 +14,8 @@ pub(crate) struct PmdPort {
     pub tx: PacketBatch,
     /// Consecutive empty polls of a port whose polls are system calls (see `pmd.rs`).
     pub empty_polls: u32,
+    /// Drop counters, capture taps, packet trace, per-queue cycles (see `observe.rs`).
+    pub obs: PortObs,
 }
 
 impl PmdPort {
@@ -20,6 +23,7 @@ impl PmdPort {
     #[inline]
     pub fn flush(&mut self, pool: &mut PacketPool) {
         if !self.tx.is_empty() {
+            self.obs.capture(true, self.tx.iter().map(|f| f.data()));
             self.port.tx_burst(0, pool, &mut self.tx);
         }
     }

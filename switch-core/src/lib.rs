@@ -14,6 +14,7 @@ pub mod l2;
 pub mod mac_table;
 pub mod modify;
 pub mod normal;
+pub mod observe;
 mod pmd;
 pub mod port_spec;
 pub mod rxq_sched;
@@ -21,12 +22,15 @@ pub mod stats;
 pub mod switch;
 #[cfg(feature = "testnet")]
 pub mod testnet;
+pub mod trace;
 pub mod vlan;
 
 pub use bridge::LOCAL_PORT;
+pub use observe::{CaptureDir, CapturedFrame, PacketTrace};
 pub use pmd::MegaflowRow;
 pub use port_spec::PortConfig;
 pub use stats::{DropReason, PmdStats};
 pub use switch::l2_ctl::MirrorSpec;
-pub use switch::{PortInfo, RxqInfo, Switch, SwitchConfig, SwitchError};
+pub use switch::{Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError};
+pub use trace::TraceReport;
 pub use vlan::{PortVlan, VlanMode};

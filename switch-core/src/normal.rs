@@ -34,15 +34,7 @@ pub fn resolve(
     }
     let vlan = vlan_of(key);
     let learned = macs.learn(vlan, key.eth_src, key.in_port, now_ms);
-    let outcome = if is_multicast(&key.eth_dst) {
-        Some(DpAction::Flood)
-    } else {
-        match macs.lookup(vlan, &key.eth_dst, now_ms) {
-            Some(p) if p == key.in_port => None,
-            Some(p) => Some(DpAction::Output(p)),
-            None => Some(DpAction::Flood),
-        }
-    };
+    let outcome = outcome(key, macs, now_ms);
     let mut out = Vec::with_capacity(x.actions.len());
     for a in x.actions.drain(..) {
         if a == DpAction::Normal {
@@ -55,6 +47,19 @@ pub fn resolve(
     match learned {
         Some(Learned::New | Learned::Moved { .. }) => Some(towards(key.eth_src)),
         _ => None,
+    }
+}
+
+/// What NORMAL does with `key` given the MAC table as it is (no learning): flood a group or
+/// unknown destination, send to the learned port, or nothing when that is the ingress port.
+pub fn outcome(key: &FlowKey, macs: &MacTable, now_ms: u64) -> Option<DpAction> {
+    if is_multicast(&key.eth_dst) {
+        return Some(DpAction::Flood);
+    }
+    match macs.lookup(vlan_of(key), &key.eth_dst, now_ms) {
+        Some(p) if p == key.in_port => None,
+        Some(p) => Some(DpAction::Output(p)),
+        None => Some(DpAction::Flood),
     }
 }
 

@@ -38,10 +38,10 @@ impl Pmd {
                     .ports
                     .iter()
                     .position(|x| x.port_no == port_no)?;
-                Some((b2, p2, port_no))
+                Some((b2, p2))
             });
             match target {
-                Some((b2, p2, in_port)) if depth + 1 < MAX_PATCH_DEPTH => {
+                Some((b2, p2)) if depth + 1 < MAX_PATCH_DEPTH => {
                     let bytes: u64 = pkts.iter().map(|p| p.len() as u64).sum();
                     if let Some(peer) = self.bridges[b2].ports[p2].port.patch() {
                         peer.count_rx(pkts.len() as u64, bytes);
@@ -55,7 +55,7 @@ impl Pmd {
                         if batch.is_empty() {
                             break;
                         }
-                        self.process(b2, in_port, &mut batch, now);
+                        self.process(b2, p2, &mut batch, now);
                     }
                     drop(it);
                     let br = &mut self.bridges[b2];

@@ -7,6 +7,11 @@
 //! reaches it through a channel that it drains between iterations; requests that must be
 //! complete before an API call returns (rule invalidation, port removal) carry a reply channel.
 //!
+//! Observability hooks (see `observe.rs`) cost one predictable branch when unarmed: a capture
+//! check per batch and direction, a trace check per packet; malformed frames and decisions
+//! without actions are dropped here with their reason, attributed to the ingress port once
+//! per batch.
+//!
 //! When there is no traffic the thread backs off: after a few empty polls it waits for its
 //! receive descriptors with `ppoll` (or sleeps, for ports without one) in growing steps up to
 //! [`MAX_IDLE_WAIT`], so an idle switch costs almost no CPU and wakes on the next packet.
@@ -18,7 +23,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use flow_table::key::FlowKey;
 use flow_table::{
-    extract_into, CacheConfig, Decision, DpAction, FlowCache, FlowRef, Hit, Match, RuleChange,
+    extract_checked, CacheConfig, Decision, DpAction, FlowCache, FlowRef, Hit, Match, RuleChange,
 };
 use ports::{Packet, PacketBatch, PacketPool, Port, BATCH_SIZE};
 
@@ -29,7 +34,8 @@ use patch_path::MAX_PATCH_DEPTH;
 use crate::bridge::Bridge;
 use crate::clock;
 use crate::execute::{execute, PmdPort};
-use crate::stats::{LocalCounters, PmdCounters};
+use crate::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
+use crate::stats::{DropReason, LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
@@ -83,6 +89,24 @@ pub(crate) enum PmdMsg {
     },
     /// Zero the PMD counters, then reply.
     ClearStats(Sender<()>),
+    /// Copy this port's received (and/or sent) frames into a capture.
+    ArmCapture {
+        bridge: u32,
+        port_no: u32,
+        tap: CaptureTap,
+    },
+    /// Stop the capture with this id.
+    DisarmCapture { bridge: u32, port_no: u32, id: u64 },
+    /// Trace the next packet received on this port that matches the filter.
+    ArmTrace {
+        bridge: u32,
+        port_no: u32,
+        arm: TraceArm,
+    },
+    /// Forget the trace with this id (it timed out or another PMD answered).
+    DisarmTrace { bridge: u32, port_no: u32, id: u64 },
+    /// Report the busy cycles of each receive queue (`pmd-rxq-show`).
+    RxqCycles(Sender<Vec<RxqCycles>>),
     /// Exit the thread.
     Stop,
 }
@@ -102,6 +126,16 @@ pub struct MegaflowRow {
     pub bytes: u64,
     /// Last hit (ms, `clock::now_ms`).
     pub used_ms: u64,
+}
+
+/// Busy cycles a PMD spent on the receive queues of one port instance.
+#[derive(Clone, Debug)]
+pub(crate) struct RxqCycles {
+    pub pmd: usize,
+    pub bridge: u32,
+    pub port_no: u32,
+    /// By queue.
+    pub cycles: Vec<u64>,
 }
 
 /// Settings of one PMD thread.
@@ -245,7 +279,14 @@ impl Pmd {
                 let syscall = port.port.rx_polls_by_syscall();
                 let mut n = 0;
                 for q in 0..port.port.n_rxq() {
-                    n += self.poll_queue(b, p, q, now);
+                    let t = clock::cycles();
+                    let got = self.poll_queue(b, p, q, now);
+                    if got > 0 {
+                        if let Some(c) = self.bridges[b].ports[p].obs.rxq_cycles.get_mut(q) {
+                            *c += clock::cycles() - t;
+                        }
+                    }
+                    n += got;
                 }
                 let port = &mut self.bridges[b].ports[p];
                 port.empty_polls = if n == 0 && syscall {
@@ -286,18 +327,18 @@ impl Pmd {
         if n == 0 {
             return 0;
         }
-        let in_port = ports[p].port_no;
-        self.process(b, in_port, &mut batch, now);
+        self.process(b, p, &mut batch, now);
         if self.bridges[b].n_patch > 0 {
             self.deliver_patches(b, now, 0);
         }
         n
     }
 
-    /// Runs a batch received on `in_port` through bridge `b`'s pipeline.
+    /// Runs a batch received on port `p` of bridge `b` through the bridge's pipeline.
     #[inline]
-    fn process(&mut self, b: usize, in_port: u32, batch: &mut PacketBatch, now: u64) {
+    fn process(&mut self, b: usize, p: usize, batch: &mut PacketBatch, now: u64) {
         let Pmd {
+            idx,
             bridges,
             pool,
             local,
@@ -312,14 +353,21 @@ impl Pmd {
             learned,
             ..
         } = &mut bridges[b];
+        let in_port = ports[p].port_no;
         let n = batch.len();
         local.packets += n as u64;
+        ports[p].obs.capture(false, batch.iter().map(|f| f.data()));
+        // One branch per packet while no trace is armed.
+        let mut tracing = ports[p].obs.trace.is_some();
+        let drops_before = local.drops;
         // Stage by stage over the burst rather than packet by packet: hashing a key right after
         // the narrow stores that built it stalls on store forwarding, and the EMC slots of
         // the whole burst are fetched while the other keys hash. Bursts that skip the EMC
-        // (see `FlowCache::begin_burst`) skip hashing too.
-        for (key, pkt) in keys.iter_mut().zip(batch.iter()) {
-            extract_into(pkt.data(), in_port, key);
+        // (see `FlowCache::begin_burst`) skip hashing too. Frames the parser rejects are
+        // dropped in the last stage.
+        let mut valid = [false; BATCH_SIZE];
+        for ((key, ok), pkt) in keys.iter_mut().zip(&mut valid).zip(batch.iter()) {
+            *ok = extract_checked(pkt.data(), in_port, key);
             // Tunnel metadata from a decapsulating port (zero otherwise).
             key.tun_id = pkt.tun.id;
             key.tun_src = pkt.tun.src;
@@ -335,6 +383,12 @@ impl Pmd {
         // burst of one flow then costs one lookup).
         let mut prev: Option<(FlowRef, Hit)> = None;
         for (i, pkt) in batch.drain().enumerate() {
+            if !valid[i] {
+                pool.free(pkt);
+                local.drop(DropReason::Malformed, 1);
+                prev = None;
+                continue;
+            }
             let key = &keys[i];
             let len = pkt.len() as u64;
             let d = match prev {
@@ -364,8 +418,18 @@ impl Pmd {
                     prev = None;
                 }
             }
-            execute(cache.actions(&d), pkt, in_port, ports, pool, local);
+            if tracing && trace_one(*idx, shared, key, &d, cache, ports, p, len, now) {
+                tracing = false;
+            }
+            let actions = cache.actions(&d);
+            if actions.is_empty() {
+                pool.free(pkt);
+                local.drop(drop_reason(&d, cache), 1);
+                continue;
+            }
+            execute(actions, pkt, in_port, ports, pool, local);
         }
+        observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
     }
 
     /// Waits up to the current back-off step for traffic on any receive descriptor.
@@ -437,11 +501,13 @@ impl Pmd {
                     let patch = usize::from(port.patch().is_some());
                     if let Some(b) = self.bridge_mut(bridge) {
                         b.n_patch += patch;
+                        let obs = PortObs::new(b.shared.drops_of(port_no), port.n_rxq());
                         b.ports.push(PmdPort {
                             port_no,
                             port,
                             empty_polls: 0,
                             tx: PacketBatch::new(),
+                            obs,
                         });
                     }
                     self.fds_dirty = true;
@@ -517,7 +583,62 @@ impl Pmd {
                 }
                 PmdMsg::ClearStats(done) => {
                     self.local = LocalCounters::default();
+                    for p in self.bridges.iter_mut().flat_map(|b| b.ports.iter_mut()) {
+                        p.obs.rxq_cycles.iter_mut().for_each(|c| *c = 0);
+                    }
                     let _ = done.send(());
+                }
+                PmdMsg::ArmCapture {
+                    bridge,
+                    port_no,
+                    tap,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        p.obs.captures.push(tap);
+                    }
+                }
+                PmdMsg::DisarmCapture {
+                    bridge,
+                    port_no,
+                    id,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        p.obs.captures.retain(|c| c.id != id);
+                    }
+                }
+                PmdMsg::ArmTrace {
+                    bridge,
+                    port_no,
+                    arm,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        p.obs.trace = Some(arm);
+                    }
+                }
+                PmdMsg::DisarmTrace {
+                    bridge,
+                    port_no,
+                    id,
+                } => {
+                    if let Some(p) = self.port_mut(bridge, port_no) {
+                        if p.obs.trace.as_ref().is_some_and(|t| t.id == id) {
+                            p.obs.trace = None;
+                        }
+                    }
+                }
+                PmdMsg::RxqCycles(reply) => {
+                    let rows = self
+                        .bridges
+                        .iter()
+                        .flat_map(|b| b.ports.iter().map(move |p| (b.shared.id, p)))
+                        .map(|(bridge, p)| RxqCycles {
+                            pmd: self.idx,
+                            bridge,
+                            port_no: p.port_no,
+                            cycles: p.obs.rxq_cycles.clone(),
+                        })
+                        .collect();
+                    let _ = reply.send(rows);
                 }
                 PmdMsg::Stop => return false,
             }
@@ -527,6 +648,13 @@ impl Pmd {
 
     fn bridge_mut(&mut self, id: u32) -> Option<&mut PmdBridge> {
         self.bridges.iter_mut().find(|b| b.shared.id == id)
+    }
+
+    fn port_mut(&mut self, bridge: u32, port_no: u32) -> Option<&mut PmdPort> {
+        self.bridge_mut(bridge)?
+            .ports
+            .iter_mut()
+            .find(|p| p.port_no == port_no)
     }
 
     /// Periodic housekeeping: rule counters, idle megaflows, and keeping alive the MAC
@@ -557,6 +685,65 @@ impl Pmd {
                 .expire_idle(now, self.cfg.megaflow_idle_ms);
         }
     }
+}
+
+/// Why a decision with no actions drops: the translation gave up (resubmit loop, too many
+/// lookups), NORMAL had nowhere to send (the destination was learnt on the ingress port), or
+/// policy (a rule, or no rule, said drop). Asked only for drops.
+#[cold]
+fn drop_reason(d: &Decision, cache: &FlowCache) -> DropReason {
+    let (failed, normal) = match d {
+        Decision::Cached(r, _) => cache
+            .megaflows
+            .get(*r)
+            .map_or((false, false), |m| (m.failed, m.normal)),
+        Decision::Uncached(x) => (x.error.is_some(), x.normal),
+    };
+    if failed {
+        DropReason::UpcallFailed
+    } else if normal {
+        DropReason::NoPort
+    } else {
+        DropReason::Policy
+    }
+}
+
+/// Answers an armed packet trace when `key` matches its filter; true when it fired (the trace
+/// is then disarmed). Runs only while a trace is armed on the port.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn trace_one(
+    pmd: usize,
+    shared: &Bridge,
+    key: &FlowKey,
+    d: &Decision,
+    cache: &FlowCache,
+    ports: &mut [PmdPort],
+    p: usize,
+    len: u64,
+    now: u64,
+) -> bool {
+    let Some(arm) = &ports[p].obs.trace else {
+        return false;
+    };
+    if !arm.filter.matches(key) {
+        return false;
+    }
+    let port_nos: Vec<u32> = ports.iter().map(|p| p.port_no).collect();
+    let trace = PacketTrace {
+        pmd,
+        len: len as usize,
+        key: *key,
+        hit: match d {
+            Decision::Cached(_, hit) => *hit,
+            Decision::Uncached(_) => Hit::Upcall,
+        },
+        actions: cache.actions(d).to_vec(),
+        report: crate::trace::trace(shared, key, &port_nos, now),
+    };
+    let _ = arm.reply.try_send(trace);
+    ports[p].obs.trace = None;
+    true
 }
 
 /// Pins the calling thread to `core` (best effort: a failure is reported, not fatal).

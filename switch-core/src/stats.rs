@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum DropReason {
     /// The actions said drop (a rule, or no rule matched).
     Policy = 0,
-    /// An output named a port that does not exist (any more).
+    /// No route: an output named a port that does not exist (any more), a flood found no
+    /// other port, or NORMAL learnt the destination on the ingress port.
     NoPort = 1,
     /// No buffer to copy the packet into for a second output.
     NoBuffer = 2,
-    /// A header rewrite did not fit the packet (too short, no headroom).
+    /// The frame is malformed: shorter than an Ethernet header, or an IP header the parser
+    /// rejects (see `flow_table::extract_checked`), or a header rewrite did not fit it.
     Malformed = 3,
     /// Translation failed (resubmit loop, too many lookups).
     UpcallFailed = 4,
@@ -35,7 +37,7 @@ impl DropReason {
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Policy => "policy",
-            DropReason::NoPort => "no_port",
+            DropReason::NoPort => "no_route",
             DropReason::NoBuffer => "no_buffer",
             DropReason::Malformed => "malformed",
             DropReason::UpcallFailed => "upcall_failed",

@@ -27,6 +27,9 @@ use crate::port_spec::PortConfig;
 use crate::rxq_sched;
 use crate::stats::{PmdCounters, PmdStats};
 
+mod observe;
+pub use observe::{Capture, RxqUsage, MAX_TRACE_WAIT};
+
 /// How long a control operation waits for the PMD threads.
 const PMD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Housekeeping period (rule and MAC expiry).
@@ -770,6 +773,11 @@ impl Inner {
             done,
         })?;
         br.ports.remove(&no);
+        br.shared
+            .port_drops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&no);
         // Forget what was learned on the port, and what was decided about traffic from it or
         // to it.
         let gone = br.shared.macs().flush_port(no);

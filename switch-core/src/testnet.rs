@@ -220,6 +220,60 @@ impl Host {
         ]);
     }
 
+    /// Sends `frame` as it is out of the host's interface (an AF_PACKET raw socket opened
+    /// inside the namespace), e.g. a malformed frame the kernel would never build.
+    pub fn send_raw(&self, frame: &[u8]) {
+        let ns = format!("/var/run/netns/{}", self.ns);
+        let ifname = self.ifname.clone();
+        let frame = frame.to_vec();
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(&ns).expect("namespace file");
+            // SAFETY: setns with a namespace fd affects only this (fresh) thread.
+            let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            let name = std::ffi::CString::new(ifname).expect("interface name");
+            // SAFETY: `name` is a valid NUL-terminated string.
+            let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            assert!(ifindex > 0, "no interface in the namespace");
+            // SAFETY: plain socket call; the fd is closed below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW,
+                    (libc::ETH_P_ALL as u16).to_be() as i32,
+                )
+            };
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            // SAFETY: sockaddr_ll is plain data.
+            let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sa.sll_family = libc::AF_PACKET as u16;
+            sa.sll_ifindex = ifindex as i32;
+            sa.sll_halen = 6;
+            // SAFETY: `frame` and `sa` are valid for the lengths given; fd is ours.
+            let n = unsafe {
+                let n = libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&sa as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
+                libc::close(fd);
+                n
+            };
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "sendto: {}",
+                std::io::Error::last_os_error()
+            );
+        })
+        .join()
+        .expect("raw send");
+    }
+
     /// MAC address of the host's interface.
     pub fn mac(&self) -> String {
         let o = self.exec(&["cat", &format!("/sys/class/net/{}/address", self.ifname)]);

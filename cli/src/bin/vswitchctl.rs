@@ -136,6 +136,41 @@ enum Verb {
     DetachNetns { bridge: String, netns: String },
     /// Lists the namespaces attached to a bridge.
     ListNetns { bridge: String },
+    /// What the bridge would do with a packet, like `ovs-appctl ofproto/trace BR FLOW`: each
+    /// table, the matching rule (priority, cookie), the actions, the megaflow, the output
+    /// ports. Nothing is sent, learnt or counted.
+    Trace { bridge: String, flow: String },
+    /// Traces the next real packet received on PORT that matches FILTER (default: any).
+    TracePacket {
+        bridge: String,
+        port: String,
+        filter: Option<String>,
+        /// Seconds to wait for it (at most 60).
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Captures the packets of a port as pcap (readable by `tcpdump -r`), to a file or stdout.
+    Capture {
+        bridge: String,
+        port: String,
+        /// Stop after this many packets.
+        #[arg(short = 'c')]
+        count: Option<u64>,
+        /// Write to this file (default: standard output).
+        #[arg(short = 'w')]
+        file: Option<String>,
+        /// rx, tx or both.
+        #[arg(long, default_value = "both")]
+        dir: String,
+        /// Bytes kept of each packet.
+        #[arg(short = 's', long)]
+        snaplen: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// The Prometheus metrics (`GET /metrics`).
+    Metrics,
 }
 
 struct Client {
@@ -433,7 +468,109 @@ fn run(args: Args) -> Result<String, String> {
             client.call(Delete, "/pmd-stats", None)?;
             String::new()
         }
+        Verb::Trace { bridge, flow } => {
+            let path = format!("/bridges/{}/trace", enc(&bridge));
+            let t = client.call(Post, &path, Some(json!({ "flow": flow })))?;
+            t["text"].as_str().unwrap_or_default().to_owned()
+        }
+        Verb::TracePacket {
+            bridge,
+            port,
+            filter,
+            timeout,
+        } => {
+            let path = format!("/bridges/{}/trace-packet", enc(&bridge));
+            let body = json!({ "port": port, "filter": filter.unwrap_or_default(),
+                "timeout_secs": timeout });
+            let t = client.call(Post, &path, Some(body))?;
+            t["text"].as_str().unwrap_or_default().to_owned()
+        }
+        Verb::Capture {
+            bridge,
+            port,
+            count,
+            file,
+            dir,
+            snaplen,
+            duration,
+        } => {
+            let mut query = format!("dir={}", enc(&dir));
+            if let Some(c) = count {
+                query += &format!("&count={c}");
+            }
+            if let Some(s) = snaplen {
+                query += &format!("&snaplen={s}");
+            }
+            if let Some(d) = duration {
+                query += &format!("&duration={d}");
+            }
+            let path = format!(
+                "/bridges/{}/ports/{}/capture?{query}",
+                enc(&bridge),
+                enc(&port)
+            );
+            client.capture(&path, file.as_deref())?;
+            String::new()
+        }
+        Verb::Metrics => match client.call(Get, "/metrics", None)? {
+            Value::String(s) => s,
+            other => other.to_string(),
+        },
     })
+}
+
+impl Client {
+    /// Streams a capture into `file` (or stdout), then reports on stderr how many packets were
+    /// captured and lost, as tcpdump does.
+    fn capture(&self, path: &str, file: Option<&str>) -> Result<(), String> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut req = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req
+            .call()
+            .map_err(|e| format!("cannot reach vswitchd at {}: {e}", self.base))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let msg = v["error"].as_str().unwrap_or("request failed");
+            return Err(format!("{msg} [HTTP {status}]"));
+        }
+        let id = resp
+            .headers()
+            .get("x-capture-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut out: Box<dyn std::io::Write> = match file {
+            Some(f) if f != "-" => {
+                Box::new(std::fs::File::create(f).map_err(|e| format!("{f}: {e}"))?)
+            }
+            _ => Box::new(std::io::stdout()),
+        };
+        let mut body = resp.body_mut().with_config().limit(u64::MAX).reader();
+        // Copy as it comes, flushing each chunk, so a pipe into tcpdump sees packets live.
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = body.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())?;
+        }
+        if let Some(id) = id {
+            if let Ok(v) = self.call(Method::Get, &format!("/captures/{id}"), None) {
+                eprintln!(
+                    "{} packets captured, {} packets lost (buffer full)",
+                    v["captured"].as_u64().unwrap_or(0),
+                    v["lost"].as_u64().unwrap_or(0)
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {

@@ -328,3 +328,34 @@ mod props {
         }
     }
 }
+
+#[test]
+fn malformed_frames_are_reported() {
+    let good = v4(L4::Udp {
+        src: 1,
+        dst: 2,
+        payload: 4,
+    })
+    .build();
+    let mut key = FlowKey::ZERO;
+    assert!(extract_checked(&good, 1, &mut key));
+    assert_eq!(key, extract(&good, 1), "same key as extract");
+    // Shorter than an Ethernet header.
+    assert!(!extract_checked(&good[..10], 1, &mut key));
+    // IPv4 header cut off.
+    assert!(!extract_checked(&good[..14 + 12], 1, &mut key));
+    // IPv4 header length below 20, and a wrong version.
+    let mut bad = good.clone();
+    bad[14] = 0x43;
+    assert!(!extract_checked(&bad, 1, &mut key));
+    bad[14] = 0x65;
+    assert!(!extract_checked(&bad, 1, &mut key));
+    // Total length below the header length.
+    let mut bad = good.clone();
+    bad[16..18].copy_from_slice(&10u16.to_be_bytes());
+    assert!(!extract_checked(&bad, 1, &mut key));
+    // A frame of an unknown type, and a bare Ethernet header, are fine.
+    let mut other = good[..14].to_vec();
+    other[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    assert!(extract_checked(&other, 1, &mut key));
+}

@@ -318,3 +318,43 @@ fn resubmit_loops_are_cut_and_drop() {
     let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
     assert_eq!(x.error, Some(XlateError::TooManyLookups));
 }
+
+#[test]
+fn traced_translation_records_each_lookup_and_changes_nothing() {
+    let mut spec = RuleSpec::new(
+        100,
+        ip().nw_dst(Ipv4Addr::new(10, 0, 0, 2), 32),
+        vec![Action::DecTtl, Action::GotoTable(1)],
+    );
+    spec.cookie = 0x5;
+    let t = tables(vec![
+        spec,
+        RuleSpec {
+            table: 1,
+            ..RuleSpec::new(7, Match::any(), vec![Action::Output(2)])
+        },
+    ]);
+    let key = ip_key(1, [10, 0, 0, 2], 9);
+    let (x, steps) = translate_traced(&t, &key);
+    let plain = translate(&t, &key);
+    assert_eq!(x.actions, plain.actions);
+    assert_eq!(x.mask, plain.mask);
+    assert_eq!(x.actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
+    assert_eq!(steps.len(), 2);
+    let r0 = steps[0].rule.as_ref().expect("table 0 matched");
+    assert_eq!(
+        (steps[0].table, steps[0].depth, r0.priority, r0.cookie),
+        (0, 0, 100, 5)
+    );
+    assert_eq!(steps[0].actions, (0, 2), "dec_ttl and the nested output");
+    assert_eq!((steps[1].table, steps[1].depth), (1, 1));
+    assert_eq!(steps[1].key.nw_ttl, 8, "table 1 saw the decremented TTL");
+    assert_eq!(steps[1].actions, (1, 2));
+    // No counter moved.
+    assert!(t.rules().iter().all(|r| r.stats.packets() == 0));
+    // A miss is a step without a rule.
+    let (x, steps) = translate_traced(&t, &ip_key(1, [10, 0, 0, 3], 9));
+    assert!(x.actions.is_empty());
+    assert_eq!(steps.len(), 1);
+    assert!(steps[0].rule.is_none());
+}
