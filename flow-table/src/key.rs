@@ -63,7 +63,10 @@ pub mod ipproto {
 ///
 /// All-zero means "absent": a field the parser could not read stays zero.
 #[repr(C, align(8))]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Pod, Zeroable)]
+// The hand-written `PartialEq` is exactly field-wise equality (the key is `Pod`: no padding),
+// so the derived `Hash` agrees with it.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Clone, Copy, Eq, Hash, Default, Pod, Zeroable)]
 pub struct FlowKey {
     /// Port the packet arrived on.
     pub in_port: u32,
@@ -114,6 +117,20 @@ pub struct FlowKey {
 }
 
 const _: () = assert!(std::mem::size_of::<FlowKey>() == KEY_WORDS * 8);
+
+/// Word by word without branches: the derived comparison of a 104-byte struct is a call into
+/// libc's `memcmp`, and keys are compared for every packet (EMC hits, repeated keys).
+impl PartialEq for FlowKey {
+    #[inline]
+    fn eq(&self, other: &FlowKey) -> bool {
+        let (a, b) = (self.words(), other.words());
+        let mut diff = 0;
+        for i in 0..KEY_WORDS {
+            diff |= a[i] ^ b[i];
+        }
+        diff == 0
+    }
+}
 
 /// A mask over a [`FlowKey`]: a set bit means the bit of the key is significant.
 ///
