@@ -184,19 +184,25 @@ impl SplitRing {
                 continue;
             }
             let (mut d, next) = read_desc(self.desc, head);
-            if d.len as usize <= skip
-                && d.flags & F_NEXT != 0
-                && (next as usize) < self.size as usize
-            {
+            let mut off = skip;
+            if d.len as usize <= skip {
+                if d.flags & F_NEXT == 0 || next as usize >= self.size as usize {
+                    continue;
+                }
                 d = read_desc(self.desc, next as usize).0;
+                off = 0;
             }
-            if d.flags & F_INDIRECT != 0 || d.len == 0 {
+            if d.flags & F_INDIRECT != 0 {
                 continue;
             }
-            let len = (d.len as usize).min(128);
-            if let Some(p) = self.map.host(d.addr, len) {
+            // The frame's first bytes: the lines the copy will touch first.
+            let len = (d.len as usize - off).min(128);
+            let Some(addr) = d.addr.0.checked_add(off as u64) else {
+                continue;
+            };
+            if let Some(p) = self.map.host(GuestAddress(addr), len) {
                 prefetch(p, write);
-                if len > 64 {
+                if (p as usize & 63) + len > 64 {
                     prefetch(p.wrapping_add(64), write);
                 }
             }
