@@ -3,7 +3,8 @@
 //! path a real port uses. It measures the PMD thread's own CPU time per forwarded packet
 //! (from `/proc/self/task/TID/schedstat`, so time the thread spent preempted by other processes
 //! of this noisy 2-core machine does not count), for the harness's scenarios `port`, `normal`
-//! and `l3` with 1, 1000 and 100000 flows. Prints a Markdown table of medians.
+//! and `l3` with 1, 1000 and 100000 flows. Prints a Markdown table of medians, after the flow
+//! setup rate: upcalls per second while 100000 new flows arrive at once.
 //!
 //!     cargo bench -p vswitch-benches --bench pipeline [-- --windows 5 --secs 1]
 
@@ -103,6 +104,55 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
     }
 }
 
+/// Upcalls per second while `flows` new flows arrive at once, each needing its own megaflow
+/// (a rule on the exact source address is consulted first, so every megaflow keeps nw_src).
+fn flow_setup(flows: u32) -> f64 {
+    let sw = Switch::start(SwitchConfig {
+        pmd_cores: vec![Some(1)],
+        internal_ports: false,
+        ..SwitchConfig::default()
+    })
+    .expect("switch");
+    sw.add_bridge("bp").unwrap();
+    sw.add_port(
+        "bp",
+        "b",
+        PortConfig::Replay {
+            flows: 0,
+            frame_len: 60,
+        },
+        Some(2),
+    )
+    .unwrap();
+    for f in [
+        "priority=20,ip,in_port=1,nw_src=10.254.254.254,actions=drop",
+        "priority=10,in_port=1,actions=output:2",
+    ] {
+        let parsed = parse_flow(f, FlowMode::Add, &|_| None).expect("flow");
+        sw.add_flow("bp", parsed.to_rule_spec()).unwrap();
+    }
+    let t0 = Instant::now();
+    sw.add_port(
+        "bp",
+        "a",
+        PortConfig::Replay {
+            flows,
+            frame_len: 60,
+        },
+        Some(1),
+    )
+    .unwrap();
+    let want = flows as u64 * 99 / 100;
+    while t0.elapsed() < Duration::from_secs(20) {
+        let st = &sw.pmd_stats()[0];
+        if st.upcalls >= want {
+            return st.upcalls as f64 / t0.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("flow setup of {flows} flows did not finish in 20 s");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: f64| {
@@ -120,6 +170,14 @@ fn main() {
         arg("--windows", 5.0) as usize
     };
     let secs = if quick { 0.2 } else { arg("--secs", 1.0) };
+    let setup_flows = if quick { 1000 } else { 100_000 };
+    let mut rates: Vec<f64> = (0..if quick { 1 } else { 3 })
+        .map(|_| flow_setup(setup_flows))
+        .collect();
+    println!(
+        "flow setup: {:.0} upcalls/s (median, {setup_flows} new flows at once)\n",
+        median(&mut rates)
+    );
     println!("| scenario | flows | PMD CPU ns/pkt | Mpps | PMD busy cycles/pkt | EMC hits % |");
     println!("|---|---|---|---|---|---|");
     for sc in SCENARIOS {

@@ -224,7 +224,8 @@ impl ActiveVq {
         }
         // The buffers the next burst will fill: their lines come over from the guest's core
         // while this PMD processes the next receive burst.
-        self.ring.prefetch_next(avail.min(BATCH_SIZE) as u16, true, 0);
+        self.ring
+            .prefetch_next(avail.min(BATCH_SIZE) as u16, true, 0);
         out
     }
 
