@@ -73,12 +73,17 @@ fn output(
 #[inline]
 pub(crate) fn execute(
     actions: &[DpAction],
-    pkt: Packet,
+    mut pkt: Packet,
     in_port: u32,
     ports: &mut [PmdPort],
     pool: &mut PacketPool,
     local: &mut LocalCounters,
 ) {
+    // The common single output: straight into the port's transmit batch.
+    if let [DpAction::Output(p)] = actions {
+        output(*p, pkt, ports, pool, local);
+        return;
+    }
     // Rewrites after the last output change nothing anyone sees.
     let Some(last) = actions
         .iter()
@@ -88,7 +93,6 @@ pub(crate) fn execute(
         local.drop(DropReason::Policy, 1);
         return;
     };
-    let mut pkt = pkt;
     for (i, a) in actions[..=last].iter().enumerate() {
         let is_last = i == last;
         let ok = match a {
