@@ -40,7 +40,8 @@ struct Row {
     emc_pct: f64,
 }
 
-fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
+/// A switch with one PMD on core 1 and bridge `bp` holding the sink port `b` (port 2).
+fn switch_with_sink() -> Switch {
     let sw = Switch::start(SwitchConfig {
         pmd_cores: vec![Some(1)],
         internal_ports: false,
@@ -48,19 +49,19 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
     })
     .expect("switch");
     sw.add_bridge("bp").unwrap();
+    let sink = PortConfig::Replay {
+        flows: 0,
+        frame_len: 60,
+    };
+    sw.add_port("bp", "b", sink, Some(2)).unwrap();
+    sw
+}
+
+fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
+    let sw = switch_with_sink();
     let frame_len = 60;
     sw.add_port("bp", "a", PortConfig::Replay { flows, frame_len }, Some(1))
         .unwrap();
-    sw.add_port(
-        "bp",
-        "b",
-        PortConfig::Replay {
-            flows: 0,
-            frame_len,
-        },
-        Some(2),
-    )
-    .unwrap();
     let flow = match scenario {
         "port" => "priority=10,in_port=1,actions=output:2",
         "normal" => "priority=0,actions=NORMAL",
@@ -107,23 +108,7 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
 /// Upcalls per second while `flows` new flows arrive at once, each needing its own megaflow
 /// (a rule on the exact source address is consulted first, so every megaflow keeps nw_src).
 fn flow_setup(flows: u32) -> f64 {
-    let sw = Switch::start(SwitchConfig {
-        pmd_cores: vec![Some(1)],
-        internal_ports: false,
-        ..SwitchConfig::default()
-    })
-    .expect("switch");
-    sw.add_bridge("bp").unwrap();
-    sw.add_port(
-        "bp",
-        "b",
-        PortConfig::Replay {
-            flows: 0,
-            frame_len: 60,
-        },
-        Some(2),
-    )
-    .unwrap();
+    let sw = switch_with_sink();
     for f in [
         "priority=20,ip,in_port=1,nw_src=10.254.254.254,actions=drop",
         "priority=10,in_port=1,actions=output:2",

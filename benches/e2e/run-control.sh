@@ -14,7 +14,6 @@
 # Results: benches/e2e/results/<date>-control/control.md
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 FLOWS=100000 ROUNDS=3
 while (( $# )); do
     case $1 in
@@ -23,11 +22,8 @@ while (( $# )); do
         *) echo "unknown arg $1" >&2; exit 2;;
     esac
 done
-command -v dpdk-testpmd >/dev/null || {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
-}
-(cd "$ROOT" && cargo build --release -p cli --bins)
+source "$ROOT/benches/e2e/lib.sh"
+e2e_prepare dpdk-testpmd:dpdk-dev
 VSWITCHD=$ROOT/target/release/vswitchd
 CTL=$ROOT/target/release/vswitchctl
 results=${RESULTS_DIR:-$ROOT/benches/e2e/results/$(date +%Y%m%d-%H%M)-control}

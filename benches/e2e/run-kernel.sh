@@ -10,21 +10,10 @@
 # Results: benches/e2e/results/<date>-kernel/kernel.md
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-[[ -d $SHARED ]] || { echo "no harness at $SHARED (set SHARED_BENCH)" >&2; exit 2; }
+source "$ROOT/benches/e2e/lib.sh"
+e2e_prepare iperf3:iperf3 ethtool:ethtool \
+    /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk:openvswitch-switch-dpdk,dpdk
 
-need=()
-command -v iperf3 >/dev/null || need+=(iperf3)
-command -v ethtool >/dev/null || need+=(ethtool)
-[[ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]] || need+=(openvswitch-switch-dpdk dpdk)
-if (( ${#need[@]} )); then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-(cd "$ROOT" && cargo build --release -p cli --bins)
-
-scratch=${BENCH_SCRATCH:-/tmp/vswitch-e2e}
 rm -rf "$scratch/kharness"; mkdir -p "$scratch"
 cp -r "$SHARED" "$scratch/kharness"
 h=$scratch/kharness

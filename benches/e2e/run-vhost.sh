@@ -8,25 +8,14 @@
 #   e.g. benches/e2e/run-vhost.sh --frames "64 1518" --flows "1 1000 100000" --reps 3 --duration 10 --rounds 2
 #
 # Results: benches/e2e/results/<date>/compare.md (per row: Mpps and cycles/packet of each switch,
-# ratios vswitch / OVS-DPDK), vhost.md (the harness's own table), raw data. Not a test: CI runs
-# only a smoke run (scripts/bench-smoke.sh).
+# ratios vswitch / OVS-DPDK), vhost.md (the harness's own table), raw data. Not a test: CI does
+# not run it (the datapath-only bench, `--bench pipeline`, runs briefly under `cargo test`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-[[ -d $SHARED ]] || { echo "no harness at $SHARED (set SHARED_BENCH)" >&2; exit 2; }
+source "$ROOT/benches/e2e/lib.sh"
+e2e_prepare dpdk-testpmd:dpdk-dev \
+    /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk:openvswitch-switch-dpdk,dpdk
 
-need=()
-command -v dpdk-testpmd >/dev/null || need+=(dpdk-dev)
-[[ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]] || need+=(openvswitch-switch-dpdk dpdk)
-if (( ${#need[@]} )); then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-
-(cd "$ROOT" && cargo build --release -p cli --bins)
-
-scratch=${BENCH_SCRATCH:-/tmp/vswitch-e2e}
 rm -rf "$scratch/harness"; mkdir -p "$scratch"
 cp -r "$SHARED" "$scratch/harness"
 cp "$ROOT/benches/e2e/vswitch.sh" "$scratch/harness/switches/vswitch.sh"
