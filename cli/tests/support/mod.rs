@@ -209,6 +209,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
