@@ -188,7 +188,7 @@ fn a_deleted_namespace_and_a_removed_tap_do_not_stop_the_switch() {
     assert!(n1.ping_until_ok("10.77.0.2"));
     // From outside the switch: the namespace goes (taking its veth end, so the pair goes),
     // and the tap is deleted.
-    let gone = std::mem::replace(&mut n3.0, String::new());
+    let gone = std::mem::take(&mut n3.0);
     assert!(Command::new("ip")
         .args(["netns", "del", &gone])
         .status()
