@@ -58,11 +58,13 @@ ctl attach-netns "$BR" $NS --ip 10.66.99.9/24 --vlan 99 --port ${TAG}ps >/dev/nu
 sink_rx() { ip netns exec $NS cat /sys/class/net/eth0/statistics/rx_packets; }
 rss_kb() { awk '/^VmRSS/ {print $2}' /proc/$VSPID/status; }
 
-# Kernel path traffic.
+# Kernel path traffic (runs past the measured window, which starts once the VM is up; killed
+# at the end).
 ip netns exec $NB iperf3 -s -1 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
-ip netns exec $NA iperf3 -c 10.66.0.2 -t "$DUR" -b 100M -i 0 >"$WORK/iperf.log" 2>&1 & PIDS+=($!)
-ip netns exec $NA ping -q -i 0.01 -w "$((DUR + 5))" 10.66.0.2 >"$WORK/ping.log" 2>&1 & PIDS+=($!)
+ip netns exec $NA iperf3 -c 10.66.0.2 -t "$((DUR + 120))" -b 100M -i 10 >"$WORK/iperf.log" 2>&1 & PIDS+=($!)
+ip netns exec $NA ping -q -i 0.01 -w "$((DUR + 120))" 10.66.0.2 >"$WORK/ping.log" 2>&1 & PIDS+=($!)
+PING_PID=$!
 
 # Vhost path traffic: testpmd listens, the switch connects (vhostuserclient).
 VHOST=0
@@ -125,7 +127,7 @@ while [ $((SECONDS - START)) -lt "$DUR" ]; do
     sleep 1
     later=$(sink_rx)
     DIVERTS=$((DIVERTS + 1)); DIVERTED=$((DIVERTED + during - before))
-    [ "$during" -gt "$before" ] || fail "divert rule sent nothing to the sink (traffic stopped?)"
+    [ "$during" -gt "$before" ] || fail "divert rule sent nothing to the sink at $((SECONDS - START)) s (ping alive: $(kill -0 $PING_PID 2>/dev/null && echo yes || echo no))"
     if [ "$later" != "$after_del" ]; then
         LATE=$((LATE + later - after_del)); fail "$((later - after_del)) packets reached the sink after the rule's deletion returned"
     fi
@@ -158,7 +160,7 @@ echo "  RSS kB: start $RSS0, after warm-up (${DUR}/5 s) ${RSS_WARM:-n/a}, end $R
 echo "  rules added+deleted: $CHURNED ($((CHURNED / (ELAPSED > 0 ? ELAPSED : 1))) per s); churn errors: $(wc -l <"$WORK/churn.err")"
 echo "  port add/del cycles: $(cat "$WORK/portchurn" 2>/dev/null || echo 0); errors: $(wc -l <"$WORK/portchurn.err")"
 echo "  divert checks: $DIVERTS, packets diverted while present: $DIVERTED, after deletion: $LATE"
-echo "  kernel path: $(grep -Eo 'sender|[0-9.]+ [MG]bits/sec.*receiver' "$WORK/iperf.log" | tail -1)"
+echo "  kernel path: $(api "$URL/bridges/$BR/ports/${TAG}pb" | jq '.statistics.tx_bytes / 1e6 | floor') MB to $NB (iperf3 at 100 Mbit/s, pings); ping now: $(ip netns exec $NA ping -c 3 -i 0.2 -q 10.66.0.2 | grep -o '[0-9]*% packet loss')"
 echo "  vhost path: $( [ $VHOST = 1 ] && echo "vma rx $(vhost_rx) packets" || echo skipped)"
 if [ -n "$RSS_WARM" ] && [ "$RSS_END" -gt $((RSS_WARM + RSS_WARM / 5 + 4096)) ]; then
     fail "RSS grew after warm-up: $RSS_WARM -> $RSS_END kB"
