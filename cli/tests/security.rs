@@ -294,3 +294,42 @@ fn vhost_sockets_are_private_and_no_request_writes_outside_the_state_dir() {
     assert!(!outside.exists());
     d.ok(&["del-br", &br]);
 }
+
+/// The number after `label` in `pmd-stats-show`, summed over PMDs.
+fn pmd_stat(d: &Daemon, label: &str) -> u64 {
+    d.ok(&["pmd-stats-show"])
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(label))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn at_the_megaflow_limit_traffic_still_flows_through_upcalls() {
+    let _serial = serial();
+    if !can_run("at_the_megaflow_limit", &["ping"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), "", "[datapath]\nflow_limit = 1\nemc_insert_inv_prob = 0\n");
+    let br = switch_core::testnet::unique("vsfl");
+    d.ok(&["add-br", &br]);
+    let hosts: Vec<support::Netns> = (0..3).map(|_| support::Netns::new()).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        d.ok(&["attach-netns", &br, &h.0, "--ip", &format!("10.79.0.{}/24", i + 1)]);
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        for j in 0..3 {
+            if i != j {
+                assert!(h.ping_until_ok(&format!("10.79.0.{}", j + 1)), "{i} -> {j}");
+            }
+        }
+    }
+    assert!(pmd_stat(&d, "megaflows installed:") <= 1);
+    assert!(
+        pmd_stat(&d, "miss with failed upcall:") > 0,
+        "the limit was never reached: {}",
+        d.ok(&["pmd-stats-show"])
+    );
+    d.ok(&["del-br", &br]);
+}
