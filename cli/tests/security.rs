@@ -236,6 +236,11 @@ fn vhost_sockets_are_private_and_no_request_writes_outside_the_state_dir() {
     assert_eq!(m.permissions().mode() & 0o007, 0, "socket open to others");
     let m = std::fs::metadata(&d.run).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o750);
+    // A file in the run directory is never replaced by a socket.
+    std::fs::write(d.run.join("keep.me"), "data").unwrap();
+    let e = d.fails(&["add-port", &br, "keep.me", "type=vhostuser"]);
+    assert!(e.contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read_to_string(d.run.join("keep.me")).unwrap(), "data");
     let before = tree(dir.path());
     let outside = dir.path().join("escaped");
     let esc = outside.display().to_string();
