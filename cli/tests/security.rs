@@ -240,7 +240,10 @@ fn vhost_sockets_are_private_and_no_request_writes_outside_the_state_dir() {
     std::fs::write(d.run.join("keep.me"), "data").unwrap();
     let e = d.fails(&["add-port", &br, "keep.me", "type=vhostuser"]);
     assert!(e.contains("not a socket"), "{e}");
-    assert_eq!(std::fs::read_to_string(d.run.join("keep.me")).unwrap(), "data");
+    assert_eq!(
+        std::fs::read_to_string(d.run.join("keep.me")).unwrap(),
+        "data"
+    );
     let before = tree(dir.path());
     let outside = dir.path().join("escaped");
     let esc = outside.display().to_string();
@@ -316,12 +319,22 @@ fn at_the_megaflow_limit_traffic_still_flows_through_upcalls() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), "", "[datapath]\nflow_limit = 1\nemc_insert_inv_prob = 0\n");
+    let d = Daemon::start(
+        dir.path(),
+        "",
+        "[datapath]\nflow_limit = 1\nemc_insert_inv_prob = 0\n",
+    );
     let br = switch_core::testnet::unique("vsfl");
     d.ok(&["add-br", &br]);
     let hosts: Vec<support::Netns> = (0..3).map(|_| support::Netns::new()).collect();
     for (i, h) in hosts.iter().enumerate() {
-        d.ok(&["attach-netns", &br, &h.0, "--ip", &format!("10.79.0.{}/24", i + 1)]);
+        d.ok(&[
+            "attach-netns",
+            &br,
+            &h.0,
+            "--ip",
+            &format!("10.79.0.{}/24", i + 1),
+        ]);
     }
     for (i, h) in hosts.iter().enumerate() {
         for j in 0..3 {
