@@ -14,6 +14,9 @@ command -v dpdk-testpmd >/dev/null || need_pkgs+=(dpdk-dev)
 command -v stdbuf >/dev/null || need_pkgs+=(coreutils)
 # Reads back the pcap files of the capture tests.
 command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
+# The soak script (scripts/soak.sh) drives the REST API with curl and jq.
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v jq >/dev/null || need_pkgs+=(jq)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive

@@ -11,12 +11,21 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    /// `HOST:PORT` to listen on.
+    /// `HOST:PORT` to listen on, or `unix:/PATH` for a unix socket (created with mode 0600).
     pub listen: String,
     /// Bearer token required on every request when set.
     pub token: Option<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Requests served at once; more are answered 503 at once rather than queued.
+    pub max_clients: usize,
+}
+
+impl ApiConfig {
+    /// The socket path when `listen` is `unix:/PATH`.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.listen.strip_prefix("unix:").map(Path::new)
+    }
 }
 
 /// The datapath section.
@@ -29,6 +38,10 @@ pub struct DatapathConfig {
     pub emc_insert_inv_prob: u32,
     /// Megaflow limit per PMD.
     pub flow_limit: usize,
+    /// Most OpenFlow rules a bridge holds; `add-flows` beyond it is refused.
+    pub max_flows: usize,
+    /// Most ports a bridge holds (not counting its own internal port).
+    pub max_ports: usize,
     /// Idle megaflows are removed after this long.
     pub megaflow_idle_ms: u64,
     /// MAC learning aging time.
@@ -89,6 +102,15 @@ impl DaemonConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(path) = self.api.unix_path() {
+            if !path.is_absolute() {
+                return Err(format!(
+                    "api.listen = {:?}: want unix:/ABSOLUTE/PATH",
+                    self.api.listen
+                ));
+            }
+            return self.validate_datapath();
+        }
         let addr: std::net::SocketAddr = self
             .api
             .listen
@@ -99,6 +121,13 @@ impl DaemonConfig {
                 "api.listen = {:?} is not a loopback address: set api.token to protect it",
                 self.api.listen
             ));
+        }
+        self.validate_datapath()
+    }
+
+    fn validate_datapath(&self) -> Result<(), String> {
+        if self.api.max_clients == 0 {
+            return Err("api.max_clients = 0: want at least 1".into());
         }
         // Sockets are handed to VMs by path: a relative one would depend on the daemon's cwd.
         if !self.datapath.run_dir.is_absolute() {
@@ -151,5 +180,23 @@ mod tests {
         let e = DaemonConfig::parse("[api]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
         assert!(e.contains("token"), "{e}");
         assert!(DaemonConfig::parse("[api]\nlisten = \"0.0.0.0:8080\"\ntoken = \"t\"\n").is_ok());
+    }
+
+    #[test]
+    fn the_api_can_listen_on_a_unix_socket_without_a_token() {
+        let c = DaemonConfig::parse("[api]\nlisten = \"unix:/run/vswitch/api.sock\"\n").unwrap();
+        assert_eq!(c.api.unix_path(), Some(Path::new("/run/vswitch/api.sock")));
+        let e = DaemonConfig::parse("[api]\nlisten = \"unix:api.sock\"\n").unwrap_err();
+        assert!(e.contains("unix:/ABSOLUTE/PATH"), "{e}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_zero_clients_is_refused() {
+        let c = DaemonConfig::default_config();
+        assert!(c.api.max_clients > 0 && c.datapath.max_flows > 0 && c.datapath.max_ports > 0);
+        let c = DaemonConfig::parse("[datapath]\nmax_flows = 10\nmax_ports = 2\n").unwrap();
+        assert_eq!((c.datapath.max_flows, c.datapath.max_ports), (10, 2));
+        let e = DaemonConfig::parse("[api]\nmax_clients = 0\n").unwrap_err();
+        assert!(e.contains("max_clients"), "{e}");
     }
 }

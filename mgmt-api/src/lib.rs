@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod pcap;
@@ -35,19 +36,60 @@ pub async fn serve(
         service,
         token: cfg.api.token.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.api.listen))?;
-    tracing::info!(listen = %cfg.api.listen, "REST API ready");
-    let router = api::router(Arc::clone(&app), cfg.api.max_body_bytes);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| e.to_string())?;
+    let router = limits::limit_clients(
+        api::router(Arc::clone(&app), cfg.api.max_body_bytes),
+        cfg.api.max_clients,
+    );
+    if let Some(path) = cfg.api.unix_path() {
+        let listener = listen_unix(path)?;
+        tracing::info!(listen = %cfg.api.listen, "REST API ready");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(path);
+    } else {
+        let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.api.listen))?;
+        tracing::info!(listen = %cfg.api.listen, "REST API ready");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     tracing::info!("shutting down");
     // Stop the datapath on a blocking thread: it joins the PMD threads.
     tokio::task::spawn_blocking(move || drop(app))
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Binds the API's unix socket with mode 0600: the socket is the only access control, so only
+/// the daemon's user may connect. A stale socket of an earlier run is replaced; any other file
+/// at that path is left alone and reported.
+fn listen_unix(path: &Path) -> Result<tokio::net::UnixListener, String> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let err = |e: std::io::Error| format!("cannot listen on unix:{}: {e}", path.display());
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(err)?,
+        Ok(_) => {
+            return Err(format!(
+                "cannot listen on unix:{}: a file that is not a socket is in the way",
+                path.display()
+            ))
+        }
+        Err(_) => {}
+    }
+    // Created under a umask that leaves no access to others, then narrowed to 0600, so there is
+    // no moment where someone else could connect.
+    // SAFETY: umask(2) has no preconditions; the old mask is restored right after the bind.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = tokio::net::UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
 }

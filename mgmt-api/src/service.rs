@@ -56,6 +56,7 @@ pub struct Service {
     run_dir: PathBuf,
     state: Mutex<State>,
     store: Store,
+    limits: crate::limits::Limits,
 }
 
 /// Checks a bridge or port name: it becomes a kernel interface name.
@@ -229,6 +230,10 @@ impl Service {
             run_dir: cfg.datapath.run_dir.clone(),
             state: Mutex::new(state.clone()),
             store,
+            limits: crate::limits::Limits {
+                max_flows: cfg.datapath.max_flows,
+                max_ports: cfg.datapath.max_ports,
+            },
         };
         for br in &state.bridges {
             svc.switch
@@ -349,11 +354,12 @@ impl Service {
             ));
         }
         let mut state = self.lock();
-        if state.bridge(bridge).is_none() {
+        let Some(br) = state.bridge(bridge) else {
             return Err(ServiceError::NotFound(format!(
                 "no bridge named '{bridge}'"
             )));
-        }
+        };
+        self.limits.check_ports(bridge, br.ports.len())?;
         let want = (port.ofport != 0).then_some(port.ofport);
         let vlan = net::port_vlan(&port)?;
         let no = self
@@ -508,7 +514,11 @@ impl Service {
             specs.push(p.to_rule_spec());
         }
         let n = specs.len();
-        self.change_flows(bridge, || Ok(self.switch.add_flows(bridge, specs)?))?;
+        self.change_flows(bridge, || {
+            let have = self.switch.flows(bridge)?.len();
+            self.limits.check_flows(bridge, have, n)?;
+            Ok(self.switch.add_flows(bridge, specs)?)
+        })?;
         Ok(n)
     }
 

@@ -36,6 +36,11 @@ pub mod testpmd;
 mod vhost;
 mod vxlan;
 
+/// Fuzzing entry points into the vhost-user code (feature `fuzzing`, for `fuzz/`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use vhost::fuzz as vhost_fuzz;
+
 pub use afpacket::{AfPacketConfig, AfPacketPort};
 pub use afxdp::{AfXdpConfig, AfXdpPort};
 pub use batch::{Drain, PacketBatch, BATCH_SIZE};

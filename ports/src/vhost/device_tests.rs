@@ -189,3 +189,20 @@ fn a_reset_stops_everything() {
     assert_eq!(dev.rx_ready.load(Ordering::Relaxed), 0);
     assert!(h.mem.is_none());
 }
+
+/// Found by the fuzz target `vhost_messages`: a region larger than its file mapped pages that
+/// raise SIGBUS when the ring is read.
+#[test]
+fn a_memory_region_beyond_its_file_is_refused() {
+    let (mut h, _dev) = handler();
+    let region = VhostUserMemoryRegion::new(0, SIZE, USER, 0);
+    assert!(h
+        .set_mem_table(&[region], vec![memfd(SIZE / 2)], None)
+        .is_err());
+    let region = VhostUserMemoryRegion::new(0, SIZE, USER, SIZE / 2);
+    assert!(h.set_mem_table(&[region], vec![memfd(SIZE)], None).is_err());
+    let region = VhostUserMemoryRegion::new(0, SIZE, USER, u64::MAX);
+    assert!(h.set_mem_table(&[region], vec![memfd(SIZE)], None).is_err());
+    let region = VhostUserMemoryRegion::new(0, SIZE, USER, 0);
+    assert!(h.set_mem_table(&[region], vec![memfd(SIZE)], None).is_ok());
+}

@@ -12,6 +12,9 @@ mod cell;
 mod config;
 mod conn;
 mod device;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod guest_map;
 mod port;
 mod split;
