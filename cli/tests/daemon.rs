@@ -7,123 +7,8 @@ use std::time::{Duration, Instant};
 
 use switch_core::testnet::{can_run, serial, unique, Host};
 
-const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
-const VSWITCHCTL: &str = env!("CARGO_BIN_EXE_vswitchctl");
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running vswitchd, killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    url: String,
-    config: PathBuf,
-    state: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let port = free_port();
-        let config = dir.join("vswitchd.toml");
-        std::fs::write(&config, format!("[api]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
-        let state = dir.join("state");
-        let mut d = Daemon {
-            child: None,
-            url: format!("http://127.0.0.1:{port}"),
-            config,
-            state,
-        };
-        d.spawn();
-        d
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(VSWITCHD)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .arg("--run-dir")
-            .arg(self.state.with_file_name("run"))
-            .stdout(Stdio::null())
-            // A file, not a pipe nobody reads: a full pipe would block the daemon's logging.
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.state.with_file_name("vswitchd.log"))
-                    .expect("log file"),
-            )
-            .spawn()
-            .expect("vswitchd starts");
-        self.child = Some(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if self.ctl(&["list-br"]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("vswitchd did not answer within 10 s");
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(VSWITCHCTL)
-            .arg("--url")
-            .arg(&self.url)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs vswitchctl and returns its standard output; panics when it fails.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "vswitchctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(st)) = c.try_wait() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "vswitchd ignored SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+mod support;
+use support::{Daemon, Netns, VSWITCHD};
 
 #[test]
 fn vswitchctl_builds_a_bridge_that_forwards() {
@@ -132,7 +17,7 @@ fn vswitchctl_builds_a_bridge_that_forwards() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path());
+    let d = Daemon::start(dir.path(), "", "");
     let (h1, v1) = Host::veth("10.211.0.1");
     let (h2, v2) = Host::veth("10.211.0.2");
     let br = unique("vsbr");
@@ -191,7 +76,7 @@ fn restarts_and_kill_9_lose_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(dir.path());
+    let mut d = Daemon::start(dir.path(), "", "");
     let br = unique("vsbr");
     let tap = unique("vsct");
     d.ok(&["add-br", &br]);
@@ -288,7 +173,7 @@ fn a_vanished_interface_does_not_stop_a_restart() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(dir.path());
+    let mut d = Daemon::start(dir.path(), "", "");
     let br = unique("vsbr");
     let (host, v) = Host::veth("10.212.0.1");
     d.ok(&["add-br", &br]);
@@ -322,7 +207,7 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
     let (a, b) = (testpmd::temp_socket("dva"), testpmd::temp_socket("dvb"));
     // The VM listens (server=1); it waits for the switch to connect.
     let vm = TestPmd::vm_pair(&a, &b, true, 1).spawn_nowait().unwrap();
-    let mut d = Daemon::start(dir.path());
+    let mut d = Daemon::start(dir.path(), "", "");
     let br = unique("vsvd");
     d.ok(&["add-br", &br]);
     for (name, sock) in [("vma", &a), ("vmb", &b)] {
@@ -371,67 +256,6 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
     exchange(200);
 }
 
-/// A network namespace the test creates (a container's), deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let n = unique("vswc");
-        let ok = Command::new("ip")
-            .args(["netns", "add", &n])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {n}");
-        for k in ["all", "default"] {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", &n, "sysctl", "-qw"])
-                .arg(format!("net.ipv6.conf.{k}.disable_ipv6=1"))
-                .status();
-        }
-        Netns(n)
-    }
-
-    fn ping(&self, ip: &str, count: u32) -> bool {
-        Command::new("ip")
-            .args([
-                "netns", "exec", &self.0, "ping", "-q", "-n", "-i", "0.2", "-W", "1", "-c",
-            ])
-            .arg(count.to_string())
-            .arg(ip)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    }
-
-    fn ping_until_ok(&self, ip: &str) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if self.ping(ip, 1) {
-                return true;
-            }
-        }
-        false
-    }
-
-    fn link(&self, ifname: &str) -> Option<String> {
-        let o = Command::new("ip")
-            .args(["-n", &self.0, "link", "show", ifname])
-            .output()
-            .unwrap();
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 #[test]
 fn attach_netns_vlans_and_mirrors_through_vswitchctl_survive_a_restart() {
     let _serial = serial();
@@ -439,7 +263,7 @@ fn attach_netns_vlans_and_mirrors_through_vswitchctl_survive_a_restart() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(dir.path());
+    let mut d = Daemon::start(dir.path(), "", "");
     let br = unique("vsbr");
     d.ok(&["add-br", &br]);
     let (c1, c2, c3) = (Netns::new(), Netns::new(), Netns::new());

@@ -8,76 +8,8 @@ use std::time::{Duration, Instant};
 
 use switch_core::testnet::{can_run, serial, unique, Host};
 
-const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
-const VSWITCHCTL: &str = env!("CARGO_BIN_EXE_vswitchctl");
-
-/// A running vswitchd (as in `daemon.rs`), killed on drop.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("vswitchd.toml");
-        std::fs::write(&config, format!("[api]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
-        let child = Command::new(VSWITCHD)
-            .arg("--config")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--run-dir")
-            .arg(dir.join("run"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("vswitchd.log")).unwrap())
-            .spawn()
-            .expect("vswitchd starts");
-        let d = Daemon {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let start = Instant::now();
-        while !d.ctl(&["list-br"]).status.success() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "vswitchd is not answering"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(VSWITCHCTL)
-            .arg("--url")
-            .arg(&self.url)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "vswitchctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
+use support::Daemon;
 
 #[test]
 fn trace_capture_drops_and_metrics_from_vswitchctl() {
@@ -86,7 +18,7 @@ fn trace_capture_drops_and_metrics_from_vswitchctl() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path());
+    let d = Daemon::start(dir.path(), "", "");
     let (h1, v1) = Host::veth("10.231.0.1");
     let (h2, v2) = Host::veth("10.231.0.2");
     let br = unique("vsbr");

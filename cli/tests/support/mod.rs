@@ -135,6 +135,24 @@ impl Daemon {
             let _ = c.wait();
         }
     }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "vswitchd ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Daemon {
@@ -204,6 +222,17 @@ impl Netns {
             }
         }
         false
+    }
+
+    /// `ip link show IFNAME` inside the namespace, if the interface exists.
+    pub fn link(&self, ifname: &str) -> Option<String> {
+        let o = Command::new("ip")
+            .args(["-n", &self.0, "link", "show", ifname])
+            .output()
+            .unwrap();
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     }
 }
 
