@@ -1,8 +1,8 @@
 //! The daemon and its client for real: `vswitchd` runs as a process, `vswitchctl` drives it,
 //! namespaces ping each other through it, and restarts (clean and `kill -9`) lose nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use switch_core::testnet::{can_run, serial, unique, Host};

@@ -2,9 +2,8 @@
 //! through it, and `vswitchctl` traces, captures (read back with `tcpdump -r`), shows drop
 //! reasons, per-queue usage and metrics.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use switch_core::testnet::{can_run, serial, unique, Host};
 
