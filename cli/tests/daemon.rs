@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switch_core::testnet::{can_run, serial, unique, Host};
 
@@ -221,22 +221,9 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
         }
         // The VM's link may still read "up" from before the restart, or come up before the
         // switch has started its rings: wait until a probe gets through.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            vm.clear_stats();
-            vm.start();
-            vm.send_burst(0, 32).unwrap();
-            let got = vm.wait_rx(1, 1, Duration::from_millis(500));
-            vm.stop();
-            if got.rx_packets > 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no traffic after the restart; vswitchd said:\n{}",
-                std::fs::read_to_string(dir.path().join("vswitchd.log")).unwrap_or_default()
-            );
-        }
+        support::probe_until_traffic(&vm, "no traffic after the restart; vswitchd said", || {
+            std::fs::read_to_string(dir.path().join("vswitchd.log")).unwrap_or_default()
+        });
         vm.clear_stats();
         vm.start();
         assert_eq!(vm.send_burst(0, n).unwrap(), n);

@@ -262,22 +262,7 @@ fn a_peer_vm_killed_mid_traffic_does_not_stop_the_switch() {
     for p in 0..2 {
         vm.wait_link_up(p, Duration::from_secs(15)).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        vm.clear_stats();
-        vm.start();
-        vm.send_burst(0, 32).unwrap();
-        let got = vm.wait_rx(1, 1, Duration::from_millis(500));
-        vm.stop();
-        if got.rx_packets > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no traffic with the new VM: {}",
-            d.log()
-        );
-    }
+    support::probe_until_traffic(&vm, "no traffic with the new VM", || d.log());
     vm.clear_stats();
     vm.start();
     assert_eq!(vm.send_burst(0, 500).unwrap(), 500);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use switch_core::{CaptureDir, PacketTrace, TraceReport};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::api::blocking;
 use crate::api::{ApiError, ApiJson, AppState};
-use crate::service::{Service, ServiceError};
+use crate::service::ServiceError;
 use crate::{metrics, pcap};
 
 type App = State<Arc<AppState>>;
@@ -56,29 +57,12 @@ pub fn routes() -> Router<Arc<AppState>> {
 )]
 pub struct ObserveDoc;
 
-async fn run<T: Send + 'static>(
-    app: &Arc<AppState>,
-    f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || f(&app.service))
-        .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-                serde_json::Value::Null,
-            )
-        })?
-        .map_err(ApiError::from)
-}
-
 // ---- metrics --------------------------------------------------------------------------------
 
 /// The switch's counters in the Prometheus text format (version 0.0.4).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics_text(State(app): App) -> Result<Response, ApiError> {
-    let text = run(&app, metrics::render).await?;
+    let text = blocking(&app, metrics::render).await?;
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 
@@ -249,7 +233,7 @@ async fn trace(
     Path(br): Path<String>,
     ApiJson(req): ApiJson<TraceRequest>,
 ) -> Result<Json<TraceView>, ApiError> {
-    run(&app, move |s| {
+    blocking(&app, move |s| {
         let m = s.parse_match(&br, &req.flow)?;
         if m.mask().0.in_port == 0 {
             return Err(ServiceError::BadRequest(
@@ -287,7 +271,7 @@ async fn trace_packet(
         .into());
     }
     let wait = Duration::from_secs_f64(secs);
-    run(&app, move |s| {
+    blocking(&app, move |s| {
         let filter = if req.filter.trim().is_empty() {
             flow_table::Match::any()
         } else {
@@ -400,7 +384,7 @@ async fn capture(
         }
     }
     let (b2, p2) = (br.clone(), port.clone());
-    let cap = run(&app, move |s| {
+    let cap = blocking(&app, move |s| {
         Ok(s.switch().capture(&b2, &p2, dir, buffer, snaplen)?)
     })
     .await?;

@@ -244,3 +244,20 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
+
+/// Sends bursts of 32 frames from the VM's port 0 until some reach its port 1 (a path that has
+/// just (re)connected may lose the first ones); panics after 15 s with `what` and `log()`.
+pub fn probe_until_traffic(vm: &ports::testpmd::TestPmd, what: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        vm.clear_stats();
+        vm.start();
+        vm.send_burst(0, 32).unwrap();
+        let got = vm.wait_rx(1, 1, Duration::from_millis(500));
+        vm.stop();
+        if got.rx_packets > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{}", log());
+    }
+}
