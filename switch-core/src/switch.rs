@@ -571,6 +571,17 @@ impl Switch {
     }
 }
 
+/// The number a new port gets: `port_no` if given and free, else the lowest free one from 1.
+fn pick_port_no(br: &BridgeCtl, port_no: Option<u32>) -> Result<u32, SwitchError> {
+    match port_no {
+        Some(n) if br.ports.contains_key(&n) => Err(SwitchError::PortExists(n.to_string())),
+        Some(n) => Ok(n),
+        None => Ok((1..)
+            .find(|n| !br.ports.contains_key(n))
+            .expect("a free number")),
+    }
+}
+
 fn resolve_port(br: &BridgeCtl, port: &str) -> Result<u32, SwitchError> {
     if let Some((&no, _)) = br.ports.iter().find(|(_, p)| p.name == port) {
         return Ok(no);
@@ -655,15 +666,7 @@ impl Inner {
         if br.ports.values().any(|p| p.name == name) {
             return Err(SwitchError::PortExists(name.to_owned()));
         }
-        let no = match port_no {
-            Some(n) if br.ports.contains_key(&n) => {
-                return Err(SwitchError::PortExists(n.to_string()))
-            }
-            Some(n) => n,
-            None => (1..)
-                .find(|n| !br.ports.contains_key(n))
-                .expect("a free number"),
-        };
+        let no = pick_port_no(br, port_no)?;
         let instances = config
             .open(name, &br.shared.name, self.pmds.len())
             .map_err(|e| SwitchError::Port(name.to_owned(), e))?;

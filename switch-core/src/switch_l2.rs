@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flow_table::{Match, RuleChange};
 
-use super::{resolve_port, Ctl, Inner, Switch, SwitchError};
+use super::{pick_port_no, resolve_port, Ctl, Inner, Switch, SwitchError};
 use crate::l2::{L2Config, Mirror};
 use crate::port_spec::PortConfig;
 use crate::vlan::PortVlan;
@@ -113,15 +113,7 @@ impl Switch {
         let mut ctl = self.inner.lock();
         let br = ctl.bridge(bridge)?;
         // The number the port will get, so the settings can be in place before it polls.
-        let no = match port_no {
-            Some(n) if br.ports.contains_key(&n) => {
-                return Err(SwitchError::PortExists(n.to_string()))
-            }
-            Some(n) => n,
-            None => (1..)
-                .find(|n| !br.ports.contains_key(n))
-                .expect("a free number"),
-        };
+        let no = pick_port_no(br, port_no)?;
         let mut l2 = L2Config::clone(&br.shared.l2.load());
         l2.vlans.insert(no, vlan);
         br.shared.l2.store(Arc::new(l2));
