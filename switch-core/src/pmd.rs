@@ -379,9 +379,11 @@ impl Pmd {
                 cache.emc.prefetch(*h);
             }
         }
-        // The previous packet's decision, reused when the next packet has the same key (a
-        // burst of one flow then costs one lookup).
+        // The previous packet's megaflow, tried first for the next packet: a burst of one
+        // megaflow's packets costs one tuple space search, then a masked compare per packet.
         let mut prev: Option<(FlowRef, Hit)> = None;
+        // Packets and bytes of the current run of one megaflow, credited when the run ends.
+        let mut run = (FlowRef::NONE, 0u64, 0u64);
         for (i, pkt) in batch.drain().enumerate() {
             if !valid[i] {
                 pool.free(pkt);
@@ -392,12 +394,13 @@ impl Pmd {
             let key = &keys[i];
             let len = pkt.len() as u64;
             let d = match prev {
-                Some((r, hit)) if i > 0 && keys[i - 1] == *key => {
-                    // What the caches would have answered for this repeat: the EMC if the
-                    // first packet came from it, else its megaflow.
-                    Decision::Cached(r, if hit == Hit::Emc { hit } else { Hit::Megaflow })
+                // A repeat of an EMC hit is what the EMC would have answered again.
+                Some((r, Hit::Emc)) if i > 0 && keys[i - 1] == *key => {
+                    Decision::Cached(r, Hit::Emc)
                 }
-                _ => cache.lookup_with(key, hashes[i], now, |k| shared.upcall(k, now, learned)),
+                _ => cache.lookup_hinted(key, hashes[i], prev.map(|(r, _)| r), now, |k| {
+                    shared.upcall(k, now, learned)
+                }),
             };
             match &d {
                 Decision::Cached(r, hit) => {
@@ -406,7 +409,12 @@ impl Pmd {
                         Hit::Megaflow => local.megaflow_hits += 1,
                         Hit::Upcall => local.upcalls += 1,
                     }
-                    cache.megaflows.credit(*r, 1, len, now);
+                    if *r != run.0 {
+                        cache.megaflows.credit(run.0, run.1, run.2, now);
+                        run = (*r, 0, 0);
+                    }
+                    run.1 += 1;
+                    run.2 += len;
                     prev = Some((*r, *hit));
                 }
                 Decision::Uncached(x) => {
@@ -429,6 +437,7 @@ impl Pmd {
             }
             execute(actions, pkt, in_port, ports, pool, local);
         }
+        cache.megaflows.credit(run.0, run.1, run.2, now);
         observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
     }
 
