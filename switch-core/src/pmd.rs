@@ -49,6 +49,8 @@ const SYSCALL_EMPTY_POLLS: u32 = 64;
 const SYSCALL_POLL_EVERY: u64 = 16;
 /// Period of housekeeping (pushing rule counters, megaflow expiry, MAC refresh).
 const SWEEP_MS: u64 = 100;
+/// Busy iterations between readings of the millisecond clock.
+const NOW_EVERY: u64 = 64;
 
 /// Messages from the control plane.
 pub(crate) enum PmdMsg {
@@ -179,6 +181,8 @@ pub(crate) struct Pmd {
     /// Keys and hashes of the burst being processed.
     keys: Box<[FlowKey; BATCH_SIZE]>,
     hashes: [u32; BATCH_SIZE],
+    /// The receive batch, reused: a new batch per poll writes its 32 empty slots each time.
+    rx_batch: Option<Box<PacketBatch>>,
     /// One buffer per patch depth for packets crossing patch ports (allocated once).
     patch_spares: Vec<Vec<Packet>>,
 }
@@ -207,6 +211,7 @@ impl Pmd {
             fds_dirty: true,
             keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
             hashes: [0; BATCH_SIZE],
+            rx_batch: Some(Box::new(PacketBatch::new())),
             patch_spares: (0..MAX_PATCH_DEPTH)
                 .map(|_| Vec::with_capacity(ports::PATCH_OUTBOX))
                 .collect(),
@@ -218,9 +223,14 @@ impl Pmd {
         if let Some(core) = self.cfg.core {
             pin_to_core(core);
         }
+        let mut now = clock::now_ms();
         loop {
             let t0 = clock::cycles();
-            let now = clock::now_ms();
+            // The millisecond clock (a vDSO call) is read every NOW_EVERY busy iterations (a
+            // busy iteration takes microseconds) and after every idle wait.
+            if self.local.iterations.is_multiple_of(NOW_EVERY) || self.idle_polls > SPIN_POLLS {
+                now = clock::now_ms();
+            }
             let got = self.poll_all(now);
             let t1 = clock::cycles();
             if got > 0 {
@@ -320,14 +330,26 @@ impl Pmd {
 
     #[inline]
     fn poll_queue(&mut self, b: usize, p: usize, q: usize, now: u64) -> usize {
-        let Pmd { bridges, pool, .. } = self;
+        let Pmd {
+            bridges,
+            pool,
+            rx_batch,
+            ..
+        } = self;
         let PmdBridge { ports, .. } = &mut bridges[b];
-        let mut batch = PacketBatch::new();
+        let Some(mut batch) = rx_batch.take() else {
+            return 0;
+        };
         let n = ports[p].port.rx_burst(q, pool, &mut batch);
+        if n > 0 {
+            self.process(b, p, &mut batch, now);
+        }
+        // `process` drains the batch; whatever a port left in it goes back to the pool.
+        self.pool.free_batch(&mut batch);
+        self.rx_batch = Some(batch);
         if n == 0 {
             return 0;
         }
-        self.process(b, p, &mut batch, now);
         if self.bridges[b].n_patch > 0 {
             self.deliver_patches(b, now, 0);
         }
