@@ -6,6 +6,12 @@ Mpps: median over the clean windows of all rounds (all windows when none was cle
 harness's aggregate.py takes it. Cycles per packet: median over all windows of the switch's
 own "avg processing cycles per packet" (busy cycles / packets; the first PMD listed).
 
+With the mode probe's log (xcore.log, written by run-vhost.sh), every window is also given the
+VM's mode while it ran: the median cross-core round trip of the probe's samples inside the
+window, as fast (< 170 ns), mid or slow (>= 300 ns). A second table then compares the switches
+within each mode that both met. The window times come from the files the harness writes when a
+window closes; they are saved in modes.csv, so the table can be made again from a copy.
+
     python3 benches/e2e/compare.py RESULTS_DIR [--base ovs] [--new vswitch] > compare.md
 """
 import csv
@@ -15,13 +21,61 @@ import re
 import statistics
 import sys
 
+BANDS = ('fast', 'mid', 'slow')
+
 
 def med(v):
     return statistics.median(v) if v else float('nan')
 
 
+def band(ns):
+    if ns is None:
+        return None
+    return 'fast' if ns < 170 else ('slow' if ns >= 300 else 'mid')
+
+
+def window_modes(results):
+    """{(run dir relative to raw, rep): probe ns or None}, from modes.csv or made from the
+    stats files' times and xcore.log (then saved to modes.csv)."""
+    saved = os.path.join(results, 'modes.csv')
+    if os.path.exists(saved):
+        with open(saved) as f:
+            return {(r['run'], r['rep']): (float(r['probe_ns']) if r['probe_ns'] else None)
+                    for r in csv.DictReader(f)}
+    log = os.path.join(results, 'xcore.log')
+    if not os.path.exists(log):
+        return {}
+    with open(log) as f:
+        probe = [tuple(map(float, l.split()[:2])) for l in f if len(l.split()) >= 2]
+    modes = {}
+    for d in glob.glob(os.path.join(results, 'raw', 'r*', '*')):
+        ends = {}
+        for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt')):
+            rep = re.search(r'rep(\d+)\.txt$', st).group(1)
+            # Written 0.3 s after the window closed.
+            ends[rep] = os.path.getmtime(st) - 0.3
+        if not ends:
+            continue
+        times = sorted(ends.values())
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # Windows follow each other with ~0.4 s of hooks between them.
+        length = med(gaps) - 0.4 if gaps else 5.0
+        for rep, end in ends.items():
+            inside = [ns for t, ns in probe if end - length <= t / 1000 <= end]
+            modes[(os.path.relpath(d, os.path.join(results, 'raw')), rep)] = (
+                med(inside) if inside else None)
+    with open(saved, 'w') as f:
+        w = csv.writer(f)
+        w.writerow(['run', 'rep', 'probe_ns'])
+        for (run, rep), ns in sorted(modes.items()):
+            w.writerow([run, rep, '' if ns is None else f'{ns:.0f}'])
+    return modes
+
+
 def load(results):
-    """{(switch, scenario, flows, frame): {'clean': [...], 'all': [...], 'cyc': [...]}}"""
+    """{(switch, scenario, flows, frame): {'clean': [...], 'all': [...], 'cyc': [...],
+    'by_mode': {band: [(mpps, cycles)]}}}"""
+    modes = window_modes(results)
     rows = {}
     for reps in glob.glob(os.path.join(results, 'raw', 'r*', '*', 'reps.csv')):
         d = os.path.dirname(reps)
@@ -32,18 +86,24 @@ def load(results):
         if not m:
             continue
         key = (m.group(1), m.group(2), int(m.group(3)), int(m.group(4)))
-        r = rows.setdefault(key, {'clean': [], 'all': [], 'cyc': []})
+        r = rows.setdefault(key, {'clean': [], 'all': [], 'cyc': [], 'by_mode': {}})
+        cyc = {}
+        for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt')):
+            with open(st) as f:
+                m2 = re.search(r'avg processing cycles per packet: ([0-9.]+)', f.read())
+            if m2 and float(m2.group(1)) > 0:
+                cyc[re.search(r'rep(\d+)\.txt$', st).group(1)] = float(m2.group(1))
+        r['cyc'] += cyc.values()
+        run = os.path.relpath(d, os.path.join(results, 'raw'))
         with open(reps) as f:
             for line in csv.DictReader(f):
                 mpps = int(line['b_rx_pps']) / 1e6
                 r['all'].append(mpps)
                 if line.get('clean', '1') == '1':
                     r['clean'].append(mpps)
-        for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt')):
-            with open(st) as f:
-                m2 = re.search(r'avg processing cycles per packet: ([0-9.]+)', f.read())
-            if m2 and float(m2.group(1)) > 0:
-                r['cyc'].append(float(m2.group(1)))
+                b = band(modes.get((run, line['rep'])))
+                if b:
+                    r['by_mode'].setdefault(b, []).append((mpps, cyc.get(line['rep'])))
     return rows
 
 
@@ -68,6 +128,28 @@ def main():
         bc, nc = med(b['cyc']), med(n['cyc'])
         print(f'| {fr} | {sc} | {fl} | {bm:.2f} | {nm:.2f} | **{nm / bm:.2f}** | {bc:.0f} | {nc:.0f} | '
               f'**{nc / bc:.2f}** | {len(b["clean"])}/{len(b["all"])}, {len(n["clean"])}/{len(n["all"])} |')
+    if not any(r['by_mode'] for r in rows.values()):
+        return
+    print()
+    print('Within one mode of the VM (cross-core round trip of the probe during the window: '
+          'fast < 170 ns, mid, slow >= 300 ns); medians of the windows each switch ran in that mode:')
+    print()
+    print(f'| frame | scenario | flows | mode | windows {base}/{new} | {base} Mpps | {new} Mpps | '
+          f'Mpps ratio | {base} cycles/pkt | {new} cycles/pkt | cycles ratio |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for sc, fl, fr in configs:
+        b, n = rows.get((base, sc, fl, fr)), rows.get((new, sc, fl, fr))
+        if not b or not n:
+            continue
+        for mode in BANDS:
+            bw, nw = b['by_mode'].get(mode, []), n['by_mode'].get(mode, [])
+            if not bw or not nw:
+                continue
+            bm, nm = med([w[0] for w in bw]), med([w[0] for w in nw])
+            bc = med([w[1] for w in bw if w[1]])
+            nc = med([w[1] for w in nw if w[1]])
+            print(f'| {fr} | {sc} | {fl} | {mode} | {len(bw)}/{len(nw)} | {bm:.2f} | {nm:.2f} | '
+                  f'**{nm / bm:.2f}** | {bc:.0f} | {nc:.0f} | **{nc / bc:.2f}** |')
 
 
 if __name__ == '__main__':

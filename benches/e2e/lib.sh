@@ -21,5 +21,5 @@ e2e_prepare() {
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
-    (cd "$ROOT" && cargo build --release -p cli --bins)
+    (cd "$ROOT" && cargo build --release -p cli --bins && cargo build --release -p vswitch-benches --bin xcore_probe)
 }
