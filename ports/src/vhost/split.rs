@@ -67,9 +67,6 @@ pub(crate) struct SplitRing {
     signalled_used: u16,
     /// Last available index read from the guest.
     avail_idx: u16,
-    /// Available index up to which [`prefetch_next`](Self::prefetch_next) has hinted the
-    /// buffers, so that a burst's buffers are not walked twice.
-    prefetched: u16,
     event_idx: bool,
 }
 
@@ -128,7 +125,6 @@ impl SplitRing {
             next_used,
             signalled_used: next_used,
             avail_idx: next_avail,
-            prefetched: next_avail,
             event_idx,
         })
     }
@@ -176,15 +172,8 @@ impl SplitRing {
     /// then arrives in parallel instead of one miss per packet as each is copied; the other
     /// core (the guest) wrote these lines last. Only hints: heads, descriptors and addresses
     /// that are out of range or indirect are skipped, and nothing is popped.
-    pub(crate) fn prefetch_next(&mut self, n: u16, write: bool, skip: usize) {
-        // Chains already hinted (by the previous call) are skipped; a mark left behind
-        // `next_avail` (or wrapped) counts as none.
-        let mut done = self.prefetched.wrapping_sub(self.next_avail);
-        if done > self.size {
-            done = 0;
-        }
-        self.prefetched = self.next_avail.wrapping_add(n.max(done));
-        for k in done.min(n)..n {
+    pub(crate) fn prefetch_next(&self, n: u16, write: bool, skip: usize) {
+        for k in 0..n {
             let slot = (self.next_avail.wrapping_add(k) & (self.size - 1)) as usize;
             // SAFETY: `slot` < size, inside the available ring checked in `new`.
             let head = u16::from_le(
@@ -333,7 +322,6 @@ impl SplitRing {
         self.next_avail = used;
         self.signalled_used = used;
         self.avail_idx = used;
-        self.prefetched = used;
         true
     }
 

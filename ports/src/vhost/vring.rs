@@ -222,10 +222,6 @@ impl ActiveVq {
             self.ring.publish_used();
             self.notify();
         }
-        // The buffers the next burst will fill: their lines come over from the guest's core
-        // while this PMD processes the next receive burst.
-        self.ring
-            .prefetch_next(avail.min(BATCH_SIZE) as u16, true, 0);
         out
     }
 
