@@ -7,9 +7,9 @@ harness's aggregate.py takes it. Cycles per packet: median over all windows of t
 own "avg processing cycles per packet" (busy cycles / packets; the first PMD listed).
 
 With the mode probe's log (xcore.log, written by run-vhost.sh), every window is also given the
-VM's mode while it ran: the median cross-core round trip of the probe's samples inside the
-window, as fast (< 170 ns), mid or slow (>= 300 ns). A second table then compares the switches
-within each mode that both met. The window times come from the files the harness writes when a
+VM's mode while it ran, from the median cross-core round trip of the probe's samples inside
+the window: fast (< 170 ns; about 110 ns when the two vCPUs share a cache) or slow (230-410 ns
+seen). A second table then compares the switches within each mode that both met. The window times come from the files the harness writes when a
 window closes; they are saved in modes.csv, so the table can be made again from a copy.
 
     python3 benches/e2e/compare.py RESULTS_DIR [--base ovs] [--new vswitch] > compare.md
@@ -21,7 +21,7 @@ import re
 import statistics
 import sys
 
-BANDS = ('fast', 'mid', 'slow')
+BANDS = ('fast', 'slow')
 
 
 def med(v):
@@ -31,7 +31,7 @@ def med(v):
 def band(ns):
     if ns is None:
         return None
-    return 'fast' if ns < 170 else ('slow' if ns >= 300 else 'mid')
+    return 'fast' if ns < 170 else 'slow'
 
 
 def window_modes(results):
@@ -132,7 +132,7 @@ def main():
         return
     print()
     print('Within one mode of the VM (cross-core round trip of the probe during the window: '
-          'fast < 170 ns, mid, slow >= 300 ns); medians of the windows each switch ran in that mode:')
+          'fast < 170 ns, slow otherwise); medians of the windows each switch ran in that mode:')
     print()
     print(f'| frame | scenario | flows | mode | windows {base}/{new} | {base} Mpps | {new} Mpps | '
           f'Mpps ratio | {base} cycles/pkt | {new} cycles/pkt | cycles ratio |')
