@@ -9,8 +9,9 @@ own "avg processing cycles per packet" (busy cycles / packets; the first PMD lis
 With the mode probe's log (xcore.log, written by run-vhost.sh), every window is also given the
 VM's mode while it ran, from the median cross-core round trip of the probe's samples inside
 the window: fast (< 170 ns; about 110 ns when the two vCPUs share a cache) or slow (230-410 ns
-seen). A second table then compares the switches within each mode that both met. The window times come from the files the harness writes when a
-window closes; they are saved in modes.csv, so the table can be made again from a copy.
+seen). A second table then compares the switches within each mode that both met. The window
+times come from the files the harness writes when a window closes; they are saved in
+modes.csv, so the table can be made again from a copy.
 
     python3 benches/e2e/compare.py RESULTS_DIR [--base ovs] [--new vswitch] > compare.md
 """
