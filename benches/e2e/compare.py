@@ -36,20 +36,24 @@ def band(ns):
 
 
 def window_modes(results):
-    """{(run dir relative to raw, rep): probe ns or None}, from modes.csv or made from the
-    stats files' times and xcore.log (then saved to modes.csv)."""
+    """{(run dir relative to raw, rep): probe ns or None}: those saved in modes.csv, plus those
+    of runs not in it yet, made from the stats files' times and xcore.log (then saved too)."""
     saved = os.path.join(results, 'modes.csv')
+    modes = {}
     if os.path.exists(saved):
         with open(saved) as f:
-            return {(r['run'], r['rep']): (float(r['probe_ns']) if r['probe_ns'] else None)
-                    for r in csv.DictReader(f)}
+            modes = {(r['run'], r['rep']): (float(r['probe_ns']) if r['probe_ns'] else None)
+                     for r in csv.DictReader(f)}
     log = os.path.join(results, 'xcore.log')
     if not os.path.exists(log):
-        return {}
+        return modes
     with open(log) as f:
         probe = [tuple(map(float, l.split()[:2])) for l in f if len(l.split()) >= 2]
-    modes = {}
+    known = {run for run, _ in modes}
     for d in glob.glob(os.path.join(results, 'raw', 'r*', '*')):
+        run = os.path.relpath(d, os.path.join(results, 'raw'))
+        if run in known:
+            continue
         ends = {}
         for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt')):
             rep = re.search(r'rep(\d+)\.txt$', st).group(1)
@@ -63,8 +67,7 @@ def window_modes(results):
         length = med(gaps) - 0.4 if gaps else 5.0
         for rep, end in ends.items():
             inside = [ns for t, ns in probe if end - length <= t / 1000 <= end]
-            modes[(os.path.relpath(d, os.path.join(results, 'raw')), rep)] = (
-                med(inside) if inside else None)
+            modes[(run, rep)] = med(inside) if inside else None
     with open(saved, 'w') as f:
         w = csv.writer(f)
         w.writerow(['run', 'rep', 'probe_ns'])
