@@ -111,6 +111,16 @@ def load(results):
     return rows
 
 
+def pairs(rows, base, new):
+    """(scenario, flows, frame, base row, new row) for every configuration both switches ran,
+    in table order."""
+    configs = sorted({k[1:] for k in rows}, key=lambda k: (k[2], ['port', 'normal', 'l3'].index(k[0]), k[1]))
+    for sc, fl, fr in configs:
+        b, n = rows.get((base, sc, fl, fr)), rows.get((new, sc, fl, fr))
+        if b and n:
+            yield sc, fl, fr, b, n
+
+
 def main():
     args = sys.argv[1:]
     if not args:
@@ -119,14 +129,10 @@ def main():
     base = args[args.index('--base') + 1] if '--base' in args else 'ovs'
     new = args[args.index('--new') + 1] if '--new' in args else 'vswitch'
     rows = load(results)
-    configs = sorted({k[1:] for k in rows}, key=lambda k: (k[2], ['port', 'normal', 'l3'].index(k[0]), k[1]))
     print(f'| frame | scenario | flows | {base} Mpps | {new} Mpps | Mpps ratio | '
           f'{base} cycles/pkt | {new} cycles/pkt | cycles ratio | windows (clean/all) |')
     print('|---|---|---|---|---|---|---|---|---|---|')
-    for sc, fl, fr in configs:
-        b, n = rows.get((base, sc, fl, fr)), rows.get((new, sc, fl, fr))
-        if not b or not n:
-            continue
+    for sc, fl, fr, b, n in pairs(rows, base, new):
         bm = med(b['clean'] or b['all'])
         nm = med(n['clean'] or n['all'])
         bc, nc = med(b['cyc']), med(n['cyc'])
@@ -141,10 +147,7 @@ def main():
     print(f'| frame | scenario | flows | mode | windows {base}/{new} | {base} Mpps | {new} Mpps | '
           f'Mpps ratio | {base} cycles/pkt | {new} cycles/pkt | cycles ratio |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
-    for sc, fl, fr in configs:
-        b, n = rows.get((base, sc, fl, fr)), rows.get((new, sc, fl, fr))
-        if not b or not n:
-            continue
+    for sc, fl, fr, b, n in pairs(rows, base, new):
         for mode in BANDS:
             bw, nw = b['by_mode'].get(mode, []), n['by_mode'].get(mode, [])
             if not bw or not nw:
