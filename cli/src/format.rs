@@ -273,6 +273,14 @@ pub fn pmd_stats(pmds: &Value) -> String {
                 busy as f64 / pkts as f64
             );
         }
+        let batches = u(p, "rx_batches");
+        if batches > 0 {
+            let _ = writeln!(
+                out,
+                "  avg packets per rx batch: {:.2} ({pkts}/{batches})",
+                pkts as f64 / batches as f64
+            );
+        }
     }
     out
 }
@@ -365,11 +373,12 @@ mod tests {
         assert!(f.contains("    2     0  02:00:00:00:00:01    3"), "{f}");
         let s = pmd_stats(&json!([{"pmd": 0, "core": 1, "packets": 10, "emc_hits": 8,
             "megaflow_hits": 1, "upcalls": 1, "lost": 0, "busy_cycles": 5000, "idle_cycles": 5000,
-            "megaflows": 1, "drops": {"policy": 2, "no_port": 0}}]));
+            "megaflows": 1, "rx_batches": 4, "drops": {"policy": 2, "no_port": 0}}]));
         assert!(s.contains("pmd thread 0 core_id 1:"));
         assert!(s.contains("emc hits: 8"));
         assert!(s.contains("drops: policy=2"));
         assert!(s.contains("avg processing cycles per packet: 500.00"));
+        assert!(s.contains("avg packets per rx batch: 2.50 (10/4)"), "{s}");
     }
 
     #[test]

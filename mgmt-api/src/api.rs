@@ -388,6 +388,8 @@ pub struct PmdView {
     pub cycles_per_packet: f64,
     /// Busy share.
     pub busy_percent: f64,
+    /// Receive bursts that brought packets.
+    pub rx_batches: u64,
     /// Megaflows installed.
     pub megaflows: u64,
     /// Drops by reason.
@@ -713,6 +715,7 @@ async fn pmd_stats(State(app): App) -> Result<Json<Vec<PmdView>>, ApiError> {
                 idle_cycles: p.idle_cycles,
                 cycles_per_packet: p.cycles_per_packet(),
                 busy_percent: p.busy_percent(),
+                rx_batches: p.rx_batches,
                 megaflows: p.megaflows,
                 drops: switch_core::DropReason::ALL
                     .iter()

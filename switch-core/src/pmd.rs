@@ -378,6 +378,7 @@ impl Pmd {
         let in_port = ports[p].port_no;
         let n = batch.len();
         local.packets += n as u64;
+        local.rx_batches += 1;
         ports[p].obs.capture(false, batch.iter().map(|f| f.data()));
         // One branch per packet while no trace is armed.
         let mut tracing = ports[p].obs.trace.is_some();

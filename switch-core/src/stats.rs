@@ -69,6 +69,8 @@ pub struct PmdCounters {
     pub megaflows: AtomicU64,
     /// Polling iterations.
     pub iterations: AtomicU64,
+    /// Receive bursts that brought packets (packets / bursts is the mean burst size).
+    pub rx_batches: AtomicU64,
 }
 
 /// A copy of [`PmdCounters`] at one moment.
@@ -98,6 +100,8 @@ pub struct PmdStats {
     pub megaflows: u64,
     /// See [`PmdCounters`].
     pub iterations: u64,
+    /// See [`PmdCounters`].
+    pub rx_batches: u64,
 }
 
 impl PmdStats {
@@ -144,6 +148,7 @@ impl PmdCounters {
             drops: std::array::from_fn(|i| r(&self.drops[i])),
             megaflows: r(&self.megaflows),
             iterations: r(&self.iterations),
+            rx_batches: r(&self.rx_batches),
         }
     }
 }
@@ -161,6 +166,7 @@ pub(crate) struct LocalCounters {
     pub idle_cycles: u64,
     pub drops: [u64; N_DROP_REASONS],
     pub iterations: u64,
+    pub rx_batches: u64,
 }
 
 impl LocalCounters {
@@ -182,5 +188,6 @@ impl LocalCounters {
         }
         w(&to.megaflows, megaflows);
         w(&to.iterations, self.iterations);
+        w(&to.rx_batches, self.rx_batches);
     }
 }
