@@ -167,12 +167,13 @@ impl SplitRing {
     }
 
     /// Starts loading the first buffer lines of the next `n` available chains (the caller
-    /// checked [`available`](Self::available)), for writing when `write`, skipping a first
-    /// buffer of at most `skip` bytes (a virtio-net header alone). The burst's guest memory
+    /// checked [`available`](Self::available)), for writing when `write` (but the first
+    /// `hdr_len` bytes, the virtio-net header, for reading), skipping a first buffer of at
+    /// most `skip` bytes (a virtio-net header alone). The burst's guest memory
     /// then arrives in parallel instead of one miss per packet as each is copied; the other
     /// core (the guest) wrote these lines last. Only hints: heads, descriptors and addresses
     /// that are out of range or indirect are skipped, and nothing is popped.
-    pub(crate) fn prefetch_next(&self, n: u16, write: bool, skip: usize) {
+    pub(crate) fn prefetch_next(&self, n: u16, write: bool, skip: usize, hdr_len: usize) {
         for k in 0..n {
             let slot = (self.next_avail.wrapping_add(k) & (self.size - 1)) as usize;
             // SAFETY: `slot` < size, inside the available ring checked in `new`.
@@ -201,9 +202,19 @@ impl SplitRing {
                 continue;
             };
             if let Some(p) = self.map.host(GuestAddress(addr), len) {
-                prefetch(p, write);
-                if (p as usize & 63) + len > 64 {
-                    prefetch(p.wrapping_add(64), write);
+                if write {
+                    // The header's line for reading (it is often left as it is, see
+                    // `ActiveVq::write_whole`), the frame's first line for writing.
+                    let data = p.wrapping_add(hdr_len.min(len));
+                    if (data as usize) >> 6 != (p as usize) >> 6 {
+                        prefetch(p, false);
+                    }
+                    prefetch(data, true);
+                } else {
+                    prefetch(p, false);
+                    if (p as usize & 63) + len > 64 {
+                        prefetch(p.wrapping_add(64), false);
+                    }
                 }
             }
         }

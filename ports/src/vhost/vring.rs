@@ -124,7 +124,8 @@ impl ActiveVq {
             }
         };
         let n = avail.min(batch.space()).min(BATCH_SIZE);
-        self.ring.prefetch_next(n as u16, false, self.hdr_len);
+        self.ring
+            .prefetch_next(n as u16, false, self.hdr_len, self.hdr_len);
         for _ in 0..n {
             let head = self.ring.pop();
             match pool.alloc() {
@@ -177,7 +178,7 @@ impl ActiveVq {
             }
         };
         self.ring
-            .prefetch_next(avail.min(batch.len()) as u16, true, 0);
+            .prefetch_next(avail.min(batch.len()) as u16, true, 0, self.hdr_len);
         for mut pkt in batch.drain() {
             if avail == 0 {
                 out.dropped += 1;
@@ -361,15 +362,23 @@ impl ActiveVq {
             }
             None => (0, 0),
         };
+        // The header is written only where it differs from what the buffer holds (as DPDK's
+        // vhost library does). A recycled guest buffer usually holds this very header, and
+        // the guest reads it back right after: left unwritten, its line stays shared and the
+        // guest reads it from its own cache, instead of fetching it from this core's.
         // SAFETY: `dst .. dst + total` lies in guest memory (checked by `host`) and is not the
         // switch's own memory, which `data` is; no Rust reference to guest memory exists.
         unsafe {
-            std::ptr::write_unaligned(dst as *mut u64, lo.to_le());
+            if std::ptr::read_unaligned(dst as *const u64) != lo.to_le() {
+                std::ptr::write_unaligned(dst as *mut u64, lo.to_le());
+            }
             if hdr_len == HDR_LEN_V1 {
                 // csum_offset, then num_buffers = 1.
-                let tail = u32::from(hi) | (1 << 16);
-                std::ptr::write_unaligned(dst.add(8) as *mut u32, tail.to_le());
-            } else {
+                let tail = (u32::from(hi) | (1 << 16)).to_le();
+                if std::ptr::read_unaligned(dst.add(8) as *const u32) != tail {
+                    std::ptr::write_unaligned(dst.add(8) as *mut u32, tail);
+                }
+            } else if std::ptr::read_unaligned(dst.add(8) as *const u16) != hi.to_le() {
                 std::ptr::write_unaligned(dst.add(8) as *mut u16, hi.to_le());
             }
             crate::copy::copy(dst.add(hdr_len), data.as_ptr(), data.len());

@@ -378,6 +378,28 @@ fn frames_reach_the_guest_with_a_header() {
 }
 
 #[test]
+fn a_stale_header_in_a_reused_buffer_is_rewritten_and_a_current_one_kept() {
+    let mut g = Guest::new(16);
+    let mut vq = g.vq(false);
+    let mut pool = pool();
+    rx_buffers(&mut g, 2, 2048);
+    // Buffer 0 holds a stale header (offload flags, num_buffers 7), buffer 1 already the one
+    // the switch writes; the header is only written where it differs.
+    g.write(BUF, &[0xff; HDR_LEN_V1]);
+    let mut current = [0u8; HDR_LEN_V1];
+    current[10] = 1;
+    g.write(BUF + 0x800, &current);
+    let frames = vec![frame(60, 3), frame(100, 4)];
+    let b = tx(&mut vq, &mut pool, &frames);
+    assert_eq!((b.packets, b.dropped, b.errors), (2, 0, 0));
+    for (i, f) in frames.iter().enumerate() {
+        let at = BUF + i as u64 * 0x800;
+        assert_eq!(g.read(at, HDR_LEN_V1), current, "header of buffer {i}");
+        assert_eq!(&g.read(at + 12, f.len()), f);
+    }
+}
+
+#[test]
 fn a_full_guest_ring_drops_and_the_next_buffers_are_used() {
     let mut g = Guest::new(8);
     let mut vq = g.vq(false);
