@@ -167,13 +167,15 @@ impl SplitRing {
     }
 
     /// Starts loading the first buffer lines of the next `n` available chains (the caller
-    /// checked [`available`](Self::available)), for writing when `write` (but the first
-    /// `hdr_len` bytes, the virtio-net header, for reading), skipping a first buffer of at
-    /// most `skip` bytes (a virtio-net header alone). The burst's guest memory
-    /// then arrives in parallel instead of one miss per packet as each is copied; the other
-    /// core (the guest) wrote these lines last. Only hints: heads, descriptors and addresses
-    /// that are out of range or indirect are skipped, and nothing is popped.
-    pub(crate) fn prefetch_next(&self, n: u16, write: bool, skip: usize, hdr_len: usize) {
+    /// checked [`available`](Self::available)), whose buffers start with a virtio-net header
+    /// of `hdr_len` bytes. For writing when `write` (guest RX: the header's line for reading,
+    /// the frame's for writing); else for reading the frame after the header (guest TX: a
+    /// first buffer holding the header alone is skipped). The burst's guest memory then
+    /// arrives in parallel instead of one miss per packet as each is copied; the other core
+    /// (the guest) wrote these lines last. Only hints: heads, descriptors and addresses that
+    /// are out of range or indirect are skipped, and nothing is popped.
+    pub(crate) fn prefetch_next(&self, n: u16, write: bool, hdr_len: usize) {
+        let skip = if write { 0 } else { hdr_len };
         for k in 0..n {
             let slot = (self.next_avail.wrapping_add(k) & (self.size - 1)) as usize;
             // SAFETY: `slot` < size, inside the available ring checked in `new`.

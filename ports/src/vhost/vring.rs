@@ -124,8 +124,7 @@ impl ActiveVq {
             }
         };
         let n = avail.min(batch.space()).min(BATCH_SIZE);
-        self.ring
-            .prefetch_next(n as u16, false, self.hdr_len, self.hdr_len);
+        self.ring.prefetch_next(n as u16, false, self.hdr_len);
         for _ in 0..n {
             let head = self.ring.pop();
             match pool.alloc() {
@@ -178,7 +177,7 @@ impl ActiveVq {
             }
         };
         self.ring
-            .prefetch_next(avail.min(batch.len()) as u16, true, 0, self.hdr_len);
+            .prefetch_next(avail.min(batch.len()) as u16, true, self.hdr_len);
         for mut pkt in batch.drain() {
             if avail == 0 {
                 out.dropped += 1;
