@@ -35,6 +35,12 @@ def band(ns):
     return 'fast' if ns < 170 else 'slow'
 
 
+def rep_stats(d):
+    """{rep: path} of the pmd-stats files the harness wrote after each window of run dir d."""
+    return {re.search(r'rep(\d+)\.txt$', st).group(1): st
+            for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt'))}
+
+
 def window_modes(results):
     """{(run dir relative to raw, rep): probe ns or None}: those saved in modes.csv, plus those
     of runs not in it yet, made from the stats files' times and xcore.log (then saved too)."""
@@ -54,11 +60,8 @@ def window_modes(results):
         run = os.path.relpath(d, os.path.join(results, 'raw'))
         if run in known:
             continue
-        ends = {}
-        for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt')):
-            rep = re.search(r'rep(\d+)\.txt$', st).group(1)
-            # Written 0.3 s after the window closed.
-            ends[rep] = os.path.getmtime(st) - 0.3
+        # Written 0.3 s after the window closed.
+        ends = {rep: os.path.getmtime(st) - 0.3 for rep, st in rep_stats(d).items()}
         if not ends:
             continue
         times = sorted(ends.values())
@@ -92,11 +95,11 @@ def load(results):
         key = (m.group(1), m.group(2), int(m.group(3)), int(m.group(4)))
         r = rows.setdefault(key, {'clean': [], 'all': [], 'cyc': [], 'by_mode': {}})
         cyc = {}
-        for st in glob.glob(os.path.join(d, 'pmd-stats-rep*.txt')):
+        for rep, st in rep_stats(d).items():
             with open(st) as f:
                 m2 = re.search(r'avg processing cycles per packet: ([0-9.]+)', f.read())
             if m2 and float(m2.group(1)) > 0:
-                cyc[re.search(r'rep(\d+)\.txt$', st).group(1)] = float(m2.group(1))
+                cyc[rep] = float(m2.group(1))
         r['cyc'] += cyc.values()
         run = os.path.relpath(d, os.path.join(results, 'raw'))
         with open(reps) as f:
