@@ -46,15 +46,34 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) {
             write_unaligned(dst as *mut u128, a);
             write_unaligned(dst.add(n - 16) as *mut u128, b);
         } else if n <= INLINE_MAX {
-            // Whole 32-byte words, then one last word ending at `n` (overlapping the previous).
-            let mut i = 0;
-            while i + 32 < n {
-                let w = read_unaligned(src.add(i) as *const W32);
-                write_unaligned(dst.add(i) as *mut W32, w);
-                i += 32;
+            // Straight-line code, no loop: LLVM turns a loop of word copies back into a call to
+            // libc's `memcpy` (perf showed that call for every 64-byte frame). The first `k`
+            // bytes in 32-byte words from the start, the last `k` in words ending at `n`,
+            // where `k` (32, 64 or 128) is at least half of `n`, so the two cover it.
+            let w = |o: usize| {
+                write_unaligned(
+                    dst.add(o) as *mut W32,
+                    read_unaligned(src.add(o) as *const W32),
+                )
+            };
+            if n <= 64 {
+                w(0);
+                w(n - 32);
+            } else if n <= 128 {
+                w(0);
+                w(32);
+                w(n - 64);
+                w(n - 32);
+            } else {
+                w(0);
+                w(32);
+                w(64);
+                w(96);
+                w(n - 128);
+                w(n - 96);
+                w(n - 64);
+                w(n - 32);
             }
-            let w = read_unaligned(src.add(n - 32) as *const W32);
-            write_unaligned(dst.add(n - 32) as *mut W32, w);
         } else {
             std::ptr::copy_nonoverlapping(src, dst, n);
         }
