@@ -88,6 +88,14 @@ impl PacketBatch {
         self.pkts[..self.len].get_mut(i).and_then(Option::as_mut)
     }
 
+    /// Takes the packet at `i` out, leaving a hole: `len` is unchanged, and `iter` and `drain`
+    /// skip the hole (the next `drain` closes it). Lets a burst's packets leave one by one
+    /// while the others stay where they are.
+    #[inline]
+    pub fn take(&mut self, i: usize) -> Option<Packet> {
+        self.pkts[..self.len].get_mut(i)?.take()
+    }
+
     /// Iterates over the packets in order.
     pub fn iter(&self) -> impl Iterator<Item = &Packet> {
         self.pkts[..self.len].iter().flatten()
@@ -191,6 +199,36 @@ mod tests {
             std::mem::size_of::<Option<Packet>>(),
             std::mem::size_of::<Packet>()
         );
+    }
+
+    #[test]
+    fn take_leaves_a_hole_that_iter_skips_and_drain_closes() {
+        let mut pool = pool(8);
+        let mut b = PacketBatch::new();
+        for i in 0..4u32 {
+            let mut p = pool.alloc().unwrap();
+            p.in_port = i;
+            b.push(p).unwrap();
+        }
+        let taken = b.take(1).unwrap();
+        assert_eq!(taken.in_port, 1);
+        assert!(b.take(1).is_none(), "a hole gives nothing twice");
+        assert!(b.take(4).is_none(), "beyond len");
+        pool.free(taken);
+        assert_eq!(b.len(), 4);
+        let order: Vec<u32> = b.iter().map(|p| p.in_port).collect();
+        assert_eq!(order, [0, 2, 3]);
+        let drained: Vec<u32> = b
+            .drain()
+            .map(|p| {
+                let port = p.in_port;
+                pool.free(p);
+                port
+            })
+            .collect();
+        assert_eq!(drained, [0, 2, 3]);
+        assert!(b.is_empty());
+        assert_eq!(pool.available(), 8);
     }
 
     #[test]

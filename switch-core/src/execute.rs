@@ -11,7 +11,9 @@ use crate::stats::{DropReason, LocalCounters};
 pub(crate) struct PmdPort {
     pub port_no: u32,
     pub port: Box<dyn Port>,
-    pub tx: PacketBatch,
+    /// Boxed, so that a burst whose packets all go here can be handed over whole (see
+    /// `Pmd::process`).
+    pub tx: Box<PacketBatch>,
     /// Consecutive empty polls of a port whose polls are system calls (see `pmd.rs`).
     pub empty_polls: u32,
     /// Drop counters, capture taps, packet trace, per-queue cycles (see `observe.rs`).
@@ -28,14 +30,28 @@ impl PmdPort {
         }
     }
 
+    /// Queues `pkt` for the next flush (flushing first when the batch is full).
     #[inline]
-    fn queue(&mut self, pkt: Packet, pool: &mut PacketPool) {
+    pub fn queue(&mut self, pkt: Packet, pool: &mut PacketPool) {
         if self.tx.is_full() {
             self.flush(pool);
         }
         if let Err(p) = self.tx.push(pkt) {
             pool.free(p);
         }
+    }
+}
+
+/// The index in `ports` of the one port `actions` send to, when they are exactly one output
+/// to a port of this bridge: packets of such a flow need no per-packet action execution.
+#[inline]
+pub(crate) fn single_output(actions: &[DpAction], ports: &[PmdPort]) -> Option<u32> {
+    match actions {
+        [DpAction::Output(no)] => ports
+            .iter()
+            .position(|p| p.port_no == *no)
+            .map(|i| i as u32),
+        _ => None,
     }
 }
 

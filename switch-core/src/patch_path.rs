@@ -46,7 +46,11 @@ impl Pmd {
                     if let Some(peer) = self.bridges[b2].ports[p2].port.patch() {
                         peer.count_rx(pkts.len() as u64, bytes);
                     }
-                    let mut batch = PacketBatch::new();
+                    // The PMD's receive batch is free here (`poll_queue` has put it back).
+                    let mut batch = self
+                        .rx_batch
+                        .take()
+                        .unwrap_or_else(|| Box::new(PacketBatch::new()));
                     let mut it = pkts.drain(..);
                     loop {
                         for pkt in it.by_ref().take(BATCH_SIZE) {
@@ -56,8 +60,10 @@ impl Pmd {
                             break;
                         }
                         self.process(b2, p2, &mut batch, now);
+                        self.pool.free_batch(&mut batch);
                     }
                     drop(it);
+                    self.rx_batch = Some(batch);
                     let br = &mut self.bridges[b2];
                     for port in &mut br.ports {
                         port.flush(&mut self.pool);

@@ -33,7 +33,7 @@ use patch_path::MAX_PATCH_DEPTH;
 
 use crate::bridge::Bridge;
 use crate::clock;
-use crate::execute::{execute, PmdPort};
+use crate::execute::{execute, single_output, PmdPort};
 use crate::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
 use crate::stats::{DropReason, LocalCounters, PmdCounters};
 
@@ -358,7 +358,7 @@ impl Pmd {
 
     /// Runs a batch received on port `p` of bridge `b` through the bridge's pipeline.
     #[inline]
-    fn process(&mut self, b: usize, p: usize, batch: &mut PacketBatch, now: u64) {
+    fn process(&mut self, b: usize, p: usize, batch: &mut Box<PacketBatch>, now: u64) {
         let Pmd {
             idx,
             bridges,
@@ -405,17 +405,29 @@ impl Pmd {
         // The previous packet's megaflow, tried first for the next packet: a burst of one
         // megaflow's packets costs one tuple space search, then a masked compare per packet.
         let mut prev: Option<(FlowRef, Hit)> = None;
-        // Packets and bytes of the current run of one megaflow, credited when the run ends.
+        // Packets and bytes of the current run of one megaflow, credited when the run ends,
+        // and the port its actions send to when they are a single output (`single_output`).
         let mut run = (FlowRef::NONE, 0u64, 0u64);
-        for (i, pkt) in batch.drain().enumerate() {
+        let mut run_dest = None;
+        // Packets whose flow is a single output stay in the batch (in order) and `dest` says
+        // where each goes; the others leave it for `execute` as they are decided. A burst
+        // that goes whole to one port is handed over by swapping batches, so its packets are
+        // not moved one by one (a `Packet` is 64 bytes).
+        let mut dest = [0u32; BATCH_SIZE];
+        let mut kept = 0;
+        for i in 0..n {
             if !valid[i] {
-                pool.free(pkt);
+                if let Some(pkt) = batch.take(i) {
+                    pool.free(pkt);
+                }
                 local.drop(DropReason::Malformed, 1);
                 prev = None;
                 continue;
             }
             let key = &keys[i];
-            let len = pkt.len() as u64;
+            let Some(len) = batch.get(i).map(|p| p.len() as u64) else {
+                continue;
+            };
             let d = match prev {
                 // A repeat of an EMC hit is what the EMC would have answered again.
                 Some((r, Hit::Emc)) if i > 0 && keys[i - 1] == *key => {
@@ -425,7 +437,7 @@ impl Pmd {
                     shared.upcall(k, now, learned)
                 }),
             };
-            match &d {
+            let fast = match &d {
                 Decision::Cached(r, hit) => {
                     match hit {
                         Hit::Emc => local.emc_hits += 1,
@@ -435,10 +447,12 @@ impl Pmd {
                     if *r != run.0 {
                         cache.megaflows.credit(run.0, run.1, run.2, now);
                         run = (*r, 0, 0);
+                        run_dest = single_output(cache.actions(&d), ports);
                     }
                     run.1 += 1;
                     run.2 += len;
                     prev = Some((*r, *hit));
+                    run_dest
                 }
                 Decision::Uncached(x) => {
                     local.upcalls += 1;
@@ -447,11 +461,20 @@ impl Pmd {
                         rule.stats.credit(1, len, now);
                     }
                     prev = None;
+                    None
                 }
-            }
+            };
             if tracing && trace_one(*idx, shared, key, &d, cache, ports, p, len, now) {
                 tracing = false;
             }
+            if let Some(to) = fast {
+                dest[kept] = to;
+                kept += 1;
+                continue;
+            }
+            let Some(pkt) = batch.take(i) else {
+                continue;
+            };
             let actions = cache.actions(&d);
             if actions.is_empty() {
                 pool.free(pkt);
@@ -461,6 +484,18 @@ impl Pmd {
             execute(actions, pkt, in_port, ports, pool, local);
         }
         cache.megaflows.credit(run.0, run.1, run.2, now);
+        let to = dest[0] as usize;
+        if kept == n && ports[to].tx.is_empty() && dest[..n].iter().all(|&d| d as usize == to) {
+            std::mem::swap(&mut ports[to].tx, batch);
+        } else {
+            // What stayed, in order, to its port; the drain also closes the holes.
+            for (k, pkt) in batch.drain().enumerate() {
+                match dest[..kept].get(k) {
+                    Some(&to) => ports[to as usize].queue(pkt, pool),
+                    None => pool.free(pkt),
+                }
+            }
+        }
         observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
     }
 
@@ -538,7 +573,7 @@ impl Pmd {
                             port_no,
                             port,
                             empty_polls: 0,
-                            tx: PacketBatch::new(),
+                            tx: Box::new(PacketBatch::new()),
                             obs,
                         });
                     }
