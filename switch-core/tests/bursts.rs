@@ -12,14 +12,7 @@ use switch_core::{PortConfig, Switch, SwitchConfig};
 /// Received on `a`, sent on `b`, sent on `c`.
 fn counts(sw: &Switch) -> [u64; 3] {
     let ports = sw.ports("br").expect("ports");
-    let get = |name: &str| {
-        ports
-            .iter()
-            .find(|p| p.name == name)
-            .expect("port")
-            .stats
-            .clone()
-    };
+    let get = |name: &str| ports.iter().find(|p| p.name == name).expect("port").stats;
     [
         get("a").rx_packets,
         get("b").tx_packets,
