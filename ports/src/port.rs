@@ -199,11 +199,6 @@ pub trait Port: Send {
     /// not (failures are counted as `tx_dropped`/`tx_errors`). Leaves `batch` empty. Never blocks.
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch);
 
-    /// A hint that a burst for queue `qid` is on its way: the port may start loading what its
-    /// next [`tx_burst`](Self::tx_burst) reads first, so that the loads overlap the work
-    /// before it. Does nothing by default; never blocks.
-    fn tx_hint(&mut self, _qid: usize) {}
-
     /// The port's live counters, for sharing with other threads.
     fn counters(&self) -> Arc<PortCounters>;
 

@@ -16,9 +16,6 @@ pub(crate) struct PmdPort {
     pub tx: Box<PacketBatch>,
     /// Consecutive empty polls of a port whose polls are system calls (see `pmd.rs`).
     pub empty_polls: u32,
-    /// Where the last burst received on this port went (an index into the bridge's ports),
-    /// hinted at the start of the next (see `Port::tx_hint`).
-    pub last_to: Option<u32>,
     /// Drop counters, capture taps, packet trace, per-queue cycles (see `observe.rs`).
     pub obs: PortObs,
 }

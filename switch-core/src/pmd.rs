@@ -379,13 +379,6 @@ impl Pmd {
         let n = batch.len();
         local.packets += n as u64;
         local.rx_batches += 1;
-        // The burst most likely goes where the last one went: that port can start loading
-        // what its transmit will need while this burst is parsed and looked up.
-        if let Some(to) = ports[p].last_to {
-            if let Some(port) = ports.get_mut(to as usize) {
-                port.port.tx_hint(0);
-            }
-        }
         ports[p].obs.capture(false, batch.iter().map(|f| f.data()));
         // One branch per packet while no trace is armed.
         let mut tracing = ports[p].obs.trace.is_some();
@@ -491,7 +484,6 @@ impl Pmd {
             execute(actions, pkt, in_port, ports, pool, local);
         }
         cache.megaflows.credit(run.0, run.1, run.2, now);
-        ports[p].last_to = (kept > 0).then_some(dest[0]);
         let to = dest[0] as usize;
         if kept == n && ports[to].tx.is_empty() && dest[..n].iter().all(|&d| d as usize == to) {
             std::mem::swap(&mut ports[to].tx, batch);
@@ -581,7 +573,6 @@ impl Pmd {
                             port_no,
                             port,
                             empty_polls: 0,
-                            last_to: None,
                             tx: Box::new(PacketBatch::new()),
                             obs,
                         });

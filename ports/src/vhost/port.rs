@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::conn::Conn;
 use super::device::Device;
 use super::VhostMode;
-use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::batch::PacketBatch;
 use crate::pool::PacketPool;
 use crate::port::{LinkWatch, Port, PortCounters, PortKind};
 
@@ -150,17 +150,6 @@ impl Port for VhostUserPort {
         // No guest RX queue runs: the guest is away or not ready.
         pool.free_batch(batch);
         self.dev.counters.add_tx(0, 0, n, 0);
-    }
-
-    fn tx_hint(&mut self, _qid: usize) {
-        if let Some(pair) = self.tx_pair() {
-            // Only a hint: a queue the control thread holds is left alone.
-            if let Some(slot) = self.dev.vqs[2 * pair].try_take() {
-                if let Some(vq) = slot.as_ref().filter(|vq| !vq.broken) {
-                    vq.ring.warm(BATCH_SIZE as u16);
-                }
-            }
-        }
     }
 
     fn counters(&self) -> Arc<PortCounters> {

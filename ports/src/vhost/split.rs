@@ -232,44 +232,6 @@ impl SplitRing {
         }
     }
 
-    /// Starts loading, ahead of the burst, what the next burst of up to `n` chains reads first
-    /// and what each of its loads depends on: the guest's index line, the next available
-    /// entries, and (see [`warm_descs`](Self::warm_descs)) the descriptors they likely name.
-    /// Called while the packets for this queue are still being decided, it turns the
-    /// dependent misses at the start of the burst (index, then entries, then descriptors,
-    /// then buffers; each a trip to the guest's core) into loads already under way. Only
-    /// hints, at addresses inside the rings.
-    pub(crate) fn warm(&self, n: u16) {
-        prefetch(self.avail, false);
-        let slot = (self.next_avail & self.mask()) as usize;
-        // SAFETY: `slot` < size, inside the available ring checked in `new`.
-        prefetch(unsafe { self.avail.add(4 + 2 * slot) }, false);
-        self.warm_descs(n);
-    }
-
-    /// Starts loading the descriptors the next `n` available entries most likely name: those
-    /// after the last chain used, since drivers hand descriptors back out mostly in order.
-    /// Issued before the entries are read, the descriptor loads need not wait for them.
-    /// Only hints.
-    pub(crate) fn warm_descs(&self, n: u16) {
-        let mask = self.mask();
-        let last = (self.next_used.wrapping_sub(1) & mask) as usize;
-        let mut id = [0u8; 4];
-        // SAFETY: used element `last`'s id field, inside the used ring (checked in `new`); a
-        // copy of guest memory (this core wrote it last, so it is usually still in its cache).
-        unsafe { std::ptr::copy_nonoverlapping(self.used.add(4 + 8 * last), id.as_mut_ptr(), 4) };
-        let head = u32::from_le_bytes(id);
-        if head >= u32::from(self.size) {
-            return;
-        }
-        // Four descriptors to a line: every fourth, and the last.
-        for k in (1..=u32::from(n)).step_by(4).chain([u32::from(n)]) {
-            let d = (head.wrapping_add(k) & mask) as usize;
-            // SAFETY: `d` < size, inside the descriptor table checked in `new`.
-            prefetch(unsafe { self.desc.add(16 * d) }, false);
-        }
-    }
-
     /// Takes the next available chain's head (the caller checked [`available`](Self::available)).
     pub(crate) fn pop(&mut self) -> u16 {
         let slot = (self.next_avail & self.mask()) as usize;
@@ -349,20 +311,12 @@ impl SplitRing {
     /// with `EVENT_IDX` when the used index passed the guest's `used_event`, else unless it
     /// set `VRING_AVAIL_F_NO_INTERRUPT`.
     pub(crate) fn needs_notification(&mut self) -> bool {
-        let at = if self.event_idx {
-            4 + 2 * self.size as usize
-        } else {
-            0
-        };
-        // The line is on its way while the fence waits for this burst's stores to reach the
-        // guest's core (a hint: the load after the fence still reads the current value).
-        // SAFETY: `at` is the flags field or `used_event`, inside the available ring.
-        prefetch(unsafe { self.avail.add(at) }, false);
         // The guest's fields are read after the used index was written.
         fence(Ordering::SeqCst);
         let new = self.next_used as u16;
         let old = std::mem::replace(&mut self.signalled_used, new);
         if self.event_idx {
+            let at = 4 + 2 * self.size as usize;
             // SAFETY: `used_event` follows the available ring's entries (inside, see `new`).
             let event = u16::from_le(
                 self.atomic(unsafe { self.avail.add(at) })

@@ -124,7 +124,6 @@ impl ActiveVq {
             }
         };
         let n = avail.min(batch.space()).min(BATCH_SIZE);
-        self.ring.warm_descs(n as u16);
         self.ring.prefetch_next(n as u16, false, self.hdr_len);
         for _ in 0..n {
             let head = self.ring.pop();
