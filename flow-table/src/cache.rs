@@ -6,6 +6,7 @@
 use crate::actions::DpAction;
 use crate::emc::{self, Emc};
 use crate::emc_gate::EmcGate;
+use crate::hint::FlowHint;
 use crate::key::FlowKey;
 use crate::megaflow::{self, FlowRef, MegaflowCache};
 use crate::tables::{RuleChange, RuleTables};
@@ -159,22 +160,23 @@ impl FlowCache {
     }
 
     /// Like [`FlowCache::lookup_with`], trying first the megaflow `hint` (the previous packet's
-    /// in the burst): a burst of one megaflow's packets then costs one tuple space search, and
-    /// the others a masked compare of the mask's few words. A hinted hit is counted as a
-    /// megaflow hit (`Hit::Megaflow`).
+    /// in the burst, see [`FlowHint`]): a burst of one megaflow's packets then costs one tuple
+    /// space search, and the others a masked compare of the mask's few words. A hinted hit is
+    /// counted as a megaflow hit (`Hit::Megaflow`).
     #[inline]
     pub fn lookup_hinted(
         &mut self,
         key: &FlowKey,
         hash: u32,
-        hint: Option<FlowRef>,
+        hint: Option<&FlowHint>,
         now_ms: u64,
         upcall: impl FnOnce(&FlowKey) -> Translation,
     ) -> Decision {
-        if let Some(r) = hint {
-            if self.megaflows.matches(r, key) {
+        if let Some(h) = hint {
+            if h.matches(key) {
+                debug_assert!(self.megaflows.matches(h.flow(), key), "stale hint");
                 self.stats.megaflow_hits += 1;
-                return Decision::Cached(r, Hit::Megaflow);
+                return Decision::Cached(h.flow(), Hit::Megaflow);
             }
         }
         self.lookup_with(key, hash, now_ms, upcall)

@@ -19,6 +19,7 @@ use hashbrown::HashTable;
 
 use crate::actions::DpAction;
 use crate::hash::hash_masked;
+use crate::hint::FlowHint;
 use crate::key::{FlowKey, FlowMask, KEY_WORDS};
 use crate::rule::Rule;
 use crate::tables::RuleChange;
@@ -251,6 +252,23 @@ impl MegaflowCache {
         st.words().iter().fold(0, |d, &w| {
             d | ((kw[w as usize] & mw[w as usize]) ^ sk[w as usize])
         }) == 0
+    }
+
+    /// The match of megaflow `r`, copied out for checking many keys (see [`FlowHint`]); `None`
+    /// when `r` is not installed.
+    pub fn hint(&self, r: FlowRef) -> Option<FlowHint> {
+        let slot = self.slots.get(r.idx as usize)?;
+        let flow = slot.flow.as_ref()?;
+        if slot.version != r.version {
+            return None;
+        }
+        let st = self.subtables[flow.subtable as usize].as_ref()?;
+        Some(FlowHint::new(
+            r,
+            st.words(),
+            st.mask.words(),
+            slot.key.words(),
+        ))
     }
 
     /// Orders subtables by hits since the last sort, most first, and restarts the counts.
@@ -592,6 +610,33 @@ mod tests {
         let rb = c.insert(&a, &translate(&t, &a), 0).unwrap();
         assert!(!c.matches(ra, &a2));
         assert!(c.matches(rb, &a2));
+    }
+
+    #[test]
+    fn a_hint_matches_as_the_cache_does() {
+        let t = tables();
+        let mut c = MegaflowCache::default();
+        let a = key(1, [10, 1, 2, 3], 53);
+        let ra = c.insert(&a, &translate(&t, &a), 0).unwrap();
+        let other = key(1, [192, 168, 0, 1], 53);
+        let ro = c.insert(&other, &translate(&t, &other), 0).unwrap();
+        let (ha, ho) = (c.hint(ra).unwrap(), c.hint(ro).unwrap());
+        assert_eq!((ha.flow(), ho.flow()), (ra, ro));
+        let keys = [
+            a,
+            other,
+            key(1, [10, 9, 9, 9], 80),
+            key(2, [10, 1, 2, 3], 53),
+            key(1, [192, 168, 7, 7], 22),
+        ];
+        for k in &keys {
+            assert_eq!(ha.matches(k), c.matches(ra, k), "{k:?}");
+            assert_eq!(ho.matches(k), c.matches(ro, k), "{k:?}");
+        }
+        assert!(ha.matches(&keys[2]) && !ha.matches(&keys[1]) && !ha.matches(&keys[3]));
+        assert!(c.remove(ra));
+        assert!(c.hint(ra).is_none(), "no hint for a removed megaflow");
+        assert!(c.hint(FlowRef::NONE).is_none());
     }
 
     #[test]

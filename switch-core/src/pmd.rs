@@ -23,7 +23,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use flow_table::key::FlowKey;
 use flow_table::{
-    extract_checked, CacheConfig, Decision, DpAction, FlowCache, FlowRef, Hit, Match, RuleChange,
+    extract_checked, CacheConfig, Decision, DpAction, FlowCache, FlowHint, FlowRef, Hit, Match,
+    RuleChange,
 };
 use ports::{Packet, PacketBatch, PacketPool, Port, BATCH_SIZE};
 
@@ -405,6 +406,8 @@ impl Pmd {
         // The previous packet's megaflow, tried first for the next packet: a burst of one
         // megaflow's packets costs one tuple space search, then a masked compare per packet.
         let mut prev: Option<(FlowRef, Hit)> = None;
+        // Its match, copied out when a run of it starts (see `FlowHint`).
+        let mut hint: Option<FlowHint> = None;
         // Packets and bytes of the current run of one megaflow, credited when the run ends,
         // and the port its actions send to when they are a single output (`single_output`).
         let mut run = (FlowRef::NONE, 0u64, 0u64);
@@ -433,7 +436,7 @@ impl Pmd {
                 Some((r, Hit::Emc)) if i > 0 && keys[i - 1] == *key => {
                     Decision::Cached(r, Hit::Emc)
                 }
-                _ => cache.lookup_hinted(key, hashes[i], prev.map(|(r, _)| r), now, |k| {
+                _ => cache.lookup_hinted(key, hashes[i], hint.as_ref(), now, |k| {
                     shared.upcall(k, now, learned)
                 }),
             };
@@ -448,6 +451,7 @@ impl Pmd {
                         cache.megaflows.credit(run.0, run.1, run.2, now);
                         run = (*r, 0, 0);
                         run_dest = single_output(cache.actions(&d), ports);
+                        hint = cache.megaflows.hint(*r);
                     }
                     run.1 += 1;
                     run.2 += len;
