@@ -60,10 +60,12 @@ impl FlowHint {
     #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
         let kw = key.words();
-        let mut d = 0;
-        for j in 0..self.n.min(KEY_WORDS) {
-            // `idx` entries are below KEY_WORDS (see `new`): the index check never fails.
-            d |= (kw[usize::from(self.idx[j]) % KEY_WORDS] & self.mask[j]) ^ self.key[j];
+        let word = |j: usize| (kw[usize::from(self.idx[j])] & self.mask[j]) ^ self.key[j];
+        // Most masks cover at most four words: those four without a loop or a branch (unused
+        // entries are word 0 with an empty mask and key, which always agree).
+        let mut d = word(0) | word(1) | word(2) | word(3);
+        for j in 4..self.n.min(KEY_WORDS) {
+            d |= word(j);
         }
         d == 0
     }
