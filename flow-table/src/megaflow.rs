@@ -587,14 +587,28 @@ mod tests {
         assert_eq!(c.n_subtables(), 0);
     }
 
-    #[test]
-    fn matches_answers_as_lookup_does_and_stops_once_removed() {
+    /// A cache holding the megaflows of two keys of port 1 that the rules tell apart: the
+    /// tables, the cache, the keys and their megaflows.
+    fn two_megaflows() -> (
+        RuleTables,
+        MegaflowCache,
+        FlowKey,
+        FlowRef,
+        FlowKey,
+        FlowRef,
+    ) {
         let t = tables();
         let mut c = MegaflowCache::default();
         let a = key(1, [10, 1, 2, 3], 53);
         let ra = c.insert(&a, &translate(&t, &a), 0).unwrap();
         let other = key(1, [192, 168, 0, 1], 53);
         let ro = c.insert(&other, &translate(&t, &other), 0).unwrap();
+        (t, c, a, ra, other, ro)
+    }
+
+    #[test]
+    fn matches_answers_as_lookup_does_and_stops_once_removed() {
+        let (t, mut c, a, ra, other, ro) = two_megaflows();
         // Same megaflow (bits outside its mask differ): matches, as lookup finds it.
         let a2 = key(1, [10, 9, 9, 9], 80);
         assert_eq!(c.lookup(&a2), Some(ra));
@@ -614,12 +628,7 @@ mod tests {
 
     #[test]
     fn a_hint_matches_as_the_cache_does() {
-        let t = tables();
-        let mut c = MegaflowCache::default();
-        let a = key(1, [10, 1, 2, 3], 53);
-        let ra = c.insert(&a, &translate(&t, &a), 0).unwrap();
-        let other = key(1, [192, 168, 0, 1], 53);
-        let ro = c.insert(&other, &translate(&t, &other), 0).unwrap();
+        let (_, mut c, a, ra, other, ro) = two_megaflows();
         let (ha, ho) = (c.hint(ra).unwrap(), c.hint(ro).unwrap());
         assert_eq!((ha.flow(), ho.flow()), (ra, ro));
         let keys = [
