@@ -233,25 +233,11 @@ impl MegaflowCache {
     /// packet reuse the previous packet's megaflow without a tuple space search. Any installed
     /// megaflow that matches a key gives that key's actions (a megaflow's mask holds every bit
     /// its translation read), so this answers as [`lookup`](Self::lookup) would.
-    #[inline]
+    ///
+    /// The one-off form of [`hint`](Self::hint): the datapath takes a hint once for a run of
+    /// packets and checks each against it.
     pub fn matches(&self, r: FlowRef, key: &FlowKey) -> bool {
-        let Some(slot) = self.slots.get(r.idx as usize) else {
-            return false;
-        };
-        let Some(flow) = slot.flow.as_ref() else {
-            return false;
-        };
-        if slot.version != r.version {
-            return false;
-        }
-        let Some(st) = self.subtables[flow.subtable as usize].as_ref() else {
-            return false;
-        };
-        let (kw, mw, sk) = (key.words(), st.mask.words(), slot.key.words());
-        // Branch-free over the mask's few words: one well-predicted branch at the end.
-        st.words().iter().fold(0, |d, &w| {
-            d | ((kw[w as usize] & mw[w as usize]) ^ sk[w as usize])
-        }) == 0
+        self.hint(r).is_some_and(|h| h.matches(key))
     }
 
     /// The match of megaflow `r`, copied out for checking many keys (see [`FlowHint`]); `None`
