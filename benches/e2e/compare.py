@@ -13,7 +13,11 @@ seen). A second table then compares the switches within each mode that both met.
 times come from the files the harness writes when a window closes; they are saved in
 modes.csv, so the table can be made again from a copy.
 
-    python3 benches/e2e/compare.py RESULTS_DIR [--base ovs] [--new vswitch] > compare.md
+When the run has the testpmd patch panel (DPDK's vhost PMD forwarding A -> B with no lookup;
+`port` scenario only), a third table sets each switch's cycles per packet beside it, within
+each mode: the cost of the two copies alone on this machine.
+
+    python3 benches/e2e/compare.py RESULTS_DIR [--base ovs] [--new vswitch] [--ref testpmd] > compare.md
 """
 import csv
 import glob
@@ -124,6 +128,40 @@ def pairs(rows, base, new):
             yield sc, fl, fr, b, n
 
 
+def mode_median(row, mode):
+    """(windows, Mpps, cycles/packet) of row's windows in mode."""
+    w = row['by_mode'].get(mode, []) if row else []
+    return len(w), med([x[0] for x in w]), med([x[1] for x in w if x[1]])
+
+
+def floor_table(rows, base, new, ref):
+    """Each switch's cycles per packet beside the patch panel's, within each mode."""
+    keys = sorted((k for k in rows if k[0] == ref), key=lambda k: (k[3], k[2]))
+    lines = []
+    for _, sc, fl, fr in keys:
+        for mode in BANDS:
+            rn, rm, rc = mode_median(rows[(ref, sc, fl, fr)], mode)
+            if not rn:
+                continue
+            cells = []
+            for sw in (base, new):
+                n, m, c = mode_median(rows.get((sw, sc, fl, fr)), mode)
+                cells += [f'{m:.2f}', f'{c:.0f}', f'**{c / rc:.2f}**'] if n else ['–', '–', '–']
+            lines.append(f'| {fr} | {sc} | {fl} | {mode} | {rm:.2f} | {rc:.0f} | ' + ' | '.join(cells) + ' |')
+    if not lines:
+        return
+    print()
+    print(f'The copy floor: {ref} as a vhost-user patch panel (DPDK\'s vhost PMD, io forwarding, '
+          'no parsing or lookup), busy cycles per packet from its own counters, beside each '
+          'switch within the same mode; ratios are the switch\'s cycles over the panel\'s:')
+    print()
+    print(f'| frame | scenario | flows | mode | {ref} Mpps | {ref} cycles/pkt | {base} Mpps | '
+          f'{base} cycles/pkt | {base} / {ref} | {new} Mpps | {new} cycles/pkt | {new} / {ref} |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for line in lines:
+        print(line)
+
+
 def main():
     args = sys.argv[1:]
     if not args:
@@ -131,6 +169,7 @@ def main():
     results = args[0]
     base = args[args.index('--base') + 1] if '--base' in args else 'ovs'
     new = args[args.index('--new') + 1] if '--new' in args else 'vswitch'
+    ref = args[args.index('--ref') + 1] if '--ref' in args else 'testpmd'
     rows = load(results)
     print(f'| frame | scenario | flows | {base} Mpps | {new} Mpps | Mpps ratio | '
           f'{base} cycles/pkt | {new} cycles/pkt | cycles ratio | windows (clean/all) |')
@@ -160,6 +199,7 @@ def main():
             nc = med([w[1] for w in nw if w[1]])
             print(f'| {fr} | {sc} | {fl} | {mode} | {len(bw)}/{len(nw)} | {bm:.2f} | {nm:.2f} | '
                   f'**{nm / bm:.2f}** | {bc:.0f} | {nc:.0f} | **{nc / bc:.2f}** |')
+    floor_table(rows, base, new, ref)
 
 
 if __name__ == '__main__':

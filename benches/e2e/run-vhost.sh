@@ -4,7 +4,8 @@
 # Uses the company harness in ../shared/bench (copied to a scratch directory with
 # benches/e2e/vswitch.sh as its vswitch adapter). Needs root; installs its packages.
 #
-#   benches/e2e/run-vhost.sh [--frames "64 1518"] [--switch ovs --switch vswitch] [vhost_bench.sh options...]
+#   benches/e2e/run-vhost.sh [--frames "64 1518"] [--switch ovs --switch vswitch --switch testpmd]
+#                            [vhost_bench.sh options...]
 #   e.g. benches/e2e/run-vhost.sh --frames "64 1518" --flows "1 1000 100000" --reps 3 --duration 10 --rounds 2
 #
 # Results: benches/e2e/results/<date>/compare.md (per row: Mpps and cycles/packet of each switch,
@@ -20,6 +21,8 @@ e2e_prepare dpdk-testpmd:dpdk-dev \
 rm -rf "$scratch/harness"; mkdir -p "$scratch"
 cp -r "$SHARED" "$scratch/harness"
 cp "$ROOT/benches/e2e/vswitch.sh" "$scratch/harness/switches/vswitch.sh"
+# The patch panel with its cycles recorded (see the file) in place of the harness's own.
+cp "$ROOT/benches/e2e/testpmd.sh" "$scratch/harness/switches/testpmd.sh"
 export VSW_ROOT=$ROOT
 
 frames=64
@@ -31,7 +34,7 @@ while (( $# )); do
     esac
 done
 if [[ " ${args[*]-} " != *" --switch "* ]]; then
-    args=(--switch ovs --switch vswitch "${args[@]}")
+    args=(--switch ovs --switch vswitch --switch testpmd "${args[@]}")
 fi
 results=${RESULTS_DIR:-$ROOT/benches/e2e/results/$(date +%Y%m%d-%H%M)}
 mkdir -p "$results"
