@@ -15,7 +15,7 @@
 
 use std::sync::atomic::{fence, AtomicU16, Ordering};
 
-use vm_memory::GuestAddress;
+use vm_memory::{Address, GuestAddress};
 
 use super::guest_map::GuestMap;
 
@@ -48,6 +48,28 @@ impl Desc {
     pub fn writable(&self) -> bool {
         self.flags & F_WRITE != 0
     }
+}
+
+/// An available chain as [`SplitRing::stage`] found it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Staged {
+    /// Its head, as the available ring gave it (possibly out of range: the general path
+    /// reports that).
+    pub head: u16,
+    /// Host address of its buffer (after the virtio-net header, for reading), `len` bytes
+    /// inside guest memory; null when the chain is not in the common shape.
+    pub buf: *mut u8,
+    /// Bytes at `buf`.
+    pub len: u32,
+}
+
+impl Staged {
+    /// Nothing staged.
+    pub(crate) const NONE: Staged = Staged {
+        head: 0,
+        buf: std::ptr::null_mut(),
+        len: 0,
+    };
 }
 
 /// The guest broke the ring itself; the queue cannot be served.
@@ -176,30 +198,73 @@ impl SplitRing {
         Ok(n)
     }
 
-    /// Starts loading the first buffer lines of the next `n` available chains (the caller
-    /// checked [`available`](Self::available)), whose buffers start with a virtio-net header
-    /// of `hdr_len` bytes. For writing when `write` (guest RX: the header's line for reading,
-    /// the frame's for writing); else for reading the frame after the header (guest TX: a
-    /// first buffer holding the header alone is skipped). The burst's guest memory then
-    /// arrives in parallel instead of one miss per packet as each is copied; the other core
-    /// (the guest) wrote these lines last. Only hints: heads, descriptors and addresses that
-    /// are out of range or indirect are skipped, and nothing is popped.
-    pub(crate) fn prefetch_next(&self, n: u16, write: bool, hdr_len: usize) {
-        let skip = if write { 0 } else { hdr_len };
-        for k in 0..n {
-            let slot = (self.next_avail.wrapping_add(k.into()) & self.mask()) as usize;
+    /// Looks at the next `out.len()` available chains once, before any is taken (the caller
+    /// checked [`available`](Self::available)): notes each head and, for a chain in the common
+    /// shape, its buffer, checked against guest memory; and starts loading the buffers' first
+    /// lines. For writing when `write` (guest RX: the header's line for reading, the frame's
+    /// for writing), else for reading the frame after the `hdr_len`-byte virtio-net header
+    /// (guest TX). The burst's guest memory then arrives in parallel instead of one miss per
+    /// packet as each is copied (the other core, the guest, wrote these lines last), and the
+    /// copies need not read the ring and the descriptors again.
+    ///
+    /// The common shapes: for reading, one read-only descriptor holding the header and a
+    /// frame; for writing, a first descriptor the device may write. Other chains get
+    /// [`Staged::buf`] null and go the general way ([`chain`](Self::chain)). What is noted is
+    /// what the guest had written when it was read; a guest changing a descriptor it made
+    /// available gets the buffer it first named, checked as any other.
+    pub(crate) fn stage(&self, write: bool, hdr_len: usize, out: &mut [Staged]) {
+        for (k, st) in out.iter_mut().enumerate() {
+            let slot = (self.next_avail.wrapping_add(k as u32) & self.mask()) as usize;
             // SAFETY: `slot` < size, inside the available ring checked in `new`.
             let head = u16::from_le(
                 self.atomic(unsafe { self.avail.add(4 + 2 * slot) })
                     .load(Ordering::Relaxed),
-            ) as usize;
-            if head >= self.size as usize {
+            );
+            *st = Staged {
+                head,
+                buf: std::ptr::null_mut(),
+                len: 0,
+            };
+            if head >= self.size {
                 continue;
             }
-            let (mut d, next) = read_desc(self.desc, head);
-            let mut off = skip;
-            if d.len as usize <= skip {
-                if d.flags & F_NEXT == 0 || next as usize >= self.size as usize {
+            let (d, next) = read_desc(self.desc, head as usize);
+            if write {
+                if d.flags & (F_WRITE | F_INDIRECT) == F_WRITE {
+                    if let Some(p) = self.map.host(d.addr, d.len as usize) {
+                        *st = Staged {
+                            head,
+                            buf: p,
+                            len: d.len,
+                        };
+                        // The header's line for reading (it is often left as it is, see
+                        // `ActiveVq::write_whole`), the frame's first line for writing.
+                        let data = p.wrapping_add(hdr_len.min(d.len as usize));
+                        if (data as usize) >> 6 != (p as usize) >> 6 {
+                            prefetch(p, false);
+                        }
+                        prefetch(data, true);
+                    }
+                }
+                continue;
+            }
+            if d.flags & (F_NEXT | F_WRITE | F_INDIRECT) == 0 && d.len as usize > hdr_len {
+                let len = d.len - hdr_len as u32;
+                let p = d
+                    .addr
+                    .checked_add(hdr_len as u64)
+                    .and_then(|a| self.map.host(a, len as usize));
+                if let Some(p) = p {
+                    *st = Staged { head, buf: p, len };
+                    prefetch_frame(p, len as usize);
+                }
+                continue;
+            }
+            // Another shape: only a hint for the frame's first lines (after a first descriptor
+            // holding the header alone, in the next one).
+            let (mut d, mut off) = (d, hdr_len);
+            if d.len as usize <= off {
+                if d.flags & F_NEXT == 0 || next >= self.size {
                     continue;
                 }
                 d = read_desc(self.desc, next as usize).0;
@@ -208,28 +273,21 @@ impl SplitRing {
             if d.flags & F_INDIRECT != 0 {
                 continue;
             }
-            // The frame's first bytes: the lines the copy will touch first.
             let len = (d.len as usize - off).min(128);
-            let Some(addr) = d.addr.0.checked_add(off as u64) else {
-                continue;
-            };
-            if let Some(p) = self.map.host(GuestAddress(addr), len) {
-                if write {
-                    // The header's line for reading (it is often left as it is, see
-                    // `ActiveVq::write_whole`), the frame's first line for writing.
-                    let data = p.wrapping_add(hdr_len.min(len));
-                    if (data as usize) >> 6 != (p as usize) >> 6 {
-                        prefetch(p, false);
-                    }
-                    prefetch(data, true);
-                } else {
-                    prefetch(p, false);
-                    if (p as usize & 63) + len > 64 {
-                        prefetch(p.wrapping_add(64), false);
-                    }
-                }
+            if let Some(p) = d
+                .addr
+                .0
+                .checked_add(off as u64)
+                .and_then(|a| self.map.host(GuestAddress(a), len))
+            {
+                prefetch_frame(p, len);
             }
         }
+    }
+
+    /// Takes the next available chain, whose head [`stage`](Self::stage) noted.
+    pub(crate) fn take_staged(&mut self) {
+        self.next_avail = self.next_avail.wrapping_add(1);
     }
 
     /// Takes the next available chain's head (the caller checked [`available`](Self::available)).
@@ -393,6 +451,16 @@ fn read_desc(table: *const u8, i: usize) -> (Desc, u16) {
         flags: u16_at(12),
     };
     (desc, u16_at(14))
+}
+
+/// Starts loading the lines of the first (up to) 128 of the `len` bytes at `p`: those a copy
+/// out of the buffer touches first.
+#[inline(always)]
+fn prefetch_frame(p: *const u8, len: usize) {
+    prefetch(p, false);
+    if (p as usize & 63) + len.min(128) > 64 {
+        prefetch(p.wrapping_add(64), false);
+    }
 }
 
 /// Starts loading the cache line at `p` (for writing when `write`). A hint: it never faults.

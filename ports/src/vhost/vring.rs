@@ -12,7 +12,7 @@ use std::io::Write;
 
 use vm_memory::{Address, GuestAddress, GuestMemoryMmap};
 
-use super::split::{RingError, SplitRing, F_NEXT};
+use super::split::{RingError, SplitRing, Staged};
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::{Packet, VnetHdr};
 use crate::pool::PacketPool;
@@ -124,12 +124,15 @@ impl ActiveVq {
             }
         };
         let n = avail.min(batch.space()).min(BATCH_SIZE);
-        self.ring.prefetch_next(n as u16, false, self.hdr_len);
-        for _ in 0..n {
-            let head = self.ring.pop();
+        let mut staged = [Staged::NONE; BATCH_SIZE];
+        let staged = &mut staged[..n];
+        self.ring.stage(false, self.hdr_len, staged);
+        for st in staged.iter() {
+            self.ring.take_staged();
+            let head = st.head;
             match pool.alloc() {
                 None => out.dropped += 1,
-                Some(mut pkt) => match read_chain(&self.ring, head, self.hdr_len, &mut pkt) {
+                Some(mut pkt) => match read_staged(&self.ring, st, self.hdr_len, &mut pkt) {
                     Ok(len) => {
                         pkt.in_port = in_port;
                         out.packets += 1;
@@ -176,8 +179,10 @@ impl ActiveVq {
                 0
             }
         };
-        self.ring
-            .prefetch_next(avail.min(batch.len()) as u16, true, self.hdr_len);
+        let mut staged = [Staged::NONE; BATCH_SIZE];
+        let staged = &mut staged[..avail.min(batch.len()).min(BATCH_SIZE)];
+        self.ring.stage(true, self.hdr_len, staged);
+        let base = self.ring.next_avail();
         for mut pkt in batch.drain() {
             if avail == 0 {
                 out.dropped += 1;
@@ -192,7 +197,10 @@ impl ActiveVq {
                 pool.free(pkt);
                 continue;
             }
-            match self.write_packet(pkt.data(), vnet, &mut avail) {
+            // The chain this packet goes to first, if staged (packets before it may have taken
+            // several chains, or given theirs back).
+            let st = staged.get(self.ring.next_avail().wrapping_sub(base) as usize);
+            match self.write_packet(pkt.data(), vnet, st, &mut avail) {
                 Ok(()) => {
                     used = true;
                     out.packets += 1;
@@ -231,10 +239,11 @@ impl ActiveVq {
         &mut self,
         data: &[u8],
         vnet: Option<VnetHdr>,
+        staged: Option<&Staged>,
         avail: &mut usize,
     ) -> Result<(), RxError> {
         let hdr_len = self.hdr_len;
-        if *avail > 0 && self.write_whole(data, vnet)? {
+        if *avail > 0 && self.write_whole(data, vnet, staged)? {
             *avail -= 1;
             return Ok(());
         }
@@ -331,26 +340,24 @@ impl ActiveVq {
     }
 
     /// The common case of [`write_packet`](Self::write_packet): header and frame fit the first
-    /// buffer of the next chain, which is written with one address check and the header as two
-    /// word stores (built in registers: a header assembled byte by byte on the stack and then
-    /// copied stalled on store forwarding). Returns false, with the ring untouched, when the
-    /// packet needs the general path.
+    /// buffer of the next chain, as [`SplitRing::stage`] found and checked it (`staged`), and
+    /// are written with the header as two word stores (built in registers: a header assembled
+    /// byte by byte on the stack and then copied stalled on store forwarding). Returns false,
+    /// with the ring untouched, when the packet needs the general path.
     #[inline]
-    fn write_whole(&mut self, data: &[u8], vnet: Option<VnetHdr>) -> Result<bool, RxError> {
+    fn write_whole(
+        &mut self,
+        data: &[u8],
+        vnet: Option<VnetHdr>,
+        staged: Option<&Staged>,
+    ) -> Result<bool, RxError> {
         let hdr_len = self.hdr_len;
         let total = hdr_len + data.len();
-        let head = self.ring.pop();
-        let first = self.ring.chain(head).next();
-        let dst = match first {
-            Some(Ok(d)) if d.writable() && d.len as usize >= total => {
-                self.ring.map().host(d.addr, total)
-            }
-            _ => None,
-        };
-        let Some(dst) = dst else {
-            self.ring.unpop(1);
+        let Some(st) = staged.filter(|st| !st.buf.is_null() && st.len as usize >= total) else {
             return Ok(false);
         };
+        let (head, dst) = (st.head, st.buf);
+        self.ring.take_staged();
         let (lo, hi) = match vnet {
             Some(h) => {
                 let b = h.to_bytes();
@@ -365,8 +372,9 @@ impl ActiveVq {
         // vhost library does). A recycled guest buffer usually holds this very header, and
         // the guest reads it back right after: left unwritten, its line stays shared and the
         // guest reads it from its own cache, instead of fetching it from this core's.
-        // SAFETY: `dst .. dst + total` lies in guest memory (checked by `host`) and is not the
-        // switch's own memory, which `data` is; no Rust reference to guest memory exists.
+        // SAFETY: `dst .. dst + total` lies in guest memory (`stage` checked `st.len` bytes) and
+        // is not the switch's own memory, which `data` is; no Rust reference to guest memory
+        // exists.
         unsafe {
             if std::ptr::read_unaligned(dst as *const u64) != lo.to_le() {
                 std::ptr::write_unaligned(dst as *mut u64, lo.to_le());
@@ -397,7 +405,27 @@ impl ActiveVq {
     }
 }
 
-/// Copies the guest TX chain at `head` (header, then frame) into `pkt`. Returns the frame
+/// Copies the guest TX chain `st` into `pkt`: straight from the buffer [`SplitRing::stage`]
+/// checked when it has one, else as [`read_chain`] does.
+fn read_staged(
+    ring: &SplitRing,
+    st: &Staged,
+    hdr_len: usize,
+    pkt: &mut Packet,
+) -> Result<usize, bool> {
+    let len = st.len as usize;
+    if !st.buf.is_null() && len <= pkt.len() + pkt.tailroom() {
+        pkt.set_len(len);
+        // SAFETY: `st.buf .. + len` lies in guest memory (checked by `stage`), which is not
+        // the switch's own memory, where `pkt` is; `pkt` has room for `len` bytes.
+        unsafe { crate::copy::copy(pkt.data_mut().as_mut_ptr(), st.buf, len) };
+        return Ok(len);
+    }
+    read_chain(ring, st.head, hdr_len, pkt)
+}
+
+/// Copies the guest TX chain at `head` (header, then frame) into `pkt`, descriptor by
+/// descriptor (the common shape, one descriptor, goes straight: [`read_staged`]). Returns the frame
 /// length, or `Err(true)` when it does not fit the buffer, `Err(false)` when the chain is
 /// malformed (a writable descriptor, a buffer outside guest memory, a bad chain, no frame).
 fn read_chain(
@@ -408,22 +436,6 @@ fn read_chain(
 ) -> Result<usize, bool> {
     let room = pkt.len() + pkt.tailroom();
     pkt.set_len(room);
-    // The common case: one read-only descriptor holding the header and the whole frame (what
-    // virtio drivers send when the header fits in front of the frame): one address check.
-    if let Some(Ok(d)) = ring.chain(head).next() {
-        let len = (d.len as usize).wrapping_sub(hdr_len);
-        if !d.writable() && d.flags & F_NEXT == 0 && d.len as usize > hdr_len && len <= room {
-            let ok = d
-                .addr
-                .checked_add(hdr_len as u64)
-                .is_some_and(|a| ring.map().read(a, &mut pkt.data_mut()[..len]));
-            if !ok {
-                return Err(false);
-            }
-            pkt.set_len(len);
-            return Ok(len);
-        }
-    }
     let buf = pkt.data_mut();
     let mut skip = hdr_len;
     let mut len = 0;
