@@ -451,6 +451,37 @@ fn mergeable_buffers_spread_a_frame_and_count_them() {
 }
 
 #[test]
+fn frames_after_a_merged_one_go_to_the_chains_after_it() {
+    // The burst's chains are looked at once, up front; a frame that takes several of them, or
+    // gives them back, must not shift the later frames onto the wrong buffers.
+    let mut g = Guest::new(16);
+    let mut vq = g.vq(true);
+    let mut pool = pool();
+    rx_buffers(&mut g, 8, 256);
+    let frames = [frame(100, 1), frame(600, 2), frame(60, 3), frame(200, 4)];
+    let b = tx(&mut vq, &mut pool, &frames);
+    assert_eq!(b.packets, 4);
+    assert_eq!(
+        g.used(),
+        vec![(0, 112), (1, 256), (2, 256), (3, 100), (4, 72), (5, 212)]
+    );
+    assert_eq!(g.read(BUF + 12, 100), frames[0]);
+    assert_eq!(g.read(BUF + 4 * 0x800 + 12, 60), frames[2]);
+    assert_eq!(g.read(BUF + 5 * 0x800 + 12, 200), frames[3]);
+    let hdr = g.read(BUF + 4 * 0x800, HDR_LEN_V1);
+    assert_eq!(u16::from_le_bytes([hdr[10], hdr[11]]), 1, "num_buffers");
+    // Two buffers left: the first frame takes one, the second needs six and gives back the
+    // one it took; the next burst starts on that one.
+    let b = tx(&mut vq, &mut pool, &[frame(50, 5), frame(1500, 6)]);
+    assert_eq!((b.packets, b.dropped), (1, 1));
+    assert_eq!(g.used(), vec![(6, 62)]);
+    let f = frame(30, 7);
+    assert_eq!(tx(&mut vq, &mut pool, std::slice::from_ref(&f)).packets, 1);
+    assert_eq!(g.used(), vec![(7, 42)]);
+    assert_eq!(g.read(BUF + 7 * 0x800 + 12, 30), f);
+}
+
+#[test]
 fn mergeable_buffers_that_run_out_give_everything_back() {
     let mut g = Guest::new(8);
     let mut vq = g.vq(true);
