@@ -425,9 +425,9 @@ fn read_staged(
 }
 
 /// Copies the guest TX chain at `head` (header, then frame) into `pkt`, descriptor by
-/// descriptor (the common shape, one descriptor, goes straight: [`read_staged`]). Returns the frame
-/// length, or `Err(true)` when it does not fit the buffer, `Err(false)` when the chain is
-/// malformed (a writable descriptor, a buffer outside guest memory, a bad chain, no frame).
+/// descriptor (the common shape, one descriptor, goes straight: [`read_staged`]). Returns the
+/// frame length, or `Err(true)` when it does not fit the buffer, `Err(false)` when the chain
+/// is malformed (a writable descriptor, a buffer outside guest memory, a bad chain, no frame).
 fn read_chain(
     ring: &SplitRing,
     head: u16,
