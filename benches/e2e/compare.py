@@ -191,13 +191,10 @@ def main():
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for sc, fl, fr, b, n in pairs(rows, base, new):
         for mode in BANDS:
-            bw, nw = b['by_mode'].get(mode, []), n['by_mode'].get(mode, [])
-            if not bw or not nw:
+            (bn, bm, bc), (nn, nm, nc) = mode_median(b, mode), mode_median(n, mode)
+            if not bn or not nn:
                 continue
-            bm, nm = med([w[0] for w in bw]), med([w[0] for w in nw])
-            bc = med([w[1] for w in bw if w[1]])
-            nc = med([w[1] for w in nw if w[1]])
-            print(f'| {fr} | {sc} | {fl} | {mode} | {len(bw)}/{len(nw)} | {bm:.2f} | {nm:.2f} | '
+            print(f'| {fr} | {sc} | {fl} | {mode} | {bn}/{nn} | {bm:.2f} | {nm:.2f} | '
                   f'**{nm / bm:.2f}** | {bc:.0f} | {nc:.0f} | **{nc / bc:.2f}** |')
     floor_table(rows, base, new, ref)
 
