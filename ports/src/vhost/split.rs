@@ -222,8 +222,7 @@ impl SplitRing {
             );
             *st = Staged {
                 head,
-                buf: std::ptr::null_mut(),
-                len: 0,
+                ..Staged::NONE
             };
             if head >= self.size {
                 continue;
@@ -276,9 +275,8 @@ impl SplitRing {
             let len = (d.len as usize - off).min(128);
             if let Some(p) = d
                 .addr
-                .0
                 .checked_add(off as u64)
-                .and_then(|a| self.map.host(GuestAddress(a), len))
+                .and_then(|a| self.map.host(a, len))
             {
                 prefetch_frame(p, len);
             }
