@@ -57,6 +57,10 @@ pub fn show(bridges: &Value) -> String {
                     let _ = writeln!(out, "                socket: {sock}");
                 }
             }
+            // A VM's state, and why nothing flows when nothing does.
+            if let Some(status) = p["status"].as_str() {
+                let _ = writeln!(out, "                status: {status}");
+            }
         }
     }
     out

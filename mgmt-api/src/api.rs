@@ -210,8 +210,13 @@ pub struct PortView {
     /// `vhost-server-path` for `vhostuserclient`; absent for other types.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<String>,
-    /// vhost-user: whether a VM is connected; other ports: whether the link is up.
+    /// vhost-user: whether a VM is connected and its queues run; other ports: whether the
+    /// link is up.
     pub link_up: bool,
+    /// vhost-user: the VM's state in words (connected, queues running, guest MTU, migration,
+    /// protocol errors and the last one); absent for other types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     /// MAC address.
     pub mac: String,
     /// MTU.
@@ -424,6 +429,7 @@ fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView 
             _ => None,
         },
         link_up: p.link_up,
+        status: p.status,
         name: p.name,
         ofport: p.port_no,
         mac: mac_text(&p.mac),

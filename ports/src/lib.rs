@@ -49,7 +49,7 @@ pub use netdev::NetDev;
 pub use packet::{Packet, TunMeta, VnetHdr};
 pub use patch::{PatchLink, PatchPort, PATCH_OUTBOX};
 pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
-pub use port::{LinkWatch, Port, PortCounters, PortKind, PortStats};
+pub use port::{LinkWatch, PeerStatus, Port, PortCounters, PortKind, PortStats};
 pub use replay::{ReplayConfig, ReplayPort};
 pub use spec::{open_instances, PortSpec};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};

@@ -141,12 +141,32 @@ impl PortCounters {
 }
 
 /// How the control plane reads a port's link state without the port (which its PMDs own).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum LinkWatch {
     /// The kernel interface of that name is up with carrier.
     Interface(String),
-    /// A peer is connected (vhost-user: the VM's frontend).
+    /// A peer is connected (a patch port's peer).
     Connected(Arc<std::sync::atomic::AtomicBool>),
+    /// A peer with a state of its own to tell (vhost-user: the VM's frontend and its rings).
+    Peer(Arc<dyn PeerStatus>),
+}
+
+impl std::fmt::Debug for LinkWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkWatch::Interface(n) => f.debug_tuple("Interface").field(n).finish(),
+            LinkWatch::Connected(c) => f.debug_tuple("Connected").field(c).finish(),
+            LinkWatch::Peer(p) => f.debug_tuple("Peer").field(&p.status()).finish(),
+        }
+    }
+}
+
+/// The live state of a port's peer, readable from the control plane.
+pub trait PeerStatus: Send + Sync {
+    /// Whether the link is up (the peer is there and traffic can flow both ways).
+    fn link_up(&self) -> bool;
+    /// One line for people: what is connected and, when traffic cannot flow, why.
+    fn status(&self) -> String;
 }
 
 impl LinkWatch {
@@ -157,6 +177,15 @@ impl LinkWatch {
                 crate::netdev::NetDev::new(name).is_ok_and(|n| n.link_up())
             }
             LinkWatch::Connected(flag) => flag.load(Ordering::Acquire),
+            LinkWatch::Peer(p) => p.link_up(),
+        }
+    }
+
+    /// The peer's state in words, for ports that have one.
+    pub fn status(&self) -> Option<String> {
+        match self {
+            LinkWatch::Peer(p) => Some(p.status()),
+            _ => None,
         }
     }
 }

@@ -140,8 +140,10 @@ pub struct PortInfo {
     pub mtu: u32,
     /// Counters.
     pub stats: PortStats,
-    /// Link up (vhost-user: a VM is connected).
+    /// Link up (vhost-user: a VM is connected and its queues run).
     pub link_up: bool,
+    /// The peer's state in words (vhost-user: the VM, its queues, why nothing flows).
+    pub status: Option<String>,
     /// VLAN settings (`tag`, `trunks`, `vlan_mode`).
     pub vlan: crate::vlan::PortVlan,
 }
@@ -387,6 +389,7 @@ impl Switch {
                 mtu: p.mtu,
                 stats: p.counters.snapshot(),
                 link_up: p.link.is_up(),
+                status: p.link.status(),
                 vlan: br
                     .shared
                     .l2

@@ -14,9 +14,12 @@ use vhost::vhost_user::BackendReqHandler;
 
 use super::config::VhostMode;
 use super::device::{Device, Handler};
+use super::intercept;
 
 /// How often the thread looks at its stop flag while waiting.
 const TICK: Duration = Duration::from_millis(50);
+/// How long a connected VM whose driver started may forward nothing before the log says why.
+const IDLE_WARNING: Duration = Duration::from_secs(10);
 
 /// The running control thread; stops it (and removes a server socket) when dropped.
 pub(crate) struct Conn {
@@ -126,43 +129,72 @@ fn run(dev: &Arc<Device>, listener: Option<&UnixListener>, stop: &AtomicBool) {
     }
 }
 
+/// Whether the guest's driver has set the device up and still no queue runs.
+fn idle(dev: &Device) -> bool {
+    dev.features.load(Ordering::Relaxed) != 0
+        && dev.rx_ready.load(Ordering::Relaxed) == 0
+        && dev.tx_ready.load(Ordering::Relaxed) == 0
+}
+
 /// Serves one frontend until it disconnects, breaks the protocol, or the port goes.
 fn serve(dev: &Arc<Device>, stream: UnixStream, stop: &AtomicBool) {
     if stream.set_nonblocking(false).is_err() {
         return;
     }
     let fd = stream.as_raw_fd();
+    // The same socket, for the messages taken before the crate sees them.
+    let Ok(mut early) = stream.try_clone() else {
+        return;
+    };
     let handler = Arc::new(Mutex::new(Handler::new(Arc::clone(dev))));
     let mut req = BackendReqHandler::from_stream(stream, Arc::clone(&handler));
     dev.connected.store(true, Ordering::Release);
     dev.connections.fetch_add(1, Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) {
+    tracing::info!(port = %dev.cfg.name, "vhost-user: frontend connected");
+    let connected_at = Instant::now();
+    let mut warned = false;
+    let why = loop {
+        if stop.load(Ordering::Relaxed) {
+            break "the port is going away".to_owned();
+        }
+        if !warned && connected_at.elapsed() > IDLE_WARNING && idle(dev) {
+            warned = true;
+            let why = handler.lock().unwrap_or_else(|e| e.into_inner()).why_idle();
+            tracing::warn!(
+                port = %dev.cfg.name,
+                "vhost-user: VM connected for {}s but no queue runs: {why}",
+                IDLE_WARNING.as_secs()
+            );
+        }
         if !readable(fd) {
             continue;
         }
-        if let Err(e) = req.handle_request() {
-            // DPDK's virtio-user, reconnecting, may send SET_VRING_ENABLE before SET_FEATURES
-            // has acknowledged protocol features. The vhost crate refuses that one message;
-            // dropping the connection for it would only start the same exchange again, while
-            // going on lets the rings start (seen with DPDK 22.11 in cli/tests/daemon.rs).
-            if let vhost::vhost_user::Error::InactiveFeature(f) = &e {
-                if *f == vhost::vhost_user::VhostUserVirtioFeatures::PROTOCOL_FEATURES {
-                    continue;
-                }
-            }
-            if !matches!(
-                e,
-                vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage
-            ) {
-                dev.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "vswitch: vhost-user port {}: dropping the connection: {e}",
-                    dev.cfg.name
-                );
-            }
-            break;
+        let taken = {
+            let mut h = handler.lock().unwrap_or_else(|e| e.into_inner());
+            intercept::take(&mut early, &mut *h)
+        };
+        match taken {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => break format!("socket error: {e}"),
         }
-    }
+        match req.handle_request() {
+            Ok(()) => {}
+            Err(
+                vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage,
+            ) => {
+                break "the frontend disconnected".to_owned();
+            }
+            Err(e) => {
+                // A message the crate refused before the handler saw it (unknown, malformed,
+                // a feature not negotiated): the frontend and the switch disagree on the
+                // protocol, so the connection goes and the frontend may start again.
+                dev.refuse("dropping the connection", &e);
+                break format!("protocol error: {e}");
+            }
+        }
+    };
+    tracing::info!(port = %dev.cfg.name, "vhost-user: connection closed: {why}");
     // Stop every queue before the memory goes away with the connection.
     handler.lock().unwrap_or_else(|e| e.into_inner()).reset();
     dev.connected.store(false, Ordering::Release);

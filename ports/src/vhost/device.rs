@@ -9,8 +9,8 @@
 //! queue or none.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use vhost::vhost_user::message::{
     VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
@@ -22,8 +22,10 @@ use vhost::vhost_user::{Backend, Error, GpuBackend, Result, VhostUserBackendReqH
 use vhost::VhostUserMemoryRegionBase;
 use virtio_bindings::virtio_config::{VIRTIO_F_IN_ORDER, VIRTIO_F_VERSION_1};
 use virtio_bindings::virtio_net::{
-    VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_MQ,
-    VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_ANNOUNCE, VIRTIO_NET_F_GUEST_CSUM,
+    VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MQ,
+    VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU,
 };
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueT};
@@ -31,7 +33,9 @@ use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
 
 use super::cell::SpinCell;
 use super::config::VhostUserConfig;
+use super::dirty_log::DirtyLog;
 use super::guest_map::GuestMap;
+use super::intercept::{Early, EarlyHandler};
 use super::split::{RingLayout, SplitRing};
 use super::vring::{header_len, ActiveVq, GuestOffloads, Mem};
 use crate::port::PortCounters;
@@ -43,6 +47,8 @@ const MAX_MEM_SLOTS: u64 = 32;
 
 /// `VHOST_USER_F_PROTOCOL_FEATURES`.
 const F_PROTOCOL_FEATURES: u64 = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+/// `VHOST_F_LOG_ALL`: log every write into guest memory (while the VM migrates).
+const F_LOG_ALL: u64 = VhostUserVirtioFeatures::LOG_ALL.bits();
 
 /// Virtio features the switch offers.
 pub(crate) const OFFERED_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
@@ -58,7 +64,30 @@ pub(crate) const OFFERED_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
     | (1 << VIRTIO_NET_F_GUEST_CSUM)
     | (1 << VIRTIO_NET_F_GUEST_TSO4)
     | (1 << VIRTIO_NET_F_GUEST_TSO6)
+    | (1 << VIRTIO_NET_F_GUEST_ECN)
+    // The guest may send partial checksums and 64 KB TCP segments, kept whole for outputs that
+    // take them (other guests, taps, AF_PACKET with vnet headers) and resolved for the rest.
+    | (1 << VIRTIO_NET_F_CSUM)
+    | (1 << VIRTIO_NET_F_HOST_TSO4)
+    | (1 << VIRTIO_NET_F_HOST_TSO6)
+    | (1 << VIRTIO_NET_F_HOST_ECN)
+    // The frontend's `host_mtu` reaches the guest only if the backend offers it.
+    | (1 << VIRTIO_NET_F_MTU)
+    // After a migration the guest announces itself (gratuitous ARP through its TX queue),
+    // so the bridge learns its new port.
+    | (1 << VIRTIO_NET_F_GUEST_ANNOUNCE)
+    | F_LOG_ALL
     | F_PROTOCOL_FEATURES;
+
+/// Protocol features the switch offers.
+pub(crate) fn offered_protocol() -> VhostUserProtocolFeatures {
+    VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+        | VhostUserProtocolFeatures::LOG_SHMFD
+        | VhostUserProtocolFeatures::MTU
+        | VhostUserProtocolFeatures::RARP
+}
 
 /// State of one vhost-user port shared by its control thread and its PMD instances.
 pub(crate) struct Device {
@@ -79,7 +108,21 @@ pub(crate) struct Device {
     pub connections: AtomicU64,
     /// Protocol errors and broken rings seen.
     pub protocol_errors: AtomicU64,
+    /// The MTU the frontend gave the guest (`NET_SET_MTU`), 0 if none.
+    pub guest_mtu: AtomicU32,
+    /// A RARP to send for the guest after a migration: its MAC in the low 48 bits, bit 63
+    /// set while pending (taken by the instance that polls first).
+    pub rarp: AtomicU64,
+    /// Virtio features the frontend acknowledged (for the port's status).
+    pub features: AtomicU64,
+    /// Dirty-page logging is on (a migration is under way).
+    pub logging: AtomicBool,
+    /// The last refusal or error, for the port's status.
+    pub last_error: Mutex<Option<String>>,
 }
+
+/// Bit of [`Device::rarp`] saying a RARP is pending.
+pub(crate) const RARP_PENDING: u64 = 1 << 63;
 
 impl Device {
     /// A device with no frontend yet.
@@ -94,7 +137,21 @@ impl Device {
             connected: Arc::new(AtomicBool::new(false)),
             connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            guest_mtu: AtomicU32::new(0),
+            rarp: AtomicU64::new(0),
+            features: AtomicU64::new(0),
+            logging: AtomicBool::new(false),
+            last_error: Mutex::new(None),
         }
+    }
+
+    /// Counts and logs a refused message or a queue that cannot run, and keeps it as the
+    /// port's last error.
+    pub(crate) fn refuse(&self, what: &str, why: &dyn std::fmt::Display) {
+        self.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        let line = format!("{what}: {why}");
+        tracing::warn!(port = %self.cfg.name, "vhost-user: {line}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
     }
 
     /// Queue pairs the device offers.
@@ -127,6 +184,9 @@ struct Mapping {
     user_addr: u64,
     size: u64,
     gpa: u64,
+    /// `ADD_MEM_REG`s of this very region not yet removed: QEMU sends the guest's memory
+    /// once per queue pair (each pair is a vhost device of its own on the same socket).
+    refs: u32,
 }
 
 /// The vhost-user protocol handler of one connection.
@@ -137,6 +197,8 @@ pub(crate) struct Handler {
     mem: Option<Arc<Mem>>,
     maps: Vec<Mapping>,
     vrings: Vec<VringCfg>,
+    /// The dirty-page log QEMU gave (`SET_LOG_BASE`); used while `VHOST_F_LOG_ALL` is set.
+    log: Option<Arc<DirtyLog>>,
 }
 
 fn bad(msg: &'static str) -> Error {
@@ -154,13 +216,26 @@ impl Handler {
             mem: None,
             maps: Vec::new(),
             vrings: (0..n).map(|_| VringCfg::default()).collect(),
+            log: None,
         }
     }
 
+    /// Logs and counts a refused message (see [`Device::refuse`]) and passes its error on.
+    fn refused(&self, what: &str, e: Error) -> Error {
+        self.dev.refuse(what, &e);
+        e
+    }
+
     fn vring(&mut self, index: u32) -> Result<&mut VringCfg> {
-        self.vrings
-            .get_mut(index as usize)
-            .ok_or(Error::InvalidParam)
+        let n = self.vrings.len();
+        match self.vrings.get_mut(index as usize) {
+            Some(v) => Ok(v),
+            None => {
+                let why = format!("virtqueue {index} (the port has {n})");
+                self.dev.refuse("no such virtqueue", &why);
+                Err(Error::InvalidParam)
+            }
+        }
     }
 
     /// Guest physical address of frontend virtual address `va` (ring addresses come as the
@@ -188,13 +263,7 @@ impl Handler {
         match self.build(idx) {
             Ok(Some(vq)) => *slot = Some(vq),
             Ok(None) => {}
-            Err(why) => {
-                dev.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "vswitch: vhost-user port {}: virtqueue {idx} not started: {why}",
-                    dev.cfg.name
-                );
-            }
+            Err(why) => dev.refuse(&format!("virtqueue {idx} not started"), &why),
         }
         let bit = 1u64 << ((idx / 2) % 64);
         let ready = if idx % 2 == 0 {
@@ -254,26 +323,62 @@ impl Handler {
             event_idx,
         )?;
         if ring.sync_with_used() {
-            eprintln!(
-                "vswitch: vhost-user port {}: virtqueue {idx} resumes at the guest's used index {}",
-                self.dev.cfg.name,
+            tracing::info!(
+                port = %self.dev.cfg.name,
+                "vhost-user: virtqueue {idx} resumes at the guest's used index {}",
                 ring.next_used()
             );
         }
         // The switch polls: ask the guest not to kick.
         ring.disable_kicks();
-        Ok(Some(ActiveVq {
+        let mut vq = ActiveVq::new(
             ring,
-            call: v.call.clone(),
-            hdr_len: header_len(self.acked_features),
-            offloads: GuestOffloads {
-                csum: self.acked_features & (1 << VIRTIO_NET_F_GUEST_CSUM) != 0,
-                tso4: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO4) != 0,
-                tso6: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO6) != 0,
-            },
-            mrg_rxbuf: self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,
-            broken: false,
-        }))
+            header_len(self.acked_features),
+            self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,
+        );
+        vq.call = v.call.clone();
+        vq.offloads = GuestOffloads {
+            csum: self.acked_features & (1 << VIRTIO_NET_F_GUEST_CSUM) != 0,
+            tso4: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO4) != 0,
+            tso6: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO6) != 0,
+            ecn: self.acked_features & (1 << VIRTIO_NET_F_GUEST_ECN) != 0,
+        };
+        vq.host_offloads = self.acked_features & (1 << VIRTIO_NET_F_CSUM) != 0;
+        vq.log = self.log.clone().filter(|_| self.logging());
+        // The used ring's flags were just written.
+        vq.log_used();
+        Ok(Some(vq))
+    }
+
+    /// Why no queue runs, in words (for the log when a connected VM forwards nothing).
+    pub(crate) fn why_idle(&self) -> String {
+        if self.acked_features == 0 {
+            return "the frontend has not set the features (no driver yet)".to_owned();
+        }
+        if self.mem.is_none() {
+            return "the frontend has sent no memory table".to_owned();
+        }
+        let mut why = Vec::new();
+        for (idx, v) in self.vrings.iter().enumerate() {
+            let missing = match (v.size > 0 && v.addr_set, v.started, v.enabled) {
+                (false, false, _) => continue,
+                (false, true, _) => "kicked before its size and addresses were set",
+                (true, false, _) => "never kicked (SET_VRING_KICK)",
+                (true, true, false) => "kicked but never enabled (SET_VRING_ENABLE)",
+                (true, true, true) => "configured but not started (see the errors above)",
+            };
+            why.push(format!("virtqueue {idx} {missing}"));
+        }
+        if why.is_empty() {
+            "no virtqueue has been configured".to_owned()
+        } else {
+            why.join("; ")
+        }
+    }
+
+    /// Whether writes into guest memory are logged now.
+    fn logging(&self) -> bool {
+        self.acked_features & F_LOG_ALL != 0 && self.log.is_some()
     }
 
     /// Stops every queue and forgets the frontend's state (on disconnect or reset).
@@ -283,9 +388,13 @@ impl Handler {
         }
         self.mem = None;
         self.maps.clear();
+        self.log = None;
         self.refresh_all();
         self.acked_features = 0;
         self.acked_protocol = 0;
+        self.dev.features.store(0, Ordering::Relaxed);
+        self.dev.logging.store(false, Ordering::Relaxed);
+        self.dev.guest_mtu.store(0, Ordering::Relaxed);
     }
 
     fn install_memory(&mut self, mem: Mem, maps: Vec<Mapping>) {
@@ -318,6 +427,7 @@ fn map_region(region: &VhostUserMemoryRegion, file: File) -> Result<(GuestRegion
             user_addr,
             size,
             gpa,
+            refs: 1,
         },
     ))
 }
@@ -343,10 +453,25 @@ impl VhostUserBackendReqHandlerMut for Handler {
 
     fn set_features(&mut self, features: u64) -> Result<()> {
         if features & !OFFERED_FEATURES != 0 {
+            let why = format!(
+                "features {:#x} were not offered",
+                features & !OFFERED_FEATURES
+            );
+            self.dev.refuse("SET_FEATURES", &why);
             return Err(bad("feature not offered"));
         }
+        let was_logging = self.logging();
         self.acked_features = features;
-        // The header length and event index follow the features.
+        self.dev.features.store(features, Ordering::Relaxed);
+        if self.logging() != was_logging {
+            tracing::info!(
+                port = %self.dev.cfg.name,
+                "vhost-user: dirty-page logging {}",
+                if self.logging() { "on (migration)" } else { "off" }
+            );
+        }
+        self.dev.logging.store(self.logging(), Ordering::Relaxed);
+        // The header length, offloads, event index and log follow the features.
         self.refresh_all();
         Ok(())
     }
@@ -360,18 +485,21 @@ impl VhostUserBackendReqHandlerMut for Handler {
         let mut regions = Vec::with_capacity(ctx.len());
         let mut maps = Vec::with_capacity(ctx.len());
         for (r, f) in ctx.iter().zip(files) {
-            let (region, map) = map_region(r, f)?;
+            let (region, map) = map_region(r, f).map_err(|e| self.refused("SET_MEM_TABLE", e))?;
             regions.push(region);
             maps.push(map);
         }
         // Overlapping regions are refused here.
-        let mem = GuestMemoryMmap::from_regions(regions).map_err(|_| Error::InvalidParam)?;
+        let mem = GuestMemoryMmap::from_regions(regions)
+            .map_err(|_| self.refused("SET_MEM_TABLE", bad("overlapping regions")))?;
         self.install_memory(mem, maps);
         Ok(None)
     }
 
     fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
         if num == 0 || num > MAX_QUEUE_SIZE as u32 || !num.is_power_of_two() {
+            let why = format!("virtqueue {index}: size {num} is not a power of two up to 32768");
+            self.dev.refuse("SET_VRING_NUM", &why);
             return Err(Error::InvalidParam);
         }
         self.vring(index)?.size = num as u16;
@@ -388,6 +516,8 @@ impl VhostUserBackendReqHandlerMut for Handler {
         available: u64,
         _log: u64,
     ) -> Result<()> {
+        // The used ring's guest address for the log (`_log`) is found from `used` like the
+        // ring's own, so the flag and the address need not be kept.
         let v = self.vring(index)?;
         v.desc = descriptor;
         v.used = used;
@@ -439,9 +569,7 @@ impl VhostUserBackendReqHandlerMut for Handler {
     }
 
     fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
-        Ok(VhostUserProtocolFeatures::MQ
-            | VhostUserProtocolFeatures::REPLY_ACK
-            | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS)
+        Ok(offered_protocol())
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
@@ -454,9 +582,8 @@ impl VhostUserBackendReqHandlerMut for Handler {
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
-        if self.acked_features & F_PROTOCOL_FEATURES == 0 {
-            return Err(bad("SET_VRING_ENABLE without protocol features"));
-        }
+        // Also before SET_FEATURES (see `intercept`): the state is kept for when the ring
+        // starts, as the spec's ring states have it.
         self.vring(index)?.enabled = enable;
         self.refresh(index as usize);
         Ok(())
@@ -503,15 +630,30 @@ impl VhostUserBackendReqHandlerMut for Handler {
         fd: File,
         _postcopy: Option<bool>,
     ) -> Result<Option<VhostUserMemoryRegionBase>> {
-        if self.maps.len() as u64 >= MAX_MEM_SLOTS {
-            return Err(bad("all memory slots in use"));
+        let same = |m: &Mapping| {
+            m.gpa == region.guest_phys_addr
+                && m.size == region.memory_size
+                && m.user_addr == region.user_addr
+        };
+        if let Some(m) = self.maps.iter_mut().find(|m| same(m)) {
+            // Another queue pair's copy of a region already mapped: the same memory.
+            m.refs += 1;
+            return Ok(None);
         }
-        let (mapped, map) = map_region(region, fd)?;
+        if self.maps.len() as u64 >= MAX_MEM_SLOTS {
+            return Err(self.refused("ADD_MEM_REG", bad("all memory slots in use")));
+        }
+        let (mapped, map) = map_region(region, fd).map_err(|e| self.refused("ADD_MEM_REG", e))?;
         let mem = match &self.mem {
             Some(m) => m.insert_region(Arc::new(mapped)),
             None => GuestMemoryMmap::from_regions(vec![mapped]),
         }
-        .map_err(|_| Error::InvalidParam)?;
+        .map_err(|_| {
+            let (gpa, size) = (region.guest_phys_addr, region.memory_size);
+            let why = format!("region at guest address {gpa:#x} (+{size:#x}) overlaps another");
+            self.dev.refuse("ADD_MEM_REG", &why);
+            Error::InvalidParam
+        })?;
         let mut maps = std::mem::take(&mut self.maps);
         maps.push(map);
         self.install_memory(mem, maps);
@@ -520,14 +662,28 @@ impl VhostUserBackendReqHandlerMut for Handler {
 
     fn remove_mem_region(&mut self, region: &VhostUserSingleMemoryRegion) -> Result<()> {
         let (gpa, size) = (region.guest_phys_addr, region.memory_size);
+        let Some(at) = self
+            .maps
+            .iter()
+            .position(|m| m.gpa == gpa && m.size == size)
+        else {
+            let why = format!("no region at guest address {gpa:#x} (+{size:#x})");
+            self.dev.refuse("REM_MEM_REG", &why);
+            return Err(Error::InvalidParam);
+        };
+        // Unmapped when the last queue pair that added it removes it.
+        self.maps[at].refs -= 1;
+        if self.maps[at].refs > 0 {
+            return Ok(());
+        }
         let Some(m) = &self.mem else {
             return Err(Error::InvalidParam);
         };
         let (mem, _gone) = m
             .remove_region(GuestAddress(gpa), size)
-            .map_err(|_| Error::InvalidParam)?;
+            .map_err(|_| self.refused("REM_MEM_REG", bad("region not mapped")))?;
         let mut maps = std::mem::take(&mut self.maps);
-        maps.retain(|x| !(x.gpa == gpa && x.size == size));
+        maps.remove(at);
         self.install_memory(mem, maps);
         Ok(())
     }
@@ -549,8 +705,74 @@ impl VhostUserBackendReqHandlerMut for Handler {
         Err(bad("no shared memory regions"))
     }
 
-    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
-        Err(bad("no dirty-page logging"))
+    fn set_log_base(&mut self, log: &VhostUserLog, file: File) -> Result<()> {
+        let (size, offset) = (log.mmap_size, log.mmap_offset);
+        let mapped = DirtyLog::map(file, size, offset)
+            .map_err(|why| self.refused("SET_LOG_BASE", bad(why)))?;
+        tracing::info!(
+            port = %self.dev.cfg.name,
+            "vhost-user: dirty-page log of {size} bytes (guest memory up to {} MiB)",
+            size * 8 * 4096 >> 20
+        );
+        self.log = Some(Arc::new(mapped));
+        self.dev.logging.store(self.logging(), Ordering::Relaxed);
+        self.refresh_all();
+        Ok(())
+    }
+}
+
+impl EarlyHandler for Handler {
+    fn protocol_features_set(&self) -> bool {
+        self.acked_features & F_PROTOCOL_FEATURES != 0
+    }
+
+    fn acked_protocol(&self) -> VhostUserProtocolFeatures {
+        VhostUserProtocolFeatures::from_bits_truncate(self.acked_protocol)
+    }
+
+    fn early(&mut self, msg: Early) -> std::result::Result<(), String> {
+        let refuse = |h: &Handler, what: &str, why: String| {
+            h.dev.refuse(what, &why);
+            Err(why)
+        };
+        match msg {
+            Early::VringEnable { index, enable } => {
+                if index as usize >= self.vrings.len() {
+                    let why = format!("virtqueue {index} (the port has {})", self.vrings.len());
+                    return refuse(self, "SET_VRING_ENABLE", why);
+                }
+                self.set_vring_enable(index, enable)
+                    .map_err(|e| e.to_string())
+            }
+            Early::Mtu(mtu) => {
+                if !self
+                    .acked_protocol()
+                    .contains(VhostUserProtocolFeatures::MTU)
+                {
+                    return refuse(self, "NET_SET_MTU", "protocol feature not acked".into());
+                }
+                if !(68..=65535).contains(&mtu) {
+                    return refuse(self, "NET_SET_MTU", format!("MTU {mtu} out of 68..=65535"));
+                }
+                tracing::info!(port = %self.dev.cfg.name, "vhost-user: guest MTU {mtu}");
+                self.dev.guest_mtu.store(mtu as u32, Ordering::Relaxed);
+                Ok(())
+            }
+            Early::Rarp(mac) => {
+                if !self
+                    .acked_protocol()
+                    .contains(VhostUserProtocolFeatures::RARP)
+                {
+                    return refuse(self, "SEND_RARP", "protocol feature not acked".into());
+                }
+                let mut word = [0u8; 8];
+                word[..6].copy_from_slice(&mac);
+                self.dev
+                    .rarp
+                    .store(u64::from_le_bytes(word) | RARP_PENDING, Ordering::Release);
+                Ok(())
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 
 use vhost::vhost_user::message::{
-    VhostUserMemoryRegion, VhostUserSingleMemoryRegion, VhostUserVringAddrFlags,
+    VhostUserLog, VhostUserMemoryRegion, VhostUserSingleMemoryRegion, VhostUserVringAddrFlags,
 };
 use vhost::vhost_user::VhostUserBackendReqHandlerMut;
 use vm_memory::GuestMemoryBackend;
@@ -93,11 +93,114 @@ fn with_protocol_features_a_ring_waits_for_set_vring_enable() {
     assert_eq!(dev.rx_ready.load(Ordering::Relaxed), 0);
 }
 
+/// QEMU 7.2's order (`vhost_net_start`): the enable state first, then the features, then the
+/// rings; the enable is not sent again.
 #[test]
-fn set_vring_enable_needs_protocol_features() {
-    let (mut h, _dev) = handler();
-    configure(&mut h, 0, V1);
-    assert!(h.set_vring_enable(0, true).is_err());
+fn an_enable_before_the_features_holds_once_the_ring_starts() {
+    let (mut h, dev) = handler();
+    assert!(!h.protocol_features_set());
+    h.early(Early::VringEnable {
+        index: 0,
+        enable: true,
+    })
+    .unwrap();
+    configure(&mut h, 0, V1 | F_PROTOCOL_FEATURES);
+    assert!(!running(&dev, 0), "not kicked yet");
+    h.set_vring_kick(0, None).unwrap();
+    assert!(running(&dev, 0), "enabled before, started now");
+    assert_eq!(dev.protocol_errors.load(Ordering::Relaxed), 0);
+    // An index beyond the device is refused and counted, not applied.
+    let n = h.vrings.len() as u32;
+    assert!(h
+        .early(Early::VringEnable {
+            index: n,
+            enable: true
+        })
+        .is_err());
+    assert_eq!(dev.protocol_errors.load(Ordering::Relaxed), 1);
+    assert!(dev.last_error.lock().unwrap().is_some());
+}
+
+#[test]
+fn mtu_and_rarp_need_their_protocol_features() {
+    let (mut h, dev) = handler();
+    assert!(h.early(Early::Mtu(9000)).is_err(), "NET_MTU not acked");
+    h.set_protocol_features(offered_protocol().bits()).unwrap();
+    assert!(h.early(Early::Mtu(60)).is_err(), "below 68");
+    h.early(Early::Mtu(9000)).unwrap();
+    assert_eq!(dev.guest_mtu.load(Ordering::Relaxed), 9000);
+    h.early(Early::Rarp([0x52, 0x54, 0, 0, 0, 7])).unwrap();
+    let word = dev.rarp.load(Ordering::Relaxed);
+    assert_ne!(word & RARP_PENDING, 0);
+    assert_eq!(&word.to_le_bytes()[..6], &[0x52, 0x54, 0, 0, 0, 7]);
+    assert_eq!(dev.protocol_errors.load(Ordering::Relaxed), 2);
+}
+
+/// QEMU with `queues=2` runs one vhost device per pair on the one socket, each sending the
+/// guest's memory with `ADD_MEM_REG` and taking it back with `REM_MEM_REG`.
+#[test]
+fn a_region_added_once_per_queue_pair_is_mapped_once_and_kept_until_the_last_removal() {
+    let (mut h, dev) = handler();
+    h.set_features(V1).unwrap();
+    let a = VhostUserSingleMemoryRegion::new(0, SIZE, USER, 0);
+    h.add_mem_region(&a, memfd(SIZE), None).unwrap();
+    h.add_mem_region(&a, memfd(SIZE), None).unwrap();
+    assert_eq!(h.mem.as_ref().unwrap().num_regions(), 1);
+    h.set_vring_num(1, 256).unwrap();
+    h.set_vring_addr(
+        1,
+        VhostUserVringAddrFlags::empty(),
+        USER + DESC,
+        USER + USED,
+        USER + AVAIL,
+        0,
+    )
+    .unwrap();
+    h.set_vring_kick(1, None).unwrap();
+    assert!(running(&dev, 1));
+    // The second pair lets go: the first still uses the memory.
+    h.remove_mem_region(&a).unwrap();
+    assert!(running(&dev, 1));
+    assert_eq!(h.mem.as_ref().unwrap().num_regions(), 1);
+    h.remove_mem_region(&a).unwrap();
+    assert!(!running(&dev, 1));
+    // A different region over the same guest addresses still overlaps.
+    h.add_mem_region(&a, memfd(SIZE), None).unwrap();
+    let errors = dev.protocol_errors.load(Ordering::Relaxed);
+    let b = VhostUserSingleMemoryRegion::new(0, SIZE, USER + 8 * SIZE, 0);
+    assert!(h.add_mem_region(&b, memfd(SIZE), None).is_err());
+    assert_eq!(dev.protocol_errors.load(Ordering::Relaxed), errors + 1);
+}
+
+/// Migration: with a log and `VHOST_F_LOG_ALL`, every write of the switch into guest memory
+/// (frames into RX buffers, used rings) is marked; without `LOG_ALL` nothing is.
+#[test]
+fn with_log_all_the_queues_mark_the_pages_they_write() {
+    use std::os::unix::fs::FileExt;
+    let (mut h, dev) = handler();
+    configure(&mut h, 0, V1 | F_PROTOCOL_FEATURES);
+    h.set_vring_kick(0, None).unwrap();
+    h.set_vring_enable(0, true).unwrap();
+    // 1 MiB of guest memory: 256 pages, 32 bytes of bitmap.
+    let log = memfd(4096);
+    let reader = log.try_clone().unwrap();
+    h.set_log_base(&VhostUserLog::new(32, 0), log).unwrap();
+    let bitmap = || {
+        let mut b = [0u8; 32];
+        reader.read_exact_at(&mut b, 0).unwrap();
+        b
+    };
+    assert_eq!(bitmap(), [0; 32], "no LOG_ALL yet");
+    assert!(!dev.logging.load(Ordering::Relaxed));
+    h.set_features(V1 | F_PROTOCOL_FEATURES | F_LOG_ALL)
+        .unwrap();
+    assert!(dev.logging.load(Ordering::Relaxed));
+    // Starting the queue wrote the used ring's flags: its page is marked.
+    let used_page = (USED / 4096) as usize;
+    assert_ne!(bitmap()[used_page / 8] & (1 << (used_page % 8)), 0);
+    assert!(running(&dev, 0));
+    h.set_features(V1 | F_PROTOCOL_FEATURES).unwrap();
+    assert!(!dev.logging.load(Ordering::Relaxed));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::config::{VhostMode, VhostUserConfig};
 use super::device::{Device, Handler};
 use super::guest_map::GuestMap;
 use super::split::{RingLayout, SplitRing};
-use super::vring::{ActiveVq, GuestOffloads, Mem, HDR_LEN_LEGACY, HDR_LEN_V1};
+use super::vring::{ActiveVq, Mem, HDR_LEN_LEGACY, HDR_LEN_V1};
 use crate::batch::PacketBatch;
 use crate::pool::{PacketPool, PoolConfig};
 use crate::port::PortCounters;
@@ -133,18 +133,14 @@ pub fn fuzz_descriptor_chains(data: &[u8]) {
     ) else {
         return;
     };
-    let mut vq = ActiveVq {
-        ring,
-        call: None,
-        hdr_len: if flags & 2 != 0 {
-            HDR_LEN_LEGACY
-        } else {
-            HDR_LEN_V1
-        },
-        mrg_rxbuf: flags & 1 != 0,
-        offloads: GuestOffloads::default(),
-        broken: false,
+    let hdr_len = if flags & 2 != 0 {
+        HDR_LEN_LEGACY
+    } else {
+        HDR_LEN_V1
     };
+    let mut vq = ActiveVq::new(ring, hdr_len, flags & 1 != 0);
+    // Offloads too: the header the guest wrote is read and checked.
+    vq.host_offloads = flags & 16 != 0;
     POOL.with(|p| exercise(&mut vq, &mut p.borrow_mut(), sizes));
 }
 

@@ -64,6 +64,15 @@ impl GuestMap {
         None
     }
 
+    /// Guest address of host address `host`, if it lies in guest memory (the reverse of
+    /// [`host`](Self::host); for the dirty-page log, off the common path).
+    pub(crate) fn gpa_of(&self, host: *const u8) -> Option<GuestAddress> {
+        self.regions.iter().find_map(|r| {
+            let off = (host as u64).wrapping_sub(r.host as u64);
+            (host as u64 >= r.host as u64 && off < r.len).then(|| GuestAddress(r.gpa + off))
+        })
+    }
+
     /// Copies guest bytes at `addr` into `dst`; false (nothing copied) if the range is not
     /// all inside guest memory.
     #[inline]
@@ -119,5 +128,11 @@ mod tests {
         assert!(map.read(GuestAddress(0x11ff0), &mut b));
         assert!(map.read(GuestAddress(0x12000), &mut []));
         assert!(!map.read(GuestAddress(0x12000), &mut [0]));
+        // Host addresses map back to the guest addresses they came from.
+        let h = map.host(GuestAddress(0x10010), 4).unwrap();
+        assert_eq!(map.gpa_of(h), Some(GuestAddress(0x10010)));
+        let h = map.host(GuestAddress(0x1fff), 1).unwrap();
+        assert_eq!(map.gpa_of(h), Some(GuestAddress(0x1fff)));
+        assert_eq!(map.gpa_of(std::ptr::null()), None);
     }
 }

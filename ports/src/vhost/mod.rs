@@ -5,19 +5,24 @@
 //! directly ([`vring`]), each queue handed between the two through a [`cell::SpinCell`].
 //!
 //! Offered: split rings, `VERSION_1`, `MRG_RXBUF`, `INDIRECT_DESC`, `EVENT_IDX`, `IN_ORDER`,
-//! `MQ`, `GUEST_CSUM`, `GUEST_TSO4/6`, and the protocol features `MQ`, `REPLY_ACK`,
-//! `CONFIGURE_MEM_SLOTS`. The guest sends complete frames (no host offloads).
+//! `MQ`, `MTU`, `GUEST_ANNOUNCE`, the offloads `CSUM`, `HOST_TSO4/6`, `HOST_ECN`, `GUEST_CSUM`,
+//! `GUEST_TSO4/6`, `GUEST_ECN`, `VHOST_F_LOG_ALL`, and the protocol features `MQ`,
+//! `REPLY_ACK`, `CONFIGURE_MEM_SLOTS`, `LOG_SHMFD` (live migration, [`dirty_log`]), `NET_MTU`
+//! and `RARP` (the last two served in [`intercept`], which the `vhost` crate does not know).
 
 mod cell;
 mod config;
 mod conn;
 mod device;
+mod dirty_log;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 mod guest_map;
+mod intercept;
 mod port;
 mod split;
+mod status;
 mod vring;
 
 pub use config::{VhostMode, VhostUserConfig};

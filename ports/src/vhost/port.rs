@@ -4,11 +4,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::conn::Conn;
-use super::device::Device;
+use super::device::{Device, RARP_PENDING};
 use super::VhostMode;
 use crate::batch::PacketBatch;
 use crate::pool::PacketPool;
-use crate::port::{LinkWatch, Port, PortCounters, PortKind};
+use crate::port::{LinkWatch, PeerStatus, Port, PortCounters, PortKind};
 
 /// A vhost-user port as one PMD thread serves it: it receives from the guest TX queues of the
 /// queue pairs it owns (pair `q` belongs to instance `q % n`) and transmits on one started guest
@@ -60,6 +60,30 @@ impl VhostUserPort {
         self.dev.protocol_errors.load(Ordering::Relaxed)
     }
 
+    /// Sends the RARP the frontend asked for after a migration (`SEND_RARP`) as if the guest
+    /// had sent it, so the bridge learns the guest's MAC on this port.
+    fn announce(&mut self, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let word = self.dev.rarp.swap(0, Ordering::Acquire);
+        if word & RARP_PENDING == 0 {
+            return;
+        }
+        let mac: [u8; 6] = word.to_le_bytes()[..6].try_into().expect("6 bytes");
+        let Some(mut pkt) = pool.alloc() else {
+            self.dev.counters.add_rx(0, 0, 1, 0);
+            return;
+        };
+        let frame = rarp_frame(mac);
+        if !pkt.set_data(&frame) {
+            pool.free(pkt);
+            return;
+        }
+        pkt.in_port = self.port_no;
+        match batch.push(pkt) {
+            Ok(()) => self.dev.counters.add_rx(1, frame.len() as u64, 0, 0),
+            Err(p) => pool.free(p),
+        }
+    }
+
     /// Guest RX queue pair this instance transmits on, if any is started.
     fn tx_pair(&self) -> Option<usize> {
         let ready = self.dev.rx_ready.load(Ordering::Acquire);
@@ -105,6 +129,9 @@ impl Port for VhostUserPort {
     }
 
     fn rx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> usize {
+        if self.dev.rarp.load(Ordering::Relaxed) != 0 {
+            self.announce(pool, batch);
+        }
         // Started guest TX queues among the pairs this instance owns.
         let mut ready = self.dev.tx_ready.load(Ordering::Acquire) & self.owned;
         if ready == 0 {
@@ -157,7 +184,11 @@ impl Port for VhostUserPort {
     }
 
     fn mtu(&self) -> u32 {
-        1500
+        // The MTU the frontend gave the guest, once it has.
+        match self.dev.guest_mtu.load(Ordering::Relaxed) {
+            0 => 1500,
+            m => m,
+        }
     }
 
     fn mac(&self) -> [u8; 6] {
@@ -165,10 +196,24 @@ impl Port for VhostUserPort {
     }
 
     fn link_watch(&self) -> LinkWatch {
-        LinkWatch::Connected(Arc::clone(&self.dev.connected))
+        LinkWatch::Peer(Arc::clone(&self.dev) as Arc<dyn PeerStatus>)
     }
 
     fn link_up(&self) -> bool {
-        self.connected() && self.dev.rx_ready.load(Ordering::Relaxed) != 0
+        self.dev.link_up()
     }
+}
+
+/// A RARP request announcing `mac` (as QEMU and DPDK's vhost library send for a migrated
+/// guest): broadcast, ethertype 0x8035, sender and target hardware address `mac`.
+fn rarp_frame(mac: [u8; 6]) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&0x8035u16.to_be_bytes());
+    // Ethernet, IPv4, 6- and 4-byte addresses, "request reverse" (3).
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 3]);
+    f[22..28].copy_from_slice(&mac);
+    f[32..38].copy_from_slice(&mac);
+    f
 }

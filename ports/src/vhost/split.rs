@@ -83,6 +83,8 @@ pub(crate) struct SplitRing {
     desc: *const u8,
     avail: *const u8,
     used: *mut u8,
+    /// Guest address of the used ring (for the dirty-page log).
+    used_gpa: GuestAddress,
     // The two indexes the device moves once per packet, kept in 32 bits and truncated to 16
     // where read (the guest's fields are 16 bits): stored as `u16`, the compiler read each
     // back with a 32-bit load, which the previous packet's 16-bit store cannot forward to,
@@ -147,6 +149,7 @@ impl SplitRing {
             desc,
             avail,
             used,
+            used_gpa: layout.used,
             next_avail: next_avail.into(),
             next_used: next_used.into(),
             signalled_used: next_used,
@@ -164,6 +167,11 @@ impl SplitRing {
     /// The guest memory map.
     pub(crate) fn map(&self) -> &GuestMap {
         &self.map
+    }
+
+    /// Guest range of the used ring, with the `avail_event` word after its entries.
+    pub(crate) fn used_range(&self) -> (GuestAddress, usize) {
+        (self.used_gpa, 6 + 8 * usize::from(self.size))
     }
 
     /// Next available entry the device will take.
@@ -249,11 +257,9 @@ impl SplitRing {
             }
             if d.flags & (F_NEXT | F_WRITE | F_INDIRECT) == 0 && d.len as usize > hdr_len {
                 let len = d.len - hdr_len as u32;
-                let p = d
-                    .addr
-                    .checked_add(hdr_len as u64)
-                    .and_then(|a| self.map.host(a, len as usize));
-                if let Some(p) = p {
+                // The whole descriptor, header included (read with offloads).
+                if let Some(p) = self.map.host(d.addr, d.len as usize) {
+                    let p = p.wrapping_add(hdr_len);
                     *st = Staged { head, buf: p, len };
                     prefetch_frame(p, len as usize);
                 }

@@ -9,9 +9,11 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::sync::Arc;
 
 use vm_memory::{Address, GuestAddress, GuestMemoryMmap};
 
+use super::dirty_log::DirtyLog;
 use super::split::{RingError, SplitRing, Staged};
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::{Packet, VnetHdr};
@@ -41,8 +43,13 @@ pub(crate) struct ActiveVq {
     pub mrg_rxbuf: bool,
     /// What the guest accepts in the virtio-net header of the frames it receives.
     pub offloads: GuestOffloads,
+    /// `VIRTIO_NET_F_CSUM` acknowledged: frames the guest sends may carry a partial checksum
+    /// or be TCP segmentation offloads (`HOST_TSO4/6`), said in their virtio-net header.
+    pub host_offloads: bool,
     /// The guest broke the ring; the queue is not served until set up again.
     pub broken: bool,
+    /// While the VM migrates: where every write into guest memory is marked.
+    pub log: Option<Arc<DirtyLog>>,
 }
 
 /// Receive offloads the guest negotiated.
@@ -54,18 +61,22 @@ pub(crate) struct GuestOffloads {
     pub tso4: bool,
     /// `VIRTIO_NET_F_GUEST_TSO6`: TCP/IPv6 frames may be segmentation offloads.
     pub tso6: bool,
+    /// `VIRTIO_NET_F_GUEST_ECN`: segmentation offloads may carry the ECN flag.
+    pub ecn: bool,
 }
 
 impl GuestOffloads {
     /// Whether a frame with header `h` may go to the guest as it is.
     fn accept(&self, h: &VnetHdr) -> bool {
-        let gso_ok = match h.gso_type {
-            VnetHdr::GSO_NONE => true,
-            VnetHdr::GSO_TCPV4 => self.tso4,
-            VnetHdr::GSO_TCPV6 => self.tso6,
-            // UDP offloads and ECN were not offered.
-            _ => false,
-        };
+        let ecn_ok = h.gso_type & VnetHdr::GSO_ECN == 0 || self.ecn;
+        let gso_ok = ecn_ok
+            && match h.gso_type & !VnetHdr::GSO_ECN {
+                VnetHdr::GSO_NONE => true,
+                VnetHdr::GSO_TCPV4 => self.tso4,
+                VnetHdr::GSO_TCPV6 => self.tso6,
+                // UDP offloads were not offered.
+                _ => false,
+            };
         let csum_ok = h.flags & VnetHdr::F_NEEDS_CSUM == 0 || self.csum;
         gso_ok && csum_ok && (h.gso_type == VnetHdr::GSO_NONE || self.csum)
     }
@@ -103,6 +114,21 @@ impl From<RingError> for RxError {
 }
 
 impl ActiveVq {
+    /// A queue over `ring` whose frames carry an `hdr_len`-byte virtio-net header, no
+    /// offloads, no signalling and no log (the caller sets what was negotiated).
+    pub(crate) fn new(ring: SplitRing, hdr_len: usize, mrg_rxbuf: bool) -> ActiveVq {
+        ActiveVq {
+            ring,
+            call: None,
+            hdr_len,
+            mrg_rxbuf,
+            offloads: GuestOffloads::default(),
+            host_offloads: false,
+            broken: false,
+            log: None,
+        }
+    }
+
     /// Receives up to `batch.space()` packets the guest transmitted (a guest TX queue), stamped
     /// with `in_port`.
     pub(crate) fn dequeue(
@@ -132,24 +158,26 @@ impl ActiveVq {
             let head = st.head;
             match pool.alloc() {
                 None => out.dropped += 1,
-                Some(mut pkt) => match read_staged(&self.ring, st, self.hdr_len, &mut pkt) {
-                    Ok(len) => {
-                        pkt.in_port = in_port;
-                        out.packets += 1;
-                        out.bytes += len as u64;
-                        if let Err(p) = batch.push(pkt) {
-                            pool.free(p);
+                Some(mut pkt) => {
+                    match read_staged(&self.ring, st, self.hdr_len, self.host_offloads, &mut pkt) {
+                        Ok(len) => {
+                            pkt.in_port = in_port;
+                            out.packets += 1;
+                            out.bytes += len as u64;
+                            if let Err(p) = batch.push(pkt) {
+                                pool.free(p);
+                            }
+                        }
+                        Err(too_long) => {
+                            if too_long {
+                                out.dropped += 1;
+                            } else {
+                                out.errors += 1;
+                            }
+                            pool.free(pkt);
                         }
                     }
-                    Err(too_long) => {
-                        if too_long {
-                            out.dropped += 1;
-                        } else {
-                            out.errors += 1;
-                        }
-                        pool.free(pkt);
-                    }
-                },
+                }
             }
             // The device wrote nothing into a TX buffer: used length 0.
             if self.ring.push_used(head, 0).is_err() {
@@ -160,6 +188,7 @@ impl ActiveVq {
         }
         if n > 0 {
             self.ring.publish_used();
+            self.log_used();
             self.notify();
         }
         out
@@ -228,6 +257,7 @@ impl ActiveVq {
         }
         if used {
             self.ring.publish_used();
+            self.log_used();
             self.notify();
         }
         out
@@ -302,6 +332,7 @@ impl ActiveVq {
                         malformed = true;
                         break;
                     }
+                    self.log_write(addr, k);
                     written += k;
                     room -= k;
                     chain_len += k as u32;
@@ -334,6 +365,7 @@ impl ActiveVq {
             // no driver does, keeps 1 and the guest sees a short packet).
             if let Some(at) = num_buffers_at {
                 self.ring.map().write(at, &n.to_le_bytes());
+                self.log_write(at, 2);
             }
         }
         Ok(())
@@ -390,8 +422,30 @@ impl ActiveVq {
             }
             crate::copy::copy(dst.add(hdr_len), data.as_ptr(), data.len());
         }
+        if let Some(log) = &self.log {
+            if let Some(gpa) = self.ring.map().gpa_of(dst) {
+                log.mark(gpa.0, total as u64);
+            }
+        }
         self.ring.push_used(head, total as u32)?;
         Ok(true)
+    }
+
+    /// Marks guest range `addr .. addr + len` dirty while the VM migrates.
+    #[inline]
+    fn log_write(&self, addr: GuestAddress, len: usize) {
+        if let Some(log) = &self.log {
+            log.mark(addr.0, len as u64);
+        }
+    }
+
+    /// Marks the used ring dirty while the VM migrates (after the device wrote to it).
+    #[inline]
+    pub(crate) fn log_used(&self) {
+        if self.log.is_some() {
+            let (at, len) = self.ring.used_range();
+            self.log_write(at, len);
+        }
     }
 
     /// Signals the guest if it asked to be told about the used buffers just published.
@@ -406,11 +460,14 @@ impl ActiveVq {
 }
 
 /// Copies the guest TX chain `st` into `pkt`: straight from the buffer [`SplitRing::stage`]
-/// checked when it has one, else as [`read_chain`] does.
+/// checked when it has one, else as [`read_chain`] does. With `offloads` (the guest may send
+/// partial checksums and TCP segmentation offloads) the virtio-net header in front of the frame
+/// is read too, and a header asking for something is kept in `pkt.vnet`.
 fn read_staged(
     ring: &SplitRing,
     st: &Staged,
     hdr_len: usize,
+    offloads: bool,
     pkt: &mut Packet,
 ) -> Result<usize, bool> {
     let len = st.len as usize;
@@ -419,24 +476,58 @@ fn read_staged(
         // SAFETY: `st.buf .. + len` lies in guest memory (checked by `stage`), which is not
         // the switch's own memory, where `pkt` is; `pkt` has room for `len` bytes.
         unsafe { crate::copy::copy(pkt.data_mut().as_mut_ptr(), st.buf, len) };
+        pkt.vnet = None;
+        if offloads {
+            let mut hdr = [0u8; VnetHdr::LEN];
+            // SAFETY: `stage` checked the whole descriptor, header included, so the `hdr_len`
+            // (>= VnetHdr::LEN) bytes before `st.buf` lie in the same guest region.
+            unsafe { crate::copy::copy(hdr.as_mut_ptr(), st.buf.sub(hdr_len), VnetHdr::LEN) };
+            pkt.vnet = offload_header(&hdr, len)?;
+        }
         return Ok(len);
     }
-    read_chain(ring, st.head, hdr_len, pkt)
+    read_chain(ring, st.head, hdr_len, offloads, pkt)
+}
+
+/// The guest's offload request in header `hdr` of a `len`-byte frame: `None` when it asks for
+/// nothing, `Err(false)` (malformed) when it asks for what was not offered or points outside
+/// the frame.
+fn offload_header(hdr: &[u8; VnetHdr::LEN], len: usize) -> Result<Option<VnetHdr>, bool> {
+    let h = VnetHdr::from_bytes(hdr);
+    if h.is_plain() {
+        return Ok(None);
+    }
+    let gso_ok = matches!(
+        h.gso_type & !VnetHdr::GSO_ECN,
+        VnetHdr::GSO_NONE | VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6
+    );
+    let csum_ok = h.flags & VnetHdr::F_NEEDS_CSUM == 0
+        || h.csum_start as usize + h.csum_offset as usize + 2 <= len;
+    // A segmentation offload always comes with a partial checksum (virtio 1.x, 5.1.6.2).
+    let gso_csum = h.gso_type == VnetHdr::GSO_NONE || h.flags & VnetHdr::F_NEEDS_CSUM != 0;
+    if gso_ok && csum_ok && gso_csum {
+        Ok(Some(h))
+    } else {
+        Err(false)
+    }
 }
 
 /// Copies the guest TX chain at `head` (header, then frame) into `pkt`, descriptor by
 /// descriptor (the common shape, one descriptor, goes straight: [`read_staged`]). Returns the
 /// frame length, or `Err(true)` when it does not fit the buffer, `Err(false)` when the chain
 /// is malformed (a writable descriptor, a buffer outside guest memory, a bad chain, no frame).
+/// With `offloads`, the header's request is kept in `pkt.vnet` as in [`read_staged`].
 fn read_chain(
     ring: &SplitRing,
     head: u16,
     hdr_len: usize,
+    offloads: bool,
     pkt: &mut Packet,
 ) -> Result<usize, bool> {
     let room = pkt.len() + pkt.tailroom();
     pkt.set_len(room);
     let buf = pkt.data_mut();
+    let mut hdr = [0u8; HDR_LEN_V1];
     let mut skip = hdr_len;
     let mut len = 0;
     for desc in ring.chain(head) {
@@ -448,6 +539,10 @@ fn read_chain(
         let mut dlen = desc.len as usize;
         if skip > 0 {
             let s = skip.min(dlen);
+            let got = hdr_len - skip;
+            if !ring.map().read(addr, &mut hdr[got..got + s]) {
+                return Err(false);
+            }
             skip -= s;
             dlen -= s;
             addr = addr.checked_add(s as u64).ok_or(false)?;
@@ -467,6 +562,11 @@ fn read_chain(
         return Err(false);
     }
     pkt.set_len(len);
+    pkt.vnet = None;
+    if offloads {
+        let h: &[u8; VnetHdr::LEN] = hdr[..VnetHdr::LEN].try_into().expect("10 bytes");
+        pkt.vnet = offload_header(h, len)?;
+    }
     Ok(len)
 }
 

@@ -92,14 +92,7 @@ impl Guest {
 
     fn vq(&self, mrg_rxbuf: bool) -> ActiveVq {
         let ring = SplitRing::new(GuestMap::new(&self.mem), &self.layout(), 0, 0, false).unwrap();
-        ActiveVq {
-            ring,
-            call: None,
-            hdr_len: HDR_LEN_V1,
-            mrg_rxbuf,
-            offloads: GuestOffloads::default(),
-            broken: false,
-        }
+        ActiveVq::new(ring, HDR_LEN_V1, mrg_rxbuf)
     }
 
     fn layout(&self) -> RingLayout {
@@ -574,14 +567,7 @@ fn with_event_idx_the_guest_is_signalled_when_used_passes_used_event() {
     use std::os::fd::FromRawFd;
     let mut g = Guest::new(8);
     let ring = SplitRing::new(GuestMap::new(&g.mem), &g.layout(), 0, 0, true).unwrap();
-    let mut vq = ActiveVq {
-        ring,
-        call: None,
-        hdr_len: HDR_LEN_V1,
-        mrg_rxbuf: false,
-        offloads: GuestOffloads::default(),
-        broken: false,
-    };
+    let mut vq = ActiveVq::new(ring, HDR_LEN_V1, false);
     // SAFETY: eventfd returns a new descriptor that only this File owns.
     let file = Arc::new(unsafe { File::from_raw_fd(libc::eventfd(0, libc::EFD_NONBLOCK)) });
     vq.call = Some(Arc::clone(&file));
@@ -641,6 +627,7 @@ fn offloads_go_to_a_guest_that_accepts_them_and_are_resolved_for_others() {
         csum: true,
         tso4: true,
         tso6: false,
+        ecn: false,
     };
     let mut batch = PacketBatch::new();
     batch.push(offload_frame(&mut pool, true)).ok().unwrap();
