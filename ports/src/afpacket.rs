@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::gso;
 use crate::netdev::NetDev;
-use crate::packet::{Packet, VnetHdr};
+use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
 use crate::port::{Port, PortCounters, PortKind};
 use crate::sys::{cvt, getsockopt, setsockopt, socket, Mmap};
@@ -459,25 +460,46 @@ impl Port for AfPacketPort {
     }
 }
 
-/// Sends every packet of `batch` on AF_PACKET socket `fd` with one `sendmmsg` per attempt and
-/// frees all their buffers into `pool`; returns `(sent, bytes, dropped, errors)` for the
-/// counters. With `vnet_hdr` each frame is preceded by its virtio-net header (the socket must
-/// have `PACKET_VNET_HDR`); without, offloads are resolved here and GSO packets refused.
+/// Sends every packet of `batch` on AF_PACKET socket `fd` and frees all their buffers into
+/// `pool`; returns `(sent, bytes, dropped, errors)` for the counters. With `vnet_hdr` each frame
+/// is preceded by its virtio-net header (the socket must have `PACKET_VNET_HDR`); without, the
+/// wire takes no offload metadata: partial checksums are completed and GSO packets segmented
+/// here ([`gso::for_each_burst`]), and packets whose offloads cannot be resolved count as
+/// errors.
 pub(crate) fn send_burst(
     fd: RawFd,
     vnet_hdr: bool,
     pool: &mut PacketPool,
     batch: &mut PacketBatch,
 ) -> (u64, u64, u64, u64) {
-    let mut errors = 0u64;
-    if !vnet_hdr {
-        // Without a virtio-net header the wire takes no offload metadata: complete partial
-        // checksums here, and refuse GSO packets (they would need segmenting).
-        batch.retain(Packet::resolve_offloads, |p| {
-            errors += 1;
-            pool.free(p);
-        });
+    if vnet_hdr {
+        return send_frames(fd, true, pool, batch);
     }
+    let mut t = (0u64, 0u64, 0u64, 0u64);
+    let st = gso::for_each_burst(
+        batch,
+        pool,
+        |_| false,
+        |pool, burst| {
+            let r = send_frames(fd, false, pool, burst);
+            t = (t.0 + r.0, t.1 + r.1, t.2 + r.2, t.3 + r.3);
+        },
+    );
+    t.3 += st.dropped;
+    t
+}
+
+/// Sends the frames of `batch` (at most [`BATCH_SIZE`]) with one `sendmmsg` per attempt and
+/// frees all their buffers into `pool`; returns `(sent, bytes, dropped, errors)`. With
+/// `vnet_hdr` each frame is preceded by its virtio-net header; without, any offload metadata is
+/// ignored (the caller has resolved it).
+fn send_frames(
+    fd: RawFd,
+    vnet_hdr: bool,
+    pool: &mut PacketPool,
+    batch: &mut PacketBatch,
+) -> (u64, u64, u64, u64) {
+    let mut errors = 0u64;
     let n = batch.len();
     if n == 0 {
         return (0, 0, 0, errors);

@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::gso;
 use crate::packet::Packet;
 use crate::pool::PacketPool;
 use crate::port::{LinkWatch, Port, PortCounters, PortKind};
@@ -156,6 +157,93 @@ impl VxlanPort {
         pkt.tun.dst = self.cfg.local_ip.map_or(0, u32::from);
         pkt.adjust_head(VXLAN_HLEN as isize)
     }
+
+    /// Encapsulates and sends a burst of at most [`BATCH_SIZE`] plain frames (offloads already
+    /// resolved), freeing every buffer into `pool` and counting the outcome.
+    fn send_frames(&mut self, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let mut errors = 0u64;
+        // VXLAN header in each packet's headroom.
+        let key = self.cfg.key;
+        batch.retain(
+            |p| {
+                let vni = key.unwrap_or(p.tun.id as u32) & 0x00ff_ffff;
+                let Some(h) = p.prepend(VXLAN_HLEN) else {
+                    return false;
+                };
+                h.copy_from_slice(&[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 0, 0]);
+                h[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
+                true
+            },
+            |p| {
+                errors += 1;
+                pool.free(p);
+            },
+        );
+        let n = batch.len();
+        if n == 0 {
+            self.counters.add_tx(0, 0, 0, errors);
+            return;
+        }
+        let dst = sockaddr(self.cfg.remote_ip, self.cfg.dst_port);
+        // SAFETY: plain C data; all-zero is valid and the used entries are filled below.
+        let mut iov: [libc::iovec; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        let mut lens = [0usize; BATCH_SIZE];
+        for (i, p) in batch.iter().enumerate() {
+            iov[i] = libc::iovec {
+                iov_base: p.data().as_ptr() as *mut _,
+                iov_len: p.len(),
+            };
+            lens[i] = p.len() - VXLAN_HLEN;
+        }
+        for i in 0..n {
+            msgs[i].msg_hdr.msg_iov = &mut iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name =
+                (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
+            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        let mut i = 0;
+        // Each round sends at least one datagram or gives up on one.
+        for _ in 0..n {
+            if i >= n {
+                break;
+            }
+            // SAFETY: msgs[i..n] point at `dst` and at iovecs into packets still held by
+            // `batch`; all outlive the call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.sock.as_raw_fd(),
+                    msgs[i..].as_mut_ptr(),
+                    (n - i) as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r > 0 {
+                let r = r as usize;
+                sent += r as u64;
+                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
+                i += r;
+                continue;
+            }
+            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+                libc::EAGAIN | libc::ENOBUFS => {
+                    dropped += (n - i) as u64;
+                    i = n;
+                }
+                libc::EINTR => {}
+                // No route, no neighbour yet, too long: this datagram is lost; go on.
+                _ => {
+                    errors += 1;
+                    i += 1;
+                }
+            }
+        }
+        pool.free_batch(batch);
+        self.counters.add_tx(sent, bytes, dropped, errors);
+    }
 }
 
 impl Port for VxlanPort {
@@ -258,93 +346,15 @@ impl Port for VxlanPort {
     }
 
     fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let mut errors = 0u64;
-        // The datagram carries a plain frame: finish partial checksums, refuse GSO.
-        batch.retain(Packet::resolve_offloads, |p| {
-            errors += 1;
-            pool.free(p);
-        });
-        // VXLAN header in each packet's headroom.
-        let key = self.cfg.key;
-        batch.retain(
-            |p| {
-                let vni = key.unwrap_or(p.tun.id as u32) & 0x00ff_ffff;
-                let Some(h) = p.prepend(VXLAN_HLEN) else {
-                    return false;
-                };
-                h.copy_from_slice(&[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 0, 0]);
-                h[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
-                true
-            },
-            |p| {
-                errors += 1;
-                pool.free(p);
-            },
+        // The datagram carries a plain frame: finish partial checksums and segment GSO
+        // packets first; what cannot be resolved counts as an error.
+        let st = gso::for_each_burst(
+            batch,
+            pool,
+            |_| false,
+            |pool, burst| self.send_frames(pool, burst),
         );
-        let n = batch.len();
-        if n == 0 {
-            self.counters.add_tx(0, 0, 0, errors);
-            return;
-        }
-        let dst = sockaddr(self.cfg.remote_ip, self.cfg.dst_port);
-        // SAFETY: plain C data; all-zero is valid and the used entries are filled below.
-        let mut iov: [libc::iovec; BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        let mut lens = [0usize; BATCH_SIZE];
-        for (i, p) in batch.iter().enumerate() {
-            iov[i] = libc::iovec {
-                iov_base: p.data().as_ptr() as *mut _,
-                iov_len: p.len(),
-            };
-            lens[i] = p.len() - VXLAN_HLEN;
-        }
-        for i in 0..n {
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name =
-                (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
-            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        }
-        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
-        let mut i = 0;
-        // Each round sends at least one datagram or gives up on one.
-        for _ in 0..n {
-            if i >= n {
-                break;
-            }
-            // SAFETY: msgs[i..n] point at `dst` and at iovecs into packets still held by
-            // `batch`; all outlive the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    msgs[i..].as_mut_ptr(),
-                    (n - i) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                let r = r as usize;
-                sent += r as u64;
-                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
-                i += r;
-                continue;
-            }
-            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-                libc::EAGAIN | libc::ENOBUFS => {
-                    dropped += (n - i) as u64;
-                    i = n;
-                }
-                libc::EINTR => {}
-                // No route, no neighbour yet, too long: this datagram is lost; go on.
-                _ => {
-                    errors += 1;
-                    i += 1;
-                }
-            }
-        }
-        pool.free_batch(batch);
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        self.counters.add_tx(0, 0, 0, st.dropped);
     }
 
     fn counters(&self) -> Arc<PortCounters> {
