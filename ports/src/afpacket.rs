@@ -650,6 +650,77 @@ mod tests {
         assert_eq!(copy_frame(&frame, Some((0x8100, 1)), &mut dst, 100), None);
     }
 
+    /// A connected pair of Unix datagram sockets: `send_burst` only needs `sendmmsg`.
+    fn dgram_pair() -> (OwnedFd, OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        // SAFETY: both descriptors were just created and are owned by nothing else.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// Lengths of the datagrams waiting on `fd`.
+    fn recv_lens(fd: &OwnedFd) -> Vec<usize> {
+        let mut buf = vec![0u8; 1 << 17];
+        let mut lens = Vec::new();
+        loop {
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                return lens;
+            }
+            lens.push(n as usize);
+        }
+    }
+
+    #[test]
+    fn send_burst_segments_gso_without_vnet_hdr_only() {
+        use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
+        let mut pool = big_pool(16);
+        let s = Spec {
+            v6: false,
+            vlans: 1,
+            ip_opts: 0,
+            flags: 0x19,
+            mss: 1000,
+        };
+        let (frame, h) = super_frame(s, &payload_bytes(7500));
+        let (a, b) = dgram_pair();
+        for vnet_hdr in [false, true] {
+            let mut batch = PacketBatch::new();
+            let mut p = pool.alloc().unwrap();
+            assert!(p.set_data(&frame));
+            p.vnet = Some(h);
+            batch.push(p).unwrap();
+            let (sent, bytes, dropped, errors) =
+                send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch);
+            let lens = recv_lens(&b);
+            if vnet_hdr {
+                // Whole, behind its virtio-net header.
+                assert_eq!((sent, dropped, errors), (1, 0, 0));
+                assert_eq!(lens, vec![VnetHdr::LEN + frame.len()]);
+            } else {
+                // 7 full segments and one of 500 bytes, each with 70 bytes of headers.
+                assert_eq!((sent, dropped, errors), (8, 0, 0));
+                let mut want = vec![70 + 1000; 7];
+                want.push(70 + 500);
+                assert_eq!(lens, want);
+                assert_eq!(bytes, want.iter().sum::<usize>() as u64);
+            }
+            assert!(batch.is_empty());
+            assert_eq!(pool.available(), 16);
+        }
+    }
+
     #[test]
     fn open_fails_cleanly_on_missing_interface() {
         assert!(AfPacketPort::open(&AfPacketConfig::new("nosuchdev0")).is_err());

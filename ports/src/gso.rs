@@ -534,4 +534,4 @@ pub fn for_each_burst(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -463,4 +463,46 @@ mod tests {
         assert!(got.is_empty(), "VNI 7 is not key 42");
         assert_eq!(a.stats().rx_errors, 1);
     }
+
+    /// A GSO packet leaves as one datagram per segment, each with the VXLAN header.
+    #[test]
+    fn gso_packets_leave_as_segments() {
+        use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
+        let mut pool = big_pool(16);
+        let lo = Ipv4Addr::LOCALHOST;
+        let rx = std::net::UdpSocket::bind((lo, 0)).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        // Ports derived from the pid, away from the range the test above uses.
+        let base = 40000 + (std::process::id() % 20000) as u16;
+        let mut cfg = VxlanConfig::new("vxg", lo, Some(9));
+        cfg.local_ip = Some(lo);
+        cfg.dst_port = base;
+        let mut a = VxlanPort::open_instances(&cfg, 1).unwrap().remove(0);
+        a.cfg.dst_port = rx.local_addr().unwrap().port();
+        let s = Spec {
+            v6: true,
+            vlans: 0,
+            ip_opts: 0,
+            flags: 0x19,
+            mss: 1000,
+        };
+        let (frame, h) = super_frame(s, &payload_bytes(3500));
+        let mut batch = PacketBatch::new();
+        let mut p = pool.alloc().unwrap();
+        assert!(p.set_data(&frame));
+        p.vnet = Some(h);
+        let _ = batch.push(p);
+        a.tx_burst(0, &mut pool, &mut batch);
+        assert_eq!(a.stats().tx_packets, 4, "{:?}", a.stats());
+        assert_eq!(a.stats().tx_errors, 0);
+        assert_eq!(pool.available(), 16);
+        let hdrs = 14 + 40 + 32;
+        let mut buf = [0u8; 4096];
+        for want in [1000, 1000, 1000, 500] {
+            let n = rx.recv(&mut buf).expect("a segment arrived");
+            assert_eq!(n, VXLAN_HLEN + hdrs + want);
+            assert_eq!(&buf[..8], &[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 9, 0]);
+        }
+    }
 }

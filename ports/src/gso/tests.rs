@@ -1,5 +1,6 @@
 //! Tests of software segmentation: super-frames built the way Linux hands them over, segments
-//! checked with smoltcp's parsers and checksum code (independent of the code under test).
+//! checked with smoltcp's parsers and checksum code (independent of the code under test). The
+//! frame builders are shared with the ports' transmit tests.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -18,7 +19,7 @@ const SEQ: u32 = 0xffff_f000; // wraps too
 const ACK: u8 = 0x10;
 
 /// A pool whose buffers take a whole 64 KB super-frame.
-fn big_pool(n: usize) -> PacketPool {
+pub(crate) fn big_pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
         n_buffers: n,
         data_room: 65_536 + 256,
@@ -28,13 +29,13 @@ fn big_pool(n: usize) -> PacketPool {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Spec {
-    v6: bool,
-    vlans: usize,
+pub(crate) struct Spec {
+    pub(crate) v6: bool,
+    pub(crate) vlans: usize,
     /// Bytes of IPv4 options (multiple of 4).
-    ip_opts: usize,
-    flags: u8,
-    mss: u16,
+    pub(crate) ip_opts: usize,
+    pub(crate) flags: u8,
+    pub(crate) mss: u16,
 }
 
 impl Spec {
@@ -46,7 +47,7 @@ impl Spec {
     }
 }
 
-fn payload_bytes(len: usize) -> Vec<u8> {
+pub(crate) fn payload_bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
@@ -54,7 +55,7 @@ fn payload_bytes(len: usize) -> Vec<u8> {
 /// offload: IP lengths covering the whole frame, a valid IPv4 header checksum, the TCP
 /// checksum field holding the folded, uncomplemented pseudo-header sum (with the whole frame's
 /// TCP length), and the virtio-net header `virtio_net_hdr_from_skb` would make.
-fn super_frame(s: Spec, payload: &[u8]) -> (Vec<u8>, VnetHdr) {
+pub(crate) fn super_frame(s: Spec, payload: &[u8]) -> (Vec<u8>, VnetHdr) {
     let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
     for t in 0..s.vlans {
         let tpid: u16 = if t + 1 < s.vlans { 0x88a8 } else { 0x8100 };
