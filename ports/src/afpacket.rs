@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::gso;
 use crate::netdev::NetDev;
-use crate::packet::{Packet, VnetHdr};
+use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
 use crate::port::{Port, PortCounters, PortKind};
 use crate::sys::{cvt, getsockopt, setsockopt, socket, Mmap};
@@ -459,25 +460,46 @@ impl Port for AfPacketPort {
     }
 }
 
-/// Sends every packet of `batch` on AF_PACKET socket `fd` with one `sendmmsg` per attempt and
-/// frees all their buffers into `pool`; returns `(sent, bytes, dropped, errors)` for the
-/// counters. With `vnet_hdr` each frame is preceded by its virtio-net header (the socket must
-/// have `PACKET_VNET_HDR`); without, offloads are resolved here and GSO packets refused.
+/// Sends every packet of `batch` on AF_PACKET socket `fd` and frees all their buffers into
+/// `pool`; returns `(sent, bytes, dropped, errors)` for the counters. With `vnet_hdr` each frame
+/// is preceded by its virtio-net header (the socket must have `PACKET_VNET_HDR`); without, the
+/// wire takes no offload metadata: partial checksums are completed and GSO packets segmented
+/// here ([`gso::for_each_burst`]), and packets whose offloads cannot be resolved count as
+/// errors.
 pub(crate) fn send_burst(
     fd: RawFd,
     vnet_hdr: bool,
     pool: &mut PacketPool,
     batch: &mut PacketBatch,
 ) -> (u64, u64, u64, u64) {
-    let mut errors = 0u64;
-    if !vnet_hdr {
-        // Without a virtio-net header the wire takes no offload metadata: complete partial
-        // checksums here, and refuse GSO packets (they would need segmenting).
-        batch.retain(Packet::resolve_offloads, |p| {
-            errors += 1;
-            pool.free(p);
-        });
+    if vnet_hdr {
+        return send_frames(fd, true, pool, batch);
     }
+    let mut t = (0u64, 0u64, 0u64, 0u64);
+    let st = gso::for_each_burst(
+        batch,
+        pool,
+        |_| false,
+        |pool, burst| {
+            let r = send_frames(fd, false, pool, burst);
+            t = (t.0 + r.0, t.1 + r.1, t.2 + r.2, t.3 + r.3);
+        },
+    );
+    t.3 += st.dropped;
+    t
+}
+
+/// Sends the frames of `batch` (at most [`BATCH_SIZE`]) with one `sendmmsg` per attempt and
+/// frees all their buffers into `pool`; returns `(sent, bytes, dropped, errors)`. With
+/// `vnet_hdr` each frame is preceded by its virtio-net header; without, any offload metadata is
+/// ignored (the caller has resolved it).
+fn send_frames(
+    fd: RawFd,
+    vnet_hdr: bool,
+    pool: &mut PacketPool,
+    batch: &mut PacketBatch,
+) -> (u64, u64, u64, u64) {
+    let mut errors = 0u64;
     let n = batch.len();
     if n == 0 {
         return (0, 0, 0, errors);
@@ -626,6 +648,77 @@ mod tests {
         assert_eq!(copy_frame(&frame, None, &mut dst, 100), Some(100));
         assert_eq!(copy_frame(&frame, None, &mut dst, 101), None);
         assert_eq!(copy_frame(&frame, Some((0x8100, 1)), &mut dst, 100), None);
+    }
+
+    /// A connected pair of Unix datagram sockets: `send_burst` only needs `sendmmsg`.
+    fn dgram_pair() -> (OwnedFd, OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        // SAFETY: both descriptors were just created and are owned by nothing else.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// Lengths of the datagrams waiting on `fd`.
+    fn recv_lens(fd: &OwnedFd) -> Vec<usize> {
+        let mut buf = vec![0u8; 1 << 17];
+        let mut lens = Vec::new();
+        loop {
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                return lens;
+            }
+            lens.push(n as usize);
+        }
+    }
+
+    #[test]
+    fn send_burst_segments_gso_without_vnet_hdr_only() {
+        use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
+        let mut pool = big_pool(16);
+        let s = Spec {
+            v6: false,
+            vlans: 1,
+            ip_opts: 0,
+            flags: 0x19,
+            mss: 1000,
+        };
+        let (frame, h) = super_frame(s, &payload_bytes(7500));
+        let (a, b) = dgram_pair();
+        for vnet_hdr in [false, true] {
+            let mut batch = PacketBatch::new();
+            let mut p = pool.alloc().unwrap();
+            assert!(p.set_data(&frame));
+            p.vnet = Some(h);
+            batch.push(p).unwrap();
+            let (sent, bytes, dropped, errors) =
+                send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch);
+            let lens = recv_lens(&b);
+            if vnet_hdr {
+                // Whole, behind its virtio-net header.
+                assert_eq!((sent, dropped, errors), (1, 0, 0));
+                assert_eq!(lens, vec![VnetHdr::LEN + frame.len()]);
+            } else {
+                // 7 full segments and one of 500 bytes, each with 70 bytes of headers.
+                assert_eq!((sent, dropped, errors), (8, 0, 0));
+                let mut want = vec![70 + 1000; 7];
+                want.push(70 + 500);
+                assert_eq!(lens, want);
+                assert_eq!(bytes, want.iter().sum::<usize>() as u64);
+            }
+            assert!(batch.is_empty());
+            assert_eq!(pool.available(), 16);
+        }
     }
 
     #[test]

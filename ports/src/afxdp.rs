@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::afpacket::TxSocket;
 use crate::batch::PacketBatch;
 use crate::bpf::{XdpMode, XskRedirect};
+use crate::gso;
 use crate::netdev::NetDev;
 use crate::pool::PacketPool;
 use crate::port::{Port, PortCounters, PortKind};
@@ -456,6 +457,61 @@ impl AfXdpPort {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+
+    /// Copies the frames of `batch` (at most a burst, offloads resolved) into transmit UMEM
+    /// frames of queue `qid`, kicks the kernel, frees every buffer into `pool` and counts the
+    /// outcome.
+    fn tx_frames(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let nq = self.xsks.len();
+        let x = &mut self.xsks[qid % nq];
+        x.reclaim_tx();
+        let mut slots = x.tx.free_slots();
+        let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut k = 0u32;
+        for mut pkt in batch.drain() {
+            let len = pkt.len();
+            // Offloads are resolved by the caller (`resolve_offloads` is then a no-op kept as a
+            // guard). The kernel needs the frame to fit a UMEM chunk after its headroom.
+            if !pkt.resolve_offloads() || len as u64 > x.frame_size - 256 || len == 0 {
+                errors += 1;
+            } else if slots == 0 || x.tx_free.is_empty() {
+                dropped += 1;
+            } else if let Some(addr) = x.tx_free.pop() {
+                // SAFETY: addr is a transmit frame not in flight (from tx_free), inside the UMEM,
+                // and len ≤ frame_size, so the copy stays in the frame we own.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        pkt.data().as_ptr(),
+                        x.umem.ptr.add(addr as usize),
+                        len,
+                    )
+                };
+                x.tx.write_desc(
+                    x.tx.prod.wrapping_add(k),
+                    libc::xdp_desc {
+                        addr,
+                        len: len as u32,
+                        options: 0,
+                    },
+                );
+                k += 1;
+                slots -= 1;
+                sent += 1;
+                bytes += len as u64;
+            }
+            pool.free(pkt);
+        }
+        if k > 0 {
+            x.tx.submit(k);
+        }
+        if x.tx.pending() > 0 {
+            // Whatever the kick says (busy, queue full, link down), unsent descriptors stay in
+            // the ring and go with the next kick; the packets were counted when queued.
+            let _ = x.kick_tx();
+        }
+        x.reclaim_tx();
+        self.counters.add_tx(sent, bytes, dropped, errors);
+    }
 }
 
 impl Port for AfXdpPort {
@@ -555,55 +611,15 @@ impl Port for AfXdpPort {
             self.counters.add_tx(sent, bytes, dropped, errors);
             return;
         }
-        let nq = self.xsks.len();
-        let x = &mut self.xsks[qid % nq];
-        x.reclaim_tx();
-        let mut slots = x.tx.free_slots();
-        let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
-        let mut k = 0u32;
-        for mut pkt in batch.drain() {
-            let len = pkt.len();
-            // AF_XDP takes no offload metadata; a GSO packet cannot be sent whole. The kernel
-            // also needs the frame to fit a UMEM chunk after its headroom.
-            if !pkt.resolve_offloads() || len as u64 > x.frame_size - 256 || len == 0 {
-                errors += 1;
-            } else if slots == 0 || x.tx_free.is_empty() {
-                dropped += 1;
-            } else if let Some(addr) = x.tx_free.pop() {
-                // SAFETY: addr is a transmit frame not in flight (from tx_free), inside the UMEM,
-                // and len ≤ frame_size, so the copy stays in the frame we own.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        pkt.data().as_ptr(),
-                        x.umem.ptr.add(addr as usize),
-                        len,
-                    )
-                };
-                x.tx.write_desc(
-                    x.tx.prod.wrapping_add(k),
-                    libc::xdp_desc {
-                        addr,
-                        len: len as u32,
-                        options: 0,
-                    },
-                );
-                k += 1;
-                slots -= 1;
-                sent += 1;
-                bytes += len as u64;
-            }
-            pool.free(pkt);
-        }
-        if k > 0 {
-            x.tx.submit(k);
-        }
-        if x.tx.pending() > 0 {
-            // Whatever the kick says (busy, queue full, link down), unsent descriptors stay in
-            // the ring and go with the next kick; the packets were counted when queued.
-            let _ = x.kick_tx();
-        }
-        x.reclaim_tx();
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        // AF_XDP takes no offload metadata: complete partial checksums and segment GSO packets
+        // first; what cannot be resolved counts as an error.
+        let st = gso::for_each_burst(
+            batch,
+            pool,
+            |_| false,
+            |pool, burst| self.tx_frames(qid, pool, burst),
+        );
+        self.counters.add_tx(0, 0, 0, st.dropped);
     }
 
     fn counters(&self) -> Arc<PortCounters> {

@@ -12,6 +12,10 @@
 //! With several PMD threads, each port is opened as one instance per PMD
 //! ([`open_instances`] with a [`PortSpec`]): every instance receives on its own queues and
 //! transmits on its own queue, so no PMD takes a lock on the datapath.
+//!
+//! Packets may carry offload requests from their input port ([`VnetHdr`]: a partial checksum, or
+//! a 64 KB TCP super-frame to segment). An output port whose wire cannot carry them resolves them
+//! in software with [`gso::for_each_burst`] (or [`gso::segment`] for one packet).
 
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -20,7 +24,9 @@ mod afpacket;
 mod afxdp;
 mod batch;
 mod bpf;
+mod checksum;
 mod copy;
+pub mod gso;
 mod netdev;
 mod packet;
 mod patch;

@@ -2,6 +2,8 @@
 
 use std::ptr::NonNull;
 
+use crate::checksum::complete_partial;
+
 /// The virtio-net header (`struct virtio_net_hdr`) that taps with `IFF_VNET_HDR` and AF_PACKET
 /// sockets with `PACKET_VNET_HDR` put in front of each frame.
 ///
@@ -281,8 +283,10 @@ impl Packet {
 
 impl Packet {
     /// Makes the packet valid on a wire that takes no offload metadata: completes a partial
-    /// checksum in software and clears the header. Returns false for a GSO packet, which would
-    /// need segmenting (not done here), or for a header pointing outside the packet.
+    /// checksum in software and clears the header. Returns false for a GSO packet, which needs
+    /// segmenting ([`gso::segment`](crate::gso::segment) or
+    /// [`gso::for_each_burst`](crate::gso::for_each_burst)), or for a header pointing outside the
+    /// packet.
     pub fn resolve_offloads(&mut self) -> bool {
         let Some(h) = self.vnet else {
             return true;
@@ -290,42 +294,18 @@ impl Packet {
         if h.gso_type & !VnetHdr::GSO_ECN != VnetHdr::GSO_NONE {
             return false;
         }
-        if h.flags & VnetHdr::F_NEEDS_CSUM != 0 {
-            let start = h.csum_start as usize;
-            let at = start + h.csum_offset as usize;
-            if at + 2 > self.len() {
-                return false;
-            }
-            // The field already holds the pseudo-header sum; summing from csum_start with it in
-            // place and complementing gives the final checksum.
-            let d = self.data_mut();
-            let sum = !fold(ones_sum(&d[start..]));
-            d[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        if h.flags & VnetHdr::F_NEEDS_CSUM != 0
+            && !complete_partial(
+                self.data_mut(),
+                h.csum_start as usize,
+                h.csum_offset as usize,
+            )
+        {
+            return false;
         }
         self.vnet = None;
         true
     }
-}
-
-/// Ones'-complement sum of `b` as big-endian 16-bit words (odd tail padded with zero), unfolded.
-fn ones_sum(b: &[u8]) -> u64 {
-    let mut sum = 0u64;
-    let mut chunks = b.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u64;
-    }
-    if let [last] = chunks.remainder() {
-        sum += (*last as u64) << 8;
-    }
-    sum
-}
-
-/// Folds a ones'-complement sum to 16 bits.
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 impl std::fmt::Debug for Packet {
@@ -342,6 +322,7 @@ impl std::fmt::Debug for Packet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{fold, ones_sum};
     use crate::{PacketPool, PoolConfig};
 
     fn pool() -> PacketPool {

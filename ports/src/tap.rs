@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::batch::PacketBatch;
+use crate::gso;
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
@@ -159,6 +160,46 @@ impl TapPort {
     pub fn has_vnet_hdr(&self) -> bool {
         self.vnet_hdr
     }
+
+    /// Writes the frames of `batch` to the tap, one `write` each (with its virtio-net header
+    /// when the tap has them; without, the offloads must already be resolved), freeing every
+    /// buffer into `pool` and counting the outcome.
+    fn write_frames(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let fd = self.fds[qid % self.fds.len()].as_raw_fd();
+        let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        for pkt in batch.drain() {
+            let r = if self.vnet_hdr {
+                let h = pkt.vnet.unwrap_or_default().to_bytes();
+                let iov = [
+                    libc::iovec {
+                        iov_base: h.as_ptr() as *mut _,
+                        iov_len: h.len(),
+                    },
+                    libc::iovec {
+                        iov_base: pkt.data().as_ptr() as *mut _,
+                        iov_len: pkt.len(),
+                    },
+                ];
+                // SAFETY: both iovecs point to live readable memory of the stated lengths;
+                // writev only reads them.
+                unsafe { libc::writev(fd, iov.as_ptr(), 2) }
+            } else {
+                // SAFETY: the packet's data is readable for `len` bytes.
+                unsafe { libc::write(fd, pkt.data().as_ptr().cast(), pkt.len()) }
+            };
+            match io_result(r) {
+                Ok(_) => {
+                    sent += 1;
+                    bytes += pkt.len() as u64;
+                }
+                // Queue full, or the device is down: the packet has nowhere to go.
+                Err(libc::EAGAIN | libc::ENOBUFS | libc::EIO | libc::EINTR) => dropped += 1,
+                Err(_) => errors += 1,
+            }
+            pool.free(pkt);
+        }
+        self.counters.add_tx(sent, bytes, dropped, errors);
+    }
 }
 
 /// Result of one `read`/`write` on a tap descriptor.
@@ -259,46 +300,16 @@ impl Port for TapPort {
     }
 
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let fd = self.fds[qid % self.fds.len()].as_raw_fd();
-        let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
-        for mut pkt in batch.drain() {
-            if !self.vnet_hdr && !pkt.resolve_offloads() {
-                // A GSO packet this tap cannot take whole.
-                errors += 1;
-                pool.free(pkt);
-                continue;
-            }
-            let r = if self.vnet_hdr {
-                let h = pkt.vnet.unwrap_or_default().to_bytes();
-                let iov = [
-                    libc::iovec {
-                        iov_base: h.as_ptr() as *mut _,
-                        iov_len: h.len(),
-                    },
-                    libc::iovec {
-                        iov_base: pkt.data().as_ptr() as *mut _,
-                        iov_len: pkt.len(),
-                    },
-                ];
-                // SAFETY: both iovecs point to live readable memory of the stated lengths;
-                // writev only reads them.
-                unsafe { libc::writev(fd, iov.as_ptr(), 2) }
-            } else {
-                // SAFETY: the packet's data is readable for `len` bytes.
-                unsafe { libc::write(fd, pkt.data().as_ptr().cast(), pkt.len()) }
-            };
-            match io_result(r) {
-                Ok(_) => {
-                    sent += 1;
-                    bytes += pkt.len() as u64;
-                }
-                // Queue full, or the device is down: the packet has nowhere to go.
-                Err(libc::EAGAIN | libc::ENOBUFS | libc::EIO | libc::EINTR) => dropped += 1,
-                Err(_) => errors += 1,
-            }
-            pool.free(pkt);
-        }
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        // With virtio-net headers the kernel takes every offload; without, partial checksums
+        // are completed and GSO packets segmented first (what cannot be resolved is an error).
+        let vnet_hdr = self.vnet_hdr;
+        let st = gso::for_each_burst(
+            batch,
+            pool,
+            |_| vnet_hdr,
+            |pool, burst| self.write_frames(qid, pool, burst),
+        );
+        self.counters.add_tx(0, 0, 0, st.dropped);
     }
 
     fn counters(&self) -> Arc<PortCounters> {

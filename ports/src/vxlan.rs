@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::gso;
 use crate::packet::Packet;
 use crate::pool::PacketPool;
 use crate::port::{LinkWatch, Port, PortCounters, PortKind};
@@ -156,6 +157,93 @@ impl VxlanPort {
         pkt.tun.dst = self.cfg.local_ip.map_or(0, u32::from);
         pkt.adjust_head(VXLAN_HLEN as isize)
     }
+
+    /// Encapsulates and sends a burst of at most [`BATCH_SIZE`] plain frames (offloads already
+    /// resolved), freeing every buffer into `pool` and counting the outcome.
+    fn send_frames(&mut self, pool: &mut PacketPool, batch: &mut PacketBatch) {
+        let mut errors = 0u64;
+        // VXLAN header in each packet's headroom.
+        let key = self.cfg.key;
+        batch.retain(
+            |p| {
+                let vni = key.unwrap_or(p.tun.id as u32) & 0x00ff_ffff;
+                let Some(h) = p.prepend(VXLAN_HLEN) else {
+                    return false;
+                };
+                h.copy_from_slice(&[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 0, 0]);
+                h[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
+                true
+            },
+            |p| {
+                errors += 1;
+                pool.free(p);
+            },
+        );
+        let n = batch.len();
+        if n == 0 {
+            self.counters.add_tx(0, 0, 0, errors);
+            return;
+        }
+        let dst = sockaddr(self.cfg.remote_ip, self.cfg.dst_port);
+        // SAFETY: plain C data; all-zero is valid and the used entries are filled below.
+        let mut iov: [libc::iovec; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        let mut lens = [0usize; BATCH_SIZE];
+        for (i, p) in batch.iter().enumerate() {
+            iov[i] = libc::iovec {
+                iov_base: p.data().as_ptr() as *mut _,
+                iov_len: p.len(),
+            };
+            lens[i] = p.len() - VXLAN_HLEN;
+        }
+        for i in 0..n {
+            msgs[i].msg_hdr.msg_iov = &mut iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name =
+                (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
+            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        let mut i = 0;
+        // Each round sends at least one datagram or gives up on one.
+        for _ in 0..n {
+            if i >= n {
+                break;
+            }
+            // SAFETY: msgs[i..n] point at `dst` and at iovecs into packets still held by
+            // `batch`; all outlive the call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.sock.as_raw_fd(),
+                    msgs[i..].as_mut_ptr(),
+                    (n - i) as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r > 0 {
+                let r = r as usize;
+                sent += r as u64;
+                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
+                i += r;
+                continue;
+            }
+            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+                libc::EAGAIN | libc::ENOBUFS => {
+                    dropped += (n - i) as u64;
+                    i = n;
+                }
+                libc::EINTR => {}
+                // No route, no neighbour yet, too long: this datagram is lost; go on.
+                _ => {
+                    errors += 1;
+                    i += 1;
+                }
+            }
+        }
+        pool.free_batch(batch);
+        self.counters.add_tx(sent, bytes, dropped, errors);
+    }
 }
 
 impl Port for VxlanPort {
@@ -258,93 +346,15 @@ impl Port for VxlanPort {
     }
 
     fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let mut errors = 0u64;
-        // The datagram carries a plain frame: finish partial checksums, refuse GSO.
-        batch.retain(Packet::resolve_offloads, |p| {
-            errors += 1;
-            pool.free(p);
-        });
-        // VXLAN header in each packet's headroom.
-        let key = self.cfg.key;
-        batch.retain(
-            |p| {
-                let vni = key.unwrap_or(p.tun.id as u32) & 0x00ff_ffff;
-                let Some(h) = p.prepend(VXLAN_HLEN) else {
-                    return false;
-                };
-                h.copy_from_slice(&[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 0, 0]);
-                h[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
-                true
-            },
-            |p| {
-                errors += 1;
-                pool.free(p);
-            },
+        // The datagram carries a plain frame: finish partial checksums and segment GSO
+        // packets first; what cannot be resolved counts as an error.
+        let st = gso::for_each_burst(
+            batch,
+            pool,
+            |_| false,
+            |pool, burst| self.send_frames(pool, burst),
         );
-        let n = batch.len();
-        if n == 0 {
-            self.counters.add_tx(0, 0, 0, errors);
-            return;
-        }
-        let dst = sockaddr(self.cfg.remote_ip, self.cfg.dst_port);
-        // SAFETY: plain C data; all-zero is valid and the used entries are filled below.
-        let mut iov: [libc::iovec; BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        let mut lens = [0usize; BATCH_SIZE];
-        for (i, p) in batch.iter().enumerate() {
-            iov[i] = libc::iovec {
-                iov_base: p.data().as_ptr() as *mut _,
-                iov_len: p.len(),
-            };
-            lens[i] = p.len() - VXLAN_HLEN;
-        }
-        for i in 0..n {
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name =
-                (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
-            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        }
-        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
-        let mut i = 0;
-        // Each round sends at least one datagram or gives up on one.
-        for _ in 0..n {
-            if i >= n {
-                break;
-            }
-            // SAFETY: msgs[i..n] point at `dst` and at iovecs into packets still held by
-            // `batch`; all outlive the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    msgs[i..].as_mut_ptr(),
-                    (n - i) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                let r = r as usize;
-                sent += r as u64;
-                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
-                i += r;
-                continue;
-            }
-            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-                libc::EAGAIN | libc::ENOBUFS => {
-                    dropped += (n - i) as u64;
-                    i = n;
-                }
-                libc::EINTR => {}
-                // No route, no neighbour yet, too long: this datagram is lost; go on.
-                _ => {
-                    errors += 1;
-                    i += 1;
-                }
-            }
-        }
-        pool.free_batch(batch);
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        self.counters.add_tx(0, 0, 0, st.dropped);
     }
 
     fn counters(&self) -> Arc<PortCounters> {
@@ -452,5 +462,47 @@ mod tests {
         }
         assert!(got.is_empty(), "VNI 7 is not key 42");
         assert_eq!(a.stats().rx_errors, 1);
+    }
+
+    /// A GSO packet leaves as one datagram per segment, each with the VXLAN header.
+    #[test]
+    fn gso_packets_leave_as_segments() {
+        use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
+        let mut pool = big_pool(16);
+        let lo = Ipv4Addr::LOCALHOST;
+        let rx = std::net::UdpSocket::bind((lo, 0)).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        // Ports derived from the pid, away from the range the test above uses.
+        let base = 40000 + (std::process::id() % 20000) as u16;
+        let mut cfg = VxlanConfig::new("vxg", lo, Some(9));
+        cfg.local_ip = Some(lo);
+        cfg.dst_port = base;
+        let mut a = VxlanPort::open_instances(&cfg, 1).unwrap().remove(0);
+        a.cfg.dst_port = rx.local_addr().unwrap().port();
+        let s = Spec {
+            v6: true,
+            vlans: 0,
+            ip_opts: 0,
+            flags: 0x19,
+            mss: 1000,
+        };
+        let (frame, h) = super_frame(s, &payload_bytes(3500));
+        let mut batch = PacketBatch::new();
+        let mut p = pool.alloc().unwrap();
+        assert!(p.set_data(&frame));
+        p.vnet = Some(h);
+        let _ = batch.push(p);
+        a.tx_burst(0, &mut pool, &mut batch);
+        assert_eq!(a.stats().tx_packets, 4, "{:?}", a.stats());
+        assert_eq!(a.stats().tx_errors, 0);
+        assert_eq!(pool.available(), 16);
+        let hdrs = 14 + 40 + 32;
+        let mut buf = [0u8; 4096];
+        for want in [1000, 1000, 1000, 500] {
+            let n = rx.recv(&mut buf).expect("a segment arrived");
+            assert_eq!(n, VXLAN_HLEN + hdrs + want);
+            assert_eq!(&buf[..8], &[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 9, 0]);
+        }
     }
 }

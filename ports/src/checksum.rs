@@ -1,0 +1,119 @@
+//! Internet (ones'-complement) checksums, shared by offload completion in
+//! [`Packet::resolve_offloads`](crate::Packet::resolve_offloads) and by software segmentation in
+//! [`gso`](crate::gso).
+//!
+//! Sums are kept unfolded in a `u64` while they are built up (any mix of [`ones_sum`] and the
+//! pseudo-header helpers can be added together) and folded to 16 bits once at the end.
+
+/// Ones'-complement sum of `b` as big-endian 16-bit words (an odd tail byte padded with zero),
+/// unfolded.
+///
+/// Reads 8 bytes at a time and adds them as two 32-bit words: as `2^16 ≡ 1` modulo `2^16 - 1`,
+/// folding a sum of 32-bit big-endian words gives the same 16-bit result as summing 16-bit words.
+/// The `u64` cannot overflow for any slice shorter than 16 GB.
+#[inline]
+pub(crate) fn ones_sum(b: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        sum += (w >> 32) + (w & 0xffff_ffff);
+    }
+    let mut words = chunks.remainder().chunks_exact(2);
+    for c in &mut words {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u64;
+    }
+    if let [last] = words.remainder() {
+        sum += (*last as u64) << 8;
+    }
+    sum
+}
+
+/// Folds an unfolded ones'-complement sum to 16 bits (not complemented).
+#[inline]
+pub(crate) fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Unfolded sum of the IPv4 pseudo-header for an L4 segment of `l4_len` bytes of protocol
+/// `proto`; `src` and `dst` are the addresses as they sit in the IP header.
+#[inline]
+pub(crate) fn pseudo_v4(src: &[u8; 4], dst: &[u8; 4], proto: u8, l4_len: u32) -> u64 {
+    ones_sum(src) + ones_sum(dst) + proto as u64 + (l4_len >> 16) as u64 + (l4_len & 0xffff) as u64
+}
+
+/// Unfolded sum of the IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer packet of `l4_len`
+/// bytes with next header `proto`.
+#[inline]
+pub(crate) fn pseudo_v6(src: &[u8; 16], dst: &[u8; 16], proto: u8, l4_len: u32) -> u64 {
+    ones_sum(src) + ones_sum(dst) + proto as u64 + (l4_len >> 16) as u64 + (l4_len & 0xffff) as u64
+}
+
+/// Completes a partial checksum in place, as a sender with checksum offload leaves it: the
+/// field at `start + offset` already holds the pseudo-header sum, so summing from `start` to the
+/// end of `data` with the field in place and complementing gives the final checksum. Returns
+/// false (changing nothing) if the field lies outside `data`.
+#[inline]
+pub(crate) fn complete_partial(data: &mut [u8], start: usize, offset: usize) -> bool {
+    let at = start + offset;
+    if at + 2 > data.len() {
+        return false;
+    }
+    let sum = !fold(ones_sum(&data[start..]));
+    data[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain definition: 16-bit words one by one.
+    fn reference(b: &[u8]) -> u16 {
+        let mut sum = 0u64;
+        for c in b.chunks(2) {
+            sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u64;
+        }
+        fold(sum)
+    }
+
+    #[test]
+    fn wide_sum_matches_word_sum() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8).collect();
+        for len in 0..data.len() {
+            assert_eq!(
+                fold(ones_sum(&data[..len])),
+                reference(&data[..len]),
+                "{len}"
+            );
+        }
+        let ones = [0xffu8; 64];
+        for len in 0..ones.len() {
+            assert_eq!(
+                fold(ones_sum(&ones[..len])),
+                reference(&ones[..len]),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
+        assert_eq!(
+            fold(ones_sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7])),
+            0xddf2
+        );
+    }
+
+    #[test]
+    fn complete_partial_out_of_range() {
+        let mut d = [0u8; 10];
+        assert!(!complete_partial(&mut d, 4, 5));
+        assert!(complete_partial(&mut d, 4, 4));
+        assert_eq!(&d[8..], &[0xff, 0xff]);
+    }
+}

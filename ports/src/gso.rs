@@ -1,0 +1,537 @@
+//! Software TCP segmentation (GSO) and checksum completion for output ports that take no offload
+//! metadata.
+//!
+//! A tap or AF_PACKET socket with virtio-net headers (and a vhost-user guest with TSO) hands the
+//! switch TCP "super-frames" of up to 64 KB: one Ethernet/IP/TCP header followed by many MSS worth
+//! of payload, described by a [`VnetHdr`] with `gso_type` [`VnetHdr::GSO_TCPV4`] or
+//! [`VnetHdr::GSO_TCPV6`] and the MSS in `gso_size`. A port whose wire cannot carry that metadata
+//! (AF_XDP, AF_PACKET without vnet headers, a tap with offloads off, VXLAN, a guest without
+//! `GUEST_TSO`) must instead send the frames the super-frame stands for. This module makes them,
+//! doing in software what the Linux stack does when a device lacks TSO: each segment repeats the
+//! headers with the IPv4 total length (or IPv6 payload length) fitted to its size, the IPv4
+//! identification advanced by one per segment from the original's, the header checksum redone,
+//! the TCP sequence number advanced by the payload before it, FIN and PSH kept only on the last
+//! segment and CWR only on the first, and the TCP checksum computed in full.
+//!
+//! It is written here rather than taken from a packet library because it runs on the datapath:
+//! segments are built straight into [`PacketPool`] buffers, nothing is allocated per packet, and
+//! the headers are parsed with only the checks the job needs. Supported: Ethernet with up to two
+//! 802.1Q/802.1ad tags, then IPv4 (options allowed, not a fragment) or IPv6 without extension
+//! headers, then TCP. Anything else is refused with a [`GsoError`].
+//!
+//! The header lengths and checksum position are taken from the frame itself, not from the
+//! virtio-net header's `hdr_len`/`csum_start` (senders are known to get `hdr_len` wrong), and
+//! the TCP checksum field's incoming value (a partial pseudo-header sum) is ignored: every
+//! segment's checksum is computed from scratch.
+//!
+//! Entry points: [`segment`] for one packet, [`Segmenter`] to interleave segment building with
+//! sending, and [`for_each_burst`], which an output port's `tx_burst` calls to turn a batch into
+//! bursts of at most [`BATCH_SIZE`](crate::BATCH_SIZE) frames its wire takes.
+
+use std::fmt;
+
+use crate::batch::PacketBatch;
+use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
+use crate::packet::{Packet, VnetHdr};
+use crate::pool::PacketPool;
+
+const ETH_HLEN: usize = 14;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+const MAX_VLAN_TAGS: usize = 2;
+const IPPROTO_TCP: u8 = 6;
+const IPV6_HLEN: usize = 40;
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_CWR: u8 = 0x80;
+
+/// Why a packet could not be segmented. The packet has been freed back to its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GsoError {
+    /// The packet carries no TCP GSO request (no virtio-net header, `GSO_NONE`, or UDP GSO).
+    NotTcpGso,
+    /// `gso_size` is zero.
+    ZeroGsoSize,
+    /// The frame ends inside its headers.
+    Truncated,
+    /// The Ethernet type (after at most two VLAN tags) is neither IPv4 nor IPv6.
+    UnsupportedEtherType(u16),
+    /// The IP header is malformed (wrong version, IPv4 header length below 20).
+    BadIpHeader,
+    /// The L4 protocol (IPv4 protocol or IPv6 next header) is not TCP; IPv6 extension headers
+    /// land here too.
+    NotTcp(u8),
+    /// The IPv4 packet is a fragment.
+    Fragment,
+    /// `gso_type` says TCPv4 and the frame holds IPv6, or the other way round.
+    GsoTypeMismatch,
+    /// A segment would not fit in a pool buffer.
+    SegmentTooLarge {
+        /// Bytes of the largest segment.
+        needed: usize,
+        /// Bytes of data a pool buffer holds.
+        room: usize,
+    },
+    /// The pool has fewer free buffers than segments to build.
+    PoolExhausted {
+        /// Buffers the segments need.
+        needed: usize,
+        /// Buffers free when segmentation was tried.
+        available: usize,
+    },
+}
+
+impl fmt::Display for GsoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GsoError::NotTcpGso => write!(f, "not a TCP GSO packet"),
+            GsoError::ZeroGsoSize => write!(f, "GSO packet with gso_size 0"),
+            GsoError::Truncated => write!(f, "frame ends inside its headers"),
+            GsoError::UnsupportedEtherType(t) => {
+                write!(f, "unsupported Ethernet type {t:#06x} for segmentation")
+            }
+            GsoError::BadIpHeader => write!(f, "malformed IP header"),
+            GsoError::NotTcp(p) => {
+                write!(f, "L4 protocol {p} is not TCP (or IPv6 extension header)")
+            }
+            GsoError::Fragment => write!(f, "IPv4 fragment cannot be segmented"),
+            GsoError::GsoTypeMismatch => write!(f, "gso_type does not match the IP version"),
+            GsoError::SegmentTooLarge { needed, room } => {
+                write!(f, "segment of {needed} bytes exceeds pool buffer of {room}")
+            }
+            GsoError::PoolExhausted { needed, available } => {
+                write!(f, "{needed} segment buffers needed, {available} free")
+            }
+        }
+    }
+}
+
+impl std::error::Error for GsoError {}
+
+/// True if `h` asks for TCP segmentation (with or without the ECN flag).
+#[inline]
+pub fn is_tcp_gso(h: &VnetHdr) -> bool {
+    matches!(
+        h.gso_type & !VnetHdr::GSO_ECN,
+        VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6
+    )
+}
+
+/// Where the headers of a TCP super-frame are, and the per-frame values that segments derive
+/// theirs from.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Offset of the IP header.
+    l3: usize,
+    /// Offset of the TCP header.
+    l4: usize,
+    /// End of the TCP header: bytes repeated on every segment.
+    hdr: usize,
+    v6: bool,
+    /// Payload bytes after the headers.
+    payload: usize,
+    mss: usize,
+    ip_id: u16,
+    seq: u32,
+    tcp_flags: u8,
+}
+
+impl Layout {
+    fn parse(d: &[u8], h: &VnetHdr) -> Result<Layout, GsoError> {
+        if !is_tcp_gso(h) {
+            return Err(GsoError::NotTcpGso);
+        }
+        if h.gso_size == 0 {
+            return Err(GsoError::ZeroGsoSize);
+        }
+        let be16 = |i: usize| u16::from_be_bytes([d[i], d[i + 1]]);
+        if d.len() < ETH_HLEN {
+            return Err(GsoError::Truncated);
+        }
+        let mut l3 = ETH_HLEN;
+        let mut ethertype = be16(12);
+        for _ in 0..MAX_VLAN_TAGS {
+            if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+                break;
+            }
+            if d.len() < l3 + 4 {
+                return Err(GsoError::Truncated);
+            }
+            ethertype = be16(l3 + 2);
+            l3 += 4;
+        }
+        let (v6, l4) = match ethertype {
+            ETHERTYPE_IPV4 => {
+                if d.len() < l3 + 20 {
+                    return Err(GsoError::Truncated);
+                }
+                let ihl = (d[l3] & 0x0f) as usize * 4;
+                if d[l3] >> 4 != 4 || ihl < 20 {
+                    return Err(GsoError::BadIpHeader);
+                }
+                if d.len() < l3 + ihl {
+                    return Err(GsoError::Truncated);
+                }
+                // More-fragments flag or a fragment offset.
+                if be16(l3 + 6) & 0x3fff != 0 {
+                    return Err(GsoError::Fragment);
+                }
+                if d[l3 + 9] != IPPROTO_TCP {
+                    return Err(GsoError::NotTcp(d[l3 + 9]));
+                }
+                (false, l3 + ihl)
+            }
+            ETHERTYPE_IPV6 => {
+                if d.len() < l3 + IPV6_HLEN {
+                    return Err(GsoError::Truncated);
+                }
+                if d[l3] >> 4 != 6 {
+                    return Err(GsoError::BadIpHeader);
+                }
+                if d[l3 + 6] != IPPROTO_TCP {
+                    return Err(GsoError::NotTcp(d[l3 + 6]));
+                }
+                (true, l3 + IPV6_HLEN)
+            }
+            other => return Err(GsoError::UnsupportedEtherType(other)),
+        };
+        let want_v6 = h.gso_type & !VnetHdr::GSO_ECN == VnetHdr::GSO_TCPV6;
+        if v6 != want_v6 {
+            return Err(GsoError::GsoTypeMismatch);
+        }
+        if d.len() < l4 + 20 {
+            return Err(GsoError::Truncated);
+        }
+        let doff = (d[l4 + 12] >> 4) as usize * 4;
+        if doff < 20 {
+            return Err(GsoError::Truncated);
+        }
+        let hdr = l4 + doff;
+        if d.len() < hdr {
+            return Err(GsoError::Truncated);
+        }
+        Ok(Layout {
+            l3,
+            l4,
+            hdr,
+            v6,
+            payload: d.len() - hdr,
+            mss: h.gso_size as usize,
+            ip_id: if v6 { 0 } else { be16(l3 + 4) },
+            seq: u32::from_be_bytes([d[l4 + 4], d[l4 + 5], d[l4 + 6], d[l4 + 7]]),
+            tcp_flags: d[l4 + 13],
+        })
+    }
+
+    /// Number of segments (at least one, even for a frame without payload).
+    fn segments(&self) -> usize {
+        self.payload.div_ceil(self.mss).max(1)
+    }
+
+    /// Payload bytes of segment `i`.
+    fn seg_payload(&self, i: usize) -> usize {
+        (self.payload - i * self.mss).min(self.mss)
+    }
+
+    /// Rewrites the headers at the front of `f` (headers then payload, `f.len()` the whole
+    /// segment) for segment `i` of `n`, with both checksums computed in full.
+    fn fix_headers(&self, f: &mut [u8], i: usize, n: usize) {
+        let (l3, l4) = (self.l3, self.l4);
+        let tcp_len = f.len() - l4;
+        let pseudo = if self.v6 {
+            let ip_payload = (f.len() - l3 - IPV6_HLEN) as u16;
+            f[l3 + 4..l3 + 6].copy_from_slice(&ip_payload.to_be_bytes());
+            let src: &[u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
+            let dst: &[u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
+            pseudo_v6(src, dst, IPPROTO_TCP, tcp_len as u32)
+        } else {
+            let total = (f.len() - l3) as u16;
+            f[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+            let id = self.ip_id.wrapping_add(i as u16);
+            f[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+            f[l3 + 10..l3 + 12].fill(0);
+            let csum = !fold(ones_sum(&f[l3..l4]));
+            f[l3 + 10..l3 + 12].copy_from_slice(&csum.to_be_bytes());
+            let src: &[u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap();
+            let dst: &[u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap();
+            pseudo_v4(src, dst, IPPROTO_TCP, tcp_len as u32)
+        };
+        let seq = self.seq.wrapping_add((i * self.mss) as u32);
+        f[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        let mut flags = self.tcp_flags;
+        if i + 1 < n {
+            flags &= !(TCP_FIN | TCP_PSH);
+        }
+        if i > 0 {
+            flags &= !TCP_CWR;
+        }
+        f[l4 + 13] = flags;
+        f[l4 + 16..l4 + 18].fill(0);
+        let csum = !fold(pseudo + ones_sum(&f[l4..]));
+        f[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
+    }
+}
+
+/// Splits one TCP GSO packet into its segments, step by step, so that a caller can send (and
+/// free) segments between steps while keeping the pool to itself.
+///
+/// [`new`](Self::new) checks the frame and reserves nothing, but refuses unless the pool has a
+/// free buffer for every segment, so that (as long as the caller takes no buffers from the pool
+/// in between) building never runs out half way. Call [`next_segment`](Self::next_segment)
+/// until it gives `None`, then [`finish`](Self::finish), which gives the original buffer back.
+/// Dropping a `Segmenter` without `finish` leaks the original buffer from the pool.
+#[must_use = "call finish() to give the original buffer back to the pool"]
+#[derive(Debug)]
+pub struct Segmenter {
+    /// The super-frame (taken as the only segment when there is just one).
+    orig: Option<Packet>,
+    layout: Layout,
+    next: usize,
+    n: usize,
+}
+
+impl Segmenter {
+    /// Checks that `pkt` is a TCP GSO frame this module handles and that the pool can take its
+    /// segments. On error `pkt` has been freed into `pool`.
+    pub fn new(pkt: Packet, pool: &mut PacketPool) -> Result<Segmenter, GsoError> {
+        let Some(h) = pkt.vnet else {
+            pool.free(pkt);
+            return Err(GsoError::NotTcpGso);
+        };
+        let layout = match Layout::parse(pkt.data(), &h) {
+            Ok(l) => l,
+            Err(e) => {
+                pool.free(pkt);
+                return Err(e);
+            }
+        };
+        let n = layout.segments();
+        // A single segment is rewritten in the original buffer; otherwise each gets its own.
+        if n > 1 {
+            let needed = layout.hdr + layout.mss;
+            let room = pool.data_room();
+            if needed > room {
+                pool.free(pkt);
+                return Err(GsoError::SegmentTooLarge { needed, room });
+            }
+            let available = pool.available();
+            if available < n {
+                pool.free(pkt);
+                return Err(GsoError::PoolExhausted {
+                    needed: n,
+                    available,
+                });
+            }
+        }
+        Ok(Segmenter {
+            orig: Some(pkt),
+            layout,
+            next: 0,
+            n,
+        })
+    }
+
+    /// Total number of segments this packet makes.
+    pub fn segments(&self) -> usize {
+        self.n
+    }
+
+    /// Segments not yet returned by [`next_segment`](Self::next_segment).
+    pub fn remaining(&self) -> usize {
+        self.n - self.next
+    }
+
+    /// Builds the next segment: a complete frame with `vnet` `None` and the original's
+    /// `in_port` and tunnel metadata. `Ok(None)` when all are made. Fails with
+    /// [`GsoError::PoolExhausted`] only if the caller took buffers from the pool since
+    /// [`new`](Self::new); the segments not yet made are then lost (the caller should
+    /// [`finish`](Self::finish) and count the packet as dropped).
+    pub fn next_segment(&mut self, pool: &mut PacketPool) -> Result<Option<Packet>, GsoError> {
+        let i = self.next;
+        if i >= self.n {
+            return Ok(None);
+        }
+        let l = self.layout;
+        if self.n == 1 {
+            let Some(mut p) = self.orig.take() else {
+                return Ok(None);
+            };
+            self.next = 1;
+            l.fix_headers(p.data_mut(), 0, 1);
+            p.vnet = None;
+            return Ok(Some(p));
+        }
+        let Some(orig) = self.orig.as_ref() else {
+            return Ok(None);
+        };
+        let Some(mut seg) = pool.alloc() else {
+            // Nothing more can be made for this packet.
+            self.next = self.n;
+            return Err(GsoError::PoolExhausted {
+                needed: self.n - i,
+                available: 0,
+            });
+        };
+        self.next += 1;
+        let plen = l.seg_payload(i);
+        let from = l.hdr + i * l.mss;
+        let src = orig.data();
+        // `new` checked hdr + mss against the data room, so this always fits.
+        seg.set_len(l.hdr + plen);
+        let f = seg.data_mut();
+        f[..l.hdr].copy_from_slice(&src[..l.hdr]);
+        f[l.hdr..].copy_from_slice(&src[from..from + plen]);
+        l.fix_headers(f, i, self.n);
+        seg.in_port = orig.in_port;
+        seg.tun = orig.tun;
+        Ok(Some(seg))
+    }
+
+    /// Gives the original buffer back to the pool (if it was not itself the only segment).
+    pub fn finish(mut self, pool: &mut PacketPool) {
+        if let Some(p) = self.orig.take() {
+            pool.free(p);
+        }
+    }
+}
+
+/// Segments a TCP GSO packet: passes each segment, in order, to `out` (as a complete frame
+/// with `vnet` `None`) and returns how many there were. `pkt` is consumed: its buffer is freed
+/// into `pool` (or, if the frame makes a single segment, fixed up in place and passed on).
+///
+/// All or nothing: on error no segment has been passed on and `pkt` is freed. `out` must not
+/// take buffers from `pool` (it cannot: it does not get the pool).
+pub fn segment(
+    pkt: Packet,
+    pool: &mut PacketPool,
+    out: &mut impl FnMut(Packet),
+) -> Result<usize, GsoError> {
+    let mut s = Segmenter::new(pkt, pool)?;
+    let mut n = 0;
+    loop {
+        match s.next_segment(pool) {
+            Ok(Some(seg)) => {
+                out(seg);
+                n += 1;
+            }
+            Ok(None) => break,
+            // Unreachable: `new` saw enough free buffers and only this loop allocates.
+            Err(e) => {
+                s.finish(pool);
+                return Err(e);
+            }
+        }
+    }
+    s.finish(pool);
+    Ok(n)
+}
+
+/// What [`for_each_burst`] did, for a port's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GsoStats {
+    /// GSO packets split in software.
+    pub segmented: u64,
+    /// Segments made from them.
+    pub segments: u64,
+    /// Partial checksums completed in software (non-GSO packets).
+    pub csums: u64,
+    /// Packets dropped because their offloads could not be resolved (malformed or unsupported
+    /// GSO frame, checksum position outside the packet, pool exhausted); count them as transmit
+    /// errors.
+    pub dropped: u64,
+}
+
+/// Resolves the offloads of every packet in `batch` that the output cannot take, and passes the
+/// resulting frames to `send` in bursts of at most [`BATCH_SIZE`](crate::BATCH_SIZE), in order.
+///
+/// For each packet: without a virtio-net header, with one that asks for nothing
+/// ([`VnetHdr::is_plain`]), or with one `accepts` returns true for, the packet goes on
+/// unchanged (`vnet` kept, for ports that write it to the wire). Otherwise a TCP GSO packet is
+/// segmented ([`Segmenter`]), a partial checksum is completed
+/// ([`Packet::resolve_offloads`]), and anything else is freed and counted in
+/// [`GsoStats::dropped`].
+///
+/// `send` gets the pool and a burst, and must take every packet out of it (send or free them,
+/// as a port's `tx_burst` does); whatever it leaves is freed. `batch` is empty on return. A
+/// port that takes no offloads at all passes `|_| false`:
+///
+/// ```ignore
+/// fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+///     let st = gso::for_each_burst(batch, pool, |_| false, |pool, burst| {
+///         self.send_burst(qid, pool, burst)
+///     });
+///     self.counters.add_tx(0, 0, 0, st.dropped);
+/// }
+/// ```
+pub fn for_each_burst(
+    batch: &mut PacketBatch,
+    pool: &mut PacketPool,
+    accepts: impl Fn(&VnetHdr) -> bool,
+    mut send: impl FnMut(&mut PacketPool, &mut PacketBatch),
+) -> GsoStats {
+    let mut st = GsoStats::default();
+    // Fast path: nothing to resolve, send the batch as it is.
+    let needs_work = |p: &Packet| p.vnet.is_some_and(|h| !h.is_plain() && !accepts(&h));
+    if !batch.iter().any(needs_work) {
+        if !batch.is_empty() {
+            send(pool, batch);
+            pool.free_batch(batch);
+        }
+        return st;
+    }
+    let mut burst = PacketBatch::new();
+    let mut push = |pool: &mut PacketPool, burst: &mut PacketBatch, p: Packet| {
+        if let Err(p) = burst.push(p) {
+            send(pool, burst);
+            pool.free_batch(burst);
+            // The burst is empty now, so this push succeeds.
+            if let Err(p) = burst.push(p) {
+                pool.free(p);
+            }
+        }
+    };
+    for mut pkt in batch.drain() {
+        let Some(h) = pkt.vnet.filter(|h| !h.is_plain() && !accepts(h)) else {
+            push(pool, &mut burst, pkt);
+            continue;
+        };
+        if is_tcp_gso(&h) {
+            let Ok(mut s) = Segmenter::new(pkt, pool) else {
+                st.dropped += 1;
+                continue;
+            };
+            st.segmented += 1;
+            loop {
+                match s.next_segment(pool) {
+                    Ok(Some(seg)) => {
+                        st.segments += 1;
+                        push(pool, &mut burst, seg);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        st.dropped += 1;
+                        break;
+                    }
+                }
+            }
+            s.finish(pool);
+        } else if pkt.resolve_offloads() {
+            // Not plain and not GSO: a partial checksum, now completed.
+            st.csums += 1;
+            push(pool, &mut burst, pkt);
+        } else {
+            st.dropped += 1;
+            pool.free(pkt);
+        }
+    }
+    if !burst.is_empty() {
+        send(pool, &mut burst);
+        pool.free_batch(&mut burst);
+    }
+    st
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
