@@ -129,9 +129,11 @@ fn run(dev: &Arc<Device>, listener: Option<&UnixListener>, stop: &AtomicBool) {
     }
 }
 
-/// Whether the guest's driver has set the device up and still no queue runs.
+/// Whether the guest's driver has set the device up (features and memory) and still no
+/// queue runs. A migration's destination waits without memory until the VM arrives.
 fn idle(dev: &Device) -> bool {
     dev.features.load(Ordering::Relaxed) != 0
+        && dev.has_memory.load(Ordering::Relaxed)
         && dev.rx_ready.load(Ordering::Relaxed) == 0
         && dev.tx_ready.load(Ordering::Relaxed) == 0
 }
@@ -156,6 +158,13 @@ fn serve(dev: &Arc<Device>, stream: UnixStream, stop: &AtomicBool) {
     let why = loop {
         if stop.load(Ordering::Relaxed) {
             break "the port is going away".to_owned();
+        }
+        // Once per connection, when no queue has run yet (a stopped queue after it ran, as
+        // on a migration's source, is not this).
+        if !warned
+            && (dev.rx_ready.load(Ordering::Relaxed) | dev.tx_ready.load(Ordering::Relaxed)) != 0
+        {
+            warned = true;
         }
         if !warned && connected_at.elapsed() > IDLE_WARNING && idle(dev) {
             warned = true;

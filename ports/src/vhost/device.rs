@@ -117,6 +117,8 @@ pub(crate) struct Device {
     pub features: AtomicU64,
     /// Dirty-page logging is on (a migration is under way).
     pub logging: AtomicBool,
+    /// The frontend has given the guest's memory.
+    pub has_memory: AtomicBool,
     /// The last refusal or error, for the port's status.
     pub last_error: Mutex<Option<String>>,
 }
@@ -141,6 +143,7 @@ impl Device {
             rarp: AtomicU64::new(0),
             features: AtomicU64::new(0),
             logging: AtomicBool::new(false),
+            has_memory: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }
     }
@@ -394,11 +397,15 @@ impl Handler {
         self.acked_protocol = 0;
         self.dev.features.store(0, Ordering::Relaxed);
         self.dev.logging.store(false, Ordering::Relaxed);
+        self.dev.has_memory.store(false, Ordering::Relaxed);
         self.dev.guest_mtu.store(0, Ordering::Relaxed);
     }
 
     fn install_memory(&mut self, mem: Mem, maps: Vec<Mapping>) {
         self.mem = Some(Arc::new(mem));
+        self.dev
+            .has_memory
+            .store(!maps.is_empty(), Ordering::Relaxed);
         self.maps = maps;
         self.refresh_all();
     }

@@ -167,10 +167,20 @@ impl Port for VhostUserPort {
         if let Some(pair) = self.tx_pair() {
             let mut slot = self.dev.vqs[2 * pair].take();
             if let Some(vq) = slot.as_mut() {
-                let b = vq.enqueue(pool, batch);
-                self.dev
-                    .counters
-                    .add_tx(b.packets, b.bytes, b.dropped, b.errors);
+                // Offloads the guest does not take are resolved here: TCP segmented, partial
+                // checksums completed.
+                let offloads = vq.offloads;
+                let counters = &self.dev.counters;
+                let gso = crate::gso::for_each_burst(
+                    batch,
+                    pool,
+                    |h| offloads.accept(h),
+                    |pool, burst| {
+                        let b = vq.enqueue(pool, burst);
+                        counters.add_tx(b.packets, b.bytes, b.dropped, b.errors);
+                    },
+                );
+                counters.add_tx(0, 0, 0, gso.dropped);
                 return;
             }
         }

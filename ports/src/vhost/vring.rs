@@ -67,7 +67,7 @@ pub(crate) struct GuestOffloads {
 
 impl GuestOffloads {
     /// Whether a frame with header `h` may go to the guest as it is.
-    fn accept(&self, h: &VnetHdr) -> bool {
+    pub(crate) fn accept(&self, h: &VnetHdr) -> bool {
         let ecn_ok = h.gso_type & VnetHdr::GSO_ECN == 0 || self.ecn;
         let gso_ok = ecn_ok
             && match h.gso_type & !VnetHdr::GSO_ECN {
