@@ -89,8 +89,8 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
     let allowed: &[&str] = match p.r#type.as_str() {
         "system" => &["mode"],
         "tap" | "internal" => &["offloads"],
-        "vhostuser" => &[],
-        "vhostuserclient" => &["vhost-server-path"],
+        "vhostuser" => &["mtu_request"],
+        "vhostuserclient" => &["vhost-server-path", "mtu_request"],
         "patch" => &["peer"],
         "vxlan" => &["remote_ip", "local_ip", "key", "dst_port"],
         other => {
@@ -115,6 +115,13 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
         ));
     }
     let opt = |k: &str| p.options.get(k).map(String::as_str);
+    let mtu_request = match opt("mtu_request") {
+        None => None,
+        Some(m) => match m.parse::<u32>() {
+            Ok(n) if (68..=65535).contains(&n) => Some(n),
+            _ => return bad(format!("mtu_request={m}: want an MTU from 68 to 65535")),
+        },
+    };
     Ok(match p.r#type.as_str() {
         "patch" | "vxlan" => return crate::service::net::tunnel_config(p),
         "system" => PortConfig::System {
@@ -146,6 +153,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
             PortConfig::VhostUser {
                 socket,
                 client: false,
+                mtu_request,
             }
         }
         "vhostuserclient" => {
@@ -165,6 +173,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
             PortConfig::VhostUser {
                 socket: PathBuf::from(path),
                 client: true,
+                mtu_request,
             }
         }
         // An extra internal port is a tap the host stack uses, as OVS's internal ports are.
@@ -625,7 +634,8 @@ mod tests {
             config("vhu0", "vhostuser", &[]),
             Ok(PortConfig::VhostUser {
                 socket: "/run/vswitch/vhu0".into(),
-                client: false
+                client: false,
+                mtu_request: None,
             })
         );
         assert_eq!(
@@ -658,8 +668,20 @@ mod tests {
         let e = config("vhu0", "vhostuser", &[("vhost-server-path", "/tmp/x")]).unwrap_err();
         assert_eq!(
             e,
-            "unknown option \"vhost-server-path\" for type=vhostuser (known: tag, trunks, vlan_mode)"
+            "unknown option \"vhost-server-path\" for type=vhostuser (known: mtu_request, tag, trunks, vlan_mode)"
         );
+        assert_eq!(
+            config("vhu0", "vhostuser", &[("mtu_request", "9000")]),
+            Ok(PortConfig::VhostUser {
+                socket: "/run/vswitch/vhu0".into(),
+                client: false,
+                mtu_request: Some(9000),
+            })
+        );
+        for bad in ["67", "65536", "x", ""] {
+            let e = config("vhu0", "vhostuser", &[("mtu_request", bad)]).unwrap_err();
+            assert!(e.contains("want an MTU from 68 to 65535"), "{bad:?}: {e}");
+        }
     }
 
     #[test]
@@ -672,7 +694,8 @@ mod tests {
             ),
             Ok(PortConfig::VhostUser {
                 socket: "/run/vm1.sock".into(),
-                client: true
+                client: true,
+                mtu_request: None,
             })
         );
         let e = config("vm1", "vhostuserclient", &[]).unwrap_err();
@@ -698,7 +721,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path, tag, trunks, vlan_mode)"
+            "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path, mtu_request, tag, trunks, vlan_mode)"
         );
     }
 

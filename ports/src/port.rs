@@ -167,6 +167,10 @@ pub trait PeerStatus: Send + Sync {
     fn link_up(&self) -> bool;
     /// One line for people: what is connected and, when traffic cannot flow, why.
     fn status(&self) -> String;
+    /// The MTU as the peer set it, if it sets one (a VM's `host_mtu`).
+    fn mtu(&self) -> Option<u32> {
+        None
+    }
 }
 
 impl LinkWatch {
@@ -178,6 +182,14 @@ impl LinkWatch {
             }
             LinkWatch::Connected(flag) => flag.load(Ordering::Acquire),
             LinkWatch::Peer(p) => p.link_up(),
+        }
+    }
+
+    /// The MTU the peer set, for ports whose peer sets one.
+    pub fn mtu(&self) -> Option<u32> {
+        match self {
+            LinkWatch::Peer(p) => p.mtu(),
+            _ => None,
         }
     }
 

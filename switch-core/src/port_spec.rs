@@ -32,6 +32,8 @@ pub enum PortConfig {
         /// The VM listens and the switch connects (`vhostuserclient`); otherwise the switch
         /// creates the socket and listens (`vhostuser`).
         client: bool,
+        /// The port's MTU as OVS's `mtu_request` sets it, until the VM gives its own.
+        mtu_request: Option<u32>,
     },
     /// Synthetic frames from memory ([`ports::ReplayPort`]), for benchmarks of the datapath
     /// alone; not offered by the management API.
@@ -97,13 +99,20 @@ impl PortConfig {
                 };
                 PortSpec::System(cfg)
             }
-            PortConfig::VhostUser { socket, client } => {
+            PortConfig::VhostUser {
+                socket,
+                client,
+                mtu_request,
+            } => {
                 let mode = if *client {
                     VhostMode::Client
                 } else {
                     VhostMode::Server
                 };
-                PortSpec::VhostUser(VhostUserConfig::new(name, socket, mode))
+                PortSpec::VhostUser(VhostUserConfig {
+                    mtu_request: *mtu_request,
+                    ..VhostUserConfig::new(name, socket, mode)
+                })
             }
             PortConfig::Replay { flows, frame_len } => PortSpec::Replay(ReplayConfig {
                 frame_len: *frame_len,

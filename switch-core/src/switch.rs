@@ -386,7 +386,7 @@ impl Switch {
                 kind: p.kind,
                 config: p.config.clone(),
                 mac: p.mac,
-                mtu: p.mtu,
+                mtu: p.link.mtu().unwrap_or(p.mtu),
                 stats: p.counters.snapshot(),
                 link_up: p.link.is_up(),
                 status: p.link.status(),

@@ -25,6 +25,7 @@ fn vhost(socket: &Path, client: bool) -> PortConfig {
     PortConfig::VhostUser {
         socket: socket.to_path_buf(),
         client,
+        mtu_request: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct VhostUserConfig {
     pub reconnect_interval: Duration,
     /// Server mode: permissions of the socket file.
     pub socket_mode: u32,
+    /// The port's MTU (OVS's `mtu_request`), reported until the frontend gives the guest's
+    /// (`NET_SET_MTU`); `None`: 1500.
+    pub mtu_request: Option<u32>,
 }
 
 impl VhostUserConfig {
@@ -41,6 +44,7 @@ impl VhostUserConfig {
             max_queue_pairs: 8,
             reconnect_interval: Duration::from_secs(1),
             socket_mode: 0o660,
+            mtu_request: None,
         }
     }
 }

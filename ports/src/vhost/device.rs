@@ -108,6 +108,9 @@ pub(crate) struct Device {
     pub connections: AtomicU64,
     /// Protocol errors and broken rings seen.
     pub protocol_errors: AtomicU64,
+    /// Packets moved through each virtqueue (indexed as `vqs`), for telling which queues of
+    /// a multiqueue guest carry traffic.
+    pub vq_packets: Box<[AtomicU64]>,
     /// The MTU the frontend gave the guest (`NET_SET_MTU`), 0 if none.
     pub guest_mtu: AtomicU32,
     /// A RARP to send for the guest after a migration: its MAC in the low 48 bits, bit 63
@@ -139,6 +142,7 @@ impl Device {
             connected: Arc::new(AtomicBool::new(false)),
             connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            vq_packets: (0..n).map(|_| AtomicU64::new(0)).collect(),
             guest_mtu: AtomicU32::new(0),
             rarp: AtomicU64::new(0),
             features: AtomicU64::new(0),
@@ -399,6 +403,9 @@ impl Handler {
         self.dev.logging.store(false, Ordering::Relaxed);
         self.dev.has_memory.store(false, Ordering::Relaxed);
         self.dev.guest_mtu.store(0, Ordering::Relaxed);
+        for n in self.dev.vq_packets.iter() {
+            n.store(0, Ordering::Relaxed);
+        }
     }
 
     fn install_memory(&mut self, mem: Mem, maps: Vec<Mapping>) {
@@ -762,6 +769,13 @@ impl EarlyHandler for Handler {
                     return refuse(self, "NET_SET_MTU", format!("MTU {mtu} out of 68..=65535"));
                 }
                 tracing::info!(port = %self.dev.cfg.name, "vhost-user: guest MTU {mtu}");
+                if let Some(want) = self.dev.cfg.mtu_request.filter(|&w| u64::from(w) != mtu) {
+                    tracing::warn!(
+                        port = %self.dev.cfg.name,
+                        "vhost-user: the guest's MTU {mtu} differs from the port's mtu_request \
+                         {want}: give QEMU host_mtu={want}"
+                    );
+                }
                 self.dev.guest_mtu.store(mtu as u32, Ordering::Relaxed);
                 Ok(())
             }

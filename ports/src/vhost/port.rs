@@ -153,6 +153,9 @@ impl Port for VhostUserPort {
                 self.dev
                     .counters
                     .add_rx(b.packets, b.bytes, b.dropped, b.errors);
+                if b.packets > 0 {
+                    self.dev.vq_packets[2 * pair + 1].fetch_add(b.packets, Ordering::Relaxed);
+                }
             }
             self.cursor = pair;
         }
@@ -171,6 +174,7 @@ impl Port for VhostUserPort {
                 // checksums completed.
                 let offloads = vq.offloads;
                 let counters = &self.dev.counters;
+                let vq_packets = &self.dev.vq_packets[2 * pair];
                 let gso = crate::gso::for_each_burst(
                     batch,
                     pool,
@@ -178,6 +182,7 @@ impl Port for VhostUserPort {
                     |pool, burst| {
                         let b = vq.enqueue(pool, burst);
                         counters.add_tx(b.packets, b.bytes, b.dropped, b.errors);
+                        vq_packets.fetch_add(b.packets, Ordering::Relaxed);
                     },
                 );
                 counters.add_tx(0, 0, 0, gso.dropped);
@@ -194,11 +199,8 @@ impl Port for VhostUserPort {
     }
 
     fn mtu(&self) -> u32 {
-        // The MTU the frontend gave the guest, once it has.
-        match self.dev.guest_mtu.load(Ordering::Relaxed) {
-            0 => 1500,
-            m => m,
-        }
+        // The MTU the frontend gave the guest once it has, else the configured one.
+        PeerStatus::mtu(&*self.dev).unwrap_or(1500)
     }
 
     fn mac(&self) -> [u8; 6] {

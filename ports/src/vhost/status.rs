@@ -8,6 +8,13 @@ use super::device::Device;
 use crate::port::PeerStatus;
 
 impl PeerStatus for Device {
+    fn mtu(&self) -> Option<u32> {
+        match self.guest_mtu.load(Ordering::Relaxed) {
+            0 => Some(self.cfg.mtu_request.unwrap_or(1500)),
+            m => Some(m),
+        }
+    }
+
     fn link_up(&self) -> bool {
         self.connected.load(Ordering::Acquire) && self.rx_ready.load(Ordering::Relaxed) != 0
     }
@@ -36,7 +43,19 @@ impl PeerStatus for Device {
                     "VM connected, but no queue runs: nothing is forwarded".to_owned()
                 }
             } else {
-                format!("VM connected; queues running: rx {rx}/{pairs}, tx {tx}/{pairs}")
+                let count = |vq: usize| self.vq_packets[vq].load(Ordering::Relaxed);
+                let per_pair = |first: usize| {
+                    (0..pairs)
+                        .map(|q| count(2 * q + first))
+                        .filter(|&n| n > 0)
+                        .count()
+                };
+                format!(
+                    "VM connected; queues running: rx {rx}/{pairs}, tx {tx}/{pairs}; \
+                     queues that carried packets: to the guest {}, from the guest {}",
+                    per_pair(0),
+                    per_pair(1)
+                )
             }
         };
         let mtu = self.guest_mtu.load(Ordering::Relaxed);
