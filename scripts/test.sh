@@ -12,6 +12,10 @@ command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
 # recommends it still brings the virtio-user and vhost PMDs.
 command -v dpdk-testpmd >/dev/null || need_pkgs+=(dpdk-dev)
 command -v stdbuf >/dev/null || need_pkgs+=(coreutils)
+# The QEMU guests of testkit (testkit::qemu): the emulator, and busybox for the guest's
+# initramfs (built once, with the kernel package fetched by `apt-get download`).
+command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+command -v busybox >/dev/null || need_pkgs+=(busybox-static)
 # Reads back the pcap files of the capture tests.
 command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
 # The soak script (scripts/soak.sh) drives the REST API with curl and jq.

@@ -1,0 +1,240 @@
+//! Self-tests of the QEMU harness: boot, commands, tap networking, reboot, migration.
+//!
+//! They need qemu-system-x86_64 and root, and skip loudly without them. They share the
+//! machine's two cores, so they run one at a time.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use testkit::qemu::{self, Guest, GuestConfig, GuestImage};
+
+/// Serializes the tests of this binary: TCG guests are CPU-bound.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The image, or `None` (after a loud skip message) when QEMU or root is missing.
+fn image(test: &str) -> Option<&'static GuestImage> {
+    if let Err(why) = qemu::available() {
+        eprintln!("SKIPPED: {test}: {why}");
+        return None;
+    }
+    Some(GuestImage::get().expect("guest image"))
+}
+
+#[test]
+fn boot_and_run_commands() {
+    let _serial = serial();
+    let Some(image) = image("boot_and_run_commands") else {
+        return;
+    };
+    let t = Instant::now();
+    let mut g = Guest::boot(image, GuestConfig::new("boot")).expect("boot");
+    eprintln!("boot took {:?}", t.elapsed());
+    assert!(g.is_running());
+    assert!(g.pid().is_some());
+
+    let (status, out) = g.run("uname -r", Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 0);
+    assert_eq!(out, image.kernel_release);
+
+    let (status, out) = g
+        .run(
+            "echo to-stdout; echo to-stderr >&2; exit 3",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(status, 3);
+    assert_eq!(out, "to-stdout\nto-stderr");
+
+    // Quotes, several lines, no final newline, and a command that reads stdin (gets EOF).
+    let (status, out) = g
+        .run(
+            "printf '%s' \"it's\"; printf '\\nsecond'; cat",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!((status, out.as_str()), (0, "it's\nsecond"));
+
+    // A timed-out command is interrupted; the next command still works.
+    let err = g.run("sleep 30", Duration::from_secs(2)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+    assert_eq!(g.sh("echo again"), "again");
+
+    // The NIC modules loaded (no NIC here, but virtio_net is in the kernel).
+    assert!(g.sh("cat /proc/modules").contains("virtio_net"));
+
+    let status = g
+        .qmp(serde_json::json!({"execute": "query-status"}))
+        .unwrap();
+    assert_eq!(status["status"], "running");
+    let err = g
+        .qmp(serde_json::json!({"execute": "no-such-command"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("CommandNotFound"), "{err}");
+
+    let pid = g.pid().unwrap();
+    g.kill9();
+    assert!(!g.is_running());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    g.restart().expect("restart");
+    assert_eq!(g.sh("echo back"), "back");
+}
+
+/// A network namespace of the test's, deleted on drop (with whatever links are in it).
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        // A leftover of a crashed run with the same pid, if any.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        host(&format!("ip netns add {name}"));
+        Netns(name)
+    }
+
+    /// A command run inside the namespace.
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn host(cmd: &str) {
+    let status = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(status.success(), "host: {cmd}");
+}
+
+#[test]
+fn tap_ping_and_iperf3() {
+    let _serial = serial();
+    let Some(image) = image("tap_ping_and_iperf3") else {
+        return;
+    };
+    // QEMU creates the tap (and removes it when it exits). Its host end goes into a
+    // namespace of the test's own, so the test's addresses and traffic cannot meet the
+    // host's (whose eth0 may well be on 192.0.2.0/24 itself).
+    let id = std::process::id() % 100_000;
+    let tap = format!("tk{id}");
+    let ns = Netns::new(format!("tkq{id}"));
+    let mut g = Guest::boot(image, GuestConfig::new("tap").tap(&tap)).expect("boot");
+    host(&format!(
+        "ip link set {tap} netns {n} && ip -n {n} addr add 192.0.2.1/24 dev {tap} && \
+         ip -n {n} link set {tap} up && ip -n {n} link set lo up",
+        n = ns.0
+    ));
+    g.configure_ip("eth0", "192.0.2.2/24");
+    assert!(g.ping("192.0.2.1", 2), "guest -> host ping");
+    let ping = ns
+        .cmd("ping")
+        .args(["-c", "2", "-w", "10", "192.0.2.2"])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "host -> guest ping: {ping:?}");
+
+    let server = Killed(
+        ns.cmd("iperf3")
+            .args(["-s", "-1", "-B", "192.0.2.1", "-p", "5201"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let bps = g.iperf3_client("192.0.2.1", 5201, 3, "").expect("iperf3");
+    drop(server);
+    eprintln!("iperf3 guest -> host over tap: {:.1} Mbit/s", bps / 1e6);
+    assert!(bps > 2e6, "only {bps} bit/s");
+
+    // And the other way, against an iperf3 server in the guest.
+    g.iperf3_server(5202);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = ns
+        .cmd("iperf3")
+        .args(["-c", "192.0.2.2", "-p", "5202", "-t", "2", "-J"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "host -> guest iperf3: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bps = json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap();
+    eprintln!("iperf3 host -> guest over tap: {:.1} Mbit/s", bps / 1e6);
+    assert!(bps > 2e6, "only {bps} bit/s");
+
+    drop(g);
+    // The tap went with QEMU.
+    let links = ns.cmd("ip").args(["-br", "link"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&tap),
+        "{links:?}"
+    );
+}
+
+#[test]
+fn reboot_inside_qemu() {
+    let _serial = serial();
+    let Some(image) = image("reboot_inside_qemu") else {
+        return;
+    };
+    let mut g = Guest::boot(image, GuestConfig::new("reboot")).expect("boot");
+    g.sh("echo before > /tmp/mark");
+    let pid = g.pid();
+    let t = Instant::now();
+    g.reboot(Duration::from_secs(60)).expect("reboot");
+    eprintln!("reboot took {:?}", t.elapsed());
+    assert_eq!(g.pid(), pid, "same QEMU");
+    // A fresh boot: the tmpfs is empty again.
+    let (status, _) = g.run("cat /tmp/mark", Duration::from_secs(10)).unwrap();
+    assert_ne!(status, 0);
+    assert_eq!(g.sh("echo works"), "works");
+}
+
+#[test]
+fn live_migration_keeps_guest_state() {
+    let _serial = serial();
+    let Some(image) = image("live_migration_keeps_guest_state") else {
+        return;
+    };
+    let mut src = Guest::boot(image, GuestConfig::new("mig")).expect("boot");
+    let boot_id = src.sh("cat /proc/sys/kernel/random/boot_id");
+    src.sh("echo survived > /tmp/state");
+    let mut dst = src.boot_destination().expect("destination");
+    let stats = src
+        .migrate_to(&mut dst, Duration::from_secs(60))
+        .expect("migrate");
+    eprintln!("migration: {stats:?}");
+    assert!(!src.is_running(), "source quit after migration");
+    assert_eq!(dst.sh("cat /tmp/state"), "survived");
+    assert_eq!(
+        dst.sh("cat /proc/sys/kernel/random/boot_id"),
+        boot_id,
+        "same boot"
+    );
+    let status = dst
+        .qmp(serde_json::json!({"execute": "query-status"}))
+        .unwrap();
+    assert_eq!(status["status"], "running");
+    assert!(stats.total > Duration::ZERO);
+}
