@@ -658,3 +658,79 @@ fn offloads_go_to_a_guest_that_accepts_them_and_are_resolved_for_others() {
     );
     assert_eq!(pool.available(), pool.capacity());
 }
+
+/// A dirty-page log over the test guest's memory (one bit per 4 KiB page) and a way to read
+/// back which pages it marks.
+fn dirty_log() -> (
+    Arc<super::super::dirty_log::DirtyLog>,
+    impl Fn() -> Vec<u64>,
+) {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::FileExt;
+    // SAFETY: a valid NUL-terminated name; memfd_create returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"log".as_ptr(), 0) };
+    assert!(fd >= 0);
+    // SAFETY: fd is a new descriptor only this File owns.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let pages = MEM / 4096;
+    file.set_len(pages / 8).unwrap();
+    let reader = file.try_clone().unwrap();
+    let log = super::super::dirty_log::DirtyLog::map(file, pages / 8, 0).unwrap();
+    let marked = move || {
+        let mut bits = vec![0u8; (pages / 8) as usize];
+        reader.read_exact_at(&mut bits, 0).unwrap();
+        (0..pages)
+            .filter(|p| bits[(p / 8) as usize] & (1 << (p % 8)) != 0)
+            .collect()
+    };
+    (Arc::new(log), marked)
+}
+
+/// While a VM migrates, every page the switch writes (frames into RX buffers, by both copy
+/// paths, and the used ring) is marked in QEMU's log; pages it only reads are not.
+#[test]
+fn with_a_log_every_page_written_in_the_guest_is_marked() {
+    let used_page = USED / 4096;
+    // The common path: whole frames into single buffers at 0x4000, 0x4800, 0x5000.
+    let mut g = Guest::new(16);
+    let mut vq = g.vq(false);
+    let (log, marked) = dirty_log();
+    vq.log = Some(log);
+    let mut pool = pool();
+    rx_buffers(&mut g, 4, 2048);
+    let b = tx(
+        &mut vq,
+        &mut pool,
+        &[frame(60, 1), frame(1514, 2), frame(100, 3)],
+    );
+    assert_eq!(b.packets, 3);
+    assert_eq!(marked(), vec![used_page, 4, 5]);
+
+    // The general path: one frame merged over three 512-byte buffers, the last in page 5.
+    let mut g = Guest::new(8);
+    let mut vq = g.vq(true);
+    let (log, marked) = dirty_log();
+    vq.log = Some(log);
+    rx_buffers(&mut g, 4, 512);
+    let b = tx(&mut vq, &mut pool, &[frame(1200, 4)]);
+    assert_eq!(b.packets, 1);
+    assert_eq!(marked(), vec![used_page, 4, 5]);
+
+    // Guest TX: the frames are only read; the used ring is written.
+    let mut g = Guest::new(8);
+    let mut vq = g.vq(false);
+    let (log, marked) = dirty_log();
+    vq.log = Some(log);
+    tx_chain(&g, 0, 0x9000, &frame(200, 5));
+    g.offer(0);
+    let (got, b) = rx(&mut vq, &mut pool);
+    assert_eq!((got.len(), b.packets), (1, 1));
+    assert_eq!(marked(), vec![used_page]);
+
+    // Without a log nothing is marked (and nothing is looked up).
+    let mut g = Guest::new(8);
+    let mut vq = g.vq(false);
+    rx_buffers(&mut g, 1, 2048);
+    assert_eq!(tx(&mut vq, &mut pool, &[frame(60, 6)]).packets, 1);
+    assert_eq!(pool.available(), pool.capacity());
+}
