@@ -35,6 +35,21 @@ impl Guest {
     /// QEMU's output goes to `qemu.log` and the console's to `console.log` in the guest's
     /// temporary directory; errors quote the end of both.
     pub fn boot(image: &GuestImage, config: GuestConfig) -> io::Result<Guest> {
+        let mut guest = Guest::spawn(image, config)?;
+        if guest.config.incoming.is_none() {
+            guest.wait_shell(guest.config.boot_timeout)?;
+        }
+        Ok(guest)
+    }
+
+    /// Starts QEMU and returns as soon as its console socket is up, without waiting for the
+    /// guest; then call [`Guest::wait_shell`].
+    ///
+    /// For a vhost-user NIC on which QEMU listens: QEMU waits for the backend's connection
+    /// before it starts the guest at all, so a test that adds the switch's
+    /// `vhostuserclient` port only once QEMU's socket exists spawns, adds the port, then
+    /// waits for the shell.
+    pub fn spawn(image: &GuestImage, config: GuestConfig) -> io::Result<Guest> {
         static N: AtomicU32 = AtomicU32::new(0);
         // Short: unix socket paths must fit in 108 bytes.
         let dir = std::env::temp_dir().join(format!(
@@ -70,7 +85,11 @@ impl Guest {
     /// crash of the VM; waits for the shell as [`Guest::boot`] does.
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill9();
-        self.start()
+        self.start()?;
+        if self.config.incoming.is_none() {
+            self.wait_shell(self.config.boot_timeout)?;
+        }
+        Ok(())
     }
 
     /// The configuration the guest was booted with.
@@ -262,6 +281,8 @@ impl Guest {
         Ok(self.console.as_mut().expect("connected above"))
     }
 
+    /// Starts QEMU and connects to its console (and for a migration destination, checks
+    /// over QMP that it listens); does not wait for the guest.
     fn start(&mut self) -> io::Result<()> {
         for sock in ["console.sock", "qmp.sock"] {
             let _ = fs::remove_file(self.dir.join(sock));
@@ -299,9 +320,8 @@ impl Guest {
             if status["status"] != "inmigrate" {
                 return Err(self.error(&format!("incoming guest in state {status}")));
             }
-            return Ok(());
         }
-        self.wait_shell(self.config.boot_timeout)
+        Ok(())
     }
 
     fn command(&self) -> Vec<String> {
