@@ -59,7 +59,7 @@ fn boot_and_run_commands() {
 
     // A timed-out command is interrupted; the next command still works.
     let err = g.run("sleep 30", Duration::from_secs(2)).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     assert!(err.to_string().contains("did not finish"), "{err}");
     assert_eq!(g.sh("echo again"), "again");
 

@@ -130,7 +130,8 @@ impl Guest {
     /// Stops QEMU cleanly (QMP `quit`), killing it if it has not exited in a few seconds.
     pub fn shutdown(&mut self) {
         if self.is_running() {
-            let _ = self.qmp(json!({"execute": "quit"}));
+            // Briefly: a QEMU still waiting for its vhost-user backend does not answer QMP.
+            let _ = self.qmp_within(json!({"execute": "quit"}), Duration::from_secs(2));
             if let Some(child) = self.child.as_mut() {
                 let deadline = Instant::now() + Duration::from_secs(3);
                 while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
@@ -153,7 +154,7 @@ impl Guest {
             Ok(console) => console.run(cmd, timeout),
             Err(e) => Err(e),
         };
-        result.map_err(|e| self.error(&format!("run {cmd:?}: {e}")))
+        result.map_err(|e| self.error_kind(e.kind(), &format!("run {cmd:?}: {e}")))
     }
 
     /// Runs `cmd` (60 s at most) and returns its output; panics with the output on a
@@ -204,9 +205,10 @@ impl Guest {
                 }
             }
         }
-        Err(self.error(&format!(
-            "no shell within {timeout:?} (last attempt: {last})"
-        )))
+        Err(self.error_kind(
+            io::ErrorKind::TimedOut,
+            &format!("no shell within {timeout:?} (last attempt: {last})"),
+        ))
     }
 
     /// Reboots the guest (`reboot -f`, a reset inside the same QEMU) and waits for the new
@@ -234,13 +236,17 @@ impl Guest {
     /// negotiates capabilities) on first use; asynchronous events are kept for
     /// [`Guest::qmp_events`].
     pub fn qmp(&mut self, command: Value) -> io::Result<Value> {
+        self.qmp_within(command, QEMU_TIMEOUT)
+    }
+
+    fn qmp_within(&mut self, command: Value, timeout: Duration) -> io::Result<Value> {
         if self.qmp.is_none() {
-            let qmp = Qmp::connect(&self.dir.join("qmp.sock"), QEMU_TIMEOUT)
-                .map_err(|e| self.error(&format!("QMP connect: {e}")))?;
+            let qmp = Qmp::connect(&self.dir.join("qmp.sock"), timeout)
+                .map_err(|e| self.error_kind(e.kind(), &format!("QMP connect: {e}")))?;
             self.qmp = Some(qmp);
         }
         let qmp = self.qmp.as_mut().expect("connected above");
-        let result = qmp.execute(&command, QEMU_TIMEOUT);
+        let result = qmp.execute(&command, timeout);
         if matches!(&result, Err(e) if e.kind() != io::ErrorKind::Other) {
             // A broken connection: reconnect next time.
             self.qmp = None;
@@ -258,16 +264,24 @@ impl Guest {
 
     /// An error carrying `what`, where QEMU's log is, and the ends of its log and console.
     pub(super) fn error(&self, what: &str) -> io::Error {
+        self.error_kind(io::ErrorKind::Other, what)
+    }
+
+    /// [`Guest::error`] of a given kind (`TimedOut` stays `TimedOut` for callers).
+    pub(super) fn error_kind(&self, kind: io::ErrorKind, what: &str) -> io::Error {
         let console = match &self.console {
             Some(c) => c.transcript_tail(1500),
             None => tail(&self.dir.join("console.log"), 1500),
         };
-        io::Error::other(format!(
-            "guest {}: {what}\n--- {} (end) ---\n{}\n--- console (end) ---\n{console}",
-            self.config.name,
-            self.log_path().display(),
-            tail(&self.log_path(), 1500),
-        ))
+        io::Error::new(
+            kind,
+            format!(
+                "guest {}: {what}\n--- {} (end) ---\n{}\n--- console (end) ---\n{console}",
+                self.config.name,
+                self.log_path().display(),
+                tail(&self.log_path(), 1500),
+            ),
+        )
     }
 
     fn console(&mut self) -> io::Result<&mut Console> {
