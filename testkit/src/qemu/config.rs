@@ -58,7 +58,8 @@ impl VhostUserNic {
         self
     }
 
-    /// Sets the number of queue pairs (multiqueue when more than one).
+    /// Sets the number of queue pairs (multiqueue when more than one). The guest's driver
+    /// uses as many pairs as it has CPUs: give it `smp` at least `queues`.
     pub fn queues(mut self, queues: u16) -> Self {
         self.queues = queues.max(1);
         self

@@ -148,7 +148,8 @@ impl Guest {
     /// Each command runs in a fresh `sh -c` with stdin from /dev/null: `cd` and variables do
     /// not carry over, and a background process must send its output elsewhere (a file,
     /// `>/dev/null`), else it lands in later commands' output. On timeout the command is
-    /// interrupted with ^C and the error is `TimedOut`.
+    /// interrupted with ^C and the error is `TimedOut`. Kernel messages are limited to
+    /// emergencies (`dmesg -n 1` at boot), so they rarely land in an output.
     pub fn run(&mut self, cmd: &str, timeout: Duration) -> io::Result<(i32, String)> {
         let result = match self.console() {
             Ok(console) => console.run(cmd, timeout),
@@ -269,10 +270,7 @@ impl Guest {
 
     /// [`Guest::error`] of a given kind (`TimedOut` stays `TimedOut` for callers).
     pub(super) fn error_kind(&self, kind: io::ErrorKind, what: &str) -> io::Error {
-        let console = match &self.console {
-            Some(c) => c.transcript_tail(1500),
-            None => tail(&self.dir.join("console.log"), 1500),
-        };
+        let console = tail(&self.dir.join("console.log"), 1500);
         io::Error::new(
             kind,
             format!(

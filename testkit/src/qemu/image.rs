@@ -37,10 +37,11 @@ const APT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The guest's `/init`: mounts the pseudo filesystems, loads the NIC modules, then keeps a
 /// shell on the serial console forever.
 ///
-/// The shell is made non-interactive (stderr not a tty) and the tty's echo is turned off:
-/// an interactive busybox ash runs its own line editor, which echoes, redraws and queries the
-/// terminal (`ESC[6n`), all noise for a program that reads the console. `Console` frames
-/// each command with markers, so a shell that dies (^C on timeout) is just restarted here.
+/// The tty's echo is turned off before the shell starts: busybox ash then leaves its line
+/// editor aside (which would echo, redraw and query the terminal with `ESC[6n`, noise for a
+/// program reading the console) and reads plain lines. Its banner and prompts remain; they
+/// fall outside the markers with which `Console` frames each command's output. A shell that
+/// exits anyway is restarted by the loop.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -61,7 +62,7 @@ ip link set lo up
 hostname testkit
 echo "testkit-init: ready"
 while :; do
-    setsid cttyhack sh -c 'stty -echo 2>/dev/null; exec sh 2>/dev/null'
+    setsid cttyhack sh -c 'stty -echo; exec sh'
 done
 "#;
 
