@@ -269,6 +269,76 @@ fn live_migration_keeps_guest_state() {
     assert!(stats.total > Duration::ZERO);
 }
 
+/// Migration of a guest with a NIC: the destination's tap has another name (a tap is
+/// busy while the source holds it) and replaces the source's in the test's namespace.
+#[test]
+fn live_migration_with_tap_nic() {
+    let _serial = serial();
+    let Some(image) = image("live_migration_with_tap_nic") else {
+        return;
+    };
+    let id = std::process::id() % 10_000;
+    let (tap_src, tap_dst) = (format!("tkm{id}s"), format!("tkm{id}d"));
+    let ns = Netns::new(format!("tkqm{id}"));
+    let plug = |tap: &str| {
+        host(&format!(
+            "ip link set {tap} netns {n} && ip -n {n} addr add 192.0.2.1/24 dev {tap} && \
+             ip -n {n} link set {tap} up",
+            n = ns.0
+        ))
+    };
+    let mut src = Guest::boot(image, GuestConfig::new("migtap").tap(&tap_src)).expect("boot");
+    plug(&tap_src);
+    src.configure_ip("eth0", "192.0.2.2/24");
+    assert!(src.ping("192.0.2.1", 1), "ping before migration");
+
+    // The destination's tap will take this one's MAC: the guest's ARP entry for the host
+    // still names it.
+    let mac = Command::new("ip")
+        .args(["-n", &ns.0, "-br", "link", "show", &tap_src])
+        .output()
+        .unwrap();
+    let mac = String::from_utf8_lossy(&mac.stdout);
+    let mac = mac
+        .split_whitespace()
+        .nth(2)
+        .expect("MAC of the source tap")
+        .to_string();
+    let mut config = src.config().clone();
+    config.name = "migtap-dst".into();
+    config.incoming = Some(qemu::free_local_port().unwrap());
+    match &mut config.nics[0] {
+        qemu::Nic::Tap { ifname, .. } => *ifname = tap_dst.clone(),
+        other => panic!("unexpected NIC {other:?}"),
+    }
+    let mut dst = Guest::boot(image, config).expect("destination");
+    let stats = src
+        .migrate_to(&mut dst, Duration::from_secs(60))
+        .expect("migrate");
+    eprintln!("migration with a tap NIC: {stats:?}");
+    drop(src); // already quit by migrate_to, its tap with it
+    host(&format!("ip link set {tap_dst} address {mac}"));
+    plug(&tap_dst);
+    // The guest kept its address and its driver state; the new tap carries its traffic.
+    assert_eq!(
+        dst.sh("ip -4 -o addr show eth0 | grep -c 192.0.2.2/24"),
+        "1"
+    );
+    assert!(
+        dst.ping("192.0.2.1", 2),
+        "guest -> host ping after migration"
+    );
+    let ping = ns
+        .cmd("ping")
+        .args(["-c", "2", "-w", "10", "192.0.2.2"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "host -> guest ping after migration: {ping:?}"
+    );
+}
+
 /// Two guests on vhost-user NICs whose backend is dpdk-testpmd forwarding between its two
 /// `net_vhost` ports (a wire): the vhost-user command line works with a real backend.
 /// (A vhost-user netdev cannot be tried without a backend: QEMU waits for the backend's

@@ -72,8 +72,9 @@ impl Guest {
     }
 
     /// Boots a migration destination for this guest: same configuration, listening on a
-    /// free local port. A vhost-user NIC on which QEMU listens needs its own socket on the
-    /// destination: build that configuration by hand instead.
+    /// free local port. A tap NIC (busy while the source holds it) or a vhost-user NIC on
+    /// which QEMU listens needs its own name or socket on the destination: build that
+    /// configuration by hand instead (clone [`Guest::config`], set `incoming`).
     pub fn boot_destination(&self) -> io::Result<Guest> {
         let mut config = self.config.clone();
         config.name = format!("{}-dst", config.name);
