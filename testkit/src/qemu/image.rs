@@ -182,7 +182,9 @@ fn only_cached(root: &Path) -> Option<String> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|k| !k.starts_with('.') && load(&root.join(k)).is_some())
         .collect();
-    keys.sort();
+    // Prefer an image of this recipe; any other still boots.
+    let suffix = format!("_{:08x}", recipe_hash());
+    keys.sort_by_key(|k| (k.ends_with(&suffix), k.clone()));
     keys.pop()
 }
 
