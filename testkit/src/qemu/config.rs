@@ -20,6 +20,10 @@ pub enum Nic {
 }
 
 /// A vhost-user NIC. See [`VhostUserNic::new`] for the defaults.
+///
+/// Whichever side listens, QEMU 7.2 does not start the guest (nor answer QMP) until the
+/// backend is connected: with the switch not yet there, use
+/// [`Guest::spawn`](super::Guest::spawn) and then [`Guest::wait_shell`](super::Guest::wait_shell).
 #[derive(Clone, Debug)]
 pub struct VhostUserNic {
     /// The vhost-user unix socket.
@@ -54,7 +58,8 @@ impl VhostUserNic {
         self
     }
 
-    /// Sets the number of queue pairs (multiqueue when more than one).
+    /// Sets the number of queue pairs (multiqueue when more than one). The guest's driver
+    /// uses as many pairs as it has CPUs: give it `smp` at least `queues`.
     pub fn queues(mut self, queues: u16) -> Self {
         self.queues = queues.max(1);
         self

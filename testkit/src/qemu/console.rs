@@ -4,13 +4,14 @@
 //! by `sh -c` with stdin from /dev/null (so it cannot eat later commands) and stderr on
 //! stdout. The markers are written split by quotes (`__TK_B7''_`), so the tty's echo of the
 //! line, when it is on (before the init's `stty -echo`), never looks like the markers the
-//! shell prints. Output from before the begin marker (a timed-out command's late output,
-//! kernel messages) is dropped; everything read is kept in a transcript file for errors.
+//! shell prints. Output from before the begin marker (prompts, a timed-out command's late
+//! output, kernel messages) is dropped; everything read is kept in a transcript file for
+//! errors.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A line longer than this would be cut by the guest tty's canonical-mode buffer (4095).
@@ -20,7 +21,6 @@ pub(crate) struct Console {
     stream: UnixStream,
     buf: Vec<u8>,
     transcript: File,
-    transcript_path: PathBuf,
     next_id: u64,
 }
 
@@ -32,7 +32,6 @@ impl Console {
             stream,
             buf: Vec::new(),
             transcript: File::options().create(true).append(true).open(transcript)?,
-            transcript_path: transcript.to_path_buf(),
             next_id: 1,
         })
     }
@@ -43,8 +42,8 @@ impl Console {
     }
 
     /// Runs `cmd` and returns its exit status and output (CRs removed, final newline
-    /// trimmed). On timeout it sends ^C, which kills the command and the shell (the guest's
-    /// init starts a new one), and fails with `TimedOut`.
+    /// trimmed). On timeout it sends ^C, which interrupts the command (the interactive shell
+    /// survives it), and fails with `TimedOut`.
     pub(crate) fn run(&mut self, cmd: &str, timeout: Duration) -> io::Result<(i32, String)> {
         let deadline = Instant::now() + timeout;
         let id = self.next_id;
@@ -83,11 +82,8 @@ impl Console {
                 let _ = self.send(b"\x03");
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!(
-                        "guest command {cmd:?} did not finish within {timeout:?}; \
-                         console so far: {:?}",
-                        self.text()
-                    ),
+                    // The caller's error quotes the console transcript.
+                    format!("guest command {cmd:?} did not finish within {timeout:?}"),
                 ));
             }
         }
@@ -127,11 +123,6 @@ impl Console {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// The last `max` bytes of everything read from the console, for error messages.
-    pub(crate) fn transcript_tail(&self, max: usize) -> String {
-        tail(&self.transcript_path, max)
     }
 }
 

@@ -35,6 +35,21 @@ impl Guest {
     /// QEMU's output goes to `qemu.log` and the console's to `console.log` in the guest's
     /// temporary directory; errors quote the end of both.
     pub fn boot(image: &GuestImage, config: GuestConfig) -> io::Result<Guest> {
+        let mut guest = Guest::spawn(image, config)?;
+        if guest.config.incoming.is_none() {
+            guest.wait_shell(guest.config.boot_timeout)?;
+        }
+        Ok(guest)
+    }
+
+    /// Starts QEMU and returns as soon as its console socket is up, without waiting for the
+    /// guest; then call [`Guest::wait_shell`].
+    ///
+    /// For a vhost-user NIC on which QEMU listens: QEMU waits for the backend's connection
+    /// before it starts the guest at all, so a test that adds the switch's
+    /// `vhostuserclient` port only once QEMU's socket exists spawns, adds the port, then
+    /// waits for the shell.
+    pub fn spawn(image: &GuestImage, config: GuestConfig) -> io::Result<Guest> {
         static N: AtomicU32 = AtomicU32::new(0);
         // Short: unix socket paths must fit in 108 bytes.
         let dir = std::env::temp_dir().join(format!(
@@ -57,8 +72,9 @@ impl Guest {
     }
 
     /// Boots a migration destination for this guest: same configuration, listening on a
-    /// free local port. A vhost-user NIC on which QEMU listens needs its own socket on the
-    /// destination: build that configuration by hand instead.
+    /// free local port. A tap NIC (busy while the source holds it) or a vhost-user NIC on
+    /// which QEMU listens needs its own name or socket on the destination: build that
+    /// configuration by hand instead (clone [`Guest::config`], set `incoming`).
     pub fn boot_destination(&self) -> io::Result<Guest> {
         let mut config = self.config.clone();
         config.name = format!("{}-dst", config.name);
@@ -70,7 +86,11 @@ impl Guest {
     /// crash of the VM; waits for the shell as [`Guest::boot`] does.
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill9();
-        self.start()
+        self.start()?;
+        if self.config.incoming.is_none() {
+            self.wait_shell(self.config.boot_timeout)?;
+        }
+        Ok(())
     }
 
     /// The configuration the guest was booted with.
@@ -111,7 +131,8 @@ impl Guest {
     /// Stops QEMU cleanly (QMP `quit`), killing it if it has not exited in a few seconds.
     pub fn shutdown(&mut self) {
         if self.is_running() {
-            let _ = self.qmp(json!({"execute": "quit"}));
+            // Briefly: a QEMU still waiting for its vhost-user backend does not answer QMP.
+            let _ = self.qmp_within(json!({"execute": "quit"}), Duration::from_secs(2));
             if let Some(child) = self.child.as_mut() {
                 let deadline = Instant::now() + Duration::from_secs(3);
                 while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
@@ -128,13 +149,14 @@ impl Guest {
     /// Each command runs in a fresh `sh -c` with stdin from /dev/null: `cd` and variables do
     /// not carry over, and a background process must send its output elsewhere (a file,
     /// `>/dev/null`), else it lands in later commands' output. On timeout the command is
-    /// interrupted with ^C and the error is `TimedOut`.
+    /// interrupted with ^C and the error is `TimedOut`. Kernel messages are limited to
+    /// emergencies (`dmesg -n 1` at boot), so they rarely land in an output.
     pub fn run(&mut self, cmd: &str, timeout: Duration) -> io::Result<(i32, String)> {
         let result = match self.console() {
             Ok(console) => console.run(cmd, timeout),
             Err(e) => Err(e),
         };
-        result.map_err(|e| self.error(&format!("run {cmd:?}: {e}")))
+        result.map_err(|e| self.error_kind(e.kind(), &format!("run {cmd:?}: {e}")))
     }
 
     /// Runs `cmd` (60 s at most) and returns its output; panics with the output on a
@@ -185,9 +207,10 @@ impl Guest {
                 }
             }
         }
-        Err(self.error(&format!(
-            "no shell within {timeout:?} (last attempt: {last})"
-        )))
+        Err(self.error_kind(
+            io::ErrorKind::TimedOut,
+            &format!("no shell within {timeout:?} (last attempt: {last})"),
+        ))
     }
 
     /// Reboots the guest (`reboot -f`, a reset inside the same QEMU) and waits for the new
@@ -215,13 +238,17 @@ impl Guest {
     /// negotiates capabilities) on first use; asynchronous events are kept for
     /// [`Guest::qmp_events`].
     pub fn qmp(&mut self, command: Value) -> io::Result<Value> {
+        self.qmp_within(command, QEMU_TIMEOUT)
+    }
+
+    fn qmp_within(&mut self, command: Value, timeout: Duration) -> io::Result<Value> {
         if self.qmp.is_none() {
-            let qmp = Qmp::connect(&self.dir.join("qmp.sock"), QEMU_TIMEOUT)
-                .map_err(|e| self.error(&format!("QMP connect: {e}")))?;
+            let qmp = Qmp::connect(&self.dir.join("qmp.sock"), timeout)
+                .map_err(|e| self.error_kind(e.kind(), &format!("QMP connect: {e}")))?;
             self.qmp = Some(qmp);
         }
         let qmp = self.qmp.as_mut().expect("connected above");
-        let result = qmp.execute(&command, QEMU_TIMEOUT);
+        let result = qmp.execute(&command, timeout);
         if matches!(&result, Err(e) if e.kind() != io::ErrorKind::Other) {
             // A broken connection: reconnect next time.
             self.qmp = None;
@@ -239,16 +266,21 @@ impl Guest {
 
     /// An error carrying `what`, where QEMU's log is, and the ends of its log and console.
     pub(super) fn error(&self, what: &str) -> io::Error {
-        let console = match &self.console {
-            Some(c) => c.transcript_tail(1500),
-            None => tail(&self.dir.join("console.log"), 1500),
-        };
-        io::Error::other(format!(
-            "guest {}: {what}\n--- {} (end) ---\n{}\n--- console (end) ---\n{console}",
-            self.config.name,
-            self.log_path().display(),
-            tail(&self.log_path(), 1500),
-        ))
+        self.error_kind(io::ErrorKind::Other, what)
+    }
+
+    /// [`Guest::error`] of a given kind (`TimedOut` stays `TimedOut` for callers).
+    pub(super) fn error_kind(&self, kind: io::ErrorKind, what: &str) -> io::Error {
+        let console = tail(&self.dir.join("console.log"), 1500);
+        io::Error::new(
+            kind,
+            format!(
+                "guest {}: {what}\n--- {} (end) ---\n{}\n--- console (end) ---\n{console}",
+                self.config.name,
+                self.log_path().display(),
+                tail(&self.log_path(), 1500),
+            ),
+        )
     }
 
     fn console(&mut self) -> io::Result<&mut Console> {
@@ -262,6 +294,8 @@ impl Guest {
         Ok(self.console.as_mut().expect("connected above"))
     }
 
+    /// Starts QEMU and connects to its console (and for a migration destination, checks
+    /// over QMP that it listens); does not wait for the guest.
     fn start(&mut self) -> io::Result<()> {
         for sock in ["console.sock", "qmp.sock"] {
             let _ = fs::remove_file(self.dir.join(sock));
@@ -299,9 +333,8 @@ impl Guest {
             if status["status"] != "inmigrate" {
                 return Err(self.error(&format!("incoming guest in state {status}")));
             }
-            return Ok(());
         }
-        self.wait_shell(self.config.boot_timeout)
+        Ok(())
     }
 
     fn command(&self) -> Vec<String> {

@@ -32,15 +32,16 @@ const MODULES: &[&str] = &[
 const PROGRAMS: &[(&str, &str)] = &[("busybox", "bin/busybox"), ("iperf3", "usr/bin/iperf3")];
 
 /// Bounds the package tools: a stuck mirror must fail the test, not hang it.
-const APT_TIMEOUT: Duration = Duration::from_secs(300);
+const APT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The guest's `/init`: mounts the pseudo filesystems, loads the NIC modules, then keeps a
 /// shell on the serial console forever.
 ///
-/// The shell is made non-interactive (stderr not a tty) and the tty's echo is turned off:
-/// an interactive busybox ash runs its own line editor, which echoes, redraws and queries the
-/// terminal (`ESC[6n`), all noise for a program that reads the console. `Console` frames
-/// each command with markers, so a shell that dies (^C on timeout) is just restarted here.
+/// The tty's echo is turned off before the shell starts: busybox ash then leaves its line
+/// editor aside (which would echo, redraw and query the terminal with `ESC[6n`, noise for a
+/// program reading the console) and reads plain lines. Its banner and prompts remain; they
+/// fall outside the markers with which `Console` frames each command's output. A shell that
+/// exits anyway is restarted by the loop.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -61,7 +62,7 @@ ip link set lo up
 hostname testkit
 echo "testkit-init: ready"
 while :; do
-    setsid cttyhack sh -c 'stty -echo 2>/dev/null; exec sh 2>/dev/null'
+    setsid cttyhack sh -c 'stty -echo; exec sh'
 done
 "#;
 
@@ -94,6 +95,23 @@ impl GuestImage {
     }
 }
 
+/// A hash of what goes into the image besides the kernel, so that a change of the init
+/// script or module list builds a new image rather than reuse a stale one (FNV-1a: stable,
+/// unlike std's hasher).
+fn recipe_hash() -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let parts = MODULES
+        .iter()
+        .chain(PROGRAMS.iter().flat_map(|(a, b)| [a, b]))
+        .chain([&INIT]);
+    for part in parts {
+        for b in part.bytes().chain([0]) {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+    }
+    h
+}
+
 fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("TESTKIT_GUEST_CACHE") {
         return PathBuf::from(dir);
@@ -115,12 +133,15 @@ fn cache_root() -> PathBuf {
 fn build_cached() -> io::Result<GuestImage> {
     let root = cache_root();
     fs::create_dir_all(&root)?;
-    let key = match kernel_package() {
-        Ok((name, version)) => format!("{name}_{version}").replace([':', '/'], "_"),
+    let (key, package) = match kernel_package() {
+        Ok((name, version)) => {
+            let key = format!("{name}_{version}_{:08x}", recipe_hash()).replace([':', '/'], "_");
+            (key, name)
+        }
         Err(e) => {
             // Offline with a cache: use what is there rather than fail.
             match only_cached(&root) {
-                Some(k) => k,
+                Some(k) => (k, String::new()),
                 None => return Err(e),
             }
         }
@@ -132,7 +153,7 @@ fn build_cached() -> io::Result<GuestImage> {
     let tmp = root.join(format!(".{key}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    let result = build(&key, &tmp).and_then(|()| {
+    let result = build(&package, &tmp).and_then(|()| {
         match fs::rename(tmp.join("out"), &dir) {
             Ok(()) => Ok(()),
             // Another process renamed its build first: theirs is as good.
@@ -161,7 +182,9 @@ fn only_cached(root: &Path) -> Option<String> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|k| !k.starts_with('.') && load(&root.join(k)).is_some())
         .collect();
-    keys.sort();
+    // Prefer an image of this recipe; any other still boots.
+    let suffix = format!("_{:08x}", recipe_hash());
+    keys.sort_by_key(|k| (k.ends_with(&suffix), k.clone()));
     keys.pop()
 }
 
@@ -196,7 +219,7 @@ fn kernel_package() -> io::Result<(String, String)> {
     }
     // Another apt-get may hold the lists lock: retry a few times.
     let mut last = None;
-    for _ in 0..5 {
+    for _ in 0..3 {
         match run_within(Command::new("apt-get").args(["update", "-qq"]), APT_TIMEOUT) {
             Ok(_) => return lookup(),
             Err(e) => last = Some(e),
@@ -206,11 +229,10 @@ fn kernel_package() -> io::Result<(String, String)> {
     Err(last.expect("at least one attempt"))
 }
 
-fn build(key: &str, tmp: &Path) -> io::Result<()> {
-    let name = key.split('_').next().expect("split yields one item");
+fn build(package: &str, tmp: &Path) -> io::Result<()> {
     run_within(
         Command::new("apt-get")
-            .args(["download", "-qq", name])
+            .args(["download", "-qq", package])
             .current_dir(tmp),
         APT_TIMEOUT,
     )?;
