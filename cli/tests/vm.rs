@@ -136,9 +136,9 @@ fn rx_counts(d: &Daemon, br: &str, port: &str) -> (u64, u64) {
     (field("rx pkts="), field("bytes="))
 }
 
-/// A veth whose host end is a port of `br` and whose other end is `eth0` in a new namespace
-/// with address `10.77.0.<host>/24` and `mtu`.
-fn namespace_host(d: &Daemon, br: &str, host: u8, mtu: u32) -> (Netns, String) {
+/// A veth whose host end is a port of `br` (`mode=afpacket` or `afxdp`) and whose other end
+/// is `eth0` in a new namespace with address `10.77.0.<host>/24` and `mtu`.
+fn namespace_host(d: &Daemon, br: &str, host: u8, mtu: u32, mode: &str) -> (Netns, String) {
     let ns = Netns::new();
     let veth = unique("vsvh");
     let run = |args: &[&str]| {
@@ -179,7 +179,13 @@ fn namespace_host(d: &Daemon, br: &str, host: u8, mtu: u32) -> (Netns, String) {
         "dev",
         "eth0",
     ]);
-    d.ok(&["add-port", br, &veth, "type=system", "mode=afpacket"]);
+    d.ok(&[
+        "add-port",
+        br,
+        &veth,
+        "type=system",
+        &format!("mode={mode}"),
+    ]);
     (ns, veth)
 }
 
@@ -196,7 +202,9 @@ fn guests_in_both_socket_roles_ping_carry_jumbo_frames_and_tcp() {
     let (d, br) = switch(dir.path(), "");
     let nic1 = server_port(&d, &br, "vm1").host_mtu(9000);
     let nic2 = client_port(&d, &br, "vm2", dir.path()).host_mtu(9000);
-    let (ns, veth) = namespace_host(&d, &br, 3, 9000);
+    let (ns, veth) = namespace_host(&d, &br, 3, 9000, "afpacket");
+    // Behind AF_XDP, which takes no offloads: the guest's TCP segments are cut here.
+    let (ns4, veth4) = namespace_host(&d, &br, 4, 1500, "afxdp");
     let mut g1 = boot(image, GuestConfig::new("vm1").vhost_user(nic1), 1);
     let mut g2 = boot(image, GuestConfig::new("vm2").vhost_user(nic2), 2);
 
@@ -271,19 +279,41 @@ fn guests_in_both_socket_roles_ping_carry_jumbo_frames_and_tcp() {
         bytes / pkts.max(1) > 9000,
         "segmentation offloads not used: {bytes} bytes in {pkts} packets"
     );
-    let server = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "iperf3", "-s", "-1", "-p", "5202"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let bps = g1
-        .iperf3_client(&ip(3), 5202, 3, "")
-        .expect("iperf3 guest to namespace");
-    eprintln!("guest to namespace TCP: {:.0} Mbit/s", bps / 1e6);
-    assert!(bps > 1e6, "guest to namespace TCP: {bps} bit/s");
-    let _ = wait_child(server, Duration::from_secs(5));
-    d.ok(&["del-port", &br, &veth]);
+    for (ns, host, what) in [
+        (
+            &ns,
+            3,
+            "guest to a namespace behind AF_PACKET (offloads kept)",
+        ),
+        (
+            &ns4,
+            4,
+            "guest to a namespace behind AF_XDP (segmented in the switch)",
+        ),
+    ] {
+        let server = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "iperf3", "-s", "-1", "-p", "5202"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let before = rx_counts(&d, &br, "vm1");
+        let bps = g1.iperf3_client(&ip(host), 5202, 3, "").expect(what);
+        let after = rx_counts(&d, &br, "vm1");
+        eprintln!(
+            "{what}: {:.0} Mbit/s, {} bytes per packet from the guest",
+            bps / 1e6,
+            (after.1 - before.1) / (after.0 - before.0).max(1)
+        );
+        assert!(bps > 1e6, "{what}: {bps} bit/s");
+        let _ = wait_child(server, Duration::from_secs(5));
+    }
+    // Segments larger than AF_XDP's MTU came from the guest and went out cut.
+    let out = d.ok(&["dump-ports", &br, &veth4]);
+    assert!(out.contains("errs=0"), "{out}");
+    for v in [&veth, &veth4] {
+        d.ok(&["del-port", &br, v]);
+    }
 }
 
 fn wait_child(mut c: std::process::Child, timeout: Duration) -> bool {

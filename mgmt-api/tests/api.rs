@@ -374,7 +374,7 @@ async fn vhost_user_ports() {
             json!({ "name": "vm2", "type": "vhostuserclient",
                     "options": { "vhost-server-pth": "/tmp/vm2.sock" } }),
             "unknown option \"vhost-server-pth\" for type=vhostuserclient \
-             (known: vhost-server-path, tag, trunks, vlan_mode)",
+             (known: vhost-server-path, mtu_request, tag, trunks, vlan_mode)",
         ),
         (
             json!({ "name": "vm2", "type": "vhostuserclient",
@@ -384,7 +384,7 @@ async fn vhost_user_ports() {
         (
             json!({ "name": "vm2", "type": "vhostuser",
                     "options": { "vhost-server-path": "/tmp/x" } }),
-            "unknown option \"vhost-server-path\" for type=vhostuser (known: tag, trunks, vlan_mode)",
+            "unknown option \"vhost-server-path\" for type=vhostuser (known: mtu_request, tag, trunks, vlan_mode)",
         ),
         (
             json!({ "name": "../etc", "type": "vhostuser" }),
