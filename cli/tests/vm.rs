@@ -10,30 +10,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use support::{Daemon, Netns};
 use switch_core::testnet::unique;
-use testkit::qemu::{self, Guest, GuestConfig, GuestImage, VhostUserNic};
-
-/// One VM test at a time: guests under TCG each take a core while they boot.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The guest image, or why the test cannot run (printed loudly).
-fn image(test: &str) -> Option<&'static GuestImage> {
-    if let Err(why) = qemu::available() {
-        eprintln!("SKIPPED: {test}: {why}");
-        return None;
-    }
-    match GuestImage::get() {
-        Ok(i) => Some(i),
-        Err(e) => panic!("{test}: QEMU is here but the guest image cannot be built: {e}"),
-    }
-}
+use testkit::qemu::{image_or_skip as image, serial, Guest, GuestConfig, GuestImage, VhostUserNic};
 
 /// A daemon with one bridge, in `dir`.
 fn switch(dir: &Path, datapath: &str) -> (Daemon, String) {

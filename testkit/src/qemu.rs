@@ -64,6 +64,26 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
+/// The guest image for `test`, or `None` after a loud `SKIPPED: <test>: <why>` when guests
+/// cannot run here ([`available`]). Panics when they can but the image cannot be built.
+pub fn image_or_skip(test: &str) -> Option<&'static GuestImage> {
+    if let Err(why) = available() {
+        eprintln!("SKIPPED: {test}: {why}");
+        return None;
+    }
+    match GuestImage::get() {
+        Ok(i) => Some(i),
+        Err(e) => panic!("{test}: QEMU is here but the guest image cannot be built: {e}"),
+    }
+}
+
+/// Runs the guest tests of one test binary one at a time (hold the guard for the test):
+/// guests under TCG are CPU-bound, and this machine kind has two cores.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (for `GuestConfig::incoming`).
 pub fn free_local_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -4,24 +4,8 @@
 //! machine's two cores, so they run one at a time.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use testkit::qemu::{self, Guest, GuestConfig, GuestImage};
-
-/// Serializes the tests of this binary: TCG guests are CPU-bound.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The image, or `None` (after a loud skip message) when QEMU or root is missing.
-fn image(test: &str) -> Option<&'static GuestImage> {
-    if let Err(why) = qemu::available() {
-        eprintln!("SKIPPED: {test}: {why}");
-        return None;
-    }
-    Some(GuestImage::get().expect("guest image"))
-}
+use testkit::qemu::{self, image_or_skip as image, serial, Guest, GuestConfig};
 
 #[test]
 fn boot_and_run_commands() {

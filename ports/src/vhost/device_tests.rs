@@ -46,6 +46,12 @@ fn configure(h: &mut Handler, idx: u32, features: u64) {
     h.set_features(features).unwrap();
     let region = VhostUserMemoryRegion::new(0, SIZE, USER, 0);
     h.set_mem_table(&[region], vec![memfd(SIZE)], None).unwrap();
+    place_ring(h, idx);
+    h.set_vring_base(idx, 0).unwrap();
+}
+
+/// Virtqueue `idx`'s size and addresses (in the memory at guest address 0).
+fn place_ring(h: &mut Handler, idx: u32) {
     h.set_vring_num(idx, 256).unwrap();
     h.set_vring_addr(
         idx,
@@ -56,7 +62,6 @@ fn configure(h: &mut Handler, idx: u32, features: u64) {
         0,
     )
     .unwrap();
-    h.set_vring_base(idx, 0).unwrap();
 }
 
 const V1: u64 = 1 << 32;
@@ -146,16 +151,7 @@ fn a_region_added_once_per_queue_pair_is_mapped_once_and_kept_until_the_last_rem
     h.add_mem_region(&a, memfd(SIZE), None).unwrap();
     h.add_mem_region(&a, memfd(SIZE), None).unwrap();
     assert_eq!(h.mem.as_ref().unwrap().num_regions(), 1);
-    h.set_vring_num(1, 256).unwrap();
-    h.set_vring_addr(
-        1,
-        VhostUserVringAddrFlags::empty(),
-        USER + DESC,
-        USER + USED,
-        USER + AVAIL,
-        0,
-    )
-    .unwrap();
+    place_ring(&mut h, 1);
     h.set_vring_kick(1, None).unwrap();
     assert!(running(&dev, 1));
     // The second pair lets go: the first still uses the memory.
@@ -254,16 +250,7 @@ fn memory_slots_come_and_go_under_a_running_ring() {
     h.set_features(V1).unwrap();
     let a = VhostUserSingleMemoryRegion::new(0, SIZE, USER, 0);
     h.add_mem_region(&a, memfd(SIZE), None).unwrap();
-    h.set_vring_num(1, 256).unwrap();
-    h.set_vring_addr(
-        1,
-        VhostUserVringAddrFlags::empty(),
-        USER + DESC,
-        USER + USED,
-        USER + AVAIL,
-        0,
-    )
-    .unwrap();
+    place_ring(&mut h, 1);
     h.set_vring_kick(1, None).unwrap();
     assert!(running(&dev, 1));
     // Another region (hot-plugged memory) and its removal leave the ring running.
