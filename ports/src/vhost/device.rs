@@ -726,7 +726,7 @@ impl VhostUserBackendReqHandlerMut for Handler {
         tracing::info!(
             port = %self.dev.cfg.name,
             "vhost-user: dirty-page log of {size} bytes (guest memory up to {} MiB)",
-            size * 8 * 4096 >> 20
+            (size * 8 * 4096) >> 20
         );
         self.log = Some(Arc::new(mapped));
         self.dev.logging.store(self.logging(), Ordering::Relaxed);
