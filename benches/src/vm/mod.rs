@@ -43,25 +43,25 @@ pub fn log_marks(logs: &[PathBuf]) -> Vec<u64> {
         .collect()
 }
 
-/// The last error line written to `logs` since `marks` (`|ERR|`, `|EMER|`, ` ERROR `,
-/// `error`), if any.
+/// The last error line written to `logs` since `marks`: one with `|ERR|`, `|EMER|` or
+/// ` ERROR ` if any, else one that mentions "error".
 pub fn last_error_since(logs: &[PathBuf], marks: &[u64]) -> Option<String> {
-    let mut last = None;
+    let mut strong = None;
+    let mut weak = None;
     for (l, &m) in logs.iter().zip(marks) {
         let Ok(bytes) = std::fs::read(l) else {
             continue;
         };
         let text = String::from_utf8_lossy(bytes.get(m as usize..).unwrap_or_default());
-        if let Some(line) = text.lines().rev().find(|line| {
-            line.contains("|ERR|")
-                || line.contains("|EMER|")
-                || line.contains(" ERROR ")
-                || line.to_ascii_lowercase().contains("error")
-        }) {
-            last = Some(line.trim().to_owned());
+        for line in text.lines() {
+            if line.contains("|ERR|") || line.contains("|EMER|") || line.contains(" ERROR ") {
+                strong = Some(line.trim().to_owned());
+            } else if line.to_ascii_lowercase().contains("error") {
+                weak = Some(line.trim().to_owned());
+            }
         }
     }
-    last
+    strong.or(weak)
 }
 
 /// Runs `cmd` with a time limit; returns its standard output, or an error with its standard
