@@ -163,3 +163,6 @@ pub fn bridge_rules(n: u32) -> RuleTables {
     }
     t
 }
+
+/// Switch adapters of the VM benchmark (`vm_compare`).
+pub mod vm;

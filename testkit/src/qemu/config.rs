@@ -37,6 +37,10 @@ pub struct VhostUserNic {
     pub mac: String,
     /// The MTU the device advertises to the guest driver (`host_mtu`).
     pub host_mtu: Option<u16>,
+    /// Whether the device offers checksum and segmentation offloads (the default). When
+    /// `false`, every checksum, TSO and ECN feature of the device is turned off, so the guest
+    /// computes its checksums and sends and receives MTU-sized frames.
+    pub offloads: bool,
 }
 
 impl VhostUserNic {
@@ -49,6 +53,7 @@ impl VhostUserNic {
             queues: 1,
             mac: next_mac(),
             host_mtu: None,
+            offloads: true,
         }
     }
 
@@ -74,6 +79,14 @@ impl VhostUserNic {
     /// Sets the MTU the device offers the guest.
     pub fn host_mtu(mut self, mtu: u16) -> Self {
         self.host_mtu = Some(mtu);
+        self
+    }
+
+    /// With `false`, the device offers no checksum, segmentation (TSO) or ECN offload in
+    /// either direction (`csum`, `guest_csum`, `gso`, `host_tso4/6`, `host_ecn`,
+    /// `guest_tso4/6`, `guest_ecn` all off), as for measuring a switch without them.
+    pub fn offloads(mut self, yes: bool) -> Self {
+        self.offloads = yes;
         self
     }
 }
@@ -188,6 +201,9 @@ impl GuestConfig {
                     if let Some(mtu) = v.host_mtu {
                         dev.push_str(&format!(",host_mtu={mtu}"));
                     }
+                    if !v.offloads {
+                        dev.push_str(NO_OFFLOADS);
+                    }
                     args.push("-device".into());
                     args.push(dev);
                 }
@@ -204,6 +220,10 @@ impl GuestConfig {
         args
     }
 }
+
+/// The virtio-net device properties that turn every checksum and segmentation offload off.
+const NO_OFFLOADS: &str = ",csum=off,guest_csum=off,gso=off,host_tso4=off,host_tso6=off,\
+host_ecn=off,guest_tso4=off,guest_tso6=off,guest_ecn=off";
 
 /// A locally administered MAC, unique in this process and unlikely to clash across processes.
 fn next_mac() -> String {
