@@ -18,6 +18,8 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
 command -v busybox >/dev/null || need_pkgs+=(busybox-static)
 # Reads back the pcap files of the capture tests.
 command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
+# Turns checksum offload off in namespaces behind AF_XDP ports (cli/tests/vm.rs).
+command -v ethtool >/dev/null || need_pkgs+=(ethtool)
 # The soak script (scripts/soak.sh) drives the REST API with curl and jq.
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v jq >/dev/null || need_pkgs+=(jq)
