@@ -321,7 +321,7 @@ impl Handler {
             avail: GuestAddress(q.avail_ring()),
             used: GuestAddress(q.used_ring()),
         };
-        let event_idx = self.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
+        let event_idx = self.acked(VIRTIO_RING_F_EVENT_IDX);
         let mut ring = SplitRing::new(
             GuestMap::new(mem),
             &layout,
@@ -341,20 +341,25 @@ impl Handler {
         let mut vq = ActiveVq::new(
             ring,
             header_len(self.acked_features),
-            self.acked_features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0,
+            self.acked(VIRTIO_NET_F_MRG_RXBUF),
         );
         vq.call = v.call.clone();
         vq.offloads = GuestOffloads {
-            csum: self.acked_features & (1 << VIRTIO_NET_F_GUEST_CSUM) != 0,
-            tso4: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO4) != 0,
-            tso6: self.acked_features & (1 << VIRTIO_NET_F_GUEST_TSO6) != 0,
-            ecn: self.acked_features & (1 << VIRTIO_NET_F_GUEST_ECN) != 0,
+            csum: self.acked(VIRTIO_NET_F_GUEST_CSUM),
+            tso4: self.acked(VIRTIO_NET_F_GUEST_TSO4),
+            tso6: self.acked(VIRTIO_NET_F_GUEST_TSO6),
+            ecn: self.acked(VIRTIO_NET_F_GUEST_ECN),
         };
-        vq.host_offloads = self.acked_features & (1 << VIRTIO_NET_F_CSUM) != 0;
+        vq.host_offloads = self.acked(VIRTIO_NET_F_CSUM);
         vq.log = self.log.clone().filter(|_| self.logging());
         // The used ring's flags were just written.
         vq.log_used();
         Ok(Some(vq))
+    }
+
+    /// Whether the frontend acknowledged virtio feature `bit`.
+    fn acked(&self, bit: u32) -> bool {
+        self.acked_features & (1 << bit) != 0
     }
 
     /// Why no queue runs, in words (for the log when a connected VM forwards nothing).

@@ -229,3 +229,22 @@ fn rarp_frame(mac: [u8; 6]) -> [u8; 60] {
     f[32..38].copy_from_slice(&mac);
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rarp_names_the_guest_as_sender_and_target() {
+        let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+        let f = rarp_frame(mac);
+        assert_eq!(&f[..6], &[0xff; 6], "broadcast");
+        assert_eq!(&f[6..12], &mac, "from the guest");
+        assert_eq!(&f[12..14], &[0x80, 0x35], "RARP");
+        assert_eq!(u16::from_be_bytes([f[20], f[21]]), 3, "request reverse");
+        assert_eq!(&f[22..28], &mac, "sender hardware address");
+        assert_eq!(&f[28..32], &[0; 4], "sender protocol address");
+        assert_eq!(&f[32..38], &mac, "target hardware address");
+        assert_eq!(&f[38..], &[0; 22], "target protocol address and padding");
+    }
+}
