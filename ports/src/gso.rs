@@ -457,7 +457,7 @@ pub struct GsoStats {
 /// as a port's `tx_burst` does); whatever it leaves is freed. `batch` is empty on return. A
 /// port that takes no offloads at all passes `|_| false`:
 ///
-/// ```ignore
+/// ```text
 /// fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
 ///     let st = gso::for_each_burst(batch, pool, |_| false, |pool, burst| {
 ///         self.send_burst(qid, pool, burst)
