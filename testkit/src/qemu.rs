@@ -34,6 +34,7 @@ pub use config::{GuestConfig, Nic, VhostUserNic};
 pub use guest::Guest;
 pub use image::GuestImage;
 pub use migrate::MigrationStats;
+pub use process::output_within;
 
 use std::io;
 use std::time::Duration;

@@ -7,9 +7,9 @@ mod vswitch;
 pub use ovs::OvsDpdk;
 pub use vswitch::Vswitch;
 
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// One switch with one bridge, started in a private directory and stopped on drop.
@@ -68,46 +68,25 @@ pub fn last_error_since(logs: &[PathBuf], marks: &[u64]) -> Option<String> {
 /// error when it fails or times out.
 pub fn run(cmd: &mut Command, timeout: Duration) -> io::Result<String> {
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = out_t.join().unwrap_or_default();
-    let err = err_t.join().unwrap_or_default();
-    match status {
-        Some(st) if st.success() => Ok(out),
-        Some(st) => Err(io::Error::other(format!("{what}: {st}: {}", err.trim()))),
-        None => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("{what}: no answer within {timeout:?}"),
-        )),
+    let out = testkit::qemu::output_within(cmd, timeout)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(io::Error::other(format!(
+            "{what}: {}: {}",
+            out.status,
+            err.trim()
+        )))
     }
+}
+
+/// The port number in the row of `fdb` (as `fdb-show` and OVS's `fdb/show` print it: the
+/// port first) that holds `mac`.
+pub fn fdb_port(fdb: &str, mac: &str) -> Option<String> {
+    fdb.lines()
+        .find(|l| l.contains(mac))
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
 }
 
 /// Polls `f` every 100 ms until it is true or `timeout` passes.

@@ -258,11 +258,7 @@ impl Switch for OvsDpdk {
 
     fn port_of_mac(&mut self, mac: &str) -> io::Result<Option<String>> {
         let fdb = self.appctl(&["fdb/show", BRIDGE])?;
-        let Some(no) = fdb
-            .lines()
-            .find(|l| l.contains(mac))
-            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        else {
+        let Some(no) = super::fdb_port(&fdb, mac) else {
             return Ok(None);
         };
         let names: Vec<String> = self.ports.keys().cloned().collect();

@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `cmd` to its end or kills it after `timeout`; returns its output whatever its status.
-pub(crate) fn output_within(cmd: &mut Command, timeout: Duration) -> io::Result<Output> {
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> io::Result<Output> {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
