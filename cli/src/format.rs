@@ -117,6 +117,14 @@ pub fn ports(ports: &Value) -> String {
         if let Some(drops) = p["drops"].as_object() {
             let _ = writeln!(out, "           drop reasons: {}", nonzero(drops));
         }
+        // Offloads the port's peer cannot take, done by the switch (only where it did any).
+        let (segs, sums) = (u(st, "tx_segments"), u(st, "tx_checksums"));
+        if segs > 0 || sums > 0 {
+            let _ = writeln!(
+                out,
+                "           tx in software: segments={segs}, checksums={sums}"
+            );
+        }
     }
     out
 }

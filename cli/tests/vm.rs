@@ -295,9 +295,20 @@ fn guests_in_both_socket_roles_ping_carry_jumbo_frames_and_tcp() {
         assert!(bps > 1e6, "{what}: {bps} bit/s");
         let _ = wait_child(server, Duration::from_secs(5));
     }
-    // Segments larger than AF_XDP's MTU came from the guest and went out cut.
+    // Segments larger than AF_XDP's MTU came from the guest and went out cut, counted.
     let out = d.ok(&["dump-ports", &br, &veth4]);
     assert!(out.contains("errs=0"), "{out}");
+    let segments: u64 = out
+        .split("tx in software: segments=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no software segments counted: {out}"));
+    assert!(segments > 1000, "{out}");
+    assert!(
+        !d.ok(&["dump-ports", &br, &veth]).contains("tx in software"),
+        "the AF_PACKET port takes the offloads whole"
+    );
     for v in [&veth, &veth4] {
         d.ok(&["del-port", &br, v]);
     }

@@ -190,6 +190,10 @@ pub struct PortCountersView {
     pub tx_dropped: u64,
     /// Send errors.
     pub tx_errors: u64,
+    /// Segments made in software from TCP segmentation offloads this port cannot take.
+    pub tx_segments: u64,
+    /// Partial checksums completed in software for this port.
+    pub tx_checksums: u64,
 }
 
 /// A port with its counters.
@@ -443,6 +447,8 @@ fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView 
             tx_bytes: s.tx_bytes,
             tx_dropped: s.tx_dropped,
             tx_errors: s.tx_errors,
+            tx_segments: s.tx_segments,
+            tx_checksums: s.tx_checksums,
         },
     }
 }

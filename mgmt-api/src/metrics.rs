@@ -105,7 +105,7 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
         rules.push((br.clone(), counts));
     }
     type Get = fn(&ports::PortStats) -> u64;
-    let port_counters: [(&str, &str, Get); 8] = [
+    let port_counters: [(&str, &str, Get); 10] = [
         ("port_rx_packets_total", "Packets received.", |s| {
             s.rx_packets
         }),
@@ -124,6 +124,16 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
             |s| s.tx_dropped,
         ),
         ("port_tx_errors_total", "Send errors.", |s| s.tx_errors),
+        (
+            "port_tx_segments_total",
+            "Segments made in software from TCP segmentation offloads the port cannot take.",
+            |s| s.tx_segments,
+        ),
+        (
+            "port_tx_checksums_total",
+            "Partial checksums completed in software for the port.",
+            |s| s.tx_checksums,
+        ),
     ];
     for (name, help, get) in port_counters {
         let mut f = family(&mut out, name, "counter", help);

@@ -435,8 +435,7 @@ impl Port for AfPacketPort {
 
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
         let fd = self.queues[qid % self.queues.len()].sock.as_raw_fd();
-        let (sent, bytes, dropped, errors) = send_burst(fd, self.vnet_hdr, pool, batch);
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        send_burst(fd, self.vnet_hdr, pool, batch, &self.counters);
     }
 
     fn counters(&self) -> Arc<PortCounters> {
@@ -461,16 +460,30 @@ impl Port for AfPacketPort {
 }
 
 /// Sends every packet of `batch` on AF_PACKET socket `fd` and frees all their buffers into
-/// `pool`; returns `(sent, bytes, dropped, errors)` for the counters. With `vnet_hdr` each frame
-/// is preceded by its virtio-net header (the socket must have `PACKET_VNET_HDR`); without, the
-/// wire takes no offload metadata: partial checksums are completed and GSO packets segmented
-/// here ([`gso::for_each_burst`]), and packets whose offloads cannot be resolved count as
-/// errors.
+/// `pool`; adds what happened to `counters`. With `vnet_hdr` each frame is preceded by its
+/// virtio-net header (the socket must have `PACKET_VNET_HDR`); without, the wire takes no
+/// offload metadata: partial checksums are completed and GSO packets segmented here
+/// ([`gso::for_each_burst`], counted as such), and packets whose offloads cannot be resolved
+/// count as errors.
 pub(crate) fn send_burst(
     fd: RawFd,
     vnet_hdr: bool,
     pool: &mut PacketPool,
     batch: &mut PacketBatch,
+    counters: &PortCounters,
+) {
+    let (sent, bytes, dropped, errors) = send_resolved(fd, vnet_hdr, pool, batch, counters);
+    counters.add_tx(sent, bytes, dropped, errors);
+}
+
+/// [`send_burst`] without the transmit counters: returns `(sent, bytes, dropped, errors)`
+/// (offload work is added to `counters`).
+fn send_resolved(
+    fd: RawFd,
+    vnet_hdr: bool,
+    pool: &mut PacketPool,
+    batch: &mut PacketBatch,
+    counters: &PortCounters,
 ) -> (u64, u64, u64, u64) {
     if vnet_hdr {
         return send_frames(fd, true, pool, batch);
@@ -485,7 +498,7 @@ pub(crate) fn send_burst(
             t = (t.0 + r.0, t.1 + r.1, t.2 + r.2, t.3 + r.3);
         },
     );
-    t.3 += st.dropped;
+    counters.add_offloads(&st);
     t
 }
 
@@ -596,13 +609,14 @@ impl TxSocket {
         Ok(TxSocket { sock })
     }
 
-    /// Sends a burst (see [`send_burst`]); returns `(sent, bytes, dropped, errors)`.
+    /// Sends a burst (see [`send_burst`]), counted in `counters`.
     pub(crate) fn send(
         &self,
         pool: &mut PacketPool,
         batch: &mut PacketBatch,
-    ) -> (u64, u64, u64, u64) {
-        send_burst(self.sock.as_raw_fd(), false, pool, batch)
+        counters: &PortCounters,
+    ) {
+        send_burst(self.sock.as_raw_fd(), false, pool, batch, counters)
     }
 }
 
@@ -701,16 +715,21 @@ mod tests {
             assert!(p.set_data(&frame));
             p.vnet = Some(h);
             batch.push(p).unwrap();
+            let counters = PortCounters::default();
+            send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch, &counters);
+            let s = counters.snapshot();
             let (sent, bytes, dropped, errors) =
-                send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch);
+                (s.tx_packets, s.tx_bytes, s.tx_dropped, s.tx_errors);
             let lens = recv_lens(&b);
             if vnet_hdr {
                 // Whole, behind its virtio-net header.
                 assert_eq!((sent, dropped, errors), (1, 0, 0));
+                assert_eq!(s.tx_segments, 0);
                 assert_eq!(lens, vec![VnetHdr::LEN + frame.len()]);
             } else {
                 // 7 full segments and one of 500 bytes, each with 70 bytes of headers.
                 assert_eq!((sent, dropped, errors), (8, 0, 0));
+                assert_eq!(s.tx_segments, 8, "counted as made in software");
                 let mut want = vec![70 + 1000; 7];
                 want.push(70 + 500);
                 assert_eq!(lens, want);

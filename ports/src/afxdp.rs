@@ -607,8 +607,7 @@ impl Port for AfXdpPort {
 
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
         if let Some(sock) = &self.tx_fallback {
-            let (sent, bytes, dropped, errors) = sock.send(pool, batch);
-            self.counters.add_tx(sent, bytes, dropped, errors);
+            sock.send(pool, batch, &self.counters);
             return;
         }
         // AF_XDP takes no offload metadata: complete partial checksums and segment GSO packets
@@ -619,7 +618,7 @@ impl Port for AfXdpPort {
             |_| false,
             |pool, burst| self.tx_frames(qid, pool, burst),
         );
-        self.counters.add_tx(0, 0, 0, st.dropped);
+        self.counters.add_offloads(&st);
     }
 
     fn counters(&self) -> Arc<PortCounters> {

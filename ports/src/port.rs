@@ -66,6 +66,11 @@ pub struct PortStats {
     pub tx_dropped: u64,
     /// Packets the kernel refused (e.g. longer than the MTU).
     pub tx_errors: u64,
+    /// Segments the switch made in software from TCP segmentation offloads this port's
+    /// peer cannot take (see [`gso`](crate::gso)).
+    pub tx_segments: u64,
+    /// Partial checksums the switch completed in software for this port.
+    pub tx_checksums: u64,
 }
 
 /// Live counters of one port, shared with the control plane through an `Arc`.
@@ -91,6 +96,10 @@ pub struct PortCounters {
     pub tx_dropped: AtomicU64,
     /// See [`PortStats::tx_errors`].
     pub tx_errors: AtomicU64,
+    /// See [`PortStats::tx_segments`].
+    pub tx_segments: AtomicU64,
+    /// See [`PortStats::tx_checksums`].
+    pub tx_checksums: AtomicU64,
 }
 
 #[inline]
@@ -124,6 +133,14 @@ impl PortCounters {
         bump(&self.tx_errors, errors);
     }
 
+    /// Adds what resolving offloads in software did for one transmit (segments made,
+    /// checksums completed; what could not be resolved counts as transmit errors).
+    pub fn add_offloads(&self, st: &crate::gso::GsoStats) {
+        bump(&self.tx_segments, st.segments);
+        bump(&self.tx_checksums, st.csums);
+        bump(&self.tx_errors, st.dropped);
+    }
+
     /// Reads all counters.
     pub fn snapshot(&self) -> PortStats {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -136,6 +153,8 @@ impl PortCounters {
             tx_bytes: r(&self.tx_bytes),
             tx_dropped: r(&self.tx_dropped),
             tx_errors: r(&self.tx_errors),
+            tx_segments: r(&self.tx_segments),
+            tx_checksums: r(&self.tx_checksums),
         }
     }
 }
@@ -303,6 +322,7 @@ mod tests {
                 tx_bytes: 500,
                 tx_dropped: 2,
                 tx_errors: 1,
+                ..PortStats::default()
             }
         );
     }

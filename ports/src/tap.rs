@@ -309,7 +309,7 @@ impl Port for TapPort {
             |_| vnet_hdr,
             |pool, burst| self.write_frames(qid, pool, burst),
         );
-        self.counters.add_tx(0, 0, 0, st.dropped);
+        self.counters.add_offloads(&st);
     }
 
     fn counters(&self) -> Arc<PortCounters> {

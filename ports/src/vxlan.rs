@@ -354,7 +354,7 @@ impl Port for VxlanPort {
             |_| false,
             |pool, burst| self.send_frames(pool, burst),
         );
-        self.counters.add_tx(0, 0, 0, st.dropped);
+        self.counters.add_offloads(&st);
     }
 
     fn counters(&self) -> Arc<PortCounters> {

@@ -185,7 +185,7 @@ impl Port for VhostUserPort {
                         vq_packets.fetch_add(b.packets, Ordering::Relaxed);
                     },
                 );
-                counters.add_tx(0, 0, 0, gso.dropped);
+                counters.add_offloads(&gso);
                 return;
             }
         }
