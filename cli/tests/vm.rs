@@ -278,11 +278,13 @@ fn guests_in_both_socket_roles_ping_carry_jumbo_frames_and_tcp() {
             "guest to a namespace behind AF_XDP (segmented in the switch)",
         ),
     ] {
-        let server = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "iperf3", "-s", "-1", "-p", "5202"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let server = Reaped(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.0, "iperf3", "-s", "-1", "-p", "5202"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         std::thread::sleep(Duration::from_millis(500));
         let before = rx_counts(&d, &br, "vm1");
         let bps = g1.iperf3_client(&ip(host), 5202, 3, "").expect(what);
@@ -293,7 +295,7 @@ fn guests_in_both_socket_roles_ping_carry_jumbo_frames_and_tcp() {
             (after.1 - before.1) / (after.0 - before.0).max(1)
         );
         assert!(bps > 1e6, "{what}: {bps} bit/s");
-        let _ = wait_child(server, Duration::from_secs(5));
+        server.wait(Duration::from_secs(5));
     }
     // Segments larger than AF_XDP's MTU came from the guest and went out cut, counted.
     let out = d.ok(&["dump-ports", &br, &veth4]);
@@ -314,17 +316,28 @@ fn guests_in_both_socket_roles_ping_carry_jumbo_frames_and_tcp() {
     }
 }
 
-fn wait_child(mut c: std::process::Child, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if c.try_wait().ok().flatten().is_some() {
-            return true;
+/// A process the test started in a namespace, killed when the test ends, failed or not (a
+/// server left waiting would keep its namespace, and the namespace's veth, alive).
+struct Reaped(std::process::Child);
+
+impl Reaped {
+    /// Waits up to `timeout` for the process to end by itself (then kills it).
+    fn wait(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = c.kill();
-    let _ = c.wait();
-    false
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Two-queue guests (`queues=2`, `mq=on`, two vCPUs) on a switch with two PMD threads: traffic
