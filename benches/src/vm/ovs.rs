@@ -211,40 +211,36 @@ impl Switch for OvsDpdk {
 
     fn add_port(&mut self, name: &str, switch_listens: bool) -> io::Result<PathBuf> {
         self.ports.insert(name.to_owned(), switch_listens);
-        if switch_listens {
-            self.vsctl(&[
-                "add-port",
-                BRIDGE,
-                name,
-                "--",
-                "set",
-                "Interface",
-                name,
-                "type=dpdkvhostuser",
-                "mtu_request=9000",
-            ])?;
-            let sock = self.dir.join(name);
-            if !wait_until(Duration::from_secs(10), || sock.exists()) {
-                return Err(io::Error::other(format!("no socket {}", sock.display())));
-            }
-            Ok(sock)
+        // dpdkvhostuser: OVS makes the socket in its run directory; dpdkvhostuserclient:
+        // QEMU listens on one the test names.
+        let (kind, sock) = if switch_listens {
+            ("type=dpdkvhostuser", self.dir.join(name))
         } else {
-            let sock = self.dir.join(format!("{name}.sock"));
-            let path = format!("options:vhost-server-path={}", sock.display());
-            self.vsctl(&[
-                "add-port",
-                BRIDGE,
-                name,
-                "--",
-                "set",
-                "Interface",
-                name,
+            (
                 "type=dpdkvhostuserclient",
-                &path,
-                "mtu_request=9000",
-            ])?;
-            Ok(sock)
+                self.dir.join(format!("{name}.sock")),
+            )
+        };
+        let path = format!("options:vhost-server-path={}", sock.display());
+        let mut args = vec![
+            "add-port",
+            BRIDGE,
+            name,
+            "--",
+            "set",
+            "Interface",
+            name,
+            kind,
+        ];
+        if !switch_listens {
+            args.push(&path);
         }
+        args.push("mtu_request=9000");
+        self.vsctl(&args)?;
+        if switch_listens && !wait_until(Duration::from_secs(10), || sock.exists()) {
+            return Err(io::Error::other(format!("no socket {}", sock.display())));
+        }
+        Ok(sock)
     }
 
     fn del_port(&mut self, name: &str) -> io::Result<()> {

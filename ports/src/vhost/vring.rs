@@ -476,7 +476,7 @@ fn read_staged(
         // SAFETY: `st.buf .. + len` lies in guest memory (checked by `stage`), which is not
         // the switch's own memory, where `pkt` is; `pkt` has room for `len` bytes.
         unsafe { crate::copy::copy(pkt.data_mut().as_mut_ptr(), st.buf, len) };
-        pkt.vnet = None;
+        // `pkt` is fresh from the pool: no offload metadata unless the guest's header asks.
         if offloads {
             let mut hdr = [0u8; VnetHdr::LEN];
             // SAFETY: `stage` checked the whole descriptor, header included, so the `hdr_len`
@@ -562,7 +562,6 @@ fn read_chain(
         return Err(false);
     }
     pkt.set_len(len);
-    pkt.vnet = None;
     if offloads {
         let h: &[u8; VnetHdr::LEN] = hdr[..VnetHdr::LEN].try_into().expect("10 bytes");
         pkt.vnet = offload_header(h, len)?;
