@@ -269,8 +269,10 @@ impl Service {
         };
         for br in &state.bridges {
             let options = BridgeOptions {
-                datapath_type: datapath_type(Some(&br.datapath_type))
-                    .map_err(|e| format!("restoring bridge {}: {e:?}", br.name))?,
+                datapath_type: br
+                    .datapath_type
+                    .parse()
+                    .map_err(|e| format!("restoring bridge {}: {e}", br.name))?,
             };
             svc.switch
                 .add_bridge_with(&br.name, options)

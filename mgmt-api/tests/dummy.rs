@@ -284,3 +284,22 @@ async fn dummy_bridges_and_ports_over_rest() {
     }
     api.ok("DELETE", &format!("/bridges/{br}"), None).await;
 }
+
+#[test]
+fn an_unknown_saved_datapath_type_stops_the_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("state.toml"),
+        "[[bridges]]\nname = \"br0\"\ndatapath_type = \"system\"\n",
+    )
+    .unwrap();
+    let mut cfg = DaemonConfig::default_config();
+    cfg.datapath.run_dir = dir.path().join("run");
+    let e = Service::start(&cfg, Store::open(dir.path()).unwrap())
+        .err()
+        .expect("refused");
+    assert_eq!(
+        e,
+        "restoring bridge br0: unknown datapath_type \"system\": want netdev or dummy"
+    );
+}

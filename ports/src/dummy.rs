@@ -6,7 +6,7 @@
 //! Receive side: [`DummyHandle::receive`] queues frames in a bounded channel of
 //! [`DUMMY_QUEUE`] frames; the PMD's `rx_burst` takes them with `try_recv` and copies each into
 //! a pool buffer. The PMD neither locks nor allocates: the emptied frames go back to the control
-//! plane through a second channel and are freed there, on the next `receive`.
+//! plane through a second channel and are freed there, on the next `receive` or `take_sent`.
 //!
 //! Transmit side: every frame sent to the port is copied into a bounded buffer holding the last
 //! [`DUMMY_QUEUE`] frames, which [`DummyHandle::take_sent`] drains. When the reader is slow the
@@ -101,17 +101,28 @@ impl Shared {
         }
     }
 
+    /// Frees the allocations of received frames the PMD gave back: here, on the control
+    /// plane, rather than on the datapath (called by every `receive` and `take_sent`).
+    fn free_spent(&self) {
+        while self.spent_out.try_recv().is_ok() {}
+    }
+
     /// Keeps a copy of a sent frame, dropping the oldest when the buffer is full. Allocates
     /// only when the buffer has room; otherwise the dropped frame's allocation is reused.
     fn keep(&self, data: &[u8]) {
-        let mut frame = match self.sent_out.is_full().then(|| self.sent_out.try_recv()) {
-            Some(Ok(mut old)) => {
+        let oldest = if self.sent_out.is_full() {
+            self.sent_out.try_recv().ok()
+        } else {
+            None
+        };
+        let mut frame = match oldest {
+            Some(mut old) => {
                 self.lost.fetch_add(1, Ordering::Relaxed);
                 old.clear();
                 old.extend_from_slice(data);
                 old
             }
-            _ => data.to_vec(),
+            None => data.to_vec(),
         };
         // Other instances may fill the place meanwhile: make room again a few times, then
         // count the frame itself as lost rather than spin on the datapath.
@@ -175,8 +186,7 @@ impl DummyHandle {
             .receiving
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        // Free the allocations the PMD gave back, here rather than on the datapath.
-        while self.shared.spent_out.try_recv().is_ok() {}
+        self.shared.free_spent();
         let waiting = self.shared.rx_out.len();
         if frames.len() > DUMMY_QUEUE - waiting {
             return Err(DummyFull {
@@ -199,6 +209,7 @@ impl DummyHandle {
     /// Takes the frames the port sent since the last call, oldest first, and how many were
     /// dropped meanwhile because the buffer of [`DUMMY_QUEUE`] frames was full.
     pub fn take_sent(&self) -> (Vec<Vec<u8>>, u64) {
+        self.shared.free_spent();
         let frames: Vec<Vec<u8>> = self.shared.sent_out.try_iter().collect();
         (frames, self.shared.lost.swap(0, Ordering::Relaxed))
     }
@@ -415,7 +426,7 @@ mod tests {
             frames.iter().map(|f| f.len() as u64).sum::<u64>()
         );
         assert_eq!(pool.available(), 64);
-        // The emptied frames came back to be freed by the next `receive`.
+        // The emptied frames came back to be freed by the next `receive` or `take_sent`.
         assert_eq!(h.shared.spent_out.len(), 40);
         assert_eq!(h.receive(Vec::new()), Ok(0));
         assert_eq!(h.shared.spent_out.len(), 0);
