@@ -229,4 +229,14 @@ fn trace_trace_packet_and_real_outputs_agree() {
         "{}",
         pri["text"]
     );
+    // vswitchctl prints the frames that leave.
+    let text = d.ok(&["trace", &br, "in_port=5", "--packet", &pri_frame()]);
+    assert!(
+        text.contains(&format!("Sent on 65534 ({br}): {untagged}")),
+        "{text}"
+    );
+}
+
+fn pri_frame() -> String {
+    frame(BCAST, C, Some(5 << 13), false)
 }

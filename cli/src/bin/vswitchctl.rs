@@ -145,8 +145,15 @@ enum Verb {
     ListNetns { bridge: String },
     /// What the bridge would do with a packet, like `ovs-appctl ofproto/trace BR FLOW`: each
     /// table, the matching rule (priority, cookie), the actions, the megaflow, the output
-    /// ports. Nothing is sent, learnt or counted.
-    Trace { bridge: String, flow: String },
+    /// ports. Nothing is sent, learnt or counted. With `--packet HEX` the frame itself is
+    /// traced (FLOW then gives only `in_port`) and the frames that would leave are printed.
+    Trace {
+        bridge: String,
+        flow: String,
+        /// A whole frame in hexadecimal.
+        #[arg(long)]
+        packet: Option<String>,
+    },
     /// Traces the next real packet received on PORT that matches FILTER (default: any).
     TracePacket {
         bridge: String,
@@ -488,9 +495,17 @@ fn run(args: Args) -> Result<String, String> {
             client.call(Delete, "/pmd-stats", None)?;
             String::new()
         }
-        Verb::Trace { bridge, flow } => {
+        Verb::Trace {
+            bridge,
+            flow,
+            packet,
+        } => {
             let path = format!("/bridges/{}/trace", enc(&bridge));
-            let t = client.call(Post, &path, Some(json!({ "flow": flow })))?;
+            let mut body = json!({ "flow": flow });
+            if let Some(p) = packet {
+                body["packet"] = json!(p);
+            }
+            let t = client.call(Post, &path, Some(body))?;
             t["text"].as_str().unwrap_or_default().to_owned()
         }
         Verb::TracePacket {
