@@ -219,6 +219,10 @@ fn a_trace_learns_nothing() {
     let x = translate_with(&rules(vec![Action::Normal]), &key(1, 0, A, B), &mut r);
     assert_eq!(x.actions, out(&[2]));
     assert!(r.learned.is_empty());
+    // A destination equal to the source is where an upcall would just have learned it.
+    let x = translate_with(&rules(vec![Action::Normal]), &key(1, 0, A, A), &mut r);
+    assert!(x.actions.is_empty());
+    assert_eq!(r.notes.last(), Some(&NormalNote::IngressPort));
     drop(r);
     assert!(macs.lock().unwrap().rows(0).is_empty());
 }
