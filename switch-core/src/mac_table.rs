@@ -118,6 +118,11 @@ impl MacTable {
         old
     }
 
+    /// True when `mac` in `vlan` is pinned (`fdb-add`): learning does not move it.
+    pub fn is_static(&self, vlan: u16, mac: &[u8; 6]) -> bool {
+        self.map.get(&(vlan, *mac)).is_some_and(|e| e.is_static)
+    }
+
     /// Removes the entry for `mac` in `vlan`, static or learned (`ovs-appctl fdb/del`); returns
     /// its port.
     pub fn remove(&mut self, vlan: u16, mac: &[u8; 6]) -> Option<u32> {

@@ -122,8 +122,9 @@ impl<'a> BridgeResolver<'a> {
         }
         let known = if is_multicast(&key.eth_dst) {
             None
-        } else if !self.learn && key.eth_dst == key.eth_src {
-            // What the lookup would see had the source just been learned, as on an upcall.
+        } else if !self.learn && key.eth_dst == key.eth_src && !macs.is_static(vlan, &key.eth_src) {
+            // What the lookup would see had the source just been learned, as on an upcall
+            // (a pinned address does not move).
             Some(key.in_port)
         } else {
             macs.lookup(vlan, &key.eth_dst, self.now_ms)

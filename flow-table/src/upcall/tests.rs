@@ -408,7 +408,10 @@ fn fragments_match_with_ports_zero() {
     let whole = ip_key(1, [1, 1, 1, 1], 5);
     let x = translate(&t, &whole);
     assert_eq!(x.actions, vec![DpAction::Output(2)]);
-    assert_eq!(x.mask.0.nw_frag, 0xff, "the decision depends on being whole");
+    assert_eq!(
+        x.mask.0.nw_frag, 0xff,
+        "the decision depends on being whole"
+    );
     let mut first = whole;
     first.nw_frag = crate::key::FRAG_ANY;
     let x = translate(&t, &first);

@@ -224,6 +224,13 @@ fn a_trace_learns_nothing() {
     assert!(x.actions.is_empty());
     assert_eq!(r.notes.last(), Some(&NormalNote::IngressPort));
     drop(r);
+    // Unless the address is pinned elsewhere.
+    macs.lock().unwrap().add_static(0, A, 2, 0);
+    let mut r = BridgeResolver::new(&c, &macs, 0, false);
+    let x = translate_with(&rules(vec![Action::Normal]), &key(1, 0, A, A), &mut r);
+    assert_eq!(x.actions, out(&[2]));
+    drop(r);
+    macs.lock().unwrap().remove(0, &A);
     assert!(macs.lock().unwrap().rows(0).is_empty());
 }
 
