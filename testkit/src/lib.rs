@@ -4,4 +4,5 @@
 //! an operator would.
 #![deny(unsafe_code)]
 
+mod process;
 pub mod qemu;
