@@ -1,0 +1,366 @@
+//! Differential testing of flow semantics: the same rule sets installed in a reference
+//! switch (a private Open vSwitch, [`crate::ovs`]) and in the switch under test, the same
+//! packets traced in both, and per packet the copies that leave compared (port and exact
+//! bytes, as a multiset: the order of a flood is not compared; no copy is a drop).
+//!
+//! Each disagreement gets a [`signature`] (which side dropped, which ports differ, which header
+//! fields differ). [`KnownDifference`]s, a table the test keeps, name documented differences:
+//! they are counted apart and not held against the agreement figure. The first packet of each
+//! new signature is minimised (rules dropped one at a time while the same disagreement
+//! persists) into a [`Reproducer`]. Rules one side refuses are reported as install
+//! disagreements and left out of that seed's set.
+
+mod report;
+mod signature;
+
+pub use report::Reproducer;
+pub use signature::signature;
+
+use std::collections::BTreeMap;
+
+use crate::flowgen::{self, TestPacket};
+use crate::ovs::PrivateOvs;
+
+/// A frame leaving a switch by a port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Copy {
+    pub port: u32,
+    pub frame: Vec<u8>,
+}
+
+/// What a switch did with one packet.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The copies that left, sorted by port then bytes (no copy: dropped).
+    pub copies: Vec<Copy>,
+    /// The switch's trace, for reports.
+    pub text: String,
+}
+
+impl Outcome {
+    /// An outcome of these copies (in any order) and trace text.
+    pub fn new(mut copies: Vec<Copy>, text: String) -> Outcome {
+        copies.sort();
+        Outcome { copies, text }
+    }
+}
+
+/// A switch whose flow semantics are compared.
+pub trait Switch {
+    /// Its name in reports.
+    fn name(&self) -> String;
+    /// Replaces every rule by `flows` (`ovs-ofctl` syntax); `Err` with the switch's message
+    /// when it refuses them (the rules in place are then unspecified).
+    fn install(&mut self, flows: &[String]) -> Result<(), String>;
+    /// What the switch does with `frame` arriving on OpenFlow port `in_port`.
+    fn trace(&mut self, in_port: u32, frame: &[u8]) -> Result<Outcome, String>;
+}
+
+impl Switch for PrivateOvs {
+    fn name(&self) -> String {
+        "ovs".into()
+    }
+
+    fn install(&mut self, flows: &[String]) -> Result<(), String> {
+        self.replace_flows(flows)
+    }
+
+    fn trace(&mut self, in_port: u32, frame: &[u8]) -> Result<Outcome, String> {
+        let t = PrivateOvs::trace(self, in_port, frame)?;
+        let copies = t
+            .copies
+            .into_iter()
+            .map(|(port, frame)| Copy { port, frame })
+            .collect();
+        Ok(Outcome::new(copies, t.text))
+    }
+}
+
+/// One packet's comparison, for [`KnownDifference`] predicates.
+pub struct Case<'a> {
+    /// The rule set installed in both (those both accepted).
+    pub flows: &'a [String],
+    pub packet: &'a TestPacket,
+    pub ovs: &'a Outcome,
+    pub vswitch: &'a Outcome,
+    /// The disagreement's [`signature`].
+    pub signature: &'a str,
+}
+
+/// A documented difference between the two switches: disagreements it `applies` to are
+/// counted under its name and excluded from the agreement figure.
+pub struct KnownDifference {
+    pub name: &'static str,
+    /// Why the switches differ there (documentation, printed with the counts).
+    pub reason: &'static str,
+    pub applies: fn(&Case) -> bool,
+}
+
+/// The counts of a run (one seed or many, see [`Stats::add`]).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub seeds: usize,
+    pub packets: usize,
+    pub agree: usize,
+    /// Per known difference's name.
+    pub known: BTreeMap<&'static str, usize>,
+    /// Per signature.
+    pub disagree: BTreeMap<String, usize>,
+    /// Rules only one side accepts: "refused by <side> only" -> the rules and messages.
+    pub install: BTreeMap<String, Vec<String>>,
+    /// Traces that failed ("<side>: <first line>") -> count; the first full message is kept
+    /// in `error_examples`.
+    pub errors: BTreeMap<String, usize>,
+    pub error_examples: BTreeMap<String, String>,
+    /// The first disagreement of each signature, minimised.
+    pub reproducers: BTreeMap<String, Reproducer>,
+}
+
+impl Stats {
+    /// Whether everything outside the known differences agreed.
+    pub fn clean(&self) -> bool {
+        self.disagree.is_empty() && self.install.is_empty() && self.errors.is_empty()
+    }
+
+    /// The share of packets that agreed, out of those no known difference covers.
+    pub fn agreement(&self) -> f64 {
+        let considered = self.packets - self.known.values().sum::<usize>();
+        match considered {
+            0 => 1.0,
+            n => self.agree as f64 / n as f64,
+        }
+    }
+
+    /// Adds another run's counts (reproducers of signatures already seen are kept).
+    pub fn add(&mut self, o: Stats) {
+        self.seeds += o.seeds;
+        self.packets += o.packets;
+        self.agree += o.agree;
+        for (k, v) in o.known {
+            *self.known.entry(k).or_default() += v;
+        }
+        for (k, v) in o.disagree {
+            *self.disagree.entry(k).or_default() += v;
+        }
+        for (k, v) in o.install {
+            self.install.entry(k).or_default().extend(v);
+        }
+        for (k, v) in o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in o.error_examples {
+            self.error_examples.entry(k).or_insert(v);
+        }
+        for (k, v) in o.reproducers {
+            self.reproducers.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// Compares `ovs` (the reference) and `vswitch` (under test) over seeded rule sets and
+/// packets.
+pub struct DiffTest<'a> {
+    pub ovs: &'a mut dyn Switch,
+    pub vswitch: &'a mut dyn Switch,
+    pub known: &'a [KnownDifference],
+    pub config: flowgen::Config,
+    /// Signatures already minimised in this run (minimising is the slow part: once each).
+    minimised: Vec<String>,
+}
+
+impl<'a> DiffTest<'a> {
+    pub fn new(
+        ovs: &'a mut dyn Switch,
+        vswitch: &'a mut dyn Switch,
+        known: &'a [KnownDifference],
+        config: flowgen::Config,
+    ) -> DiffTest<'a> {
+        DiffTest {
+            ovs,
+            vswitch,
+            known,
+            config,
+            minimised: Vec::new(),
+        }
+    }
+
+    /// Runs one seed: its rule set, then `packets` of its packets.
+    pub fn run_seed(&mut self, seed: u64, packets: usize) -> Stats {
+        let mut st = Stats {
+            seeds: 1,
+            ..Stats::default()
+        };
+        let rules: Vec<String> = flowgen::rule_set(seed, &self.config)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        let flows = match self.install_agreed(&rules, &mut st) {
+            Ok(f) => f,
+            Err(e) => {
+                st.count_error("install".into(), format!("seed {seed}"), e);
+                return st;
+            }
+        };
+        for p in flowgen::packets(seed, packets, &self.config) {
+            st.packets += 1;
+            let (ovs, vswitch) = match self.trace_both(&p) {
+                Ok(o) => o,
+                Err((side, e)) => {
+                    let context = format!(
+                        "seed {seed}, in_port={} {}\n{}",
+                        p.in_port,
+                        p.what,
+                        crate::packet::hex(&p.frame)
+                    );
+                    st.count_error(side, context, e);
+                    continue;
+                }
+            };
+            let Some(sig) = signature(&ovs, &vswitch) else {
+                st.agree += 1;
+                continue;
+            };
+            let case = Case {
+                flows: &flows,
+                packet: &p,
+                ovs: &ovs,
+                vswitch: &vswitch,
+                signature: &sig,
+            };
+            if let Some(k) = self.known.iter().find(|k| (k.applies)(&case)) {
+                *st.known.entry(k.name).or_default() += 1;
+                continue;
+            }
+            *st.disagree.entry(sig.clone()).or_default() += 1;
+            if !self.minimised.contains(&sig) {
+                self.minimised.push(sig.clone());
+                let r = self.minimise(seed, &flows, &p, &sig, (ovs, vswitch));
+                st.reproducers.insert(sig, r);
+            }
+        }
+        st
+    }
+
+    /// Installs `rules` in both; the rules one side refuses are found one by one, recorded in
+    /// `st.install`, and left out. Returns the rules installed.
+    fn install_agreed(&mut self, rules: &[String], st: &mut Stats) -> Result<Vec<String>, String> {
+        let a = self.ovs.install(rules);
+        let b = self.vswitch.install(rules);
+        if a.is_ok() && b.is_ok() {
+            return Ok(rules.to_vec());
+        }
+        let mut kept = Vec::new();
+        for r in rules {
+            let one = std::slice::from_ref(r);
+            let a = self.ovs.install(one);
+            let b = self.vswitch.install(one);
+            let line = |e: &String| e.lines().next().unwrap_or_default().to_owned();
+            match (a, b) {
+                (Ok(()), Ok(())) => kept.push(r.clone()),
+                (Err(e), Ok(())) => st
+                    .install
+                    .entry(format!("refused by {} only", self.ovs.name()))
+                    .or_default()
+                    .push(format!("{r}\n    {}", line(&e))),
+                (Ok(()), Err(e)) => st
+                    .install
+                    .entry(format!("refused by {} only", self.vswitch.name()))
+                    .or_default()
+                    .push(format!("{r}\n    {}", line(&e))),
+                (Err(e), Err(_)) => st
+                    .install
+                    .entry("refused by both (a generator bug)".into())
+                    .or_default()
+                    .push(format!("{r}\n    {}", line(&e))),
+            }
+        }
+        self.install_both(&kept)?;
+        Ok(kept)
+    }
+
+    fn install_both(&mut self, flows: &[String]) -> Result<(), String> {
+        self.ovs
+            .install(flows)
+            .map_err(|e| format!("{}: {e}", self.ovs.name()))?;
+        self.vswitch
+            .install(flows)
+            .map_err(|e| format!("{}: {e}", self.vswitch.name()))
+    }
+
+    fn trace_both(&mut self, p: &TestPacket) -> Result<(Outcome, Outcome), (String, String)> {
+        let a = self
+            .ovs
+            .trace(p.in_port, &p.frame)
+            .map_err(|e| (self.ovs.name(), e))?;
+        let b = self
+            .vswitch
+            .trace(p.in_port, &p.frame)
+            .map_err(|e| (self.vswitch.name(), e))?;
+        Ok((a, b))
+    }
+
+    /// Drops rules one at a time while the disagreement keeps its signature; reinstalls
+    /// `flows` afterwards.
+    fn minimise(
+        &mut self,
+        seed: u64,
+        flows: &[String],
+        p: &TestPacket,
+        sig: &str,
+        outcomes: (Outcome, Outcome),
+    ) -> Reproducer {
+        let (mut keep, mut outcomes) = (flows.to_vec(), outcomes);
+        let mut i = 0;
+        while i < keep.len() {
+            let mut trial = keep.clone();
+            trial.remove(i);
+            let same = self.install_both(&trial).is_ok()
+                && match self.trace_both(p) {
+                    Ok(o) if signature(&o.0, &o.1).as_deref() == Some(sig) => {
+                        outcomes = o;
+                        true
+                    }
+                    _ => false,
+                };
+            if same {
+                keep = trial;
+            } else {
+                i += 1;
+            }
+        }
+        // The outcomes of the minimal set itself (the last trial may have been a failure).
+        if self.install_both(&keep).is_ok() {
+            if let Ok(o) = self.trace_both(p) {
+                outcomes = o;
+            }
+        }
+        let _ = self.install_both(flows);
+        Reproducer {
+            signature: sig.to_owned(),
+            seed,
+            flows: keep,
+            packet: p.clone(),
+            ovs: outcomes.0,
+            vswitch: outcomes.1,
+        }
+    }
+}
+
+impl Stats {
+    /// Counts a failure under `side` and the shape of its message's first line (digits
+    /// replaced by `N`, so one kind of failure is one line); keeps the first whole message
+    /// with its `context`.
+    fn count_error(&mut self, side: String, context: String, e: String) {
+        let first = e.lines().next().unwrap_or_default();
+        let shape: String = first
+            .chars()
+            .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+            .take(120)
+            .collect();
+        let key = format!("{side}: {shape}");
+        *self.errors.entry(key.clone()).or_default() += 1;
+        self.error_examples
+            .entry(key)
+            .or_insert_with(|| format!("{context}\n{e}"));
+    }
+}
