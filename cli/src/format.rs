@@ -18,6 +18,10 @@ pub fn show(bridges: &Value) -> String {
     let mut out = String::new();
     for b in bridges.as_array().into_iter().flatten() {
         let _ = writeln!(out, "    Bridge {}", s(b, "name"));
+        // As ovs-vsctl shows the column (netdev or dummy).
+        if let Some(t) = b["datapath_type"].as_str() {
+            let _ = writeln!(out, "        datapath_type: {t}");
+        }
         for p in b["ports"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "        Port {}", s(p, "name"));
             // VLAN settings belong to the Port, as ovs-vsctl shows them.
@@ -34,7 +38,8 @@ pub fn show(bridges: &Value) -> String {
             let _ = writeln!(out, "            Interface {}", s(p, "name"));
             let ty = s(p, "type");
             if ty != "system" || p["ofport"].as_u64() == Some(65534) {
-                let ty = if p["ofport"].as_u64() == Some(65534) {
+                // The bridge's own port: internal (a tap), or dummy on a dummy bridge.
+                let ty = if p["ofport"].as_u64() == Some(65534) && ty.is_empty() {
                     "internal"
                 } else {
                     ty
@@ -64,6 +69,16 @@ pub fn show(bridges: &Value) -> String {
         }
     }
     out
+}
+
+/// `dummy-sent`: one frame (hex) a line.
+pub fn frames(sent: &Value) -> String {
+    sent["packets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{}\n", f.as_str().unwrap_or("")))
+        .collect()
 }
 
 /// `list-br` / `list-ports`: one name a line.
@@ -372,6 +387,20 @@ mod tests {
              pmd thread 1 unpinned:\n  bridge: br0  port: vhu0 (2)  rx queues: none (transmit only)\n"
         );
         assert!(out.contains("type: vhostuser\n                socket: /run/vswitch/vhu0"));
+    }
+
+    #[test]
+    fn show_tells_dummy_bridges_and_ports() {
+        let v = json!([{"name": "br1", "datapath_type": "dummy", "ports": [
+            {"name": "d1", "ofport": 1, "type": "dummy", "options": {}},
+            {"name": "br1", "ofport": 65534, "type": "dummy", "options": {}}
+        ]}]);
+        assert_eq!(
+            show(&v),
+            "    Bridge br1\n        datapath_type: dummy\n\
+             \x20       Port d1\n            Interface d1\n                type: dummy\n\
+             \x20       Port br1\n            Interface br1\n                type: dummy\n"
+        );
     }
 
     #[test]

@@ -43,9 +43,39 @@ pub fn port_body(port: &str, settings: &[String]) -> Result<Value, String> {
     Ok(json!({ "name": port, "type": ty, "ofport": ofport, "options": options }))
 }
 
+/// The body of `POST /bridges` for `add-br BR SETTINGS...`.
+///
+/// The one setting is `datapath_type=netdev|dummy` (as `ovs-vsctl set bridge BR
+/// datapath_type=dummy` names the column); the daemon checks the value. Anything else is
+/// refused here, naming it.
+pub fn bridge_body(bridge: &str, settings: &[String]) -> Result<Value, String> {
+    let mut body = json!({ "name": bridge });
+    for s in settings {
+        match s.split_once('=') {
+            Some(("datapath_type", v)) => body["datapath_type"] = json!(v),
+            _ => return Err(format!("{s:?}: want datapath_type=netdev|dummy")),
+        }
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridges_take_a_datapath_type() {
+        assert_eq!(bridge_body("br0", &[]).unwrap(), json!({ "name": "br0" }));
+        assert_eq!(
+            bridge_body("br0", &["datapath_type=dummy".into()]).unwrap(),
+            json!({ "name": "br0", "datapath_type": "dummy" })
+        );
+        let e = bridge_body("br0", &["fail_mode=secure".into()]).unwrap_err();
+        assert!(
+            e.contains("fail_mode=secure") && e.contains("datapath_type="),
+            "{e}"
+        );
+    }
 
     fn body(settings: &[&str]) -> Result<Value, String> {
         let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();

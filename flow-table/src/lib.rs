@@ -63,4 +63,6 @@ pub use matches::{Match, MatchError};
 pub use megaflow::{FlowRef, Megaflow, MegaflowCache};
 pub use rule::{Rule, RuleSpec, RuleStats};
 pub use tables::{FlowModError, RuleChange, RuleFilter, RuleTables};
-pub use upcall::{translate, translate_traced, TraceStep, Translation};
+pub use upcall::{
+    translate, translate_traced, translate_with, Resolver, TraceStep, Translation, Unresolved,
+};

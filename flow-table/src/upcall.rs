@@ -65,9 +65,35 @@ pub struct TraceStep {
     pub key: FlowKey,
     /// The rule that matched, or `None` for a miss (the packet is dropped in that table).
     pub rule: Option<Arc<Rule>>,
-    /// The datapath actions this rule's actions emitted, nested lookups included: the range
-    /// `actions.0..actions.1` of [`Translation::actions`].
-    pub actions: (usize, usize),
+    /// The datapath actions this rule's actions emitted, nested lookups included (before a
+    /// failed translation dropped them all).
+    pub emitted: Vec<DpAction>,
+    /// Where they were in the translation's actions while it ran.
+    span: (usize, usize),
+}
+
+/// What a bridge decides for the actions that need more than the rule tables: `normal` (its
+/// MAC table and port VLANs) and `flood` (its ports). The translation calls it at the point the
+/// action runs, with the key as earlier actions left it, so that trace and upcall share one
+/// translation and NORMAL sees a rewritten destination as OVS does.
+pub trait Resolver {
+    /// Appends what NORMAL does with a packet of `key` to `out`. The translation has already
+    /// made the megaflow exact on in_port, source, destination and VLAN.
+    fn normal(&mut self, key: &FlowKey, out: &mut Vec<DpAction>);
+    /// Appends the outputs of a flood from `in_port` to `out`.
+    fn flood(&mut self, in_port: u32, out: &mut Vec<DpAction>);
+}
+
+/// Leaves `normal` and `flood` for the datapath: [`DpAction::Normal`], [`DpAction::Flood`].
+pub struct Unresolved;
+
+impl Resolver for Unresolved {
+    fn normal(&mut self, _key: &FlowKey, out: &mut Vec<DpAction>) {
+        out.push(DpAction::Normal);
+    }
+    fn flood(&mut self, _in_port: u32, out: &mut Vec<DpAction>) {
+        out.push(DpAction::Flood);
+    }
 }
 
 /// Bit of [`Translation::tables`] for a table id.
@@ -82,12 +108,13 @@ enum Flow {
     /// The rule's remaining actions are skipped (after `goto_table`); a caller that resubmitted
     /// goes on.
     EndRule,
-    /// Translation ends here (TTL expired, or an error).
+    /// Translation ends here (an error).
     Stop,
 }
 
 struct Ctx<'a> {
     tables: &'a RuleTables,
+    resolver: &'a mut dyn Resolver,
     orig: FlowKey,
     key: FlowKey,
     lookups: usize,
@@ -96,25 +123,41 @@ struct Ctx<'a> {
     trace: Option<Vec<TraceStep>>,
 }
 
-/// Translates `key` through `tables`, starting at table 0.
+/// Translates `key` through `tables`, starting at table 0, leaving `normal` and `flood` to the
+/// datapath ([`Unresolved`]).
 pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
-    run(tables, key, None).0
+    run(tables, key, &mut Unresolved, None).0
 }
 
-/// Like [`translate`], also recording each table lookup (`ofproto/trace`). Reads the tables
-/// only: no counter changes, nothing is installed.
-pub fn translate_traced(tables: &RuleTables, key: &FlowKey) -> (Translation, Vec<TraceStep>) {
-    let (x, steps) = run(tables, key, Some(Vec::new()));
+/// Translates `key` through `tables` with a bridge's `resolver` for `normal` and `flood`.
+pub fn translate_with(
+    tables: &RuleTables,
+    key: &FlowKey,
+    resolver: &mut dyn Resolver,
+) -> Translation {
+    run(tables, key, resolver, None).0
+}
+
+/// Like [`translate_with`], also recording each table lookup (`ofproto/trace`). Reads the
+/// tables only: no counter changes, nothing is installed.
+pub fn translate_traced(
+    tables: &RuleTables,
+    key: &FlowKey,
+    resolver: &mut dyn Resolver,
+) -> (Translation, Vec<TraceStep>) {
+    let (x, steps) = run(tables, key, resolver, Some(Vec::new()));
     (x, steps.unwrap_or_default())
 }
 
 fn run(
     tables: &RuleTables,
     key: &FlowKey,
+    resolver: &mut dyn Resolver,
     trace: Option<Vec<TraceStep>>,
 ) -> (Translation, Option<Vec<TraceStep>>) {
     let mut ctx = Ctx {
         tables,
+        resolver,
         orig: *key,
         key: *key,
         lookups: 0,
@@ -133,8 +176,24 @@ fn run(
     // against it.
     ctx.consult(Field::InPort);
     ctx.table(0, 0);
+    if let Some(steps) = &mut ctx.trace {
+        for s in steps {
+            s.emitted = ctx.out.actions[s.span.0..s.span.1].to_vec();
+        }
+    }
     if ctx.out.error.is_some() {
+        // OVS drops the packet of a failed translation, outputs made before the failure too.
         ctx.out.actions.clear();
+    } else {
+        // Rewrites after the last output change nothing anyone sees (a NORMAL that restored
+        // the tag it changed leaves some).
+        let keep = ctx
+            .out
+            .actions
+            .iter()
+            .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Flood | DpAction::Normal))
+            .map_or(0, |i| i + 1);
+        ctx.out.actions.truncate(keep);
     }
     (ctx.out, ctx.trace)
 }
@@ -168,7 +227,8 @@ impl Ctx<'_> {
                 table,
                 key: self.key,
                 rule: rule.clone(),
-                actions: (self.out.actions.len(), self.out.actions.len()),
+                emitted: Vec::new(),
+                span: (self.out.actions.len(), self.out.actions.len()),
             });
         }
         let Some(rule) = rule else {
@@ -188,7 +248,7 @@ impl Ctx<'_> {
             }
         }
         if let (Some(t), Some(i)) = (&mut self.trace, step) {
-            t[i].actions.1 = self.out.actions.len();
+            t[i].span.1 = self.out.actions.len();
         }
         flow
     }
@@ -205,24 +265,26 @@ impl Ctx<'_> {
                 for f in [Field::EthSrc, Field::EthDst, Field::VlanTci] {
                     self.consult(f);
                 }
-                self.out.actions.push(DpAction::Normal);
+                if self.key != self.orig {
+                    // NORMAL decides on the rewritten key: a MAC table change about its
+                    // addresses says nothing about the original ones.
+                    self.out.tainted = true;
+                }
+                self.resolver.normal(&self.key, &mut self.out.actions);
                 self.out.normal = true;
             }
-            Action::Flood => self.out.actions.push(DpAction::Flood),
+            Action::Flood => self.resolver.flood(self.key.in_port, &mut self.out.actions),
             Action::Drop => {}
             Action::PushVlan(tpid) => {
+                // As OVS: the new tag has VLAN id 0 and priority 0, on a tagged frame too
+                // (OpenFlow would copy the outer tag's fields).
                 self.consult(Field::VlanTci);
                 self.consult(Field::InnerVlanTci);
-                let tci = if self.key.has_vlan() {
-                    self.key.vlan_tci
-                } else {
-                    VLAN_PRESENT
-                };
                 self.key.inner_vlan_tci = self.key.vlan_tci;
-                self.key.vlan_tci = tci;
+                self.key.vlan_tci = VLAN_PRESENT;
                 self.out.actions.push(DpAction::PushVlan {
                     tpid: *tpid,
-                    tci: tci & !VLAN_PRESENT,
+                    tci: 0,
                 });
             }
             Action::PopVlan => {
@@ -240,7 +302,9 @@ impl Ctx<'_> {
                 if self.key.is_ip() {
                     self.consult(Field::NwTtl);
                     if self.key.nw_ttl <= 1 {
-                        return Flow::Stop;
+                        // As OVS: the rest of this action list is skipped; a rule that
+                        // resubmitted here goes on with its own actions.
+                        return Flow::EndRule;
                     }
                     self.key.nw_ttl -= 1;
                     self.out.actions.push(DpAction::DecTtl);

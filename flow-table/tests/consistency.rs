@@ -209,10 +209,17 @@ impl Model {
         let mut out = Vec::new();
         let mut k = *key;
         self.table(0, &mut k, &mut out);
+        // Rewrites after the last output are left out.
+        let keep = out
+            .iter()
+            .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Normal))
+            .map_or(0, |i| i + 1);
+        out.truncate(keep);
         out
     }
 
-    /// Returns false when translation must stop (TTL ran out).
+    /// Returns false when translation must stop (never, without errors: a TTL that runs out
+    /// ends only the current rule's actions).
     fn table(&self, table: u8, k: &mut FlowKey, out: &mut Vec<DpAction>) -> bool {
         let Some(rule) = self
             .rules
@@ -239,7 +246,7 @@ impl Model {
                 Action::DecTtl => {
                     if is_ip(k) {
                         if k.nw_ttl <= 1 {
-                            return false;
+                            return true;
                         }
                         k.nw_ttl -= 1;
                         out.push(DpAction::DecTtl);

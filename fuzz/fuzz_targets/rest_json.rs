@@ -10,7 +10,7 @@ use flow_table::flow_syntax::{parse_flow, FlowMode};
 use libfuzzer_sys::fuzz_target;
 use mgmt_api::api::{FlowSelection, NewBridge, NewFdbEntry, NewFlows, NewPort};
 use mgmt_api::observe::{TracePacketRequest, TraceRequest};
-use mgmt_api::service::{check_name, net, port_config};
+use mgmt_api::service::{check_name, datapath_type, net, port_config};
 use mgmt_api::state::{MirrorEntry, PortEntry};
 
 fn ports(name: &str) -> Option<u32> {
@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         0 => {
             if let Ok(b) = serde_json::from_slice::<NewBridge>(body) {
                 let _ = check_name("bridge", &b.name);
+                let _ = datapath_type(b.datapath_type.as_deref());
             }
         }
         1 => {

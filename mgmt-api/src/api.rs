@@ -66,6 +66,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Datapath(m) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, m, Null),
             ServiceError::Storage(m) => ApiError(StatusCode::INSUFFICIENT_STORAGE, m, Null),
+            ServiceError::Unavailable(m) => ApiError(StatusCode::SERVICE_UNAVAILABLE, m, Null),
         }
     }
 }
@@ -120,12 +121,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 // ---- bodies and views ---------------------------------------------------------------------
 
-/// `POST /bridges`.
+/// `POST /bridges`, e.g. `{"name": "br0"}` or `{"name": "br0", "datapath_type": "dummy"}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBridge {
     /// Bridge name (1–15 characters: it is also the internal port's interface name).
     pub name: String,
+    /// `netdev` (default: the bridge's own port is a tap named like it) or `dummy` (as OVS's
+    /// `datapath_type=dummy`: its own port is a dummy port in memory, and no kernel device is
+    /// created). Anything else is refused (400).
+    #[serde(default)]
+    #[schema(example = "dummy")]
+    pub datapath_type: Option<String>,
 }
 
 /// A bridge.
@@ -133,6 +140,8 @@ pub struct NewBridge {
 pub struct BridgeView {
     /// Name.
     pub name: String,
+    /// `netdev` or `dummy` (see `POST /bridges`).
+    pub datapath_type: String,
     /// Ports.
     pub ports: Vec<PortView>,
 }
@@ -152,8 +161,10 @@ pub struct NewPort {
     /// file name, so it may not start with `.` nor contain `..`).
     pub name: String,
     /// `system` (default), `tap`, `internal`, `vhostuser` (the switch listens on the socket
-    /// `<run_dir>/<name>`; the VM connects) or `vhostuserclient` (the VM listens on
-    /// `vhost-server-path`; the switch connects, and reconnects every second).
+    /// `<run_dir>/<name>`; the VM connects), `vhostuserclient` (the VM listens on
+    /// `vhost-server-path`; the switch connects, and reconnects every second), `patch`,
+    /// `vxlan` or `dummy` (in memory only: frames are injected with `.../receive` and taken
+    /// with `.../sent`).
     #[serde(rename = "type", default = "default_type")]
     #[schema(example = "vhostuser")]
     pub r#type: String,
@@ -162,7 +173,8 @@ pub struct NewPort {
     pub ofport: Option<u32>,
     /// Type options: `mode` (system: afxdp, afpacket, auto), `offloads` (tap, internal: true,
     /// false), `vhost-server-path` (vhostuserclient, required: the absolute path of the VM's
-    /// socket, at most 107 bytes). `vhostuser` takes none. Unknown options are refused.
+    /// socket, at most 107 bytes). `vhostuser` and `dummy` take none. Unknown options are
+    /// refused.
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
 }
@@ -218,7 +230,8 @@ pub struct PortView {
     /// link is up.
     pub link_up: bool,
     /// vhost-user: the VM's state in words (connected, queues running, guest MTU, migration,
-    /// protocol errors and the last one); absent for other types.
+    /// protocol errors and the last one); dummy: frames waiting each way and lost; absent for
+    /// other types.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// MAC address.
@@ -462,6 +475,12 @@ fn bridge_view(svc: &Service, name: &str) -> Result<BridgeView, ServiceError> {
         .collect();
     Ok(BridgeView {
         name: name.to_owned(),
+        datapath_type: svc
+            .switch()
+            .bridge_options(name)?
+            .datapath_type
+            .name()
+            .to_owned(),
         ports,
     })
 }
@@ -484,15 +503,17 @@ async fn list_bridges(State(app): App) -> Result<Json<Vec<BridgeView>>, ApiError
     .map(Json)
 }
 
-/// Creates a bridge (with `priority=0,actions=NORMAL` and its internal port).
+/// Creates a bridge (with `priority=0,actions=NORMAL` and its own port: a tap, or a dummy port
+/// with `"datapath_type": "dummy"`).
 #[utoipa::path(post, path = "/bridges", request_body = NewBridge,
     responses((status = 201, body = BridgeView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_bridge(
     State(app): App,
     ApiJson(b): ApiJson<NewBridge>,
 ) -> Result<(StatusCode, Json<BridgeView>), ApiError> {
+    let datapath_type = crate::service::datapath_type(b.datapath_type.as_deref())?;
     blocking(&app, move |s| {
-        s.add_bridge(&b.name)?;
+        s.add_bridge(&b.name, datapath_type)?;
         bridge_view(s, &b.name)
     })
     .await
@@ -846,7 +867,9 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         net::del_mirror,
         net::list_attached,
         net::attach_netns,
-        net::detach_netns
+        net::detach_netns,
+        dummy::receive,
+        dummy::sent
     ),
     components(schemas(
         ErrorBody,
@@ -863,7 +886,10 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         net::PortUpdate,
         net::NewAttachment,
         crate::state::MirrorEntry,
-        crate::state::NetnsEntry
+        crate::state::NetnsEntry,
+        dummy::DummyPackets,
+        dummy::DummyQueued,
+        dummy::DummySent
     ))
 )]
 struct ApiDoc;
@@ -932,6 +958,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/pmd-rxqs", get(pmd_rxqs))
         .route("/bridges/{bridge}/megaflows", get(megaflows))
         .merge(net::routes())
+        .merge(dummy::routes())
         .merge(crate::observe::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
@@ -942,3 +969,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
 // Port VLAN settings, mirrors, namespace attachment (issue 8).
 #[path = "api_net.rs"]
 mod net;
+
+// Frames in and out of dummy ports.
+#[path = "api_dummy.rs"]
+pub mod dummy;

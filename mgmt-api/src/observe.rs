@@ -52,6 +52,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         TraceTableView,
         PortRef,
         PacketView,
+        CopyView,
         CaptureSummary
     ))
 )]
@@ -68,12 +69,27 @@ async fn metrics_text(State(app): App) -> Result<Response, ApiError> {
 
 // ---- traces ---------------------------------------------------------------------------------
 
-/// `POST /bridges/{bridge}/trace`: `{"flow": "in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80"}`.
+/// `POST /bridges/{bridge}/trace`: `{"flow": "in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80"}`, or a
+/// real frame: `{"flow": "in_port=1", "packet": "<hex>"}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraceRequest {
-    /// The packet, as a match in `ovs-ofctl` syntax; `in_port` is required.
+    /// The packet, as a match in `ovs-ofctl` syntax; `in_port` is required. With `packet`, only
+    /// `in_port` may be given (the rest comes from the frame).
     pub flow: String,
+    /// The frame, in hexadecimal (14 to 65535 bytes): traced as the datapath would handle it
+    /// on arrival, and the frames that would leave are returned in `copies`.
+    #[serde(default)]
+    pub packet: Option<String>,
+}
+
+/// A frame that would leave the bridge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CopyView {
+    /// The port it leaves by.
+    pub port: u32,
+    /// The frame, in hexadecimal.
+    pub packet: String,
 }
 
 /// `POST /bridges/{bridge}/trace-packet`.
@@ -124,6 +140,10 @@ pub struct TraceView {
     pub drop_reason: Option<String>,
     /// The whole trace as `ovs-appctl ofproto/trace` prints it.
     pub text: String,
+    /// With a frame: the frames that leave, in output order, as the datapath's actions make
+    /// them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copies: Option<Vec<CopyView>>,
     /// Real packets only: the PMD, the cache that decided, the frame length.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packet: Option<PacketView>,
@@ -207,6 +227,14 @@ fn trace_view(
             })
             .collect(),
         drop_reason: r.drop.map(|d| d.name().to_owned()),
+        copies: r.copies.as_ref().map(|c| {
+            c.iter()
+                .map(|(p, f)| CopyView {
+                    port: *p,
+                    packet: f.iter().map(|b| format!("{b:02x}")).collect(),
+                })
+                .collect()
+        }),
         text,
         packet: packet.map(|p| PacketView {
             pmd: p.pmd,
@@ -241,17 +269,62 @@ async fn trace(
                 Some(serde_json::json!({ "flow": req.flow })),
             ));
         }
+        let frame = req
+            .packet
+            .as_deref()
+            .map(|h| parse_frame(h, &req.flow, m.mask()))
+            .transpose()?;
         let mut key = *m.key();
-        // A packet has a TTL; a flow that does not say gets the usual 64 (not 0, which
-        // dec_ttl would drop).
-        if key.is_ip() && m.mask().0.nw_ttl == 0 {
+        if let Some(f) = &frame {
+            key = flow_table::extract(f, key.in_port);
+        } else if key.is_ip() && m.mask().0.nw_ttl == 0 {
+            // A packet has a TTL; a flow that does not say gets the usual 64 (not 0, which
+            // dec_ttl would drop).
             key.nw_ttl = 64;
         }
-        let report = s.switch().trace(&br, &key)?;
+        let report = s.switch().trace(&br, &key, frame.as_deref())?;
         Ok(trace_view(&report, &s.names(&br)?, None))
     })
     .await
     .map(Json)
+}
+
+/// The frame of a trace request: hex, 14 to 65535 bytes, with a flow that gives only in_port.
+fn parse_frame(
+    hex: &str,
+    flow: &str,
+    mask: &flow_table::FlowMask,
+) -> Result<Vec<u8>, ServiceError> {
+    let bad = |why: String| {
+        ServiceError::BadRequest(
+            why,
+            Some(serde_json::json!({ "packet": hex, "flow": flow })),
+        )
+    };
+    let mut only_port = flow_table::FlowMask::EMPTY;
+    only_port.0.in_port = u32::MAX;
+    if *mask != only_port {
+        return Err(bad(
+            "with a packet, the flow may give only in_port (the rest comes from the frame)".into(),
+        ));
+    }
+    let h = hex.trim();
+    if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(
+            "packet: want an even number of hexadecimal digits".into()
+        ));
+    }
+    let f: Vec<u8> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
+        .collect();
+    if !(14..=65535).contains(&f.len()) {
+        return Err(bad(format!(
+            "packet: {} bytes; a frame has 14 to 65535",
+            f.len()
+        )));
+    }
+    Ok(f)
 }
 
 /// Traces the next real packet received on a port that matches a filter.

@@ -11,7 +11,10 @@ use std::sync::{Mutex, MutexGuard};
 use flow_table::flow_syntax::{self, FlowMode, ParsedFlow};
 use flow_table::{Rule, RuleFilter, RuleSpec};
 use ports::SystemMode;
-use switch_core::{PortConfig, PortInfo, Switch, SwitchConfig, SwitchError, LOCAL_PORT};
+use switch_core::{
+    BridgeOptions, DatapathType, PortConfig, PortInfo, Switch, SwitchConfig, SwitchError,
+    LOCAL_PORT,
+};
 
 use crate::config::DaemonConfig;
 use crate::state::{BridgeEntry, PortEntry, State, Store};
@@ -21,7 +24,7 @@ use crate::state::{BridgeEntry, PortEntry, State, Store};
 pub enum ServiceError {
     /// 404: a named object does not exist.
     NotFound(String),
-    /// 409: the object exists already.
+    /// 409: the object exists already, or is not of the kind the request needs.
     Conflict(String),
     /// 400: the request is malformed; the detail says where.
     BadRequest(String, Option<serde_json::Value>),
@@ -29,6 +32,9 @@ pub enum ServiceError {
     Datapath(String),
     /// 500: the state directory could not record the change (nothing changed).
     Storage(String),
+    /// 503: the datapath cannot take it now (a dummy port's receive queue is full); the same
+    /// request may succeed later.
+    Unavailable(String),
 }
 
 impl From<SwitchError> for ServiceError {
@@ -37,9 +43,10 @@ impl From<SwitchError> for ServiceError {
             SwitchError::NoSuchBridge(_) | SwitchError::NoSuchPort(_) => {
                 ServiceError::NotFound(e.to_string())
             }
-            SwitchError::BridgeExists(_) | SwitchError::PortExists(_) => {
-                ServiceError::Conflict(e.to_string())
-            }
+            SwitchError::BridgeExists(_)
+            | SwitchError::PortExists(_)
+            | SwitchError::NotDummy(_) => ServiceError::Conflict(e.to_string()),
+            SwitchError::DummyFull(..) => ServiceError::Unavailable(e.to_string()),
             SwitchError::FlowMod(_) => ServiceError::BadRequest(e.to_string(), None),
             SwitchError::Port(..) | SwitchError::BadFdbEntry | SwitchError::BadMirror(_) => {
                 ServiceError::BadRequest(e.to_string(), None)
@@ -80,6 +87,20 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// Reads a bridge's `datapath_type` (`netdev` when absent); a 400 naming the field otherwise.
+pub fn datapath_type(text: Option<&str>) -> Result<DatapathType, ServiceError> {
+    let Some(t) = text else {
+        return Ok(DatapathType::default());
+    };
+    t.parse()
+        .map_err(|e: switch_core::bridge_options::UnknownDatapathType| {
+            ServiceError::BadRequest(
+                e.to_string(),
+                Some(serde_json::json!({ "field": "datapath_type", "value": t })),
+            )
+        })
+}
+
 /// Longest unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -93,10 +114,11 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
         "vhostuserclient" => &["vhost-server-path", "mtu_request"],
         "patch" => &["peer"],
         "vxlan" => &["remote_ip", "local_ip", "key", "dst_port"],
+        "dummy" => &[],
         other => {
             return bad(format!(
                 "unknown port type {other:?} (known: system, tap, internal, vhostuser, \
-                 vhostuserclient, patch, vxlan)"
+                 vhostuserclient, patch, vxlan, dummy)"
             ))
         }
     };
@@ -124,6 +146,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
     };
     Ok(match p.r#type.as_str() {
         "patch" | "vxlan" => return crate::service::net::tunnel_config(p),
+        "dummy" => PortConfig::Dummy,
         "system" => PortConfig::System {
             mode: match opt("mode").unwrap_or("auto") {
                 "auto" => SystemMode::Auto,
@@ -245,8 +268,14 @@ impl Service {
             },
         };
         for br in &state.bridges {
+            let options = BridgeOptions {
+                datapath_type: br
+                    .datapath_type
+                    .parse()
+                    .map_err(|e| format!("restoring bridge {}: {e}", br.name))?,
+            };
             svc.switch
-                .add_bridge(&br.name)
+                .add_bridge_with(&br.name, options)
                 .map_err(|e| format!("restoring bridge {}: {e}", br.name))?;
             for p in &br.ports {
                 let restored = port_config(p, &cfg.datapath.run_dir)
@@ -315,14 +344,16 @@ impl Service {
         }
     }
 
-    /// Creates a bridge.
-    pub fn add_bridge(&self, name: &str) -> Result<(), ServiceError> {
+    /// Creates a bridge; its own port is a tap, or a dummy port for [`DatapathType::Dummy`].
+    pub fn add_bridge(&self, name: &str, datapath_type: DatapathType) -> Result<(), ServiceError> {
         check_name("bridge", name)?;
         let mut state = self.lock();
-        self.switch.add_bridge(name)?;
+        self.switch
+            .add_bridge_with(name, BridgeOptions { datapath_type })?;
         let mut next = state.clone();
         next.bridges.push(BridgeEntry {
             name: name.to_owned(),
+            datapath_type: datapath_type.name().to_owned(),
             ports: Vec::new(),
             flows: self.flow_texts(name)?,
             mirrors: Vec::new(),
@@ -723,6 +754,48 @@ mod tests {
             e,
             "unknown option \"server\" for type=vhostuserclient (known: vhost-server-path, mtu_request, tag, trunks, vlan_mode)"
         );
+    }
+
+    #[test]
+    fn dummy_ports_take_only_vlan_settings() {
+        assert_eq!(config("d0", "dummy", &[]), Ok(PortConfig::Dummy));
+        assert_eq!(
+            config("d0", "dummy", &[("tag", "10")]),
+            Ok(PortConfig::Dummy)
+        );
+        assert_eq!(config("d0", "dummy", &[]).unwrap().type_name(), "dummy");
+        let e = config("d0", "dummy", &[("peer", "x")]).unwrap_err();
+        assert_eq!(
+            e,
+            "unknown option \"peer\" for type=dummy (known: tag, trunks, vlan_mode)"
+        );
+    }
+
+    #[test]
+    fn datapath_types_are_netdev_or_dummy() {
+        assert_eq!(datapath_type(None).unwrap(), DatapathType::Netdev);
+        assert_eq!(datapath_type(Some("dummy")).unwrap(), DatapathType::Dummy);
+        match datapath_type(Some("system")) {
+            Err(ServiceError::BadRequest(m, Some(d))) => {
+                assert!(m.contains("datapath_type"), "{m}");
+                assert_eq!(d["field"], "datapath_type");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The datapath's refusals of dummy operations map to their statuses' classes.
+        let full = ports::DummyFull {
+            offered: 1,
+            waiting: 4096,
+            capacity: 4096,
+        };
+        assert!(matches!(
+            ServiceError::from(SwitchError::DummyFull("d0".into(), full)),
+            ServiceError::Unavailable(_)
+        ));
+        assert!(matches!(
+            ServiceError::from(SwitchError::NotDummy("t0".into())),
+            ServiceError::Conflict(_)
+        ));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub const STATE_FILE: &str = "state.toml";
 pub struct PortEntry {
     /// Port name (also the kernel interface or tap name).
     pub name: String,
-    /// Port type: `system`, `tap`, `internal`, `vhostuser`, `vhostuserclient`.
+    /// Port type: `system`, `tap`, `internal`, `vhostuser`, `vhostuserclient`, `patch`,
+    /// `vxlan`, `dummy`.
     #[serde(rename = "type")]
     pub r#type: String,
     /// OpenFlow port number.
@@ -39,6 +40,10 @@ pub struct PortEntry {
 pub struct BridgeEntry {
     /// Bridge name.
     pub name: String,
+    /// `netdev` (its own port is a tap) or `dummy` (a port in memory). Written only when not
+    /// `netdev`, so files of bridges that never had one stay as they were.
+    #[serde(default = "netdev", skip_serializing_if = "is_netdev")]
+    pub datapath_type: String,
     /// Ports, in the order they were added (the internal port is implicit).
     #[serde(default)]
     pub ports: Vec<PortEntry>,
@@ -51,6 +56,14 @@ pub struct BridgeEntry {
     /// Namespaces attached with `attach-netns` (their ports are in `ports`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached: Vec<NetnsEntry>,
+}
+
+fn netdev() -> String {
+    "netdev".to_owned()
+}
+
+fn is_netdev(t: &str) -> bool {
+    t == "netdev"
 }
 
 /// A mirror as configured (`add-mirror`).
@@ -197,6 +210,7 @@ mod tests {
         State {
             bridges: vec![BridgeEntry {
                 name: "br0".into(),
+                datapath_type: "netdev".into(),
                 ports: vec![PortEntry {
                     name: "eth1".into(),
                     r#type: "system".into(),
@@ -253,6 +267,23 @@ mod tests {
     }
 
     #[test]
+    fn the_datapath_type_is_written_when_not_netdev() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut state = sample();
+        store.save(&state).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(!text.contains("datapath_type"), "{text}");
+        state.bridges[0].datapath_type = "dummy".into();
+        state.bridges[0].ports[0].r#type = "dummy".into();
+        state.bridges[0].ports[0].options.clear();
+        store.save(&state).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(text.contains("datapath_type = \"dummy\""), "{text}");
+        assert_eq!(store.load().unwrap(), state);
+    }
+
+    #[test]
     fn files_written_before_vhost_ports_still_load() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -269,6 +300,7 @@ mod tests {
         assert!(ports[0].options.is_empty());
         assert_eq!(ports[1].options["mode"], "afpacket");
         assert_eq!(state.bridges[0].flows, ["priority=0 actions=NORMAL"]);
+        assert_eq!(state.bridges[0].datapath_type, "netdev");
     }
 
     #[test]

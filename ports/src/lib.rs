@@ -7,7 +7,9 @@
 //! Port kinds from issue 3: [`TapPort`] (`tap`), [`TapPort::internal`] (`internal`, the bridge's own
 //! interface) and [`SystemPort`] (`system`: AF_XDP or AF_PACKET on an existing kernel
 //! interface, chosen by [`SystemMode`]), and vhost-user ports for VMs
-//! ([`VhostUserConfig`], `vhostuser` and `vhostuserclient`).
+//! ([`VhostUserConfig`], `vhostuser` and `vhostuserclient`). [`DummyPort`] (`dummy`) exists only
+//! in memory: the control plane injects frames and takes what was sent through a
+//! [`DummyHandle`].
 //!
 //! With several PMD threads, each port is opened as one instance per PMD
 //! ([`open_instances`] with a [`PortSpec`]): every instance receives on its own queues and
@@ -26,6 +28,7 @@ mod batch;
 mod bpf;
 mod checksum;
 mod copy;
+mod dummy;
 pub mod gso;
 mod netdev;
 mod packet;
@@ -51,6 +54,7 @@ pub use afpacket::{AfPacketConfig, AfPacketPort};
 pub use afxdp::{AfXdpConfig, AfXdpPort};
 pub use batch::{Drain, PacketBatch, BATCH_SIZE};
 pub use bpf::XdpMode;
+pub use dummy::{DummyFull, DummyHandle, DummyPort, DUMMY_QUEUE};
 pub use netdev::NetDev;
 pub use packet::{Packet, TunMeta, VnetHdr};
 pub use patch::{PatchLink, PatchPort, PATCH_OUTBOX};

@@ -28,11 +28,14 @@ pub enum PortKind {
     Patch,
     /// A VXLAN tunnel over a UDP socket of the host.
     Vxlan,
+    /// A port in memory only, fed and read by the control plane
+    /// ([`DummyPort`](crate::DummyPort)).
+    Dummy,
 }
 
 impl PortKind {
     /// The kind's name as configured (`tap`, `internal`, `system`, `vhostuser`,
-    /// `vhostuserclient`).
+    /// `vhostuserclient`, `patch`, `vxlan`, `dummy`).
     pub fn config_name(self) -> &'static str {
         match self {
             PortKind::Tap => "tap",
@@ -43,6 +46,7 @@ impl PortKind {
             PortKind::Replay => "replay",
             PortKind::Patch => "patch",
             PortKind::Vxlan => "vxlan",
+            PortKind::Dummy => "dummy",
         }
     }
 }
@@ -295,6 +299,12 @@ pub trait Port: Send {
     /// The patch port behind this port, if it is one (the PMD delivers its outbox to the peer
     /// bridge).
     fn patch(&mut self) -> Option<&mut crate::patch::PatchPort> {
+        None
+    }
+
+    /// The control plane's handle on this port, if it is a dummy port (frames are injected
+    /// and taken through it).
+    fn dummy(&self) -> Option<crate::dummy::DummyHandle> {
         None
     }
 }

@@ -10,6 +10,7 @@
 
 use std::io;
 
+use crate::dummy::DummyPort;
 use crate::patch::PatchPort;
 use crate::port::Port;
 use crate::replay::{ReplayConfig, ReplayPort};
@@ -44,6 +45,12 @@ pub enum PortSpec {
     },
     /// A VXLAN tunnel port.
     Vxlan(VxlanConfig),
+    /// A port in memory only, fed and read through its [`DummyHandle`](crate::DummyHandle)
+    /// (the first instance receives; all transmit into one buffer).
+    Dummy {
+        /// Port name.
+        name: String,
+    },
 }
 
 impl PortSpec {
@@ -57,6 +64,7 @@ impl PortSpec {
             PortSpec::Replay(c) => &c.name,
             PortSpec::Patch { name, .. } => name,
             PortSpec::Vxlan(c) => &c.name,
+            PortSpec::Dummy { name } => name,
         }
     }
 }
@@ -72,6 +80,8 @@ impl PortSpec {
 /// - system over AF_XDP: one socket per device queue, queue `q` going to instance `q % n`;
 ///   instances beyond the number of queues get no receive queue (`n_rxq() == 0`) and transmit
 ///   through an AF_PACKET socket.
+/// - dummy: one queue in memory, received by the first instance only; every instance
+///   transmits into the one buffer of sent frames.
 ///
 /// `n = 1` opens the port exactly as the kind's `open` does. `n = 0` is an error.
 pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>>> {
@@ -100,6 +110,7 @@ pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>
             .collect(),
         PortSpec::Patch { name, peer } => boxed(PatchPort::open_instances(name, peer, n)),
         PortSpec::Vxlan(c) => boxed(VxlanPort::open_instances(c, n)?),
+        PortSpec::Dummy { name } => boxed(DummyPort::open_instances(name, n)),
     })
 }
 
@@ -115,6 +126,18 @@ mod tests {
         assert_eq!(spec.name(), "br0");
         let e = open_instances(&spec, 0).err().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn dummy_ports_need_no_device_and_receive_on_one_instance() {
+        let spec = PortSpec::Dummy { name: "d0".into() };
+        assert_eq!(spec.name(), "d0");
+        let ports = open_instances(&spec, 2).unwrap();
+        let rxqs: Vec<usize> = ports.iter().map(|p| p.n_rxq()).collect();
+        assert_eq!(rxqs, [1, 0]);
+        assert!(ports
+            .iter()
+            .all(|p| p.dummy().is_some() && p.kind() == crate::PortKind::Dummy));
     }
 
     #[test]

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
-use flow_table::{translate, DpAction, FlowKey, RuleChange, RuleTables, Translation};
+use flow_table::Translation;
+use flow_table::{translate_traced, translate_with, FlowKey, RuleChange, RuleTables, TraceStep};
 
 use crate::l2::L2Config;
 use crate::mac_table::MacTable;
-use crate::normal;
+use crate::normal::{BridgeResolver, NormalNote};
 use crate::observe::PortDrops;
 
 /// OpenFlow's number for the bridge's own (internal) port.
@@ -58,22 +59,34 @@ impl BridgeShared {
         self.macs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The upcall of this bridge: translate through the current rules, then resolve NORMAL
-    /// with the MAC table. A learning event is appended to `learned`.
+    /// The upcall of this bridge: translate through the current rules, NORMAL and FLOOD
+    /// resolved with the bridge's ports and MAC table (learning), mirrors added. A learning
+    /// event is appended to `learned`.
     pub fn upcall(&self, key: &FlowKey, now_ms: u64, learned: &mut Vec<RuleChange>) -> Translation {
         let tables = self.tables.load();
-        let mut x = translate(&tables, key);
         let l2 = self.l2.load();
-        if x.actions.contains(&DpAction::Normal) {
-            let ch = if l2.explicit() {
-                l2.resolve_normal(&mut x, key, &mut self.macs(), now_ms)
-            } else {
-                normal::resolve(&mut x, key, &mut self.macs(), now_ms)
-            };
-            learned.extend(ch);
-        }
+        let mut r = BridgeResolver::new(&l2, &self.macs, now_ms, true);
+        let mut x = translate_with(&tables, key, &mut r);
+        learned.append(&mut r.learned);
         l2.apply_mirrors(&mut x, key);
         x
+    }
+
+    /// The same translation as [`BridgeShared::upcall`], without learning, also recording each
+    /// table lookup and what each NORMAL decided (`ofproto/trace`).
+    pub fn xlate_traced(
+        &self,
+        key: &FlowKey,
+        now_ms: u64,
+    ) -> (Translation, Vec<TraceStep>, Vec<NormalNote>) {
+        let tables = self.tables.load();
+        let l2 = self.l2.load();
+        let mut r = BridgeResolver::new(&l2, &self.macs, now_ms, false);
+        let (mut x, steps) = translate_traced(&tables, key, &mut r);
+        let notes = std::mem::take(&mut r.notes);
+        drop(r);
+        l2.apply_mirrors(&mut x, key);
+        (x, steps, notes)
     }
 }
 

@@ -8,6 +8,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod bridge;
+pub mod bridge_options;
 pub mod clock;
 mod execute;
 pub mod l2;
@@ -26,6 +27,7 @@ pub mod trace;
 pub mod vlan;
 
 pub use bridge::LOCAL_PORT;
+pub use bridge_options::{BridgeOptions, DatapathType};
 pub use observe::{CaptureDir, CapturedFrame, PacketTrace};
 pub use pmd::MegaflowRow;
 pub use port_spec::PortConfig;

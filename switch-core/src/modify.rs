@@ -57,6 +57,27 @@ impl Frame for ports::Packet {
     }
 }
 
+/// A frame in its own vector (traces, tests): grows at the front by moving the bytes.
+impl Frame for Vec<u8> {
+    fn data(&self) -> &[u8] {
+        self
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self
+    }
+    fn push_front(&mut self, n: usize) -> bool {
+        self.splice(0..0, std::iter::repeat_n(0, n));
+        true
+    }
+    fn pull_front(&mut self, n: usize) -> bool {
+        if n > self.len() {
+            return false;
+        }
+        self.drain(..n);
+        true
+    }
+}
+
 /// Where the headers of a frame start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Layout {

@@ -1,71 +1,233 @@
-//! The NORMAL action: an L2 learning switch decision, resolved at upcall time.
+//! The NORMAL and FLOOD actions of a bridge, resolved during translation.
 //!
-//! As in OVS, NORMAL is not executed per packet: the upcall learns the source address, looks the
-//! destination up in the bridge's MAC table and puts the concrete outcome (one output, a flood,
-//! or nothing) into the megaflow. The translation already made the megaflow exact on in_port,
-//! source, destination and VLAN, so the cached outcome is right for every packet it matches until
-//! the MAC table changes; a change returns the address whose megaflows must go.
+//! As in OVS, NORMAL is not executed per packet: the translation asks the bridge at the point
+//! NORMAL runs (with the key as earlier actions left it), and the concrete outcome — outputs
+//! with the tags each port wants, or nothing — goes into the megaflow. The translation has made
+//! the megaflow exact on in_port, source, destination and VLAN, so the cached outcome is right
+//! for every packet it matches until the MAC table or the bridge's L2 settings change; a change
+//! of the MAC table returns the address whose megaflows must go ([`towards`]), a change of
+//! the settings drops every megaflow of the bridge.
+//!
+//! The same [`Resolver`] serves the datapath's upcalls (learning) and `trace` (peeking), so a
+//! trace shows what the datapath does.
 
-use flow_table::key::{FlowKey, VLAN_PRESENT, VLAN_VID_MASK};
-use flow_table::{DpAction, Match, RuleChange, Translation};
+use flow_table::key::{ethertype, FlowKey, VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
+use flow_table::{DpAction, Match, Resolver, RuleChange, SetField};
 
+use crate::l2::L2Config;
 use crate::mac_table::{is_multicast, Learned, MacTable};
 
-/// The VLAN NORMAL switches a packet in (0 = untagged).
-pub fn vlan_of(key: &FlowKey) -> u16 {
-    if key.vlan_tci & VLAN_PRESENT != 0 {
-        key.vlan_tci & VLAN_VID_MASK
-    } else {
-        0
-    }
+/// What one NORMAL decided, for `trace`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NormalNote {
+    /// The destination is unknown (or a group): flooded to these ports of the VLAN.
+    Flood {
+        /// The VLAN.
+        vlan: u16,
+        /// Ports it goes to.
+        ports: Vec<u32>,
+    },
+    /// Sent to the port the destination was learned on.
+    Learned {
+        /// The VLAN.
+        vlan: u16,
+        /// The port.
+        port: u32,
+    },
+    /// The destination was learned on the ingress port: nowhere to send.
+    IngressPort,
+    /// The learned port does not carry the VLAN.
+    NotOnPort {
+        /// The VLAN.
+        vlan: u16,
+        /// The port.
+        port: u32,
+    },
+    /// A reserved 802.1D/Q destination (01:80:c2:00:00:00–0f: STP, LACP, LLDP…): dropped, as
+    /// OVS does while `other_config:forward-bpdu` is false.
+    Reserved,
+    /// The ingress port does not take the frame's VLAN.
+    VlanRefused,
+    /// The ingress port is a mirror's output: nothing is switched from it.
+    MirrorPort,
+    /// The ingress port is not a port of the bridge (a `resubmit` with another `in_port`).
+    NoInputPort,
 }
 
-/// Replaces every `Normal` in `x.actions` by its outcome for `key`, learning the source.
-/// Returns the cache invalidation a learning event calls for: a new or moved address makes every
-/// megaflow that sent traffic *to* it (flooded, or to its old port) wrong.
-pub fn resolve(
-    x: &mut Translation,
-    key: &FlowKey,
-    macs: &mut MacTable,
+/// True for 01:80:c2:00:00:00–0f, the destinations bridges must not forward (802.1D).
+pub fn is_reserved(mac: &[u8; 6]) -> bool {
+    mac[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && mac[5] <= 0x0f
+}
+
+/// The bridge's [`Resolver`]: NORMAL with its MAC table and L2 settings, FLOOD over its ports.
+pub struct BridgeResolver<'a> {
+    l2: &'a L2Config,
+    macs: &'a std::sync::Mutex<MacTable>,
+    /// Locked at the first NORMAL only (most translations have none).
+    guard: Option<std::sync::MutexGuard<'a, MacTable>>,
     now_ms: u64,
-) -> Option<RuleChange> {
-    if !x.actions.contains(&DpAction::Normal) {
-        return None;
-    }
-    let vlan = vlan_of(key);
-    let learned = macs.learn(vlan, key.eth_src, key.in_port, now_ms);
-    let outcome = outcome(key, macs, now_ms);
-    let mut out = Vec::with_capacity(x.actions.len());
-    for a in x.actions.drain(..) {
-        if a == DpAction::Normal {
-            out.extend(outcome.clone());
-        } else {
-            out.push(a);
+    learn: bool,
+    /// Learning events that call for invalidation.
+    pub learned: Vec<RuleChange>,
+    /// What each NORMAL decided, in order.
+    pub notes: Vec<NormalNote>,
+}
+
+impl<'a> BridgeResolver<'a> {
+    /// A resolver over `l2` and `macs`; it learns sources only when `learn` (upcalls do,
+    /// traces do not).
+    pub fn new(
+        l2: &'a L2Config,
+        macs: &'a std::sync::Mutex<MacTable>,
+        now_ms: u64,
+        learn: bool,
+    ) -> BridgeResolver<'a> {
+        BridgeResolver {
+            l2,
+            macs,
+            guard: None,
+            now_ms,
+            learn,
+            learned: Vec::new(),
+            notes: Vec::new(),
         }
     }
-    x.actions = out;
-    match learned {
-        Some(Learned::New | Learned::Moved { .. }) => Some(towards(key.eth_src)),
-        _ => None,
+
+    fn decide(&mut self, key: &FlowKey, out: &mut Vec<DpAction>) -> NormalNote {
+        let l2 = self.l2;
+        if is_reserved(&key.eth_dst) {
+            return NormalNote::Reserved;
+        }
+        if !l2.ports.contains(&key.in_port) {
+            return NormalNote::NoInputPort;
+        }
+        if l2.is_mirror_output(key.in_port) {
+            return NormalNote::MirrorPort;
+        }
+        let Some(vlan) = l2.vlan(key.in_port).input_vlan(key.vlan_tci) else {
+            return NormalNote::VlanRefused;
+        };
+        let macs = self.guard.get_or_insert_with(|| {
+            // The table stays consistent if a holder panicked: every update is one insert
+            // or remove.
+            self.macs.lock().unwrap_or_else(|e| e.into_inner())
+        });
+        if self.learn {
+            let learned = macs.learn(vlan, key.eth_src, key.in_port, self.now_ms);
+            if matches!(learned, Some(Learned::New | Learned::Moved { .. })) {
+                self.learned.push(towards(key.eth_src));
+            }
+        }
+        let known = if is_multicast(&key.eth_dst) {
+            None
+        } else {
+            macs.lookup(vlan, &key.eth_dst, self.now_ms)
+        };
+        match known {
+            Some(p) if p == key.in_port => NormalNote::IngressPort,
+            Some(p) => match l2.vlan(p).output(vlan) {
+                Some(tagged) => {
+                    emit(out, &[(p, tagged)], vlan, key.vlan_tci);
+                    NormalNote::Learned { vlan, port: p }
+                }
+                None => NormalNote::NotOnPort { vlan, port: p },
+            },
+            None => {
+                let targets: Vec<(u32, bool)> = l2
+                    .ports
+                    .iter()
+                    .filter(|&&p| p != key.in_port && !l2.is_mirror_output(p))
+                    .filter_map(|&p| l2.vlan(p).output(vlan).map(|t| (p, t)))
+                    .collect();
+                emit(out, &targets, vlan, key.vlan_tci);
+                NormalNote::Flood {
+                    vlan,
+                    ports: targets.iter().map(|&(p, _)| p).collect(),
+                }
+            }
+        }
     }
 }
 
-/// What NORMAL does with `key` given the MAC table as it is (no learning): flood a group or
-/// unknown destination, send to the learned port, or nothing when that is the ingress port.
-pub fn outcome(key: &FlowKey, macs: &MacTable, now_ms: u64) -> Option<DpAction> {
-    if is_multicast(&key.eth_dst) {
-        return Some(DpAction::Flood);
+impl Resolver for BridgeResolver<'_> {
+    fn normal(&mut self, key: &FlowKey, out: &mut Vec<DpAction>) {
+        let note = self.decide(key, out);
+        self.notes.push(note);
     }
-    match macs.lookup(vlan_of(key), &key.eth_dst, now_ms) {
-        Some(p) if p == key.in_port => None,
-        Some(p) => Some(DpAction::Output(p)),
-        None => Some(DpAction::Flood),
+
+    /// Every port of the bridge but the ingress port, by port number (as OVS, FLOOD ignores
+    /// VLAN settings and mirrors).
+    fn flood(&mut self, in_port: u32, out: &mut Vec<DpAction>) {
+        out.extend(
+            self.l2
+                .ports
+                .iter()
+                .filter(|&&p| p != in_port)
+                .map(|&p| DpAction::Output(p)),
+        );
+    }
+}
+
+/// Appends the actions sending a frame of VLAN `vlan`, which arrived with outer TCI `tci`, to
+/// `targets` (port, tagged): untagged ports first, then one tag change for the tagged ones;
+/// then puts the tag back as it was, so that actions after NORMAL see the frame they would
+/// have seen without it (trailing rewrites are trimmed by the translation).
+fn emit(out: &mut Vec<DpAction>, targets: &[(u32, bool)], vlan: u16, tci: u16) {
+    let had_tag = tci & VLAN_PRESENT != 0;
+    let mut tag = had_tag.then_some(tci & !VLAN_PRESENT);
+    if targets.iter().any(|&(_, t)| !t) {
+        if tag.is_some() {
+            out.push(DpAction::PopVlan);
+            tag = None;
+        }
+        out.extend(
+            targets
+                .iter()
+                .filter(|&&(_, t)| !t)
+                .map(|&(p, _)| DpAction::Output(p)),
+        );
+    }
+    if targets.iter().any(|&(_, t)| t) {
+        let want = (tci & VLAN_PCP_MASK) | vlan;
+        match tag {
+            None => out.push(DpAction::PushVlan {
+                tpid: ethertype::VLAN,
+                tci: want,
+            }),
+            Some(t) if t & VLAN_VID_MASK != vlan => {
+                out.push(DpAction::Set(SetField::VlanVid(vlan)));
+            }
+            Some(_) => {}
+        }
+        tag = Some(want);
+        out.extend(
+            targets
+                .iter()
+                .filter(|&&(_, t)| t)
+                .map(|&(p, _)| DpAction::Output(p)),
+        );
+    }
+    // Restore the frame's own tag.
+    let orig = had_tag.then_some(tci & !VLAN_PRESENT);
+    if tag != orig {
+        match (tag, orig) {
+            (Some(_), None) => out.push(DpAction::PopVlan),
+            (None, Some(t)) => out.push(DpAction::PushVlan {
+                tpid: ethertype::VLAN,
+                tci: t,
+            }),
+            (Some(now), Some(t)) if now & VLAN_VID_MASK != t & VLAN_VID_MASK => {
+                out.push(DpAction::Set(SetField::VlanVid(t & VLAN_VID_MASK)));
+            }
+            _ => {}
+        }
     }
 }
 
 /// The change that invalidates every cached NORMAL decision about traffic to `mac` (it was
 /// learned, moved, aged out, pinned or forgotten). NORMAL runs in table 0 and resolves the
-/// destination MAC, so those decisions all matched `dl_dst=mac` there.
+/// destination MAC, so those decisions all matched `dl_dst=mac` there (a decision made after
+/// the key was rewritten is tainted, and any change discards it).
 pub(crate) fn towards(mac: [u8; 6]) -> RuleChange {
     RuleChange {
         table: 0,
@@ -74,91 +236,4 @@ pub(crate) fn towards(mac: [u8; 6]) -> RuleChange {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use flow_table::{translate, Action, RuleSpec, RuleTables};
-
-    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
-
-    fn key(in_port: u32, src: [u8; 6], dst: [u8; 6]) -> FlowKey {
-        let mut k = FlowKey::ZERO;
-        k.in_port = in_port;
-        k.eth_src = src;
-        k.eth_dst = dst;
-        k.eth_type = 0x0800;
-        k
-    }
-
-    fn normal_tables() -> RuleTables {
-        let mut t = RuleTables::new();
-        t.add(RuleSpec::new(0, Match::any(), vec![Action::Normal]), 0)
-            .unwrap();
-        t
-    }
-
-    fn run(
-        t: &RuleTables,
-        k: &FlowKey,
-        macs: &mut MacTable,
-    ) -> (Vec<DpAction>, Option<RuleChange>) {
-        let mut x = translate(t, k);
-        let ch = resolve(&mut x, k, macs, 0);
-        (x.actions, ch)
-    }
-
-    #[test]
-    fn unknown_floods_known_forwards_and_learning_is_reported() {
-        let t = normal_tables();
-        let mut macs = MacTable::default();
-        let (a, ch) = run(&t, &key(1, A, B), &mut macs);
-        assert_eq!(a, vec![DpAction::Flood]);
-        let ch = ch.expect("A was learned");
-        assert!(ch.r#match.matches(&key(2, B, A)), "flows towards A must go");
-        assert!(!ch.r#match.matches(&key(2, B, B)));
-        let (a, ch) = run(&t, &key(2, B, A), &mut macs);
-        assert_eq!(a, vec![DpAction::Output(1)]);
-        assert!(ch.is_some(), "B was learned");
-        let (a, ch) = run(&t, &key(1, A, B), &mut macs);
-        assert_eq!(a, vec![DpAction::Output(2)]);
-        assert!(ch.is_none(), "nothing new");
-    }
-
-    #[test]
-    fn never_back_out_of_the_ingress_port_and_broadcast_floods() {
-        let t = normal_tables();
-        let mut macs = MacTable::default();
-        macs.learn(0, B, 1, 0);
-        assert_eq!(run(&t, &key(1, A, B), &mut macs).0, vec![]);
-        assert_eq!(
-            run(&t, &key(1, A, [0xff; 6]), &mut macs).0,
-            vec![DpAction::Flood]
-        );
-    }
-
-    #[test]
-    fn vlans_learn_separately() {
-        let t = normal_tables();
-        let mut macs = MacTable::default();
-        let mut k = key(1, A, B);
-        k.vlan_tci = VLAN_PRESENT | 10;
-        run(&t, &k, &mut macs);
-        assert_eq!(macs.lookup(10, &A, 0), Some(1));
-        assert_eq!(macs.lookup(0, &A, 0), None);
-    }
-
-    #[test]
-    fn other_actions_are_kept_in_place() {
-        let mut t = RuleTables::new();
-        t.add(
-            RuleSpec::new(0, Match::any(), vec![Action::Output(9), Action::Normal]),
-            0,
-        )
-        .unwrap();
-        let mut macs = MacTable::default();
-        assert_eq!(
-            run(&t, &key(1, A, B), &mut macs).0,
-            vec![DpAction::Output(9), DpAction::Flood]
-        );
-    }
-}
+mod tests;

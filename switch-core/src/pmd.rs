@@ -468,7 +468,19 @@ impl Pmd {
                     None
                 }
             };
-            if tracing && trace_one(*idx, shared, key, &d, cache, ports, p, len, now) {
+            if tracing
+                && trace_one(
+                    *idx,
+                    shared,
+                    key,
+                    &d,
+                    cache,
+                    ports,
+                    p,
+                    batch.get(i).map_or(&[][..], |f| f.data()),
+                    now,
+                )
+            {
                 tracing = false;
             }
             if let Some(to) = fast {
@@ -791,7 +803,7 @@ fn trace_one(
     cache: &FlowCache,
     ports: &mut [PmdPort],
     p: usize,
-    len: u64,
+    frame: &[u8],
     now: u64,
 ) -> bool {
     let Some(arm) = &ports[p].obs.trace else {
@@ -800,17 +812,16 @@ fn trace_one(
     if !arm.filter.matches(key) {
         return false;
     }
-    let port_nos: Vec<u32> = ports.iter().map(|p| p.port_no).collect();
     let trace = PacketTrace {
         pmd,
-        len: len as usize,
+        len: frame.len(),
         key: *key,
         hit: match d {
             Decision::Cached(_, hit) => *hit,
             Decision::Uncached(_) => Hit::Upcall,
         },
         actions: cache.actions(d).to_vec(),
-        report: crate::trace::trace(shared, key, &port_nos, now),
+        report: crate::trace::trace(shared, key, Some(frame), now),
     };
     let _ = arm.reply.try_send(trace);
     ports[p].obs.trace = None;

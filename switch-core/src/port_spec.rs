@@ -59,6 +59,10 @@ pub enum PortConfig {
         /// UDP port.
         dst_port: u16,
     },
+    /// A port in memory only ([`ports::DummyPort`]): frames are injected and taken through
+    /// [`Switch::dummy_receive`](crate::Switch::dummy_receive) and
+    /// [`Switch::dummy_take_sent`](crate::Switch::dummy_take_sent).
+    Dummy,
 }
 
 impl PortConfig {
@@ -73,6 +77,7 @@ impl PortConfig {
             PortConfig::Replay { .. } => "replay",
             PortConfig::Patch { .. } => "patch",
             PortConfig::Vxlan { .. } => "vxlan",
+            PortConfig::Dummy => "dummy",
         }
     }
 
@@ -134,6 +139,9 @@ impl PortConfig {
                 key: *key,
                 dst_port: *dst_port,
             }),
+            PortConfig::Dummy => PortSpec::Dummy {
+                name: name.to_owned(),
+            },
         }
     }
 

@@ -19,6 +19,7 @@ use flow_table::{
 use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 
 use crate::bridge::{Bridge, BridgeShared, LOCAL_PORT};
+use crate::bridge_options::{BridgeOptions, DatapathType};
 use crate::clock;
 use crate::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::normal;
@@ -27,6 +28,7 @@ use crate::port_spec::PortConfig;
 use crate::rxq_sched;
 use crate::stats::{PmdCounters, PmdStats};
 
+mod dummy;
 mod observe;
 pub use observe::{Capture, RxqUsage, MAX_TRACE_WAIT};
 
@@ -94,6 +96,10 @@ pub enum SwitchError {
     BadFdbEntry,
     /// A mirror that cannot be added (the message says why).
     BadMirror(String),
+    /// The port is not a dummy port (frames can be injected and taken only on those).
+    NotDummy(String),
+    /// The dummy port's receive queue has no room for the frames (none was queued).
+    DummyFull(String, ports::DummyFull),
 }
 
 impl fmt::Display for SwitchError {
@@ -111,6 +117,12 @@ impl fmt::Display for SwitchError {
                 "an FDB entry needs a unicast MAC address and a VLAN from 0 to 4095"
             ),
             SwitchError::BadMirror(m) => f.write_str(m),
+            SwitchError::NotDummy(p) => write!(
+                f,
+                "port '{p}' is not a dummy port: frames are injected and taken only on \
+                 type=dummy ports"
+            ),
+            SwitchError::DummyFull(p, e) => write!(f, "dummy port '{p}': {e}"),
         }
     }
 }
@@ -179,10 +191,13 @@ struct PortCtl {
     rotation: usize,
     /// A patch port's link to its peer, set by the control plane.
     patch: Option<Arc<ports::PatchLink>>,
+    /// A dummy port's handle, through which frames are injected and taken.
+    dummy: Option<ports::DummyHandle>,
 }
 
 struct BridgeCtl {
     shared: Bridge,
+    options: BridgeOptions,
     ports: BTreeMap<u32, PortCtl>,
 }
 
@@ -288,8 +303,17 @@ impl Switch {
     }
 
     /// Creates a bridge whose only rule is `priority=0,actions=NORMAL`, with its internal port
-    /// (when configured).
+    /// (when configured): a `netdev` bridge, as [`add_bridge_with`](Self::add_bridge_with)
+    /// with the default options.
     pub fn add_bridge(&self, name: &str) -> Result<(), SwitchError> {
+        self.add_bridge_with(name, BridgeOptions::default())
+    }
+
+    /// Creates a bridge whose only rule is `priority=0,actions=NORMAL`, with its own port
+    /// (LOCAL, named like the bridge) as `options.datapath_type` says: a tap for
+    /// [`DatapathType::Netdev`] (when [`SwitchConfig::internal_ports`]), a dummy port for
+    /// [`DatapathType::Dummy`] (always; no kernel device is created).
+    pub fn add_bridge_with(&self, name: &str, options: BridgeOptions) -> Result<(), SwitchError> {
         let mut ctl = self.inner.lock();
         if ctl.bridges.contains_key(name) {
             return Err(SwitchError::BridgeExists(name.to_owned()));
@@ -310,13 +334,18 @@ impl Switch {
             name.to_owned(),
             BridgeCtl {
                 shared,
+                options,
                 ports: BTreeMap::new(),
             },
         );
-        if cfg.internal_ports {
-            if let Err(e) =
-                self.inner
-                    .attach(&mut ctl, name, name, PortConfig::Internal, Some(LOCAL_PORT))
+        let local = match options.datapath_type {
+            DatapathType::Netdev => cfg.internal_ports.then_some(PortConfig::Internal),
+            DatapathType::Dummy => Some(PortConfig::Dummy),
+        };
+        if let Some(local) = local {
+            if let Err(e) = self
+                .inner
+                .attach(&mut ctl, name, name, local, Some(LOCAL_PORT))
             {
                 drop(ctl);
                 let _ = self.del_bridge(name);
@@ -348,6 +377,11 @@ impl Switch {
     /// Bridge names, sorted.
     pub fn bridges(&self) -> Vec<String> {
         self.inner.lock().bridges.keys().cloned().collect()
+    }
+
+    /// The options a bridge was created with.
+    pub fn bridge_options(&self, bridge: &str) -> Result<BridgeOptions, SwitchError> {
+        Ok(self.inner.lock().bridge(bridge)?.options)
     }
 
     /// Adds a port to a bridge; `port_no` picks its OpenFlow number (else the lowest free one
@@ -678,6 +712,7 @@ impl Inner {
         let mut instances = instances;
         let patch = instances[0].patch().map(|p| p.link());
         let first: &dyn Port = instances[0].as_ref();
+        let dummy = first.dummy();
         let port_ctl = PortCtl {
             name: name.to_owned(),
             kind: first.kind(),
@@ -689,6 +724,7 @@ impl Inner {
             rxqs,
             rotation,
             patch,
+            dummy,
         };
         let n = self.pmds.len();
         for (i, mut port) in instances.into_iter().enumerate() {

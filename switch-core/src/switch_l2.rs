@@ -28,9 +28,9 @@ pub struct MirrorSpec {
 }
 
 impl Inner {
-    /// Rebuilds the L2 config of `bridge` after its ports or settings changed; drops every
-    /// megaflow of the bridge when the NORMAL resolution they came from may differ now. Also
-    /// re-points the patch ports.
+    /// Rebuilds the L2 config of `bridge` after its ports or settings changed and drops every
+    /// megaflow of the bridge (NORMAL and FLOOD name the ports they send to, as in OVS, where
+    /// a port change revalidates every flow). Also re-points the patch ports.
     pub(super) fn ports_changed(&self, ctl: &mut Ctl, bridge: &str) -> Result<(), SwitchError> {
         self.relink_patches(ctl);
         let br = ctl.bridge(bridge)?;
@@ -57,17 +57,14 @@ impl Inner {
                 })
                 .collect(),
         };
-        let matters = old.explicit() || next.explicit();
         br.shared.l2.store(Arc::new(next));
-        if matters {
-            self.invalidate(
-                &br.shared,
-                vec![RuleChange {
-                    table: 0,
-                    r#match: Match::any(),
-                }],
-            )?;
-        }
+        self.invalidate(
+            &br.shared,
+            vec![RuleChange {
+                table: 0,
+                r#match: Match::any(),
+            }],
+        )?;
         Ok(())
     }
 

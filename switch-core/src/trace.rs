@@ -7,10 +7,11 @@ use std::fmt::Write;
 
 use flow_table::flow_syntax::{format_actions, format_match_named};
 use flow_table::upcall::XlateError;
-use flow_table::{translate_traced, Action, DpAction, Field, FlowKey, FlowMask, Match};
+use flow_table::{Action, DpAction, Field, FlowKey, FlowMask, Match, SetField};
 
 use crate::bridge::BridgeShared;
-use crate::normal;
+use crate::modify;
+use crate::normal::NormalNote;
 use crate::stats::DropReason;
 
 /// One table lookup of a trace.
@@ -48,9 +49,8 @@ pub struct TraceReport {
     pub flow: FlowKey,
     /// Each table lookup, in order.
     pub tables: Vec<TraceTable>,
-    /// What NORMAL decided, when a rule ran it: `Some(None)` means it sends nowhere (the
-    /// destination was learnt on the ingress port).
-    pub normal: Option<Option<DpAction>>,
+    /// What each NORMAL a rule ran decided, in order.
+    pub normal: Vec<NormalNote>,
     /// The datapath actions (NORMAL resolved).
     pub actions: Vec<DpAction>,
     /// The megaflow the datapath would install.
@@ -61,6 +61,9 @@ pub struct TraceReport {
     pub drop: Option<DropReason>,
     /// Translation error.
     pub error: Option<XlateError>,
+    /// With a packet: the frames that leave, (port, bytes) in output order, exactly as the
+    /// datapath's actions make them.
+    pub copies: Option<Vec<(u32, Vec<u8>)>>,
 }
 
 /// The fields of `key` worth showing: every non-zero one, with the ingress port and type.
@@ -74,47 +77,52 @@ pub fn key_match(key: &FlowKey) -> Match {
     Match::new(*key, mask)
 }
 
-/// Traces `key` through a bridge whose ports are `ports` (for floods).
-pub fn trace(bridge: &BridgeShared, key: &FlowKey, ports: &[u32], now_ms: u64) -> TraceReport {
-    let tables = bridge.tables.load();
-    let (x, steps) = translate_traced(&tables, key);
-    let mut normal = None;
-    let mut actions = Vec::with_capacity(x.actions.len());
-    for a in &x.actions {
-        if *a == DpAction::Normal {
-            let o = normal::outcome(key, &bridge.macs(), now_ms);
-            actions.extend(o.clone());
-            normal = Some(o);
-        } else {
-            actions.push(a.clone());
-        }
+/// Traces `key` (extracted from `frame` when there is one) through a bridge: the datapath's
+/// own translation ([`BridgeShared::xlate_traced`]), without learning.
+pub fn trace(
+    bridge: &BridgeShared,
+    key: &FlowKey,
+    frame: Option<&[u8]>,
+    now_ms: u64,
+) -> TraceReport {
+    let (x, steps, normal) = bridge.xlate_traced(key, now_ms);
+    let ports = bridge.l2.load().ports.clone();
+    let mut copies = None;
+    let mut drop = None;
+    if let Some(f) = frame {
+        let (mut c, failed) = execute(&x.actions, f);
+        // An output to a missing port drops that copy.
+        c.retain(|(p, _)| ports.contains(p));
+        drop = failed;
+        copies = Some(c);
     }
-    // Where it leaves: outputs to ports that exist (an output to a missing port drops).
-    let mut outputs = Vec::new();
-    for a in &actions {
-        match a {
-            DpAction::Output(p) if ports.contains(p) => outputs.push(*p),
-            DpAction::Flood => outputs.extend(ports.iter().copied().filter(|p| *p != key.in_port)),
-            _ => {}
-        }
-    }
-    let has_output = actions
-        .iter()
-        .any(|a| matches!(a, DpAction::Output(_) | DpAction::Flood));
-    let drop = if x.error.is_some() {
-        Some(DropReason::UpcallFailed)
-    } else if !outputs.is_empty() {
-        None
-    } else if has_output || normal == Some(None) {
-        Some(DropReason::NoPort)
-    } else {
-        Some(DropReason::Policy)
+    // Where it leaves.
+    let outputs: Vec<u32> = match &copies {
+        Some(c) => c.iter().map(|(p, _)| *p).collect(),
+        None => x
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                DpAction::Output(p) if ports.contains(p) => Some(*p),
+                _ => None,
+            })
+            .collect(),
     };
+    let has_output = x.actions.iter().any(|a| matches!(a, DpAction::Output(_)));
+    if drop.is_none() && outputs.is_empty() {
+        drop = Some(if x.error.is_some() {
+            DropReason::UpcallFailed
+        } else if has_output || (x.normal && !normal.is_empty()) {
+            DropReason::NoPort
+        } else {
+            DropReason::Policy
+        });
+    }
     TraceReport {
         bridge: bridge.name.clone(),
         flow: *key,
         tables: steps
-            .iter()
+            .into_iter()
             .map(|s| TraceTable {
                 depth: s.depth,
                 table: s.table,
@@ -124,16 +132,45 @@ pub fn trace(bridge: &BridgeShared, key: &FlowKey, ports: &[u32], now_ms: u64) -
                     r#match: r.r#match,
                     actions: r.actions.to_vec(),
                 }),
-                emitted: x.actions[s.actions.0..s.actions.1].to_vec(),
+                emitted: s.emitted,
             })
             .collect(),
         normal,
-        actions,
+        actions: x.actions,
         megaflow: Match::new(*key, x.mask),
         outputs,
         drop,
         error: x.error,
+        copies,
     }
+}
+
+/// Runs datapath `actions` on a copy of `frame` as `execute.rs` does on a packet: each output
+/// takes the frame as modified so far; a rewrite that does not fit drops the packet
+/// (`malformed`) from there on. Returns the copies and that drop.
+pub fn execute(actions: &[DpAction], frame: &[u8]) -> (Vec<(u32, Vec<u8>)>, Option<DropReason>) {
+    let mut f = frame.to_vec();
+    let mut out = Vec::new();
+    for a in actions {
+        let ok = match a {
+            DpAction::Output(p) => {
+                out.push((*p, f.clone()));
+                true
+            }
+            DpAction::PushVlan { tpid, tci } => modify::push_vlan(&mut f, *tpid, *tci),
+            DpAction::PopVlan => modify::pop_vlan(&mut f),
+            // Metadata for a tunnel port; the frame is unchanged.
+            DpAction::Set(SetField::TunId(_)) => true,
+            DpAction::Set(sf) => modify::set_field(&mut f, sf),
+            DpAction::DecTtl => modify::dec_ttl(&mut f),
+            // The bridge's translation resolves NORMAL and FLOOD.
+            _ => true,
+        };
+        if !ok {
+            return (out, Some(DropReason::Malformed));
+        }
+    }
+    (out, None)
 }
 
 fn dp_actions(a: &[DpAction]) -> String {
@@ -182,24 +219,41 @@ impl TraceReport {
                 }
             }
         }
-        match &self.normal {
-            Some(Some(DpAction::Flood)) => {
-                let _ = writeln!(s, "\nNORMAL: no learned MAC for the destination, flooding");
-            }
-            Some(Some(DpAction::Output(p))) => {
-                let _ = writeln!(
-                    s,
-                    "\nNORMAL: forwarding to learned port {}",
+        for n in &self.normal {
+            let list = |ps: &[u32]| ps.iter().map(|p| port(*p, names)).collect::<Vec<_>>();
+            let line = match n {
+                NormalNote::Flood { vlan, ports } if ports.is_empty() => {
+                    format!("no learned MAC for the destination in VLAN {vlan}, and no other port carries it: dropping")
+                }
+                NormalNote::Flood { vlan, ports } => format!(
+                    "no learned MAC for the destination in VLAN {vlan}, flooding to {}",
+                    list(ports).join(", ")
+                ),
+                NormalNote::Learned { vlan, port: p } => {
+                    format!(
+                        "forwarding to learned port {} (VLAN {vlan})",
+                        port(*p, names)
+                    )
+                }
+                NormalNote::IngressPort => {
+                    "destination learned on the ingress port, dropping".to_owned()
+                }
+                NormalNote::NotOnPort { vlan, port: p } => format!(
+                    "destination learned on port {}, which does not carry VLAN {vlan}: dropping",
                     port(*p, names)
-                );
-            }
-            Some(_) => {
-                let _ = writeln!(
-                    s,
-                    "\nNORMAL: destination learned on the ingress port, dropping"
-                );
-            }
-            None => {}
+                ),
+                NormalNote::Reserved => {
+                    "reserved 802.1D destination (01:80:c2:00:00:0x), dropping".to_owned()
+                }
+                NormalNote::VlanRefused => {
+                    "the ingress port does not take this VLAN, dropping".to_owned()
+                }
+                NormalNote::MirrorPort => {
+                    "the ingress port is a mirror's output, dropping".to_owned()
+                }
+                NormalNote::NoInputPort => "no such ingress port, dropping".to_owned(),
+            };
+            let _ = writeln!(s, "\nNORMAL: {line}");
         }
         if let Some(e) = self.error {
             let _ = writeln!(s, "\nTranslation failed: {e:?}");
@@ -219,8 +273,17 @@ impl TraceReport {
         if let Some(d) = self.drop {
             let _ = writeln!(s, "Drop reason: {}", d.name());
         }
+        if let Some(c) = &self.copies {
+            for (p, f) in c {
+                let _ = writeln!(s, "Sent on {}: {}", port(*p, names), hex(f));
+            }
+        }
         s
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn port(p: u32, names: &dyn Fn(u32) -> Option<String>) -> String {
@@ -231,114 +294,4 @@ fn port(p: u32, names: &dyn Fn(u32) -> Option<String>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mac_table::MacTable;
-    use flow_table::{RuleSpec, RuleTables};
-    use std::net::Ipv4Addr;
-
-    fn bridge(specs: Vec<RuleSpec>) -> BridgeShared {
-        let mut t = RuleTables::new();
-        for s in specs {
-            t.add(s, 0).unwrap();
-        }
-        BridgeShared::new(1, "br0", t, MacTable::default())
-    }
-
-    fn tcp_key() -> FlowKey {
-        let mut k = FlowKey::ZERO;
-        k.in_port = 1;
-        k.eth_src = [2, 0, 0, 0, 0, 1];
-        k.eth_dst = [2, 0, 0, 0, 0, 2];
-        k.eth_type = 0x0800;
-        k.nw_proto = 6;
-        k.nw_dst = u32::from(Ipv4Addr::new(10, 0, 0, 2));
-        k.nw_ttl = 64;
-        k.tp_dst = 80;
-        k
-    }
-
-    #[test]
-    fn rule_chain_with_cookie_priority_megaflow_and_outputs() {
-        let ip = Match::any().eth_type(0x0800);
-        let mut first = RuleSpec::new(
-            200,
-            ip.nw_dst(Ipv4Addr::new(10, 0, 0, 2), 32),
-            vec![Action::GotoTable(3)],
-        );
-        first.cookie = 0xabc;
-        let br = bridge(vec![
-            first,
-            RuleSpec {
-                table: 3,
-                ..RuleSpec::new(5, Match::any(), vec![Action::Output(2)])
-            },
-        ]);
-        let names = |p: u32| (p == 2).then(|| "p2".to_owned());
-        let r = trace(&br, &tcp_key(), &[1, 2, 3], 0);
-        assert_eq!(r.tables.len(), 2);
-        let rule = r.tables[0].rule.as_ref().unwrap();
-        assert_eq!((rule.priority, rule.cookie), (200, 0xabc));
-        assert_eq!(r.actions, vec![DpAction::Output(2)]);
-        assert_eq!(r.outputs, vec![2]);
-        assert_eq!(r.drop, None);
-        assert!(r.megaflow.matches(&tcp_key()));
-        let text = r.to_text(&names);
-        assert!(text.contains("priority 200, cookie 0xabc"), "{text}");
-        assert!(text.contains("goto_table:3"), "{text}");
-        assert!(text.contains("     3. priority 5, cookie 0x0"), "{text}");
-        assert!(text.contains("output:p2"), "{text}");
-        assert!(
-            text.contains("Megaflow: ip,in_port=1,nw_dst=10.0.0.2"),
-            "{text}"
-        );
-        assert!(text.contains("Datapath actions: 2\n"), "{text}");
-        assert!(text.contains("Output ports: 2 (p2)"), "{text}");
-        // Nothing was counted.
-        assert!(br
-            .tables
-            .load()
-            .rules()
-            .iter()
-            .all(|r| r.stats.packets() == 0));
-    }
-
-    #[test]
-    fn normal_is_resolved_without_learning_and_drops_have_reasons() {
-        let br = bridge(vec![RuleSpec::new(0, Match::any(), vec![Action::Normal])]);
-        let r = trace(&br, &tcp_key(), &[1, 2, 3], 0);
-        assert_eq!(r.normal, Some(Some(DpAction::Flood)));
-        assert_eq!(r.outputs, vec![2, 3]);
-        assert!(br.macs().rows(0).is_empty(), "a trace learns nothing");
-        assert!(r.to_text(&|_| None).contains("flooding"));
-
-        br.macs().learn(0, [2, 0, 0, 0, 0, 2], 3, 0);
-        let r = trace(&br, &tcp_key(), &[1, 2, 3], 0);
-        assert_eq!(r.outputs, vec![3]);
-        // The destination behind the ingress port: NORMAL has no route.
-        br.macs().learn(0, [2, 0, 0, 0, 0, 2], 1, 0);
-        let r = trace(&br, &tcp_key(), &[1, 2, 3], 0);
-        assert_eq!(
-            (r.outputs.clone(), r.drop),
-            (vec![], Some(DropReason::NoPort))
-        );
-        assert!(r.to_text(&|_| None).contains("learned on the ingress port"));
-
-        let br = bridge(vec![RuleSpec::new(9, Match::any(), vec![Action::Drop])]);
-        let r = trace(&br, &tcp_key(), &[1, 2], 0);
-        assert_eq!(r.drop, Some(DropReason::Policy));
-        assert!(r.to_text(&|_| None).contains("Drop reason: policy"));
-
-        let br = bridge(vec![RuleSpec::new(
-            9,
-            Match::any(),
-            vec![Action::Output(7)],
-        )]);
-        let r = trace(&br, &tcp_key(), &[1, 2], 0);
-        assert_eq!(r.drop, Some(DropReason::NoPort));
-
-        let r = trace(&bridge(vec![]), &tcp_key(), &[1, 2], 0);
-        assert!(r.tables[0].rule.is_none());
-        assert!(r.to_text(&|_| None).contains(" 0. No match."));
-    }
-}
+mod tests;

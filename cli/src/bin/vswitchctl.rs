@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cli::format;
 use cli::net_args;
-use cli::request::port_body;
+use cli::request::{bridge_body, port_body};
 use serde_json::{json, Value};
 
 /// Command-line client of vswitchd.
@@ -30,16 +30,23 @@ struct Args {
 enum Verb {
     /// Bridges and their ports.
     Show,
-    /// Creates a bridge.
-    AddBr { bridge: String },
+    /// Creates a bridge: `add-br BR [datapath_type=netdev|dummy]`. With `dummy` (as OVS's
+    /// datapath_type=dummy) the bridge's own port is a dummy port and no kernel device is
+    /// created.
+    AddBr {
+        bridge: String,
+        settings: Vec<String>,
+    },
     /// Deletes a bridge.
     DelBr { bridge: String },
     /// Lists bridges.
     ListBr,
     /// Adds a port: `add-port BR PORT [type=TYPE] [KEY=VALUE...]`. Types: system (default;
     /// mode=afxdp|afpacket|auto), tap, internal (offloads=true|false), vhostuser (socket
-    /// RUN_DIR/PORT), vhostuserclient (vhost-server-path=PATH, required). `ofport_request=N`
-    /// picks the OpenFlow number; other keys are type options (`options:KEY=VALUE` too).
+    /// RUN_DIR/PORT), vhostuserclient (vhost-server-path=PATH, required), patch (peer=PORT),
+    /// vxlan (remote_ip=...), dummy (in memory; see dummy-receive, dummy-sent).
+    /// `ofport_request=N` picks the OpenFlow number; other keys are type options
+    /// (`options:KEY=VALUE` too).
     AddPort {
         bridge: String,
         port: String,
@@ -138,8 +145,15 @@ enum Verb {
     ListNetns { bridge: String },
     /// What the bridge would do with a packet, like `ovs-appctl ofproto/trace BR FLOW`: each
     /// table, the matching rule (priority, cookie), the actions, the megaflow, the output
-    /// ports. Nothing is sent, learnt or counted.
-    Trace { bridge: String, flow: String },
+    /// ports. Nothing is sent, learnt or counted. With `--packet HEX` the frame itself is
+    /// traced (FLOW then gives only `in_port`) and the frames that would leave are printed.
+    Trace {
+        bridge: String,
+        flow: String,
+        /// A whole frame in hexadecimal.
+        #[arg(long)]
+        packet: Option<String>,
+    },
     /// Traces the next real packet received on PORT that matches FILTER (default: any).
     TracePacket {
         bridge: String,
@@ -171,6 +185,19 @@ enum Verb {
     },
     /// The Prometheus metrics (`GET /metrics`).
     Metrics,
+    /// Makes a dummy port receive frames, as if they came off its wire:
+    /// `dummy-receive BR PORT HEX...`, each frame in hex (14 to 65535 bytes, no FCS), in
+    /// order; all are queued or none (the port queues at most 4096).
+    DummyReceive {
+        bridge: String,
+        port: String,
+        #[arg(required = true)]
+        frames: Vec<String>,
+    },
+    /// Takes the frames a dummy port sent since the last call, oldest first: one frame in hex
+    /// per line on standard output, then `lost: N` on standard error (frames dropped because
+    /// the port keeps only the last 4096).
+    DummySent { bridge: String, port: String },
 }
 
 struct Client {
@@ -349,8 +376,8 @@ fn run(args: Args) -> Result<String, String> {
             format::attached(&v)
         }
         Verb::Show => format::show(&client.call(Get, "/bridges", None)?),
-        Verb::AddBr { bridge } => {
-            client.call(Post, "/bridges", Some(json!({ "name": bridge })))?;
+        Verb::AddBr { bridge, settings } => {
+            client.call(Post, "/bridges", Some(bridge_body(&bridge, &settings)?))?;
             String::new()
         }
         Verb::DelBr { bridge } => {
@@ -468,9 +495,17 @@ fn run(args: Args) -> Result<String, String> {
             client.call(Delete, "/pmd-stats", None)?;
             String::new()
         }
-        Verb::Trace { bridge, flow } => {
+        Verb::Trace {
+            bridge,
+            flow,
+            packet,
+        } => {
             let path = format!("/bridges/{}/trace", enc(&bridge));
-            let t = client.call(Post, &path, Some(json!({ "flow": flow })))?;
+            let mut body = json!({ "flow": flow });
+            if let Some(p) = packet {
+                body["packet"] = json!(p);
+            }
+            let t = client.call(Post, &path, Some(body))?;
             t["text"].as_str().unwrap_or_default().to_owned()
         }
         Verb::TracePacket {
@@ -516,6 +551,22 @@ fn run(args: Args) -> Result<String, String> {
             Value::String(s) => s,
             other => other.to_string(),
         },
+        Verb::DummyReceive {
+            bridge,
+            port,
+            frames,
+        } => {
+            let path = format!("/bridges/{}/ports/{}/receive", enc(&bridge), enc(&port));
+            client.call(Post, &path, Some(json!({ "packets": frames })))?;
+            String::new()
+        }
+        Verb::DummySent { bridge, port } => {
+            let path = format!("/bridges/{}/ports/{}/sent", enc(&bridge), enc(&port));
+            let v = client.call(Post, &path, None)?;
+            // Standard output carries only frames, so that it can be compared or piped.
+            eprintln!("lost: {}", v["lost"].as_u64().unwrap_or(0));
+            format::frames(&v)
+        }
     })
 }
 

@@ -335,7 +335,7 @@ fn traced_translation_records_each_lookup_and_changes_nothing() {
         },
     ]);
     let key = ip_key(1, [10, 0, 0, 2], 9);
-    let (x, steps) = translate_traced(&t, &key);
+    let (x, steps) = translate_traced(&t, &key, &mut Unresolved);
     let plain = translate(&t, &key);
     assert_eq!(x.actions, plain.actions);
     assert_eq!(x.mask, plain.mask);
@@ -346,14 +346,18 @@ fn traced_translation_records_each_lookup_and_changes_nothing() {
         (steps[0].table, steps[0].depth, r0.priority, r0.cookie),
         (0, 0, 100, 5)
     );
-    assert_eq!(steps[0].actions, (0, 2), "dec_ttl and the nested output");
+    assert_eq!(
+        steps[0].emitted,
+        vec![DpAction::DecTtl, DpAction::Output(2)],
+        "dec_ttl and the nested output"
+    );
     assert_eq!((steps[1].table, steps[1].depth), (1, 1));
     assert_eq!(steps[1].key.nw_ttl, 8, "table 1 saw the decremented TTL");
-    assert_eq!(steps[1].actions, (1, 2));
+    assert_eq!(steps[1].emitted, vec![DpAction::Output(2)]);
     // No counter moved.
     assert!(t.rules().iter().all(|r| r.stats.packets() == 0));
     // A miss is a step without a rule.
-    let (x, steps) = translate_traced(&t, &ip_key(1, [10, 0, 0, 3], 9));
+    let (x, steps) = translate_traced(&t, &ip_key(1, [10, 0, 0, 3], 9), &mut Unresolved);
     assert!(x.actions.is_empty());
     assert_eq!(steps.len(), 1);
     assert!(steps[0].rule.is_none());

@@ -76,13 +76,17 @@ pub struct RxqUsage {
 }
 
 impl Switch {
-    /// `ofproto/trace`: what the bridge would do with a packet of flow `key` (nothing is
+    /// `ofproto/trace`: what the bridge would do with a packet of flow `key` — or with
+    /// `frame`, whose key `key` then is, and then also the frames that leave (nothing is
     /// installed, learnt or counted).
-    pub fn trace(&self, bridge: &str, key: &FlowKey) -> Result<TraceReport, SwitchError> {
-        let ctl = self.inner.lock();
-        let br = ctl.bridge(bridge)?;
-        let ports: Vec<u32> = br.ports.keys().copied().collect();
-        Ok(trace::trace(&br.shared, key, &ports, clock::now_ms()))
+    pub fn trace(
+        &self,
+        bridge: &str,
+        key: &FlowKey,
+        frame: Option<&[u8]>,
+    ) -> Result<TraceReport, SwitchError> {
+        let shared = Arc::clone(&self.inner.lock().bridge(bridge)?.shared);
+        Ok(trace::trace(&shared, key, frame, clock::now_ms()))
     }
 
     /// Traces the next packet received on `port` that matches `filter`: which cache decided,
