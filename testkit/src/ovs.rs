@@ -1,8 +1,19 @@
 //! A private Open vSwitch (the distribution's `ovsdb-server` and `ovs-vswitchd`, with its
 //! userspace `dummy` datapath) to compare the switch's flow semantics with: one bridge `br0`
-//! with dummy ports `p1..pN` (OpenFlow ports 1..N), rules installed with `ovs-ofctl -O
-//! OpenFlow13`, packets traced with `ofproto/trace`, and the trace's datapath actions run on the
-//! packet's bytes ([`execute`]) to get the frames that would leave.
+//! with dummy ports `p1..pN` (OpenFlow ports 1..N), rules installed with `ovs-ofctl`, packets
+//! traced with `ofproto/trace`, and the trace's datapath actions run on the packet's bytes
+//! ([`execute`]) to get the frames that would leave.
+//!
+//! Open vSwitch is configured with `other_config:vlan-limit=2` (it parses two VLAN headers, as
+//! the switch does; its default is one). Rules go over OpenFlow 1.0 with Nicira extensions by
+//! default, as a plain `ovs-ofctl
+//! add-flows br0 FILE` sends them: the text then means what its OpenFlow 1.0 actions mean
+//! (`mod_vlan_vid` pushes a tag only when there is none; an action that does not fit the packet
+//! does nothing) and `goto_table:N` goes as `resubmit(,N)`. [`PrivateOvs::set_openflow`] picks
+//! another version; over OpenFlow 1.3, `ovs-ofctl` refuses rules whose actions need a header
+//! the match does not guarantee, and encodes `mod_vlan_vid`/`mod_vlan_pcp` under a match that
+//! does not guarantee a tag as `push_vlan` + `set_field`, which pushes a tag even on a tagged
+//! packet.
 //!
 //! Everything lives in a temporary directory of its own: the database, every socket, pid and
 //! log file (`OVS_RUNDIR`, `OVS_DBDIR`, `OVS_LOGDIR` and `OVS_SYSCONFDIR` point there, and every
@@ -110,7 +121,10 @@ impl PrivateOvs {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let mut sw = PrivateOvs {
-            tools: Tools { dir: dir.clone() },
+            tools: Tools {
+                dir: dir.clone(),
+                openflow: "OpenFlow10".into(),
+            },
             dir,
             ovsdb: None,
             vswitchd: None,
@@ -138,7 +152,16 @@ impl PrivateOvs {
             .spawn()?;
         self.ovsdb = Some(child);
         self.wait_for("ovsdb-server's socket", || d.join("db.sock").exists())?;
+        // Two VLAN headers parsed, as the switch does (OVS's default, 1, leaves the inner tag
+        // as the EtherType, so `ip` would not match an IP packet behind QinQ).
         self.vsctl(&["--no-wait", "init"])?;
+        self.vsctl(&[
+            "--no-wait",
+            "set",
+            "Open_vSwitch",
+            ".",
+            "other_config:vlan-limit=2",
+        ])?;
         let child = self
             .command("ovs-vswitchd")
             .arg(format!("unix:{}", d.join("db.sock").display()))
@@ -220,8 +243,8 @@ impl PrivateOvs {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Replaces every rule of every table by `flows` (ovs-ofctl syntax, one rule each), given
-    /// over OpenFlow 1.3. On error, the message of `ovs-ofctl`; some rules may then be in.
+    /// Replaces every rule of every table by `flows` (ovs-ofctl syntax, one rule each). On
+    /// error, the message of `ovs-ofctl`; some rules may then be in.
     pub fn replace_flows(&mut self, flows: &[String]) -> Result<(), String> {
         let mgmt = self.mgmt();
         self.ofctl(&["del-flows", &mgmt])
@@ -326,9 +349,18 @@ impl PrivateOvs {
     /// afterwards, so each packet meets the same state as a trace. This is the ground truth
     /// the trace interpreter is checked against.
     pub fn send(&mut self, in_port: u32, frame: &[u8]) -> io::Result<Vec<PortFrame>> {
+        let before = self.lookups()?;
         self.appctl(&["netdev-dummy/receive", &format!("p{in_port}"), &hex(frame)])?;
-        // The datapath thread handles the frame after the command returns: read until the
-        // files stay the same for a while.
+        // The datapath thread handles the frame after the command returns: wait until it has
+        // looked the frame up (its actions run before the count moves), then until the files
+        // stay the same for a while.
+        let start = Instant::now();
+        while self.lookups()? == before {
+            if start.elapsed() > TIMEOUT {
+                return Err(io::Error::other("the datapath did not take the frame"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let size = |c: &BTreeMap<u32, (PathBuf, u64)>| -> Vec<u64> {
             c.values()
                 .map(|(f, _)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
@@ -356,6 +388,19 @@ impl PrivateOvs {
         Ok(out)
     }
 
+    /// The datapath's lookups so far (hits, misses and lost, from `dpctl/show`).
+    fn lookups(&self) -> io::Result<u64> {
+        let show = self.appctl(&["dpctl/show"])?;
+        let line = show
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("lookups:"))
+            .ok_or_else(|| io::Error::other(format!("no lookups in dpctl/show:\n{show}")))?;
+        Ok(line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once(':')?.1.parse::<u64>().ok())
+            .sum())
+    }
+
     /// Runs `ovs-vsctl` on the private database.
     pub fn vsctl(&self, args: &[&str]) -> io::Result<String> {
         self.tools.vsctl(args)
@@ -366,10 +411,16 @@ impl PrivateOvs {
         self.tools.appctl(args)
     }
 
-    /// Runs `ovs-ofctl -O OpenFlow13` (`args` name the management socket, see
-    /// [`PrivateOvs::mgmt`]).
+    /// Runs `ovs-ofctl` with the OpenFlow version of [`PrivateOvs::set_openflow`] (`args`
+    /// name the management socket, see [`PrivateOvs::mgmt`]).
     pub fn ofctl(&self, args: &[&str]) -> io::Result<String> {
         self.tools.ofctl(args)
+    }
+
+    /// The OpenFlow versions `ovs-ofctl` may use (its `-O`), e.g. `OpenFlow13`; the default is
+    /// `OpenFlow10` (see the module's documentation).
+    pub fn set_openflow(&mut self, versions: &str) {
+        self.tools.openflow = versions.to_owned();
     }
 
     fn command(&self, program: &str) -> Command {
@@ -453,6 +504,8 @@ impl Drop for PrivateOvs {
 #[derive(Clone)]
 struct Tools {
     dir: PathBuf,
+    /// `ovs-ofctl -O`.
+    openflow: String,
 }
 
 impl Tools {
@@ -472,9 +525,9 @@ impl Tools {
         self.run("ovs-appctl", &a)
     }
 
-    /// Runs `ovs-ofctl -O OpenFlow13`.
+    /// Runs `ovs-ofctl -O <openflow>`.
     fn ofctl(&self, args: &[&str]) -> io::Result<String> {
-        let mut a = vec!["-O", "OpenFlow13"];
+        let mut a = vec!["-O", self.openflow.as_str()];
         a.extend_from_slice(args);
         self.run("ovs-ofctl", &a)
     }

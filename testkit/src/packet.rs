@@ -28,6 +28,9 @@ pub struct Layout {
     pub frag_later: bool,
     /// The transport header, when the packet carries one (TCP, UDP, ICMP, ICMPv6).
     pub l4: Option<usize>,
+    /// Where the IP payload starts, also in a later fragment (whose payload is not a
+    /// transport header): Open vSwitch's datapath keeps this offset as the "L4" one.
+    pub after_ip: Option<usize>,
 }
 
 impl Layout {
@@ -62,6 +65,7 @@ impl Layout {
                 let frag = u16::from_be_bytes([b[l3 + 6], b[l3 + 7]]);
                 l.frag = frag & 0x3fff != 0;
                 l.frag_later = frag & 0x1fff != 0;
+                l.after_ip = Some(l3 + ihl);
                 if !l.frag_later && has_l4(l.proto, false) {
                     l.l4 = Some(l3 + ihl);
                 }
@@ -69,6 +73,7 @@ impl Layout {
             0x86dd if b.len() >= l3 + 40 => {
                 l.l3 = Some(l3);
                 l.proto = b[l3 + 6];
+                l.after_ip = Some(l3 + 40);
                 if has_l4(l.proto, true) {
                     l.l4 = Some(l3 + 40);
                 }
@@ -299,6 +304,7 @@ mod tests {
         assert_eq!((l.ethertype, l.l3, l.proto), (0x0800, Some(22), 17));
         assert!(l.frag && l.frag_later);
         assert_eq!(l.l4, None);
+        assert_eq!(l.after_ip, Some(42));
         assert_eq!(
             diff(&f, &f[..f.len() - 1]),
             vec!["payload"],

@@ -6,6 +6,11 @@
 //! incrementally (RFC 1624): the IPv4 header checksum, and the TCP, UDP or ICMP checksum for
 //! ports, ICMP type and code, and the addresses of the pseudo-header. A UDP checksum of zero
 //! ("none") stays zero, and one that the update makes zero is written as `0xffff`.
+//!
+//! As Open vSwitch's datapath does (checked against its real output, `tests/ovs.rs`), the
+//! transport header is taken to start right after the IP header even in a later IPv4
+//! fragment: an address rewrite there also "updates" the bytes where a TCP or UDP checksum
+//! would be, which are payload.
 
 use super::odp::{Header, OdpAction, SetField, Unsupported};
 use crate::packet::{checksum, Layout, VLAN_TPIDS};
@@ -63,11 +68,12 @@ impl Packet {
         let mv = |o: &mut Option<usize>| *o = o.map(|x| x.wrapping_add_signed(by));
         mv(&mut self.l.l3);
         mv(&mut self.l.l4);
+        mv(&mut self.l.after_ip);
     }
 
     fn set(&mut self, h: Header, fields: &[SetField], a: &OdpAction) -> Result<(), Unsupported> {
         let missing = |what: &str| Unsupported(format!("{a:?} on a frame without {what}"));
-        let (l3, l4, proto) = (self.l.l3, self.l.l4, self.l.proto);
+        let (l3, proto) = (self.l.l3, self.l.proto);
         let ethertype = self.l.ethertype;
         let base = match h {
             Header::Eth => 0,
@@ -82,11 +88,12 @@ impl Packet {
                     Header::Icmp => 1,
                     _ => 58,
                 };
-                match l4 {
-                    Some(t) if proto == want => t,
-                    // As a datapath does: no transport header (a later fragment), no rewrite.
-                    None => return Ok(()),
-                    Some(_) => return Err(missing("that transport header")),
+                match self.l.after_ip {
+                    Some(_) if proto != want => return Err(missing("that transport header")),
+                    // A datapath rewrites what it has room for, and nothing in a frame too
+                    // short.
+                    Some(t) if self.b.len() >= t + l4_len(proto) => t,
+                    _ => return Ok(()),
                 }
             }
         };
@@ -183,13 +190,25 @@ impl Packet {
     /// Updates the transport checksum, if there is one, for covered bytes (of the header or
     /// the pseudo-header) `old` becoming `new`.
     fn update_l4(&mut self, old: &[u8], new: &[u8]) {
-        let Some(t) = self.l.l4 else { return };
+        let Some(t) = self.l.after_ip else { return };
+        if self.b.len() < t + l4_len(self.l.proto) {
+            return;
+        }
         match self.l.proto {
             6 => self.update_csum(t + 16, old, new, false),
             17 => self.update_csum(t + 6, old, new, true),
             1 | 58 => self.update_csum(t + 2, old, new, false),
             _ => {}
         }
+    }
+}
+
+/// The length of the transport header a datapath needs to find before touching it.
+fn l4_len(proto: u8) -> usize {
+    match proto {
+        6 => 20,
+        17 => 8,
+        _ => 4,
     }
 }
 
@@ -286,9 +305,29 @@ mod tests {
         // No UDP checksum stays none.
         let out = run("set(udp(dst=7)),1", &udp(Fragment::No, false));
         assert_eq!(out[0].frame[40..42], [0, 0]);
-        // A later fragment has no transport header to rewrite.
-        let f = udp(Fragment::Later, true);
-        assert_eq!(run("set(udp(dst=7)),1", &f)[0].frame, f);
+    }
+
+    /// A later fragment and the frames a real OVS sent for it: the IPv4 source rewrite also
+    /// changed the payload bytes where a UDP checksum would be (0x171d -> 0x171e).
+    #[test]
+    fn a_later_fragment_gets_its_payload_changed_as_ovs_does() {
+        let frame = unhex(
+            "020000000004020000000001080045030022 38c5 2008 0211 4bf9 0a000002 0a000001 \
+             01bb1f90000e 171d 9680a8cf7417",
+        )
+        .unwrap();
+        let sent = unhex(
+            "020000000004020000000001080045030022 38c5 2008 0211 4bfa 0a000001 0a000001 \
+             01bb1f90000e 171e 9680a8cf7417",
+        )
+        .unwrap();
+        let out = run("set(ipv4(src=10.0.0.1)),100,1,2,3", &frame);
+        assert_eq!(out.len(), 4);
+        assert!(
+            out.iter().all(|o| o.frame == sent),
+            "{:?}",
+            diff(&out[0].frame, &sent)
+        );
     }
 
     #[test]
