@@ -76,6 +76,27 @@ impl Switch for PrivateOvs {
     }
 }
 
+/// How many disagreements of one signature are minimised (each with another kind of packet).
+pub const REPRODUCERS_PER_SIGNATURE: usize = 3;
+
+/// A packet's kind for telling reproducers apart: its protocol and its tagging, from
+/// [`TestPacket::what`] ("tcp4 1q(vid=0,pcp=6) ..." -> "tcp4 priority-tagged").
+fn packet_kind(what: &str) -> String {
+    let mut words = what.split_whitespace();
+    let proto = words.next().unwrap_or_default();
+    let proto = proto.split('(').next().unwrap_or_default();
+    let tags: Vec<&str> = words
+        .filter(|w| w.starts_with("1q(") || w.starts_with("ad("))
+        .collect();
+    let tagging = match tags[..] {
+        [] => "untagged",
+        [t] if t.contains("vid=0,") => "priority-tagged",
+        [_] => "tagged",
+        _ => "double-tagged",
+    };
+    format!("{proto} {tagging}")
+}
+
 /// One packet's comparison, for [`KnownDifference`] predicates.
 pub struct Case<'a> {
     /// The rule set installed in both (those both accepted).
@@ -112,8 +133,9 @@ pub struct Stats {
     /// in `error_examples`.
     pub errors: BTreeMap<String, usize>,
     pub error_examples: BTreeMap<String, String>,
-    /// The first disagreement of each signature, minimised.
-    pub reproducers: BTreeMap<String, Reproducer>,
+    /// Disagreements minimised: the first of each signature and kind of packet, at most
+    /// [`REPRODUCERS_PER_SIGNATURE`] a signature, in the order found.
+    pub reproducers: Vec<Reproducer>,
 }
 
 impl Stats {
@@ -151,9 +173,7 @@ impl Stats {
         for (k, v) in o.error_examples {
             self.error_examples.entry(k).or_insert(v);
         }
-        for (k, v) in o.reproducers {
-            self.reproducers.entry(k).or_insert(v);
-        }
+        self.reproducers.extend(o.reproducers);
     }
 }
 
@@ -164,8 +184,9 @@ pub struct DiffTest<'a> {
     pub vswitch: &'a mut dyn Switch,
     pub known: &'a [KnownDifference],
     pub config: flowgen::Config,
-    /// Signatures already minimised in this run (minimising is the slow part: once each).
-    minimised: Vec<String>,
+    /// Per signature, the kinds of packet already minimised in this run (minimising is the
+    /// slow part).
+    minimised: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> DiffTest<'a> {
@@ -180,7 +201,7 @@ impl<'a> DiffTest<'a> {
             vswitch,
             known,
             config,
-            minimised: Vec::new(),
+            minimised: BTreeMap::new(),
         }
     }
 
@@ -232,10 +253,14 @@ impl<'a> DiffTest<'a> {
                 continue;
             }
             *st.disagree.entry(sig.clone()).or_default() += 1;
-            if !self.minimised.contains(&sig) {
-                self.minimised.push(sig.clone());
+            // One signature may have several causes; packets of another kind more likely show
+            // another one.
+            let kinds = self.minimised.entry(sig.clone()).or_default();
+            let kind = packet_kind(&p.what);
+            if kinds.len() < REPRODUCERS_PER_SIGNATURE && !kinds.contains(&kind) {
+                kinds.push(kind);
                 let r = self.minimise(seed, &flows, &p, &sig, (ovs, vswitch));
-                st.reproducers.insert(sig, r);
+                st.reproducers.push(r);
             }
         }
         st
@@ -362,5 +387,22 @@ impl Stats {
         self.error_examples
             .entry(key)
             .or_insert_with(|| format!("{context}\n{e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn packet_kinds() {
+        let k = super::packet_kind;
+        assert_eq!(
+            k("tcp4 1q(vid=0,pcp=6) 02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff"),
+            "tcp4 priority-tagged"
+        );
+        assert_eq!(
+            k("arp(op=1) ad(vid=2,pcp=0) 1q(vid=1,pcp=0) a > b"),
+            "arp double-tagged"
+        );
+        assert_eq!(k("udp6 a > b"), "udp6 untagged");
     }
 }

@@ -45,12 +45,7 @@ impl fmt::Display for Reproducer {
 /// The differing fields of the frames both send to the same port, with both values.
 fn differences(ovs: &Outcome, vswitch: &Outcome) -> String {
     let mut s = String::new();
-    let mut rest: Vec<&super::Copy> = vswitch.copies.iter().collect();
-    for a in &ovs.copies {
-        let Some(i) = rest.iter().position(|b| b.port == a.port) else {
-            continue;
-        };
-        let b = rest.remove(i);
+    for (a, b) in super::signature::pairs(&ovs.copies, &vswitch.copies) {
         if a.frame == b.frame {
             continue;
         }

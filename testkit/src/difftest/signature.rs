@@ -1,7 +1,7 @@
 //! How two outcomes differ, in words coarse enough to group packets by: which side dropped,
 //! which side sent to more ports, which header fields of the frames differ.
 
-use super::Outcome;
+use super::{Copy, Outcome};
 use crate::packet::{self, Layout};
 use std::collections::BTreeSet;
 
@@ -34,7 +34,7 @@ pub fn signature(ovs: &Outcome, vswitch: &Outcome) -> Option<String> {
     }
     let mut fields = BTreeSet::new();
     let mut wrong_sums = (false, false);
-    for (x, y) in a.iter().zip(b) {
+    for (x, y) in pairs(a, b) {
         if x.frame != y.frame {
             fields.extend(packet::diff(&x.frame, &y.frame));
             wrong_sums.0 |= !Layout::parse(&x.frame).checksums_ok(&x.frame);
@@ -52,6 +52,37 @@ pub fn signature(ovs: &Outcome, vswitch: &Outcome) -> Option<String> {
     }
     let fields: Vec<&str> = fields.into_iter().collect();
     Some(format!("frames differ in {}", fields.join(",")))
+}
+
+/// Pairs OVS's copies with the switch's to the same ports: equal frames first, then,
+/// repeatedly, the two left that differ in the fewest fields (so that, among several copies to
+/// one port, a frame is compared with its counterpart rather than its neighbour in byte order).
+pub fn pairs<'a>(ovs: &'a [Copy], vswitch: &'a [Copy]) -> Vec<(&'a Copy, &'a Copy)> {
+    let mut a: Vec<&Copy> = ovs.iter().collect();
+    let mut b: Vec<&Copy> = vswitch.iter().collect();
+    let mut out = Vec::new();
+    a.retain(|x| match b.iter().position(|y| y == x) {
+        Some(j) => {
+            out.push((*x, b.remove(j)));
+            false
+        }
+        None => true,
+    });
+    loop {
+        let best = a
+            .iter()
+            .enumerate()
+            .flat_map(|(i, x)| {
+                b.iter()
+                    .enumerate()
+                    .filter(|(_, y)| y.port == x.port)
+                    .map(move |(j, y)| (packet::diff(&x.frame, &y.frame).len(), i, j))
+            })
+            .min();
+        let Some((_, i, j)) = best else { break };
+        out.push((a.remove(i), b.remove(j)));
+    }
+    out
 }
 
 /// The elements of `a` not matched by one in `b` (both sorted).
@@ -72,7 +103,6 @@ fn multiset_minus(a: &[u32], b: &[u32]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::difftest::Copy;
     use crate::packet::unhex;
 
     fn out(copies: &[(u32, &str)]) -> Outcome {
@@ -111,6 +141,14 @@ mod tests {
         assert_eq!(
             signature(&out(&[(1, f)]), &out(&[(1, g)])).unwrap(),
             "frames differ in eth_dst,vlan_outer"
+        );
+        // Two copies to one port, one of them changed: paired with their counterparts.
+        let h = "ffffffffffff020000000001 8100 0005 0800";
+        let (i, j) = ("fe", "ff");
+        let (fi, fj, hi) = (format!("{f}{i}"), format!("{f}{j}"), format!("{h}{i}"));
+        assert_eq!(
+            signature(&out(&[(1, &fi), (1, &fj)]), &out(&[(1, &hi), (1, &fj)])).unwrap(),
+            "frames differ in vlan_outer"
         );
     }
 }
