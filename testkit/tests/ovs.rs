@@ -98,7 +98,7 @@ fn two_ovs_agree_on_every_packet() {
         total.add(t.run_seed(seed, packets as usize));
     }
     eprint!("{}", total.summary(&[]));
-    for r in total.reproducers.values() {
+    for r in &total.reproducers {
         eprintln!("{r}");
     }
     for (k, e) in &total.error_examples {
