@@ -155,9 +155,11 @@ fn vswitch_forwards_and_rewrites_as_open_vswitch_does() {
     let mut total = Stats::default();
     let mut t = DiffTest::new(&mut reference, &mut subject, KNOWN, cfg);
     for seed in first..first + seeds {
+        let started = std::time::Instant::now();
         let st = t.run_seed(seed, packets);
         let mut line = format!(
-            "seed {seed}: {}/{} agree",
+            "seed {seed} ({:.1} s): {}/{} agree",
+            started.elapsed().as_secs_f64(),
             st.agree,
             st.packets - st.known.values().sum::<usize>()
         );

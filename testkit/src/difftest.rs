@@ -324,33 +324,37 @@ impl<'a> DiffTest<'a> {
         Ok((a, b))
     }
 
-    /// Drops rules one at a time while the disagreement keeps its signature; reinstalls
-    /// `flows` afterwards.
+    /// Drops rules one at a time while the disagreement keeps its signature, then the match
+    /// fields and actions of the rules left, one at a time; reinstalls `flows` afterwards.
     fn minimise(
         &mut self,
         seed: u64,
         flows: &[String],
         p: &TestPacket,
         sig: &str,
-        outcomes: (Outcome, Outcome),
+        mut outcomes: (Outcome, Outcome),
     ) -> Reproducer {
-        let (mut keep, mut outcomes) = (flows.to_vec(), outcomes);
+        let mut keep = flows.to_vec();
         let mut i = 0;
         while i < keep.len() {
             let mut trial = keep.clone();
             trial.remove(i);
-            let same = self.install_both(&trial).is_ok()
-                && match self.trace_both(p) {
-                    Ok(o) if signature(&o.0, &o.1).as_deref() == Some(sig) => {
-                        outcomes = o;
-                        true
-                    }
-                    _ => false,
-                };
-            if same {
+            if self.still(&trial, p, sig) {
                 keep = trial;
             } else {
                 i += 1;
+            }
+        }
+        for r in 0..keep.len() {
+            let mut t = 0;
+            while let Some(smaller) = without_part(&keep[r], t) {
+                let mut trial = keep.clone();
+                trial[r] = smaller;
+                if self.still(&trial, p, sig) {
+                    keep = trial;
+                } else {
+                    t += 1;
+                }
             }
         }
         // The outcomes of the minimal set itself (the last trial may have been a failure).
@@ -369,6 +373,56 @@ impl<'a> DiffTest<'a> {
             vswitch: outcomes.1,
         }
     }
+
+    /// Whether, with `flows` in both, `p` still gives a disagreement of signature `sig`.
+    fn still(&mut self, flows: &[String], p: &TestPacket, sig: &str) -> bool {
+        self.install_both(flows).is_ok()
+            && matches!(self.trace_both(p), Ok(o) if signature(&o.0, &o.1).as_deref() == Some(sig))
+    }
+}
+
+/// `rule` (`table=T,priority=P,MATCH...,actions=ACTION...`) without its `n`th removable part:
+/// the match fields (not table nor priority) first, then the actions; `None` past the last.
+fn without_part(rule: &str, n: usize) -> Option<String> {
+    let (head, actions) = rule.split_once("actions=")?;
+    let head: Vec<&str> = head.split(',').filter(|f| !f.is_empty()).collect();
+    let mut actions = split_actions(actions);
+    actions.retain(|a| *a != "drop");
+    let fields: Vec<usize> = (0..head.len())
+        .filter(|&i| !head[i].starts_with("table=") && !head[i].starts_with("priority="))
+        .collect();
+    let mut head = head;
+    if n < fields.len() {
+        head.remove(fields[n]);
+    } else if n - fields.len() < actions.len() {
+        actions.remove(n - fields.len());
+    } else {
+        return None;
+    }
+    let actions = match actions.is_empty() {
+        true => "drop".to_owned(),
+        false => actions.join(","),
+    };
+    head.push("");
+    Some(format!("{}actions={actions}", head.join(",")))
+}
+
+/// Actions split at the commas outside parentheses (`resubmit(,1)` is one action).
+fn split_actions(s: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut out) = (0i32, 0, Vec::new());
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
 }
 
 impl Stats {
@@ -392,6 +446,29 @@ impl Stats {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parts_of_a_rule_come_off_one_at_a_time() {
+        let r = "table=1,priority=5,tcp,in_port=2,actions=resubmit(,2),output:3";
+        let parts: Vec<String> = (0..).map_while(|n| super::without_part(r, n)).collect();
+        assert_eq!(
+            parts,
+            [
+                "table=1,priority=5,in_port=2,actions=resubmit(,2),output:3",
+                "table=1,priority=5,tcp,actions=resubmit(,2),output:3",
+                "table=1,priority=5,tcp,in_port=2,actions=output:3",
+                "table=1,priority=5,tcp,in_port=2,actions=resubmit(,2)",
+            ]
+        );
+        assert_eq!(
+            super::without_part("table=0,priority=1,actions=normal", 0).unwrap(),
+            "table=0,priority=1,actions=drop"
+        );
+        assert_eq!(
+            super::without_part("table=0,priority=1,actions=drop", 0),
+            None
+        );
+    }
+
     #[test]
     fn packet_kinds() {
         let k = super::packet_kind;

@@ -5,15 +5,17 @@
 //! ([`execute`]) to get the frames that would leave.
 //!
 //! Open vSwitch is configured with `other_config:vlan-limit=2` (it parses two VLAN headers, as
-//! the switch does; its default is one). Rules go over OpenFlow 1.0 with Nicira extensions by
-//! default, as a plain `ovs-ofctl
-//! add-flows br0 FILE` sends them: the text then means what its OpenFlow 1.0 actions mean
-//! (`mod_vlan_vid` pushes a tag only when there is none; an action that does not fit the packet
-//! does nothing) and `goto_table:N` goes as `resubmit(,N)`. [`PrivateOvs::set_openflow`] picks
-//! another version; over OpenFlow 1.3, `ovs-ofctl` refuses rules whose actions need a header
-//! the match does not guarantee, and encodes `mod_vlan_vid`/`mod_vlan_pcp` under a match that
-//! does not guarantee a tag as `push_vlan` + `set_field`, which pushes a tag even on a tagged
-//! packet.
+//! the switch does; its default is one).
+//!
+//! Rules go as a plain `ovs-ofctl add-flows br0 FILE` sends them, over OpenFlow 1.0 with
+//! Nicira extensions: the text then means what its OpenFlow 1.0 actions mean (`mod_vlan_vid`
+//! and `mod_vlan_pcp` push a tag only when there is none; an action that does not fit the
+//! packet does nothing) and `goto_table:N` goes as `resubmit(,N)`. Rules with `push_vlan`,
+//! which OpenFlow 1.0 lacks, go over OpenFlow 1.3, where `ovs-ofctl` refuses actions the match
+//! does not guarantee a header for and encodes `mod_vlan_vid`/`mod_vlan_pcp` that may meet an
+//! untagged packet as `push_vlan` + `set_field`, a push even on a tagged one (the generator,
+//! [`crate::flowgen`], keeps those two apart). [`PrivateOvs::set_openflow`] sends every rule
+//! over one version instead.
 //!
 //! Everything lives in a temporary directory of its own: the database, every socket, pid and
 //! log file (`OVS_RUNDIR`, `OVS_DBDIR`, `OVS_LOGDIR` and `OVS_SYSCONFDIR` point there, and every
@@ -123,7 +125,7 @@ impl PrivateOvs {
         let mut sw = PrivateOvs {
             tools: Tools {
                 dir: dir.clone(),
-                openflow: "OpenFlow10".into(),
+                openflow: None,
             },
             dir,
             ovsdb: None,
@@ -243,20 +245,32 @@ impl PrivateOvs {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Replaces every rule of every table by `flows` (ovs-ofctl syntax, one rule each). On
-    /// error, the message of `ovs-ofctl`; some rules may then be in.
+    /// Replaces every rule of every table by `flows` (ovs-ofctl syntax, one rule each), over
+    /// the OpenFlow versions the module's documentation says. On error, the message of
+    /// `ovs-ofctl`; some rules may then be in.
     pub fn replace_flows(&mut self, flows: &[String]) -> Result<(), String> {
         let mgmt = self.mgmt();
         self.ofctl(&["del-flows", &mgmt])
             .map_err(|e| e.to_string())?;
-        if flows.is_empty() {
-            return Ok(());
+        let (of13, of10): (Vec<&String>, Vec<&String>) = match self.tools.openflow {
+            Some(_) => (Vec::new(), flows.iter().collect()),
+            None => flows.iter().partition(|f| f.contains("push_vlan")),
+        };
+        for (version, part) in [(None, of10), (Some("OpenFlow13"), of13)] {
+            if part.is_empty() {
+                continue;
+            }
+            let file = self.dir.join("flows.txt");
+            let text: Vec<&str> = part.iter().map(|f| f.as_str()).collect();
+            std::fs::write(&file, text.join("\n") + "\n").map_err(|e| e.to_string())?;
+            let args = ["add-flows", &mgmt, &path(&file)];
+            match version {
+                Some(v) => self.tools.ofctl_as(v, &args),
+                None => self.ofctl(&args),
+            }
+            .map_err(|e| e.to_string())?;
         }
-        let file = self.dir.join("flows.txt");
-        std::fs::write(&file, flows.join("\n") + "\n").map_err(|e| e.to_string())?;
-        self.ofctl(&["add-flows", &mgmt, &path(&file)])
-            .map(drop)
-            .map_err(|e| e.to_string())
+        Ok(())
     }
 
     /// Adds a static MAC entry (`ovs-appctl fdb/add`) for port `p{port}`.
@@ -299,7 +313,9 @@ impl PrivateOvs {
                 &hex(frame),
             ])
             .map_err(|e| e.to_string())?;
-        if text.contains("learned that") {
+        // A trace with a packet learns, as the datapath would: forget it, so the next packet
+        // meets the same table. (`fdb/del` removes only static entries: flush, re-add those.)
+        if !trace::learnt(&text).is_empty() {
             self.forget_learnt().map_err(|e| e.to_string())?;
         }
         let fail = |why: String| format!("{why}\n--- ofproto/trace:\n{text}");
@@ -411,16 +427,16 @@ impl PrivateOvs {
         self.tools.appctl(args)
     }
 
-    /// Runs `ovs-ofctl` with the OpenFlow version of [`PrivateOvs::set_openflow`] (`args`
-    /// name the management socket, see [`PrivateOvs::mgmt`]).
+    /// Runs `ovs-ofctl` over OpenFlow 1.0, or the version of [`PrivateOvs::set_openflow`]
+    /// (`args` name the management socket, see [`PrivateOvs::mgmt`]).
     pub fn ofctl(&self, args: &[&str]) -> io::Result<String> {
         self.tools.ofctl(args)
     }
 
-    /// The OpenFlow versions `ovs-ofctl` may use (its `-O`), e.g. `OpenFlow13`; the default is
-    /// `OpenFlow10` (see the module's documentation).
+    /// Sends every rule with `ovs-ofctl -O versions` (e.g. `OpenFlow13`) rather than as the
+    /// module's documentation says.
     pub fn set_openflow(&mut self, versions: &str) {
-        self.tools.openflow = versions.to_owned();
+        self.tools.openflow = Some(versions.to_owned());
     }
 
     fn command(&self, program: &str) -> Command {
@@ -504,8 +520,8 @@ impl Drop for PrivateOvs {
 #[derive(Clone)]
 struct Tools {
     dir: PathBuf,
-    /// `ovs-ofctl -O`.
-    openflow: String,
+    /// `ovs-ofctl -O` for every rule; `None`: OpenFlow 1.0, and 1.3 for rules that need it.
+    openflow: Option<String>,
 }
 
 impl Tools {
@@ -525,9 +541,14 @@ impl Tools {
         self.run("ovs-appctl", &a)
     }
 
-    /// Runs `ovs-ofctl -O <openflow>`.
+    /// Runs `ovs-ofctl -O <openflow>` (OpenFlow10 by default).
     fn ofctl(&self, args: &[&str]) -> io::Result<String> {
-        let mut a = vec!["-O", self.openflow.as_str()];
+        self.ofctl_as(self.openflow.as_deref().unwrap_or("OpenFlow10"), args)
+    }
+
+    /// Runs `ovs-ofctl -O <versions>`.
+    fn ofctl_as(&self, versions: &str, args: &[&str]) -> io::Result<String> {
+        let mut a = vec!["-O", versions];
         a.extend_from_slice(args);
         self.run("ovs-ofctl", &a)
     }

@@ -21,6 +21,12 @@ pub struct Reproducer {
 impl fmt::Display for Reproducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "=== {} (seed {})", self.signature, self.seed)?;
+        writeln!(
+            f,
+            "replay by hand: ovs-ofctl add-flows BR FLOWS; ovs-appctl ofproto/trace BR in_port={0} HEX; \
+             vswitchctl add-flows BR FLOWS; vswitchctl trace BR in_port={0} --packet HEX",
+            self.packet.in_port
+        )?;
         writeln!(f, "flows:")?;
         for r in &self.flows {
             writeln!(f, "  {r}")?;

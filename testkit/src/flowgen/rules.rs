@@ -338,6 +338,10 @@ fn gen_actions(r: &mut Rng, cfg: &Config, ctx: &Ctx, table: u8) -> Vec<String> {
     let last_table = cfg.tables - 1;
     let n = r.weighted(&[(35, 1), (30, 2), (20, 3), (15, 4)]);
     let mut tags = ctx.tags;
+    // A rule with push_vlan goes to Open vSwitch over OpenFlow 1.3, which turns a
+    // mod_vlan_vid/pcp that may meet an untagged packet into an unconditional push: such a
+    // "loose" modification and push_vlan never share a rule (see testkit::ovs).
+    let (mut pushed, mut loose) = (false, false);
     let mut out = Vec::new();
     while out.len() < n {
         let a = r.weighted(&[
@@ -364,21 +368,21 @@ fn gen_actions(r: &mut Rng, cfg: &Config, ctx: &Ctx, table: u8) -> Vec<String> {
             Normal => "normal".into(),
             Flood => "flood".into(),
             InPort => "in_port".into(),
-            PushVlan if tags < 2 => {
-                tags += 1;
+            PushVlan if tags < 2 && !loose => {
+                (tags, pushed) = (tags + 1, true);
                 "push_vlan:0x8100".into()
             }
             StripVlan if tags > 0 => {
                 tags -= 1;
                 "strip_vlan".into()
             }
-            ModVlanVid => {
+            ModVlanVid | ModVlanPcp if tags > 0 || !pushed => {
+                loose |= tags == 0;
                 tags = tags.max(1);
-                format!("mod_vlan_vid:{}", r.below(4))
-            }
-            ModVlanPcp => {
-                tags = tags.max(1);
-                format!("mod_vlan_pcp:{}", r.below(8))
+                match a {
+                    ModVlanVid => format!("mod_vlan_vid:{}", r.below(4)),
+                    _ => format!("mod_vlan_pcp:{}", r.below(8)),
+                }
             }
             ModDlSrc => format!("mod_dl_src:{}", mac(&r.pick(&HOST_MACS))),
             ModDlDst if r.chance(30) => format!("mod_dl_dst:01:80:c2:00:00:{:02x}", r.below(16)),
@@ -498,6 +502,24 @@ mod tests {
                         }
                     }
                 }
+                // mod_vlan_* while no tag is certain, and push_vlan, never share a rule.
+                let mut tags = u8::from(x.matches.iter().any(|m| {
+                    (m.starts_with("dl_vlan=") && m != "dl_vlan=0xffff")
+                        || m.starts_with("dl_vlan_pcp=")
+                        || (m.starts_with("vlan_tci=0x1") && m.contains('/'))
+                }));
+                let (mut pushed, mut loose) = (false, false);
+                for a in &x.actions {
+                    if a.starts_with("push_vlan") {
+                        (tags, pushed) = (tags + 1, true);
+                    } else if a == "strip_vlan" {
+                        tags -= 1;
+                    } else if a.starts_with("mod_vlan_") {
+                        loose |= tags == 0;
+                        tags = tags.max(1);
+                    }
+                }
+                assert!(!(pushed && loose), "{text}");
                 if let Some(g) = x.actions.iter().position(|a| a.starts_with("goto_table")) {
                     assert_eq!(g, x.actions.len() - 1, "{text}");
                 }

@@ -20,6 +20,23 @@ pub fn datapath_actions(trace: &str) -> Result<&str, String> {
     }
 }
 
+/// The (MAC, VLAN) entries a trace says NORMAL learnt ("-> learned that 02:00:00:00:00:01 is
+/// on port p1 in VLAN 0").
+pub fn learnt(trace: &str) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = Vec::new();
+    for l in trace.lines() {
+        let entry = l.trim().strip_prefix("-> learned that ").and_then(|rest| {
+            let (mac, rest) = rest.split_once(' ')?;
+            let vlan = rest.rsplit_once("in VLAN ")?.1.trim().parse().ok()?;
+            Some((mac.to_owned(), vlan))
+        });
+        if let Some(e) = entry.filter(|e| !out.contains(e)) {
+            out.push(e);
+        }
+    }
+    out
+}
+
 /// The OpenFlow port number of each datapath port of `bridge`, from `ovs-appctl dpif/show`
 /// lines such as `    p1 1/3: (dummy)` (name, OpenFlow port / datapath port).
 pub fn odp_ports(dpif_show: &str, bridge: &str) -> BTreeMap<u32, u32> {
@@ -60,6 +77,12 @@ mod tests {
             m.into_iter().collect::<Vec<_>>(),
             [(2, 2), (3, 1), (100, 65534)]
         );
+    }
+
+    #[test]
+    fn reads_what_normal_learnt() {
+        let t = "    NORMAL\n     -> learned that 0a:00:00:00:00:05 is on port p2 in VLAN 3\n     -> forwarding to learned port\n";
+        assert_eq!(learnt(t), [("0a:00:00:00:00:05".to_owned(), 3)]);
     }
 
     #[test]
