@@ -179,27 +179,46 @@ pub fn mac(b: &[u8]) -> String {
 }
 
 /// The frame's fields, named, in header order: what a reader compares to see how two frames
-/// differ. Checksums carry whether they are right (`0x1234 ok`, `0x1234 bad`).
-pub fn fields(b: &[u8]) -> Vec<(&'static str, String)> {
-    let l = Layout::parse(b);
+/// differ. All the VLAN tags are one field, `vlans` (so a frame with one tag more differs in
+/// that, not in every field behind it); the headers behind them are read as if untagged.
+/// Checksums carry whether they are right (`0x1234 ok`, `0x1234 bad`).
+pub fn fields(frame: &[u8]) -> Vec<(&'static str, String)> {
     let mut f = Vec::new();
-    if b.len() < 14 {
-        f.push(("short", hex(b)));
+    if frame.len() < 14 {
+        f.push(("short", hex(frame)));
         return f;
     }
-    f.push(("eth_dst", mac(&b[0..6])));
-    f.push(("eth_src", mac(&b[6..12])));
-    for (i, &t) in l.tags.iter().enumerate() {
-        let tci = u16::from_be_bytes([b[t + 2], b[t + 3]]);
-        let tag = format!(
-            "tpid=0x{:04x},vid={},pcp={}{}",
-            u16::from_be_bytes([b[t], b[t + 1]]),
+    f.push(("eth_dst", mac(&frame[0..6])));
+    f.push(("eth_src", mac(&frame[6..12])));
+    let mut tags = Vec::new();
+    let mut off = 12;
+    while let Some(t) = frame.get(off..off + 6) {
+        let tpid = u16::from_be_bytes([t[0], t[1]]);
+        if !VLAN_TPIDS.contains(&tpid) {
+            break;
+        }
+        let tci = u16::from_be_bytes([t[2], t[3]]);
+        tags.push(format!(
+            "0x{tpid:04x}(vid={},pcp={}{})",
             tci & 0xfff,
             tci >> 13,
-            if tci & 0x1000 != 0 { ",cfi=1" } else { "" }
-        );
-        f.push((["vlan_outer", "vlan_inner"][i], tag));
+            if tci & 0x1000 != 0 { ",dei=1" } else { "" }
+        ));
+        off += 4;
     }
+    f.push((
+        "vlans",
+        if tags.is_empty() {
+            "none".into()
+        } else {
+            tags.join(" ")
+        },
+    ));
+    // The rest as an untagged frame.
+    let mut b = frame[..12].to_vec();
+    b.extend_from_slice(&frame[off..]);
+    let b = &b[..];
+    let l = Layout::parse(b);
     f.push(("eth_type", format!("0x{:04x}", l.ethertype)));
     let csum = |at: usize, ok: Option<bool>| {
         let ok = match ok {
@@ -209,7 +228,7 @@ pub fn fields(b: &[u8]) -> Vec<(&'static str, String)> {
         };
         format!("0x{}{ok}", hex(&b[at..at + 2]))
     };
-    let mut rest = l.l3.unwrap_or(14 + 4 * l.tags.len());
+    let mut rest = l.l3.unwrap_or(14);
     if let Some(n) = l.l3 {
         match l.ethertype {
             0x0800 => {
@@ -321,6 +340,16 @@ mod tests {
         b[22] = 63;
         let d = diff(&a, &b);
         assert_eq!(d, vec!["eth_dst", "ip_ttl"]);
+        // One tag more is one field, however many tags there are.
+        let tagged = |n: usize| {
+            let mut t = a.clone();
+            for _ in 0..n {
+                t.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+            }
+            t
+        };
+        assert_eq!(diff(&tagged(2), &tagged(3)), vec!["vlans"]);
+        assert_eq!(diff(&a, &tagged(1)), vec!["vlans"]);
         assert_eq!(hex(&unhex("0aFF").unwrap()), "0aff");
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 /// The signature of the difference between OVS's outcome and the switch's, `None` when they
 /// agree: "ovs drops, vswitch sends", "vswitch drops, ovs sends", "ports differ (vswitch
 /// lacks some)", "ports differ (vswitch adds some)", "ports differ (both ways)", "frames differ
-/// in eth_dst,vlan_outer" or "frames differ only in checksums (vswitch's are wrong)".
+/// in eth_dst,vlans" or "frames differ only in checksums (vswitch's are wrong)".
 pub fn signature(ovs: &Outcome, vswitch: &Outcome) -> Option<String> {
     if ovs.copies == vswitch.copies {
         return None;
@@ -140,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             signature(&out(&[(1, f)]), &out(&[(1, g)])).unwrap(),
-            "frames differ in eth_dst,vlan_outer"
+            "frames differ in eth_dst,vlans"
         );
         // Two copies to one port, one of them changed: paired with their counterparts.
         let h = "ffffffffffff020000000001 8100 0005 0800";
@@ -148,7 +148,7 @@ mod tests {
         let (fi, fj, hi) = (format!("{f}{i}"), format!("{f}{j}"), format!("{h}{i}"));
         assert_eq!(
             signature(&out(&[(1, &fi), (1, &fj)]), &out(&[(1, &hi), (1, &fj)])).unwrap(),
-            "frames differ in vlan_outer"
+            "frames differ in vlans"
         );
     }
 }
