@@ -446,6 +446,114 @@ impl Stats {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A make-believe switch: every installed rule's `output:N` actions send the frame to N
+    /// (match fields are ignored); it refuses rules containing `refuse`, and ignores the
+    /// actions of rules containing `blind`.
+    struct Fake {
+        name: &'static str,
+        refuse: &'static str,
+        blind: &'static str,
+        flows: Vec<String>,
+    }
+
+    impl Switch for Fake {
+        fn name(&self) -> String {
+            self.name.into()
+        }
+        fn install(&mut self, flows: &[String]) -> Result<(), String> {
+            if let Some(f) = flows.iter().find(|f| f.contains(self.refuse)) {
+                return Err(format!("refused: {f}"));
+            }
+            self.flows = flows.to_vec();
+            Ok(())
+        }
+        fn trace(&mut self, _in_port: u32, frame: &[u8]) -> Result<Outcome, String> {
+            let copies = self
+                .flows
+                .iter()
+                .filter(|f| !f.contains(self.blind))
+                .flat_map(|f| f.split([',', '=']).map(str::to_owned))
+                .filter_map(|a| a.strip_prefix("output:")?.parse().ok())
+                .map(|port| Copy {
+                    port,
+                    frame: frame.to_vec(),
+                })
+                .collect();
+            Ok(Outcome::new(copies, self.flows.join("\n")))
+        }
+    }
+
+    fn fake(name: &'static str, refuse: &'static str, blind: &'static str) -> Fake {
+        Fake {
+            name,
+            refuse,
+            blind,
+            flows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn install_disagreements_and_minimised_reproducers() {
+        let mut ovs = fake("ovs", "no rule refuses this", "no rule has this");
+        // The switch refuses mod_nw_ttl, and forgets what a rule with dec_ttl does.
+        let mut vswitch = fake("vswitch", "mod_nw_ttl", "dec_ttl");
+        let mut t = DiffTest::new(&mut ovs, &mut vswitch, &[], flowgen::Config::default());
+        let mut total = Stats::default();
+        for seed in 0..40 {
+            total.add(t.run_seed(seed, 5));
+        }
+        let refused = &total.install["refused by vswitch only"];
+        assert!(
+            refused.iter().all(|r| r.contains("mod_nw_ttl")),
+            "{refused:?}"
+        );
+        assert!(!total.disagree.is_empty() && total.errors.is_empty());
+        for r in &total.reproducers {
+            // Left: a rule with dec_ttl and an output (and another output when the switch
+            // must still send something); no match field (the fake ignores them), no other
+            // action.
+            assert!(r.flows.len() <= 2, "{r}");
+            assert_eq!(
+                r.flows.iter().filter(|f| f.contains("dec_ttl")).count(),
+                1,
+                "{r}"
+            );
+            for f in &r.flows {
+                let (head, actions) = f.split_once("actions=").unwrap();
+                assert_eq!(head.matches(',').count(), 2, "table, priority only: {r}");
+                assert!(
+                    actions
+                        .split(',')
+                        .all(|a| a == "dec_ttl" || a.starts_with("output:")),
+                    "{r}"
+                );
+            }
+        }
+        assert!(!total.clean());
+    }
+
+    #[test]
+    fn known_differences_are_counted_apart() {
+        let mut ovs = fake("ovs", "no rule refuses this", "no rule has this");
+        let mut vswitch = fake("vswitch", "no rule refuses this", "dec_ttl");
+        let known = [KnownDifference {
+            name: "dec_ttl",
+            reason: "the fake forgets it",
+            applies: |c| c.flows.iter().any(|f| f.contains("dec_ttl")),
+        }];
+        let mut t = DiffTest::new(&mut ovs, &mut vswitch, &known, flowgen::Config::default());
+        let mut total = Stats::default();
+        for seed in 0..40 {
+            total.add(t.run_seed(seed, 5));
+        }
+        assert!(total.known["dec_ttl"] > 0);
+        assert!(total.clean(), "{}", total.summary(&known));
+        assert_eq!(total.agreement(), 1.0);
+        assert!(total.summary(&known).contains("the fake forgets it"));
+    }
+
     #[test]
     fn parts_of_a_rule_come_off_one_at_a_time() {
         let r = "table=1,priority=5,tcp,in_port=2,actions=resubmit(,2),output:3";

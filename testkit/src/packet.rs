@@ -190,22 +190,14 @@ pub fn fields(frame: &[u8]) -> Vec<(&'static str, String)> {
     }
     f.push(("eth_dst", mac(&frame[0..6])));
     f.push(("eth_src", mac(&frame[6..12])));
-    let mut tags = Vec::new();
-    let mut off = 12;
-    while let Some(t) = frame.get(off..off + 6) {
-        let tpid = u16::from_be_bytes([t[0], t[1]]);
-        if !VLAN_TPIDS.contains(&tpid) {
-            break;
-        }
-        let tci = u16::from_be_bytes([t[2], t[3]]);
-        tags.push(format!(
-            "0x{tpid:04x}(vid={},pcp={}{})",
-            tci & 0xfff,
-            tci >> 13,
-            if tci & 0x1000 != 0 { ",dei=1" } else { "" }
-        ));
-        off += 4;
-    }
+    let tags: Vec<String> = vlan_tags(frame)
+        .into_iter()
+        .map(|(tpid, tci)| {
+            let dei = if tci & 0x1000 != 0 { ",dei=1" } else { "" };
+            format!("0x{tpid:04x}(vid={},pcp={}{dei})", tci & 0xfff, tci >> 13)
+        })
+        .collect();
+    let off = 12 + 4 * tags.len();
     f.push((
         "vlans",
         if tags.is_empty() {
@@ -286,6 +278,21 @@ pub fn fields(frame: &[u8]) -> Vec<(&'static str, String)> {
     }
     f.push(("payload", hex(b.get(rest..).unwrap_or(&[]))));
     f
+}
+
+/// Every VLAN tag of the frame as (TPID, TCI), outermost first (however many there are).
+pub fn vlan_tags(frame: &[u8]) -> Vec<(u16, u16)> {
+    let mut tags = Vec::new();
+    let mut off = 12;
+    while let Some(t) = frame.get(off..off + 6) {
+        let tpid = u16::from_be_bytes([t[0], t[1]]);
+        if !VLAN_TPIDS.contains(&tpid) {
+            break;
+        }
+        tags.push((tpid, u16::from_be_bytes([t[2], t[3]])));
+        off += 4;
+    }
+    tags
 }
 
 /// The names of the fields in which two frames differ (a field only one has counts).

@@ -34,9 +34,17 @@ pub fn signature(ovs: &Outcome, vswitch: &Outcome) -> Option<String> {
     }
     let mut fields = BTreeSet::new();
     let mut wrong_sums = (false, false);
+    // How many tags each side's frame has, where the tags differ: "1:0" (OVS kept one that
+    // the switch removed), "2:3"... one cause of a VLAN difference each, usually.
+    let mut tag_counts = BTreeSet::new();
     for (x, y) in pairs(a, b) {
         if x.frame != y.frame {
-            fields.extend(packet::diff(&x.frame, &y.frame));
+            let d = packet::diff(&x.frame, &y.frame);
+            if d.contains(&"vlans") {
+                let n = |f: &[u8]| packet::vlan_tags(f).len();
+                tag_counts.insert(format!("{}:{}", n(&x.frame), n(&y.frame)));
+            }
+            fields.extend(d);
             wrong_sums.0 |= !Layout::parse(&x.frame).checksums_ok(&x.frame);
             wrong_sums.1 |= !Layout::parse(&y.frame).checksums_ok(&y.frame);
         }
@@ -50,7 +58,16 @@ pub fn signature(ovs: &Outcome, vswitch: &Outcome) -> Option<String> {
         };
         return Some(format!("frames differ only in checksums ({whose})"));
     }
-    let fields: Vec<&str> = fields.into_iter().collect();
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|f| match f {
+            "vlans" => format!(
+                "vlans (tags ovs:vswitch {})",
+                tag_counts.iter().cloned().collect::<Vec<_>>().join(",")
+            ),
+            _ => f.to_owned(),
+        })
+        .collect();
     Some(format!("frames differ in {}", fields.join(",")))
 }
 
@@ -140,7 +157,7 @@ mod tests {
         );
         assert_eq!(
             signature(&out(&[(1, f)]), &out(&[(1, g)])).unwrap(),
-            "frames differ in eth_dst,vlans"
+            "frames differ in eth_dst,vlans (tags ovs:vswitch 0:1)"
         );
         // Two copies to one port, one of them changed: paired with their counterparts.
         let h = "ffffffffffff020000000001 8100 0005 0800";
@@ -148,7 +165,7 @@ mod tests {
         let (fi, fj, hi) = (format!("{f}{i}"), format!("{f}{j}"), format!("{h}{i}"));
         assert_eq!(
             signature(&out(&[(1, &fi), (1, &fj)]), &out(&[(1, &hi), (1, &fj)])).unwrap(),
-            "frames differ in vlans"
+            "frames differ in vlans (tags ovs:vswitch 0:1)"
         );
     }
 }
