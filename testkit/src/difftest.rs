@@ -6,9 +6,10 @@
 //! Each disagreement gets a [`signature`] (which side dropped, which ports differ, which header
 //! fields differ). [`KnownDifference`]s, a table the test keeps, name documented differences:
 //! they are counted apart and not held against the agreement figure. The first packet of each
-//! new signature is minimised (rules dropped one at a time while the same disagreement
-//! persists) into a [`Reproducer`]. Rules one side refuses are reported as install
-//! disagreements and left out of that seed's set.
+//! signature and kind of packet (a few a signature) is minimised into a [`Reproducer`]: rules
+//! dropped one at a time while the same disagreement persists, then their match fields and
+//! actions; one reproducer is kept per shape of what is left. Rules one side refuses are
+//! reported as install disagreements and left out of that seed's set.
 
 mod report;
 mod signature;
@@ -76,8 +77,34 @@ impl Switch for PrivateOvs {
     }
 }
 
-/// How many disagreements of one signature are minimised (each with another kind of packet).
-pub const REPRODUCERS_PER_SIGNATURE: usize = 3;
+/// The shape of a rule set: the names of its match fields and actions, without values
+/// ("in_port,resubmit(port) output"), to tell one cause of a disagreement from another.
+pub fn rule_shape(flows: &[String]) -> String {
+    let mut words = std::collections::BTreeSet::new();
+    for f in flows {
+        let (head, actions) = f.split_once("actions=").unwrap_or((f, ""));
+        for m in head.split(',').filter(|m| !m.is_empty()) {
+            let name = m.split('=').next().unwrap_or_default();
+            if name != "table" && name != "priority" {
+                words.insert(name.to_owned());
+            }
+        }
+        for a in split_actions(actions) {
+            let name = match a.split_once('(') {
+                // resubmit(,T) and resubmit(P,T) differ in what they do with in_port.
+                Some((n, args)) if args.starts_with(',') => format!("{n}()"),
+                Some((n, _)) => format!("{n}(port)"),
+                None => a.split(':').next().unwrap_or_default().to_owned(),
+            };
+            words.insert(name);
+        }
+    }
+    words.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// How many disagreements of one signature are minimised at most (each with another kind of
+/// packet); a result is kept when its rules have a shape ([`rule_shape`]) not kept yet.
+pub const MINIMISED_PER_SIGNATURE: usize = 6;
 
 /// A packet's kind for telling reproducers apart: its protocol and its tagging, from
 /// [`TestPacket::what`] ("tcp4 1q(vid=0,pcp=6) ..." -> "tcp4 priority-tagged").
@@ -133,8 +160,8 @@ pub struct Stats {
     /// in `error_examples`.
     pub errors: BTreeMap<String, usize>,
     pub error_examples: BTreeMap<String, String>,
-    /// Disagreements minimised: the first of each signature and kind of packet, at most
-    /// [`REPRODUCERS_PER_SIGNATURE`] a signature, in the order found.
+    /// Disagreements minimised, one per signature and shape of the rules left, in the order
+    /// found (see [`MINIMISED_PER_SIGNATURE`]).
     pub reproducers: Vec<Reproducer>,
 }
 
@@ -185,8 +212,8 @@ pub struct DiffTest<'a> {
     pub known: &'a [KnownDifference],
     pub config: flowgen::Config,
     /// Per signature, the kinds of packet already minimised in this run (minimising is the
-    /// slow part).
-    minimised: BTreeMap<String, Vec<String>>,
+    /// slow part) and the shapes of the reproducers kept.
+    minimised: BTreeMap<String, (Vec<String>, Vec<String>)>,
 }
 
 impl<'a> DiffTest<'a> {
@@ -255,12 +282,17 @@ impl<'a> DiffTest<'a> {
             *st.disagree.entry(sig.clone()).or_default() += 1;
             // One signature may have several causes; packets of another kind more likely show
             // another one.
-            let kinds = self.minimised.entry(sig.clone()).or_default();
+            let (kinds, _) = self.minimised.entry(sig.clone()).or_default();
             let kind = packet_kind(&p.what);
-            if kinds.len() < REPRODUCERS_PER_SIGNATURE && !kinds.contains(&kind) {
+            if kinds.len() < MINIMISED_PER_SIGNATURE && !kinds.contains(&kind) {
                 kinds.push(kind);
                 let r = self.minimise(seed, &flows, &p, &sig, (ovs, vswitch));
-                st.reproducers.push(r);
+                let shape = rule_shape(&r.flows);
+                let (_, shapes) = self.minimised.entry(sig).or_default();
+                if !shapes.contains(&shape) {
+                    shapes.push(shape);
+                    st.reproducers.push(r);
+                }
             }
         }
         st
@@ -575,6 +607,20 @@ mod tests {
             super::without_part("table=0,priority=1,actions=drop", 0),
             None
         );
+    }
+
+    #[test]
+    fn rule_shapes() {
+        let f =
+            |v: &[&str]| super::rule_shape(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            f(&[
+                "table=0,priority=1,ip,in_port=2,actions=resubmit(3,1),output:2",
+                "table=1,priority=0,actions=resubmit(,2)"
+            ]),
+            "in_port ip output resubmit() resubmit(port)"
+        );
+        assert_eq!(f(&["table=0,priority=1,actions=drop"]), "drop");
     }
 
     #[test]
