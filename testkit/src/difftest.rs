@@ -15,7 +15,7 @@ mod report;
 mod signature;
 
 pub use report::Reproducer;
-pub use signature::signature;
+pub use signature::{pairs, signature};
 
 use std::collections::BTreeMap;
 
