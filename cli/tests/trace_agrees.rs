@@ -134,6 +134,7 @@ fn trace_trace_packet_and_real_outputs_agree() {
         (4, frame(BCAST, C, Some(20), false), true),
         (3, frame(C, [2, 0, 0, 0, 0, 0xd], None, true), true),
         (5, frame(BCAST, C, Some(5 << 13), false), true),
+        (5, frame(BCAST, C, Some(0), false), true),
         (5, frame(A, C, None, true), true),
         (5, frame(BCAST, C, Some(10), true), true),
         (1, frame(STP, A, None, false), true),
@@ -221,16 +222,26 @@ fn trace_trace_packet_and_real_outputs_agree() {
         stp["text"]
     );
     assert!(stp["text"].as_str().unwrap().contains("reserved"));
-    // A priority-tagged broadcast from 5 (VLAN 0) leaves untagged on the trunk-all ports.
-    let pri = t(5, &frame(BCAST, C, Some(5 << 13), false));
+    // A priority-tagged broadcast from 5 (VLAN 0) leaves the trunk-all LOCAL port untagged
+    // when its priority is 0, and keeps its tag when the priority is not (as OVS).
+    let pri0 = t(5, &frame(BCAST, C, Some(0), false));
     let untagged = frame(BCAST, C, None, false);
-    assert!(
-        copies(&pri).iter().all(|(_, f)| *f == untagged),
+    assert_eq!(
+        copies(&pri0),
+        vec![(65534, untagged.clone())],
         "{}",
-        pri["text"]
+        pri0["text"]
     );
+    let pri = t(5, &pri_frame());
+    assert_eq!(copies(&pri), vec![(65534, pri_frame())], "{}", pri["text"]);
     // vswitchctl prints the frames that leave.
-    let text = d.ok(&["trace", &br, "in_port=5", "--packet", &pri_frame()]);
+    let text = d.ok(&[
+        "trace",
+        &br,
+        "in_port=5",
+        "--packet",
+        &frame(BCAST, C, Some(0), false),
+    ]);
     assert!(
         text.contains(&format!("Sent on 65534 ({br}): {untagged}")),
         "{text}"

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use crate::actions::{Action, DpAction, SetField};
 use crate::fields::Field;
 use crate::key::{
-    ethertype, ipproto, FlowKey, FlowMask, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT,
-    VLAN_VID_MASK,
+    ethertype, ipproto, FlowKey, FlowMask, FRAG_ANY, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT,
+    VLAN_PRESENT, VLAN_VID_MASK,
 };
 use crate::rule::Rule;
 use crate::tables::RuleTables;
@@ -203,7 +203,14 @@ impl Ctx<'_> {
         f.set(&mut self.out.mask.0, f.all_ones());
     }
 
+    /// Looks `table` up and runs the matching rule's actions. `in_port`, from
+    /// `resubmit(port,table)`, replaces the ingress port for the lookup only: as in OVS, the
+    /// rule's actions see the packet's own (outputs to it are skipped, `in_port` sends back).
     fn table(&mut self, table: u8, depth: usize) -> Flow {
+        self.table_from(table, depth, None)
+    }
+
+    fn table_from(&mut self, table: u8, depth: usize, in_port: Option<u32>) -> Flow {
         if depth > MAX_DEPTH {
             self.out.error = Some(XlateError::TooDeep);
             return Flow::Stop;
@@ -214,13 +221,27 @@ impl Ctx<'_> {
             return Flow::Stop;
         }
         self.out.tables |= table_bit(table);
-        if self.key != self.orig {
+        let mut lk = self.key;
+        if let Some(p) = in_port {
+            lk.in_port = p;
+        }
+        if lk.nw_frag & FRAG_ANY != 0 {
+            // OVS's default fragment handling: the transport ports of a fragment, first
+            // included, are taken as 0 by lookups.
+            lk.tp_src = 0;
+            lk.tp_dst = 0;
+        }
+        if lk != self.orig {
             self.out.tainted = true;
         }
         let rule = self
             .tables
-            .lookup(table, &self.key, &mut self.out.mask)
+            .lookup(table, &lk, &mut self.out.mask)
             .map(Arc::clone);
+        if self.out.mask.0.tp_src != 0 || self.out.mask.0.tp_dst != 0 {
+            // The ports read are the real ones only when the packet is not a fragment.
+            self.consult(Field::NwFrag);
+        }
         if let Some(t) = &mut self.trace {
             t.push(TraceStep {
                 depth,
@@ -317,13 +338,7 @@ impl Ctx<'_> {
                 };
             }
             Action::Resubmit { port, table: t } => {
-                let saved = self.key.in_port;
-                if let Some(p) = port {
-                    self.key.in_port = *p;
-                }
-                let flow = self.table(t.unwrap_or(table), depth + 1);
-                self.key.in_port = saved;
-                return flow;
+                return self.table_from(t.unwrap_or(table), depth + 1, *port);
             }
         }
         Flow::Continue

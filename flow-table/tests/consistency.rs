@@ -208,7 +208,7 @@ impl Model {
     fn xlate(&self, key: &FlowKey) -> Vec<DpAction> {
         let mut out = Vec::new();
         let mut k = *key;
-        self.table(0, &mut k, &mut out);
+        self.table(0, None, &mut k, &mut out);
         // Rewrites after the last output are left out.
         let keep = out
             .iter()
@@ -220,11 +220,20 @@ impl Model {
 
     /// Returns false when translation must stop (never, without errors: a TTL that runs out
     /// ends only the current rule's actions).
-    fn table(&self, table: u8, k: &mut FlowKey, out: &mut Vec<DpAction>) -> bool {
+    /// `in_port` replaces the ingress port for the lookup only (`resubmit(port,table)`).
+    fn table(
+        &self,
+        table: u8,
+        in_port: Option<u32>,
+        k: &mut FlowKey,
+        out: &mut Vec<DpAction>,
+    ) -> bool {
+        let mut lk = *k;
+        lk.in_port = in_port.unwrap_or(k.in_port);
         let Some(rule) = self
             .rules
             .iter()
-            .filter(|r| r.table == table && r.m.matches(k))
+            .filter(|r| r.table == table && r.m.matches(&lk))
             .max_by_key(|r| (r.priority, Reverse(r.seq)))
         else {
             return true;
@@ -274,17 +283,11 @@ impl Model {
                     port,
                     table: Some(t),
                 } => {
-                    let saved = k.in_port;
-                    if let Some(p) = port {
-                        k.in_port = *p;
-                    }
-                    let go_on = self.table(*t, k, out);
-                    k.in_port = saved;
-                    if !go_on {
+                    if !self.table(*t, *port, k, out) {
                         return false;
                     }
                 }
-                Action::GotoTable(t) => return self.table(*t, k, out),
+                Action::GotoTable(t) => return self.table(*t, None, k, out),
                 other => unreachable!("the strategy does not generate {other:?}"),
             }
         }

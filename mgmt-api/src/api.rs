@@ -168,7 +168,7 @@ pub struct NewPort {
     #[serde(rename = "type", default = "default_type")]
     #[schema(example = "vhostuser")]
     pub r#type: String,
-    /// OpenFlow port number (default: lowest free).
+    /// OpenFlow port number, 1 to 65279 (default: lowest free).
     #[serde(default)]
     pub ofport: Option<u32>,
     /// Type options: `mode` (system: afxdp, afpacket, auto), `offloads` (tap, internal: true,

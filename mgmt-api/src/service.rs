@@ -19,6 +19,9 @@ use switch_core::{
 use crate::config::DaemonConfig;
 use crate::state::{BridgeEntry, PortEntry, State, Store};
 
+/// The highest port number a port may ask for (OpenFlow's `OFPP_MAX` is the next one).
+const MAX_OFPORT: u32 = 0xfeff;
+
 /// Why a request failed, with the HTTP status class it maps to.
 #[derive(Debug)]
 pub enum ServiceError {
@@ -390,6 +393,17 @@ impl Service {
         if port.ofport == LOCAL_PORT {
             return Err(ServiceError::BadRequest(
                 format!("ofport {LOCAL_PORT} is the bridge's own port"),
+                None,
+            ));
+        }
+        // Flows name ports by number (the state file too), and the flow syntax, as ovs-ofctl's,
+        // reads only OpenFlow's port numbers: 1 to 65279, the rest being reserved.
+        if port.ofport > MAX_OFPORT {
+            return Err(ServiceError::BadRequest(
+                format!(
+                    "ofport {} out of range (1-{MAX_OFPORT}; OpenFlow reserves the numbers above)",
+                    port.ofport
+                ),
                 None,
             ));
         }

@@ -258,6 +258,17 @@ async fn ports() {
         StatusCode::BAD_REQUEST,
         "unknown port type",
     );
+    // Flows can only name OpenFlow's port numbers.
+    assert_error(
+        &api.call(
+            "POST",
+            &ports,
+            Some(json!({ "name": "x1", "type": "tap", "ofport": 65280 })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "ofport 65280 out of range",
+    );
     assert_error(
         &api.call(
             "POST",

@@ -11,7 +11,9 @@
 //! The same [`Resolver`] serves the datapath's upcalls (learning) and `trace` (peeking), so a
 //! trace shows what the datapath does.
 
-use flow_table::key::{ethertype, FlowKey, VLAN_PCP_MASK, VLAN_PRESENT, VLAN_VID_MASK};
+use flow_table::key::{
+    ethertype, FlowKey, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
+};
 use flow_table::{DpAction, Match, Resolver, RuleChange, SetField};
 
 use crate::l2::L2Config;
@@ -120,6 +122,9 @@ impl<'a> BridgeResolver<'a> {
         }
         let known = if is_multicast(&key.eth_dst) {
             None
+        } else if !self.learn && key.eth_dst == key.eth_src {
+            // What the lookup would see had the source just been learned, as on an upcall.
+            Some(key.in_port)
         } else {
             macs.lookup(vlan, &key.eth_dst, self.now_ms)
         };
@@ -171,56 +176,60 @@ impl Resolver for BridgeResolver<'_> {
 /// Appends the actions sending a frame of VLAN `vlan`, which arrived with outer TCI `tci`, to
 /// `targets` (port, tagged): untagged ports first, then one tag change for the tagged ones;
 /// then puts the tag back as it was, so that actions after NORMAL see the frame they would
-/// have seen without it (trailing rewrites are trimmed by the translation).
+/// have seen without it (trailing rewrites are trimmed by the translation). A tagged frame of
+/// VLAN 0 carries a priority tag only when its priority is not 0, as in OVS.
 fn emit(out: &mut Vec<DpAction>, targets: &[(u32, bool)], vlan: u16, tci: u16) {
-    let had_tag = tci & VLAN_PRESENT != 0;
-    let mut tag = had_tag.then_some(tci & !VLAN_PRESENT);
-    if targets.iter().any(|&(_, t)| !t) {
-        if tag.is_some() {
-            out.push(DpAction::PopVlan);
-            tag = None;
+    let orig = (tci & VLAN_PRESENT != 0).then_some(tci & !VLAN_PRESENT);
+    let pcp = if orig.is_some() {
+        tci & VLAN_PCP_MASK
+    } else {
+        0
+    };
+    let want = (vlan != 0 || pcp != 0).then_some(pcp | vlan);
+    let tagged = |t: bool| if t { want } else { None };
+    let groups: &[Option<u16>] = if want.is_some() {
+        &[None, want]
+    } else {
+        &[None]
+    };
+    let mut tag = orig;
+    for &group in groups {
+        let ports: Vec<u32> = targets
+            .iter()
+            .filter(|&&(_, t)| tagged(t) == group)
+            .map(|&(p, _)| p)
+            .collect();
+        if ports.is_empty() {
+            continue;
         }
-        out.extend(
-            targets
-                .iter()
-                .filter(|&&(_, t)| !t)
-                .map(|&(p, _)| DpAction::Output(p)),
-        );
-    }
-    if targets.iter().any(|&(_, t)| t) {
-        let want = (tci & VLAN_PCP_MASK) | vlan;
-        match tag {
-            None => out.push(DpAction::PushVlan {
-                tpid: ethertype::VLAN,
-                tci: want,
-            }),
-            Some(t) if t & VLAN_VID_MASK != vlan => {
-                out.push(DpAction::Set(SetField::VlanVid(vlan)));
-            }
-            Some(_) => {}
-        }
-        tag = Some(want);
-        out.extend(
-            targets
-                .iter()
-                .filter(|&&(_, t)| t)
-                .map(|&(p, _)| DpAction::Output(p)),
-        );
+        retag(out, tag, group);
+        tag = group;
+        out.extend(ports.into_iter().map(DpAction::Output));
     }
     // Restore the frame's own tag.
-    let orig = had_tag.then_some(tci & !VLAN_PRESENT);
-    if tag != orig {
-        match (tag, orig) {
-            (Some(_), None) => out.push(DpAction::PopVlan),
-            (None, Some(t)) => out.push(DpAction::PushVlan {
-                tpid: ethertype::VLAN,
-                tci: t,
-            }),
-            (Some(now), Some(t)) if now & VLAN_VID_MASK != t & VLAN_VID_MASK => {
+    retag(out, tag, orig);
+}
+
+/// Appends the actions that change the outer tag from `from` to `to` (TCIs without the present
+/// bit; `None`: no tag).
+fn retag(out: &mut Vec<DpAction>, from: Option<u16>, to: Option<u16>) {
+    match (from, to) {
+        (Some(_), None) => out.push(DpAction::PopVlan),
+        (None, Some(t)) => out.push(DpAction::PushVlan {
+            tpid: ethertype::VLAN,
+            tci: t,
+        }),
+        (Some(f), Some(t)) if f != t => {
+            if f & VLAN_VID_MASK != t & VLAN_VID_MASK {
                 out.push(DpAction::Set(SetField::VlanVid(t & VLAN_VID_MASK)));
             }
-            _ => {}
+            if f & VLAN_PCP_MASK != t & VLAN_PCP_MASK {
+                out.push(DpAction::Set(SetField::VlanPcp(
+                    (t >> VLAN_PCP_SHIFT) as u8,
+                )));
+            }
         }
+        _ => {}
     }
 }
 

@@ -4,10 +4,10 @@
 //! - `access` (the default when `tag` is set): untagged frames are in VLAN `tag`; tagged
 //!   frames are dropped; frames leave untagged, only for VLAN `tag`.
 //! - `trunk` (the default otherwise): a frame is in the VLAN of its tag (0 when untagged); only
-//!   VLANs in `trunks` are carried (all when `trunks` is empty); frames leave tagged (VLAN 0
-//!   untagged).
+//!   VLANs in `trunks` are carried (all when `trunks` is empty); frames leave tagged, VLAN 0
+//!   untagged unless its priority is not 0 (then with a priority tag, as OVS).
 //! - `native-tagged`: a trunk whose untagged frames are in VLAN `tag`; frames of VLAN `tag`
-//!   leave tagged.
+//!   leave tagged. VLAN 0 is not carried (as OVS).
 //! - `native-untagged`: the same, but frames of VLAN `tag` leave untagged.
 //!
 //! A frame with a priority tag (VLAN id 0) counts as untagged.
@@ -165,20 +165,17 @@ impl PortVlan {
     }
 
     /// How a frame of VLAN `vlan` leaves this port: `None` when it does not, else whether it
-    /// carries a tag.
+    /// carries a tag (for VLAN 0: a priority tag, when the frame's priority is not 0).
     pub fn output(&self, vlan: u16) -> Option<bool> {
         let tag = self.tag.unwrap_or(0);
         match self.mode() {
             VlanMode::Access => (vlan == tag).then_some(false),
-            VlanMode::Trunk => self.trunks_have(vlan).then_some(vlan != 0),
-            VlanMode::NativeUntagged => {
-                if vlan == tag {
-                    Some(false)
-                } else {
-                    self.trunks_have(vlan).then_some(vlan != 0)
-                }
+            VlanMode::Trunk => self.trunks_have(vlan).then_some(true),
+            VlanMode::NativeUntagged if vlan == tag => Some(false),
+            VlanMode::NativeTagged if vlan == tag => Some(true),
+            VlanMode::NativeUntagged | VlanMode::NativeTagged => {
+                (vlan != 0 && self.trunks_have(vlan)).then_some(true)
             }
-            VlanMode::NativeTagged => (vlan == tag || self.trunks_have(vlan)).then_some(vlan != 0),
         }
     }
 
@@ -243,7 +240,11 @@ mod tests {
         assert!(all.is_default());
         assert_eq!(all.input_vlan(T20), Some(20));
         assert_eq!(all.input_vlan(0), Some(0));
-        assert_eq!(all.output(0), Some(false));
+        assert_eq!(
+            all.output(0),
+            Some(true),
+            "a priority tag when there is a priority"
+        );
         let t = p(None, Some("20,10"), None);
         assert_eq!(t.trunks, vec![10, 20]);
         assert_eq!(t.input_vlan(T10), Some(10));
@@ -261,6 +262,7 @@ mod tests {
         assert_eq!(u.input_vlan(T10), Some(10));
         assert_eq!(u.output(10), Some(false));
         assert_eq!(u.output(20), Some(true));
+        assert_eq!(u.output(0), None, "VLAN 0 is not carried");
         let t = p(Some("10"), Some("20"), Some("native-tagged"));
         assert_eq!(t.input_vlan(0), Some(10));
         assert_eq!(t.output(10), Some(true));

@@ -362,3 +362,55 @@ fn traced_translation_records_each_lookup_and_changes_nothing() {
     assert_eq!(steps.len(), 1);
     assert!(steps[0].rule.is_none());
 }
+
+/// `resubmit(port,table)` looks up with that in_port, but the rule's actions see the packet's
+/// own: an output to it is skipped and `in_port` sends back to it (as in OVS).
+#[test]
+fn resubmit_with_a_port_changes_the_lookup_only() {
+    let t = tables(vec![
+        RuleSpec::new(
+            1,
+            Match::any(),
+            vec![Action::Resubmit {
+                port: Some(2),
+                table: Some(1),
+            }],
+        ),
+        RuleSpec {
+            table: 1,
+            ..RuleSpec::new(
+                1,
+                Match::any().in_port(2),
+                vec![Action::Output(1), Action::Output(2), Action::InPort],
+            )
+        },
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(1)]);
+}
+
+/// A fragment's transport ports read as 0 in lookups (OVS's normal fragment handling), and
+/// a megaflow that read ports is exact on the fragment bits.
+#[test]
+fn fragments_match_with_ports_zero() {
+    let t = tables(vec![
+        RuleSpec::new(
+            10,
+            ip().nw_proto(ipproto::UDP).tp_dst(53),
+            vec![Action::Output(2)],
+        ),
+        RuleSpec::new(
+            5,
+            ip().nw_proto(ipproto::UDP).tp_dst(0),
+            vec![Action::Output(3)],
+        ),
+    ]);
+    let whole = ip_key(1, [1, 1, 1, 1], 5);
+    let x = translate(&t, &whole);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+    assert_eq!(x.mask.0.nw_frag, 0xff, "the decision depends on being whole");
+    let mut first = whole;
+    first.nw_frag = crate::key::FRAG_ANY;
+    let x = translate(&t, &first);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}

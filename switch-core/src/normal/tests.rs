@@ -112,14 +112,41 @@ fn reserved_destinations_are_dropped_also_after_a_rewrite() {
 }
 
 #[test]
-fn a_priority_tag_is_removed() {
-    let c = plain(&[1, 2]);
+fn a_priority_tag_stays_on_trunks_only_with_a_priority() {
+    let mut c = plain(&[1, 2, 3]);
+    c.vlans
+        .insert(3, PortVlan::parse(Some("0"), None, None).unwrap());
     let macs = Mutex::new(MacTable::default());
+    // Priority 0: the tag carries nothing and goes.
+    let a = run(&c, &key(1, VLAN_PRESENT, A, B), &macs);
+    assert_eq!(
+        a,
+        vec![DpAction::PopVlan, DpAction::Output(2), DpAction::Output(3)]
+    );
+    // Priority 5: kept on the trunk 2, removed for the access port 3 (as OVS).
     let a = run(&c, &key(1, VLAN_PRESENT | (5 << 13), A, B), &macs);
-    assert_eq!(a, vec![DpAction::PopVlan, DpAction::Output(2)]);
-    // A real VLAN stays tagged on a port without settings.
+    assert_eq!(
+        a,
+        vec![
+            DpAction::PopVlan,
+            DpAction::Output(3),
+            DpAction::PushVlan {
+                tpid: 0x8100,
+                tci: 5 << 13
+            },
+            DpAction::Output(2)
+        ]
+    );
+    // A native port does not carry VLAN 0.
+    c.vlans.insert(
+        3,
+        PortVlan::parse(Some("5"), None, Some("native-untagged")).unwrap(),
+    );
+    let a = run(&c, &key(1, 0, A, B), &macs);
+    assert_eq!(a, vec![DpAction::Output(2)]);
+    // A real VLAN stays tagged on a port without settings (and the native port's trunk).
     let a = run(&c, &key(1, VLAN_PRESENT | 7, A, B), &macs);
-    assert_eq!(a, out(&[2]));
+    assert_eq!(a, out(&[2, 3]));
 }
 
 #[test]
@@ -192,6 +219,10 @@ fn a_trace_learns_nothing() {
     let x = translate_with(&rules(vec![Action::Normal]), &key(1, 0, A, B), &mut r);
     assert_eq!(x.actions, out(&[2]));
     assert!(r.learned.is_empty());
+    // A destination equal to the source is where an upcall would just have learned it.
+    let x = translate_with(&rules(vec![Action::Normal]), &key(1, 0, A, A), &mut r);
+    assert!(x.actions.is_empty());
+    assert_eq!(r.notes.last(), Some(&NormalNote::IngressPort));
     drop(r);
     assert!(macs.lock().unwrap().rows(0).is_empty());
 }
