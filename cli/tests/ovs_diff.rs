@@ -36,13 +36,41 @@ use support::{http, Daemon};
 /// Documented differences between vswitch and Open vSwitch: a disagreement a predicate
 /// accepts is counted under its name, not as a failure. Each entry needs a reason a user can
 /// read; an entry is a decision that vswitch differs on purpose, not a way to silence a bug.
-const KNOWN: &[KnownDifference] = &[KnownDifference {
-    name: "later IPv4 fragment, address rewrite",
-    reason: "OVS's datapath takes the bytes after the IPv4 header of a later fragment for a \
-             TCP/UDP header and updates the \"checksum\" there for the new address, changing \
-             payload; vswitch leaves a later fragment's payload alone",
-    applies: later_fragment_checksum,
-}];
+const KNOWN: &[KnownDifference] = &[
+    KnownDifference {
+        name: "mod_tp_src/dst on ICMP",
+        reason: "OVS (OpenFlow 1.0 syntax) rewrites an ICMP packet's type/code, vswitch changes \
+                 only TCP, UDP and SCTP ports (README, Differences from Open vSwitch)",
+        applies: tp_rewrite_on_icmp,
+    },
+    KnownDifference {
+        name: "later IPv4 fragment, address rewrite",
+        reason: "OVS's datapath takes the bytes after the IPv4 header of a later fragment for \
+                 a TCP/UDP header and updates the \"checksum\" there for the new address, \
+                 changing payload; vswitch leaves a later fragment's payload alone",
+        applies: later_fragment_checksum,
+    },
+];
+
+/// An ICMP packet, a rule for ICMP rewriting "ports", and frames that differ in the ICMP type,
+/// code and checksum only.
+fn tp_rewrite_on_icmp(c: &Case) -> bool {
+    let l = Layout::parse(&c.packet.frame);
+    let fields = c
+        .signature
+        .strip_prefix("frames differ in ")
+        .unwrap_or_default();
+    matches!(l.proto, 1 | 58)
+        && l.l4.is_some()
+        && c.flows.iter().any(|f| {
+            let m = f.split(',').any(|m| m == "icmp" || m == "icmp6");
+            m && f.contains("mod_tp_")
+        })
+        && !fields.is_empty()
+        && fields
+            .split(',')
+            .all(|f| matches!(f, "icmp_type" | "icmp_code" | "l4_csum"))
+}
 
 /// The frames differ only in the two payload bytes where a TCP (offset 16) or UDP (offset 6)
 /// checksum would be, right after the IPv4 header of a later fragment.

@@ -6,7 +6,8 @@
 //!
 //! Rules and packets draw addresses and ports from the same small pools, so matches hit. The
 //! rules keep to what Open vSwitch accepts even over OpenFlow 1.3 (which forbids actions the
-//! match does not guarantee a header for, where OpenFlow 1.0 makes them no-ops): a rewrite
+//! match does not guarantee a header for, where OpenFlow 1.0 makes them no-ops), but for
+//! `mod_tp_src`/`mod_tp_dst` under `icmp` (OpenFlow 1.0 only, never with `push_vlan`): a rewrite
 //! only under a match that guarantees its header (`mod_nw_src` under `ip`, `mod_nw_ttl` and
 //! `dec_ttl` under `ip` or `ipv6`, `mod_tp_dst` under `tcp` or `udp`, `strip_vlan` when a tag
 //! is known to be there), unique priorities within a

@@ -51,6 +51,9 @@ impl Class {
     fn ipv6(self) -> bool {
         matches!(self, Class::Ipv6 | Class::Tcp6 | Class::Udp6 | Class::Icmp6)
     }
+    fn icmp(self) -> bool {
+        matches!(self, Class::Icmp | Class::Icmp6)
+    }
     fn ports(self) -> bool {
         matches!(self, Class::Tcp | Class::Udp | Class::Tcp6 | Class::Udp6)
     }
@@ -339,8 +342,9 @@ fn gen_actions(r: &mut Rng, cfg: &Config, ctx: &Ctx, table: u8) -> Vec<String> {
     let n = r.weighted(&[(35, 1), (30, 2), (20, 3), (15, 4)]);
     let mut tags = ctx.tags;
     // A rule with push_vlan goes to Open vSwitch over OpenFlow 1.3, which turns a
-    // mod_vlan_vid/pcp that may meet an untagged packet into an unconditional push: such a
-    // "loose" modification and push_vlan never share a rule (see testkit::ovs).
+    // mod_vlan_vid/pcp that may meet an untagged packet into an unconditional push and
+    // refuses mod_tp_* under icmp: such OpenFlow 1.0-only ("loose") actions and push_vlan
+    // never share a rule (see testkit::ovs).
     let (mut pushed, mut loose) = (false, false);
     let mut out = Vec::new();
     while out.len() < n {
@@ -402,6 +406,16 @@ fn gen_actions(r: &mut Rng, cfg: &Config, ctx: &Ctx, table: u8) -> Vec<String> {
                 r.pick(&["mod_tp_src", "mod_tp_dst"]),
                 r.pick(&L4_PORTS)
             ),
+            // Accepted over OpenFlow 1.0 only; what it does to ICMP differs (see the test's
+            // documented differences).
+            ModTp if ctx.class.icmp() && !pushed && r.chance(30) => {
+                loose = true;
+                format!(
+                    "{}:{}",
+                    r.pick(&["mod_tp_src", "mod_tp_dst"]),
+                    r.pick(&L4_PORTS)
+                )
+            }
             DecTtl if ctx.class.ipv4() || ctx.class.ipv6() => "dec_ttl".into(),
             Resubmit if table < last_table => {
                 format!(
@@ -470,9 +484,18 @@ mod tests {
                 }
                 if x.actions.iter().any(|a| a.starts_with("mod_tp_")) {
                     assert!(
-                        ["tcp", "udp", "tcp6", "udp6", "nw_proto=6", "nw_proto=17"]
-                            .iter()
-                            .any(|m| has(m)),
+                        [
+                            "tcp",
+                            "udp",
+                            "tcp6",
+                            "udp6",
+                            "nw_proto=6",
+                            "nw_proto=17",
+                            "icmp",
+                            "icmp6"
+                        ]
+                        .iter()
+                        .any(|m| has(m)),
                         "{text}"
                     );
                 }
@@ -517,6 +540,8 @@ mod tests {
                     } else if a.starts_with("mod_vlan_") {
                         loose |= tags == 0;
                         tags = tags.max(1);
+                    } else if a.starts_with("mod_tp_") {
+                        loose |= has("icmp") || has("icmp6");
                     }
                 }
                 assert!(!(pushed && loose), "{text}");
