@@ -73,18 +73,18 @@ fn tp_rewrite_on_icmp(c: &Case) -> bool {
 }
 
 /// The frames differ only in the two payload bytes where a TCP (offset 16) or UDP (offset 6)
-/// checksum would be, right after the IPv4 header of a later fragment.
+/// checksum would be, right after the IPv4 header of a later fragment (wherever tags put it).
 fn later_fragment_checksum(c: &Case) -> bool {
-    let l = Layout::parse(&c.packet.frame);
-    let (Some(after_ip), true) = (l.after_ip, l.frag_later) else {
-        return false;
-    };
-    let at = after_ip + if l.proto == 6 { 16 } else { 6 };
     c.signature == "frames differ in payload"
         && c.ovs.copies.len() == c.vswitch.copies.len()
         && pairs(&c.ovs.copies, &c.vswitch.copies)
             .iter()
             .all(|(a, b)| {
+                let l = Layout::parse(&b.frame);
+                let Some(after_ip) = l.after_ip.filter(|_| l.frag_later) else {
+                    return a.frame == b.frame;
+                };
+                let at = after_ip + if l.proto == 6 { 16 } else { 6 };
                 a.frame.len() == b.frame.len()
                     && a.frame.len() >= at + 2
                     && a.frame[..at] == b.frame[..at]
