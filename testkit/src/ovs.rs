@@ -20,7 +20,8 @@
 //! Everything lives in a temporary directory of its own: the database, every socket, pid and
 //! log file (`OVS_RUNDIR`, `OVS_DBDIR`, `OVS_LOGDIR` and `OVS_SYSCONFDIR` point there, and every
 //! `ovs-*` call names its socket). A system Open vSwitch (`/run/openvswitch`) is never touched.
-//! The daemons run as child processes, stopped and the directory removed on drop.
+//! The daemons run as child processes, stopped and the directory removed on drop (kept when
+//! `TESTKIT_KEEP_OVS` is set, to read its logs).
 //!
 //! ```no_run
 //! use testkit::ovs::{self, PrivateOvs};
