@@ -25,6 +25,9 @@ command -v ovs-ofctl >/dev/null || need_pkgs+=(openvswitch-switch)
 # The soak script (scripts/soak.sh) drives the REST API with curl and jq.
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v jq >/dev/null || need_pkgs+=(jq)
+# The private Open vSwitch the flow-semantics differential test compares with
+# (cli/tests/ovs_diff.rs, testkit::ovs); it never uses the system instance the package starts.
+command -v ovs-vswitchd >/dev/null || [ -x /usr/sbin/ovs-vswitchd ] || need_pkgs+=(openvswitch-switch)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive

@@ -27,14 +27,14 @@ mod guest;
 mod image;
 mod migrate;
 mod net;
-mod process;
 mod qmp;
 
+use crate::process;
+pub use crate::process::output_within;
 pub use config::{GuestConfig, Nic, VhostUserNic};
 pub use guest::Guest;
 pub use image::GuestImage;
 pub use migrate::MigrationStats;
-pub use process::output_within;
 
 use std::io;
 use std::time::Duration;

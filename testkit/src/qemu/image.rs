@@ -2,7 +2,7 @@
 //! the virtio-net modules, built once per machine into a cache directory.
 
 use super::cpio::Cpio;
-use super::process::{output_within, run_within, which};
+use crate::process::{output_within, run_within, which};
 use std::collections::HashMap;
 use std::fs;
 use std::io;

@@ -1,4 +1,5 @@
-//! Running host tools (apt-get, dpkg-deb, ldd, ip, iperf3) with a bound on their time.
+//! Running host tools (apt-get, dpkg-deb, ldd, ip, iperf3, the ovs-* tools) with a bound on
+//! their time.
 
 use std::io;
 use std::process::{Command, Output, Stdio};
