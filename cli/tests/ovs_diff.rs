@@ -28,7 +28,7 @@ use switch_core::testnet::unique;
 use testkit::difftest::{pairs, Case, Copy, DiffTest, KnownDifference, Outcome, Stats, Switch};
 use testkit::flowgen::{self, Config};
 use testkit::ovs::{self, PrivateOvs};
-use testkit::packet::{hex, unhex, Layout};
+use testkit::packet::{hex, unhex, vlan_tags, Layout};
 
 mod support;
 use support::{http, Daemon};
@@ -50,7 +50,56 @@ const KNOWN: &[KnownDifference] = &[
                  changing payload; vswitch leaves a later fragment's payload alone",
         applies: later_fragment_checksum,
     },
+    KnownDifference {
+        name: "push_vlan on a frame with two tags",
+        reason: "OVS tracks at most two VLAN tags (other_config:vlan-limit): pushing a third \
+                 loses the innermost one; vswitch keeps every tag (README, Differences from \
+                 Open vSwitch)",
+        applies: third_tag,
+    },
+    KnownDifference {
+        name: "NORMAL after push_vlan over a tag",
+        reason: "when NORMAL gets a frame whose outer tag has VLAN id 0 and priority 0 and that \
+                 has more tags behind it, OVS sends it with no tag at all; vswitch removes only \
+                 the priority tag (README, Differences from Open vSwitch)",
+        applies: normal_strips_all_tags,
+    },
 ];
+
+/// The copies differ only in their VLAN tags, each OVS copy carrying fewer than vswitch's.
+fn fewer_tags_in_ovs(c: &Case) -> bool {
+    c.signature.starts_with("frames differ in vlans")
+        && c.ovs.copies.len() == c.vswitch.copies.len()
+        && pairs(&c.ovs.copies, &c.vswitch.copies)
+            .iter()
+            .all(|(a, b)| {
+                let (ta, tb) = (vlan_tags(&a.frame).len(), vlan_tags(&b.frame).len());
+                ta < tb || a.frame == b.frame
+            })
+}
+
+fn rules_have(c: &Case, action: &str) -> bool {
+    c.flows
+        .iter()
+        .any(|f| f.to_ascii_lowercase().contains(action))
+}
+
+/// A frame with two tags or more meets `push_vlan`, and OVS's copies have at most two tags.
+fn third_tag(c: &Case) -> bool {
+    vlan_tags(&c.packet.frame).len() >= 2
+        && rules_have(c, "push_vlan")
+        && fewer_tags_in_ovs(c)
+        && c.ovs.copies.iter().all(|a| vlan_tags(&a.frame).len() <= 2)
+}
+
+/// `push_vlan` then NORMAL over a tagged frame: OVS's copies carry no tag where vswitch's
+/// keep the frame's own.
+fn normal_strips_all_tags(c: &Case) -> bool {
+    rules_have(c, "push_vlan")
+        && rules_have(c, "normal")
+        && fewer_tags_in_ovs(c)
+        && c.ovs.copies.iter().all(|a| vlan_tags(&a.frame).is_empty())
+}
 
 /// An ICMP packet, a rule for ICMP rewriting "ports", and frames that differ in the ICMP type,
 /// code and checksum only.
