@@ -66,16 +66,41 @@ const KNOWN: &[KnownDifference] = &[
     },
 ];
 
-/// The copies differ only in their VLAN tags, each OVS copy carrying fewer than vswitch's.
-fn fewer_tags_in_ovs(c: &Case) -> bool {
-    c.signature.starts_with("frames differ in vlans")
-        && c.ovs.copies.len() == c.vswitch.copies.len()
-        && pairs(&c.ovs.copies, &c.vswitch.copies)
-            .iter()
-            .all(|(a, b)| {
-                let (ta, tb) = (vlan_tags(&a.frame).len(), vlan_tags(&b.frame).len());
-                ta < tb || a.frame == b.frame
-            })
+/// How a copy OVS sent with `ta` tags, where vswitch's has `tb`, is explained after
+/// `push_vlan`: OVS lost the tags beyond two (`Limit`) or NORMAL removed them all (`Strip`).
+#[derive(PartialEq)]
+enum TagLoss {
+    Same,
+    Limit,
+    Strip,
+    Other,
+}
+
+/// The VLAN differences of every pair of copies, when the frames differ only in their tags
+/// and the rules push one.
+fn tag_losses(c: &Case) -> Vec<TagLoss> {
+    if !c.signature.starts_with("frames differ in vlans")
+        || !rules_have(c, "push_vlan")
+        || c.ovs.copies.len() != c.vswitch.copies.len()
+    {
+        return vec![TagLoss::Other];
+    }
+    let normal = rules_have(c, "normal");
+    pairs(&c.ovs.copies, &c.vswitch.copies)
+        .iter()
+        .map(|(a, b)| {
+            let (ta, tb) = (vlan_tags(&a.frame).len(), vlan_tags(&b.frame).len());
+            if a.frame == b.frame {
+                TagLoss::Same
+            } else if ta == 2 && tb > 2 {
+                TagLoss::Limit
+            } else if ta == 0 && tb > 0 && normal {
+                TagLoss::Strip
+            } else {
+                TagLoss::Other
+            }
+        })
+        .collect()
 }
 
 fn rules_have(c: &Case, action: &str) -> bool {
@@ -84,21 +109,18 @@ fn rules_have(c: &Case, action: &str) -> bool {
         .any(|f| f.to_ascii_lowercase().contains(action))
 }
 
-/// A frame with two tags or more meets `push_vlan`, and OVS's copies have at most two tags.
+/// Every copy that differs lost the tags beyond two.
 fn third_tag(c: &Case) -> bool {
-    vlan_tags(&c.packet.frame).len() >= 2
-        && rules_have(c, "push_vlan")
-        && fewer_tags_in_ovs(c)
-        && c.ovs.copies.iter().all(|a| vlan_tags(&a.frame).len() <= 2)
+    let l = tag_losses(c);
+    l.iter()
+        .all(|x| matches!(x, TagLoss::Same | TagLoss::Limit))
+        && l.contains(&TagLoss::Limit)
 }
 
-/// `push_vlan` then NORMAL over a tagged frame: OVS's copies carry no tag where vswitch's
-/// keep the frame's own.
+/// Some copy went through NORMAL with every tag removed (others may have lost the third).
 fn normal_strips_all_tags(c: &Case) -> bool {
-    rules_have(c, "push_vlan")
-        && rules_have(c, "normal")
-        && fewer_tags_in_ovs(c)
-        && c.ovs.copies.iter().all(|a| vlan_tags(&a.frame).is_empty())
+    let l = tag_losses(c);
+    !l.contains(&TagLoss::Other) && l.contains(&TagLoss::Strip)
 }
 
 /// An ICMP packet, a rule for ICMP rewriting "ports", and frames that differ in the ICMP type,
