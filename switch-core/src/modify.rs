@@ -78,6 +78,9 @@ impl Frame for Vec<u8> {
     }
 }
 
+/// Most VLAN tags looked through to find the L3 header.
+const MAX_TAGS: usize = 8;
+
 /// Where the headers of a frame start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Layout {
@@ -98,7 +101,9 @@ fn layout(f: &[u8]) -> Option<Layout> {
     let mut off = 12;
     let mut t = be16(f, off);
     let mut tags = 0;
-    while (t == ethertype::VLAN || t == ethertype::QINQ) && tags < 2 {
+    // More tags than the flow key holds (two): a `push_vlan` on a QinQ frame makes three, and
+    // the rewrites the translation chose must still reach the headers behind them.
+    while (t == ethertype::VLAN || t == ethertype::QINQ) && tags < MAX_TAGS {
         off += 4;
         if f.len() < off + 2 {
             return None;
@@ -465,6 +470,24 @@ mod tests {
         assert_eq!(b.data(), &orig[..]);
         assert!(!pop_vlan(&mut b), "no tag left");
         assert!(!set_field(&mut b, &SetField::VlanVid(1)));
+    }
+
+    /// Three tags (a push on a QinQ frame): the IP rewrites still find the header.
+    #[test]
+    fn rewrites_reach_ip_behind_three_tags() {
+        let orig = udp().build();
+        let mut b = Buf::new(&orig);
+        for tci in [2, 1, 0] {
+            assert!(push_vlan(&mut b, 0x8100, tci));
+        }
+        assert!(set_field(&mut b, &SetField::IpTtl(9)));
+        assert!(dec_ttl(b.data_mut()));
+        for _ in 0..3 {
+            assert!(pop_vlan(&mut b));
+        }
+        let k = extract(b.data(), 0);
+        assert_eq!(k.eth_type, ethertype::IPV4);
+        assert_eq!(k.nw_ttl, 8);
     }
 
     #[test]
