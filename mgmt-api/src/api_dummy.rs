@@ -68,29 +68,26 @@ pub fn decode_packets(packets: &[String]) -> Result<Vec<Vec<u8>>, ServiceError> 
     packets
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            let frame = decode_hex(text).map_err(|m| bad(i, m))?;
-            if frame.len() < MIN_FRAME {
-                return Err(bad(
-                    i,
-                    format!(
-                        "frame of {} bytes is shorter than an Ethernet header ({MIN_FRAME})",
-                        frame.len()
-                    ),
-                ));
-            }
-            if frame.len() > MAX_FRAME {
-                return Err(bad(
-                    i,
-                    format!(
-                        "frame of {} bytes is longer than {MAX_FRAME} bytes",
-                        frame.len()
-                    ),
-                ));
-            }
-            Ok(frame)
-        })
+        .map(|(i, text)| decode_frame(text).map_err(|m| bad(i, m)))
         .collect()
+}
+
+/// A frame given in hex (dummy ports' `receive`, `trace` with a packet): 14 to 65535 bytes.
+pub(crate) fn decode_frame(text: &str) -> Result<Vec<u8>, String> {
+    let frame = decode_hex(text)?;
+    if frame.len() < MIN_FRAME {
+        return Err(format!(
+            "frame of {} bytes is shorter than an Ethernet header ({MIN_FRAME})",
+            frame.len()
+        ));
+    }
+    if frame.len() > MAX_FRAME {
+        return Err(format!(
+            "frame of {} bytes is longer than {MAX_FRAME} bytes",
+            frame.len()
+        ));
+    }
+    Ok(frame)
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {

@@ -231,7 +231,7 @@ fn trace_view(
             c.iter()
                 .map(|(p, f)| CopyView {
                     port: *p,
-                    packet: f.iter().map(|b| format!("{b:02x}")).collect(),
+                    packet: crate::api::dummy::encode_hex(f),
                 })
                 .collect()
         }),
@@ -289,7 +289,8 @@ async fn trace(
     .map(Json)
 }
 
-/// The frame of a trace request: hex, 14 to 65535 bytes, with a flow that gives only in_port.
+/// The frame of a trace request (hex, as dummy ports take it), with a flow that gives only
+/// in_port.
 fn parse_frame(
     hex: &str,
     flow: &str,
@@ -308,23 +309,7 @@ fn parse_frame(
             "with a packet, the flow may give only in_port (the rest comes from the frame)".into(),
         ));
     }
-    let h = hex.trim();
-    if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad(
-            "packet: want an even number of hexadecimal digits".into()
-        ));
-    }
-    let f: Vec<u8> = (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
-        .collect();
-    if !(14..=65535).contains(&f.len()) {
-        return Err(bad(format!(
-            "packet: {} bytes; a frame has 14 to 65535",
-            f.len()
-        )));
-    }
-    Ok(f)
+    crate::api::dummy::decode_frame(hex.trim()).map_err(|m| bad(format!("packet: {m}")))
 }
 
 /// Traces the next real packet received on a port that matches a filter.
