@@ -32,16 +32,17 @@ pub struct Copy {
 /// What a switch did with one packet.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// The copies that left, sorted by port then bytes (no copy: dropped).
+    /// The copies that left, sorted by port; copies to one port stay in the order they were
+    /// sent, so the k-th on one switch answers to the k-th on the other (no copy: dropped).
     pub copies: Vec<Copy>,
     /// The switch's trace, for reports.
     pub text: String,
 }
 
 impl Outcome {
-    /// An outcome of these copies (in any order) and trace text.
+    /// An outcome of these copies (in the order sent) and trace text.
     pub fn new(mut copies: Vec<Copy>, text: String) -> Outcome {
-        copies.sort();
+        copies.sort_by_key(|c| c.port);
         Outcome { copies, text }
     }
 }
