@@ -28,15 +28,14 @@ use flow_table::{
 };
 use ports::{Packet, PacketBatch, PacketPool, Port, BATCH_SIZE};
 
-#[path = "patch_path.rs"]
 mod patch_path;
 use patch_path::MAX_PATCH_DEPTH;
 
-use crate::bridge::Bridge;
-use crate::clock;
-use crate::execute::{execute, single_output, PmdPort};
-use crate::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
-use crate::stats::{DropReason, LocalCounters, PmdCounters};
+use crate::datapath::bridge::Bridge;
+use crate::datapath::clock;
+use crate::datapath::execute::{execute, single_output, PmdPort};
+use crate::datapath::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
+use crate::datapath::stats::{DropReason, LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
@@ -821,7 +820,7 @@ fn trace_one(
             Decision::Uncached(_) => Hit::Upcall,
         },
         actions: cache.actions(d).to_vec(),
-        report: crate::trace::trace(shared, key, Some(frame), now),
+        report: crate::datapath::trace::trace(shared, key, Some(frame), now),
     };
     let _ = arm.reply.try_send(trace);
     ports[p].obs.trace = None;

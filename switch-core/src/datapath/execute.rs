@@ -3,9 +3,9 @@
 use flow_table::DpAction;
 use ports::{Packet, PacketBatch, PacketPool, Port};
 
-use crate::modify;
-use crate::observe::PortObs;
-use crate::stats::{DropReason, LocalCounters};
+use crate::datapath::modify;
+use crate::datapath::observe::PortObs;
+use crate::datapath::stats::{DropReason, LocalCounters};
 
 /// A port as one PMD thread sees it: its own instance and its pending transmit batch.
 pub(crate) struct PmdPort {
