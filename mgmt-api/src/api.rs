@@ -897,7 +897,7 @@ struct ApiDoc;
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(observe::ObserveDoc::openapi());
+    doc.merge(trace_capture::ObserveDoc::openapi());
     doc
 }
 
@@ -959,7 +959,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/bridges/{bridge}/megaflows", get(megaflows))
         .merge(net::routes())
         .merge(dummy::routes())
-        .merge(observe::routes())
+        .merge(trace_capture::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(DefaultBodyLimit::max(max_body))
@@ -973,5 +973,5 @@ mod net;
 pub mod dummy;
 
 pub mod metrics;
-pub mod observe;
 pub mod pcap;
+pub mod trace_capture;

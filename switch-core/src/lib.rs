@@ -16,12 +16,12 @@ pub mod switch;
 pub mod testnet;
 
 pub use datapath::bridge::LOCAL_PORT;
-pub use datapath::observe::{CaptureDir, CapturedFrame, PacketTrace};
 pub use datapath::pmd::MegaflowRow;
+pub use datapath::port_obs::{CaptureDir, CapturedFrame, PacketTrace};
 pub use datapath::stats::{DropReason, PmdStats};
 pub use datapath::trace::TraceReport;
 pub use datapath::vlan::{PortVlan, VlanMode};
 pub use switch::bridge_options::{BridgeOptions, DatapathType};
 pub use switch::l2_ctl::MirrorSpec;
-pub use switch::port_spec::PortConfig;
+pub use switch::port_config::PortConfig;
 pub use switch::{Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError};

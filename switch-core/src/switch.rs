@@ -5,7 +5,7 @@
 //! change, so a rule deleted by a returned call never forwards another packet.
 //!
 //! This module is the control plane: the [`Switch`] and what it needs to build and change
-//! bridges — bridge and port settings ([`bridge_options`], [`port_spec`]), the placement of
+//! bridges — bridge and port settings ([`bridge_options`], [`port_config`]), the placement of
 //! receive queues on PMD threads ([`rxq_sched`]), the bridges' L2 settings and patch links kept
 //! in step with their ports ([`l2_ctl`]), dummy-port I/O, and the observability operations
 //! (traces, captures, drop and queue counters). Nothing here runs per packet, so it may lock,
@@ -36,13 +36,13 @@ use crate::datapath::stats::{PmdCounters, PmdStats};
 pub mod bridge_options;
 mod dummy;
 // Port VLAN settings, mirrors and patch links (issue 8).
+mod inspect;
 pub mod l2_ctl;
-mod observe;
-pub mod port_spec;
+pub mod port_config;
 pub mod rxq_sched;
 use bridge_options::{BridgeOptions, DatapathType};
-pub use observe::{Capture, RxqUsage, MAX_TRACE_WAIT};
-use port_spec::PortConfig;
+pub use inspect::{Capture, RxqUsage, MAX_TRACE_WAIT};
+use port_config::PortConfig;
 
 /// How long a control operation waits for the PMD threads.
 const PMD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@ use flow_table::{translate_traced, translate_with, FlowKey, RuleChange, RuleTabl
 use crate::datapath::l2::L2Config;
 use crate::datapath::mac_table::MacTable;
 use crate::datapath::normal::{BridgeResolver, NormalNote};
-use crate::datapath::observe::PortDrops;
+use crate::datapath::port_obs::PortDrops;
 
 /// OpenFlow's number for the bridge's own (internal) port.
 pub const LOCAL_PORT: u32 = 65534;

@@ -7,7 +7,7 @@
 //! reaches it through a channel that it drains between iterations; requests that must be
 //! complete before an API call returns (rule invalidation, port removal) carry a reply channel.
 //!
-//! Observability hooks (see `observe.rs`) cost one predictable branch when unarmed: a capture
+//! Observability hooks (see `port_obs.rs`) cost one predictable branch when unarmed: a capture
 //! check per batch and direction, a trace check per packet; malformed frames and decisions
 //! without actions are dropped here with their reason, attributed to the ingress port once
 //! per batch.
@@ -34,7 +34,7 @@ use patch_path::MAX_PATCH_DEPTH;
 use crate::datapath::bridge::Bridge;
 use crate::datapath::clock;
 use crate::datapath::execute::{execute, single_output, PmdPort};
-use crate::datapath::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
+use crate::datapath::port_obs::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
 use crate::datapath::stats::{DropReason, LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
@@ -511,7 +511,7 @@ impl Pmd {
                 }
             }
         }
-        observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
+        port_obs::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
     }
 
     /// Waits up to the current back-off step for traffic on any receive descriptor.

@@ -8,7 +8,7 @@ use flow_table::{Match, RuleChange};
 use super::{pick_port_no, resolve_port, Ctl, Inner, Switch, SwitchError};
 use crate::datapath::l2::{L2Config, Mirror};
 use crate::datapath::vlan::PortVlan;
-use crate::switch::port_spec::PortConfig;
+use crate::switch::port_config::PortConfig;
 
 /// A mirror as configured, with ports by name (it follows ports that come and go).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

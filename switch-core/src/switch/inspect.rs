@@ -11,8 +11,8 @@ use flow_table::{FlowKey, Match};
 
 use super::{resolve_port, Switch, SwitchError, PMD_REPLY_TIMEOUT};
 use crate::datapath::clock;
-use crate::datapath::observe::{CaptureDir, CaptureTap, CapturedFrame, PacketTrace, TraceArm};
 use crate::datapath::pmd::PmdMsg;
+use crate::datapath::port_obs::{CaptureDir, CaptureTap, CapturedFrame, PacketTrace, TraceArm};
 use crate::datapath::stats::N_DROP_REASONS;
 use crate::datapath::trace::{self, TraceReport};
 
