@@ -8,10 +8,10 @@ use std::path::Path;
 
 use flow_table::flow_syntax::{parse_flow, FlowMode};
 use libfuzzer_sys::fuzz_target;
+use mgmt_api::api::trace_capture::{TracePacketRequest, TraceRequest};
 use mgmt_api::api::{FlowSelection, NewBridge, NewFdbEntry, NewFlows, NewPort};
-use mgmt_api::observe::{TracePacketRequest, TraceRequest};
+use mgmt_api::service::state::{MirrorEntry, PortEntry};
 use mgmt_api::service::{check_name, datapath_type, net, port_config};
-use mgmt_api::state::{MirrorEntry, PortEntry};
 
 fn ports(name: &str) -> Option<u32> {
     (name == "p1").then_some(1)

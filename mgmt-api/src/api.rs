@@ -16,8 +16,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::service::state::PortEntry;
 use crate::service::{Service, ServiceError};
-use crate::state::PortEntry;
 
 /// Shared by every handler.
 pub struct AppState {
@@ -435,7 +435,7 @@ fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView 
         .and_then(|m| m.get(&p.port_no).copied())
         .unwrap_or_default();
     PortView {
-        drops: crate::metrics::port_drop_reasons(p.kind, &dp, s.tx_dropped),
+        drops: metrics::port_drop_reasons(p.kind, &dp, s.tx_dropped),
         r#type: entry
             .as_ref()
             .map_or_else(|| p.config.type_name().to_owned(), |e| e.r#type.clone()),
@@ -601,7 +601,7 @@ async fn list_flows(
 ) -> Result<Json<Vec<FlowView>>, ApiError> {
     blocking(&app, move |s| {
         let names = s.names(&br)?;
-        let now = switch_core::clock::now_ms();
+        let now = switch_core::datapath::clock::now_ms();
         Ok(s.flows(&br)?
             .iter()
             .map(|r| FlowView {
@@ -776,7 +776,7 @@ async fn megaflows(
 ) -> Result<Json<Vec<MegaflowView>>, ApiError> {
     blocking(&app, move |s| {
         let names = s.names(&br)?;
-        let now = switch_core::clock::now_ms();
+        let now = switch_core::datapath::clock::now_ms();
         let name = |n: u32| names.get(&n).cloned();
         Ok(s.switch()
             .megaflows(&br)?
@@ -885,8 +885,8 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         PmdView,
         net::PortUpdate,
         net::NewAttachment,
-        crate::state::MirrorEntry,
-        crate::state::NetnsEntry,
+        crate::service::state::MirrorEntry,
+        crate::service::state::NetnsEntry,
         dummy::DummyPackets,
         dummy::DummyQueued,
         dummy::DummySent
@@ -897,7 +897,7 @@ struct ApiDoc;
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(crate::observe::ObserveDoc::openapi());
+    doc.merge(trace_capture::ObserveDoc::openapi());
     doc
 }
 
@@ -959,7 +959,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/bridges/{bridge}/megaflows", get(megaflows))
         .merge(net::routes())
         .merge(dummy::routes())
-        .merge(crate::observe::routes())
+        .merge(trace_capture::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(DefaultBodyLimit::max(max_body))
@@ -967,9 +967,11 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
 }
 
 // Port VLAN settings, mirrors, namespace attachment (issue 8).
-#[path = "api_net.rs"]
 mod net;
 
 // Frames in and out of dummy ports.
-#[path = "api_dummy.rs"]
 pub mod dummy;
+
+pub mod metrics;
+pub mod pcap;
+pub mod trace_capture;

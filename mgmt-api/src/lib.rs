@@ -6,11 +6,7 @@
 pub mod api;
 pub mod config;
 pub mod limits;
-pub mod metrics;
-pub mod observe;
-pub mod pcap;
 pub mod service;
-pub mod state;
 
 use std::future::Future;
 use std::path::Path;
@@ -25,7 +21,7 @@ pub async fn serve(
     state_dir: &Path,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let store = state::Store::open(state_dir).map_err(|e| e.to_string())?;
+    let store = service::state::Store::open(state_dir).map_err(|e| e.to_string())?;
     let dir = state_dir.to_owned();
     let cfg2 = cfg.clone();
     let service = tokio::task::spawn_blocking(move || service::Service::start(&cfg2, store))

@@ -11,13 +11,14 @@ use std::sync::{Mutex, MutexGuard};
 use flow_table::flow_syntax::{self, FlowMode, ParsedFlow};
 use flow_table::{Rule, RuleFilter, RuleSpec};
 use ports::SystemMode;
+use switch_core::switch::bridge_options;
 use switch_core::{
     BridgeOptions, DatapathType, PortConfig, PortInfo, Switch, SwitchConfig, SwitchError,
     LOCAL_PORT,
 };
 
 use crate::config::DaemonConfig;
-use crate::state::{BridgeEntry, PortEntry, State, Store};
+use state::{BridgeEntry, PortEntry, State, Store};
 
 /// The highest port number a port may ask for (OpenFlow's `OFPP_MAX` is the next one).
 const MAX_OFPORT: u32 = 0xfeff;
@@ -95,13 +96,12 @@ pub fn datapath_type(text: Option<&str>) -> Result<DatapathType, ServiceError> {
     let Some(t) = text else {
         return Ok(DatapathType::default());
     };
-    t.parse()
-        .map_err(|e: switch_core::bridge_options::UnknownDatapathType| {
-            ServiceError::BadRequest(
-                e.to_string(),
-                Some(serde_json::json!({ "field": "datapath_type", "value": t })),
-            )
-        })
+    t.parse().map_err(|e: bridge_options::UnknownDatapathType| {
+        ServiceError::BadRequest(
+            e.to_string(),
+            Some(serde_json::json!({ "field": "datapath_type", "value": t })),
+        )
+    })
 }
 
 /// Longest unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
@@ -126,7 +126,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
         }
     };
     // VLAN settings apply to every type (see `port_vlan`).
-    let vlan_opts = switch_core::vlan::VLAN_OPTIONS;
+    let vlan_opts = switch_core::datapath::vlan::VLAN_OPTIONS;
     if let Some(k) = p
         .options
         .keys()
@@ -832,5 +832,6 @@ mod tests {
 }
 
 // Port VLAN settings, patch and VXLAN ports, mirrors, namespace attachment (issue 8).
-#[path = "service_net.rs"]
 pub mod net;
+
+pub mod state;

@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mgmt_api::api::{router, AppState};
+use mgmt_api::service::state::Store;
 use mgmt_api::service::Service;
-use mgmt_api::state::Store;
 use mgmt_api::DaemonConfig;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -101,7 +101,7 @@ impl Api {
         (status, v)
     }
 
-    fn saved(&self) -> mgmt_api::state::State {
+    fn saved(&self) -> mgmt_api::service::state::State {
         Store::open(self.dir.path()).unwrap().load().unwrap()
     }
 }

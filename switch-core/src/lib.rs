@@ -3,36 +3,25 @@
 //!
 //! [`Switch`] is the entry point: it starts the PMD threads and offers the control-plane
 //! operations (bridges, ports, rules, statistics) that the management API exposes.
+//!
+//! Two halves: [`datapath`] is what the PMD threads run per packet (no locks, no allocation on
+//! the per-packet path), [`switch`] the control plane that builds and changes it.
 
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod bridge;
-pub mod bridge_options;
-pub mod clock;
-mod execute;
-pub mod l2;
-pub mod mac_table;
-pub mod modify;
-pub mod normal;
-pub mod observe;
-mod pmd;
-pub mod port_spec;
-pub mod rxq_sched;
-pub mod stats;
+pub mod datapath;
 pub mod switch;
 #[cfg(feature = "testnet")]
 pub mod testnet;
-pub mod trace;
-pub mod vlan;
 
-pub use bridge::LOCAL_PORT;
-pub use bridge_options::{BridgeOptions, DatapathType};
-pub use observe::{CaptureDir, CapturedFrame, PacketTrace};
-pub use pmd::MegaflowRow;
-pub use port_spec::PortConfig;
-pub use stats::{DropReason, PmdStats};
+pub use datapath::bridge::LOCAL_PORT;
+pub use datapath::pmd::MegaflowRow;
+pub use datapath::port_obs::{CaptureDir, CapturedFrame, PacketTrace};
+pub use datapath::stats::{DropReason, PmdStats};
+pub use datapath::trace::TraceReport;
+pub use datapath::vlan::{PortVlan, VlanMode};
+pub use switch::bridge_options::{BridgeOptions, DatapathType};
 pub use switch::l2_ctl::MirrorSpec;
+pub use switch::port_config::PortConfig;
 pub use switch::{Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError};
-pub use trace::TraceReport;
-pub use vlan::{PortVlan, VlanMode};

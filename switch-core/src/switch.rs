@@ -3,6 +3,14 @@
 //! Every method is a control-plane operation. Changes reach the PMD threads through their
 //! channels; a method that changes what packets do returns only after every PMD has applied the
 //! change, so a rule deleted by a returned call never forwards another packet.
+//!
+//! This module is the control plane: the [`Switch`] and what it needs to build and change
+//! bridges — bridge and port settings ([`bridge_options`], [`port_config`]), the placement of
+//! receive queues on PMD threads ([`rxq_sched`]), the bridges' L2 settings and patch links kept
+//! in step with their ports ([`l2_ctl`]), dummy-port I/O, and the observability operations
+//! (traces, captures, drop and queue counters). Nothing here runs per packet, so it may lock,
+//! allocate and wait; what the PMD threads run is in [`crate::datapath`], which the control
+//! plane reaches only through the PMDs' channels and the bridge state it replaces whole.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,19 +26,23 @@ use flow_table::{
 };
 use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 
-use crate::bridge::{Bridge, BridgeShared, LOCAL_PORT};
-use crate::bridge_options::{BridgeOptions, DatapathType};
-use crate::clock;
-use crate::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
-use crate::normal;
-use crate::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg};
-use crate::port_spec::PortConfig;
-use crate::rxq_sched;
-use crate::stats::{PmdCounters, PmdStats};
+use crate::datapath::bridge::{Bridge, BridgeShared, LOCAL_PORT};
+use crate::datapath::clock;
+use crate::datapath::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
+use crate::datapath::normal;
+use crate::datapath::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg};
+use crate::datapath::stats::{PmdCounters, PmdStats};
 
+pub mod bridge_options;
 mod dummy;
-mod observe;
-pub use observe::{Capture, RxqUsage, MAX_TRACE_WAIT};
+// Port VLAN settings, mirrors and patch links (issue 8).
+mod inspect;
+pub mod l2_ctl;
+pub mod port_config;
+pub mod rxq_sched;
+use bridge_options::{BridgeOptions, DatapathType};
+pub use inspect::{Capture, RxqUsage, MAX_TRACE_WAIT};
+use port_config::PortConfig;
 
 /// How long a control operation waits for the PMD threads.
 const PMD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,7 +169,7 @@ pub struct PortInfo {
     /// The peer's state in words (vhost-user: the VM, its queues, why nothing flows).
     pub status: Option<String>,
     /// VLAN settings (`tag`, `trunks`, `vlan_mode`).
-    pub vlan: crate::vlan::PortVlan,
+    pub vlan: crate::datapath::vlan::PortVlan,
 }
 
 /// One PMD's share of a port: the receive queues of the instance it runs (`pmd-rxq-show`).
@@ -187,7 +199,7 @@ struct PortCtl {
     link: LinkWatch,
     /// Receive queues of each instance (instance `i` runs on PMD `(i + rotation) % n`).
     rxqs: Vec<usize>,
-    /// Where the instances run (see [`rxq_sched`](crate::rxq_sched)).
+    /// Where the instances run (see [`rxq_sched`]).
     rotation: usize,
     /// A patch port's link to its peer, set by the control plane.
     patch: Option<Arc<ports::PatchLink>>,
@@ -877,7 +889,3 @@ impl Drop for Switch {
         }
     }
 }
-
-// Port VLAN settings, mirrors and patch links (issue 8).
-#[path = "switch_l2.rs"]
-pub mod l2_ctl;

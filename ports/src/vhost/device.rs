@@ -803,5 +803,4 @@ impl EarlyHandler for Handler {
 }
 
 #[cfg(test)]
-#[path = "device_tests.rs"]
 mod tests;

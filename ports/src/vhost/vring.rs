@@ -581,5 +581,4 @@ pub(crate) fn header_len(features: u64) -> usize {
 }
 
 #[cfg(test)]
-#[path = "vring_tests.rs"]
 mod tests;

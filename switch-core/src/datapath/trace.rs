@@ -9,10 +9,10 @@ use flow_table::flow_syntax::{format_actions, format_match_named};
 use flow_table::upcall::XlateError;
 use flow_table::{Action, DpAction, Field, FlowKey, FlowMask, Match, SetField};
 
-use crate::bridge::BridgeShared;
-use crate::modify;
-use crate::normal::NormalNote;
-use crate::stats::DropReason;
+use crate::datapath::bridge::BridgeShared;
+use crate::datapath::modify;
+use crate::datapath::normal::NormalNote;
+use crate::datapath::stats::DropReason;
 
 /// One table lookup of a trace.
 #[derive(Clone, Debug)]

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
-use switch_core::vlan::VLAN_OPTIONS;
+use switch_core::datapath::vlan::VLAN_OPTIONS;
 use switch_core::{MirrorSpec, PortConfig, PortInfo, PortVlan};
 
 use super::{Service, ServiceError};
-use crate::state::{MirrorEntry, NetnsEntry, PortEntry};
+use crate::service::state::{MirrorEntry, NetnsEntry, PortEntry};
 
 fn bad<T>(m: String) -> Result<T, ServiceError> {
     Err(ServiceError::BadRequest(m, None))
@@ -129,7 +129,7 @@ fn short_hash(s: &str) -> u32 {
 }
 
 /// Deletes the veth pairs of the namespaces attached to a deleted bridge.
-pub(super) fn remove_links(br: &crate::state::BridgeEntry) {
+pub(super) fn remove_links(br: &crate::service::state::BridgeEntry) {
     for a in &br.attached {
         if std::path::Path::new("/sys/class/net")
             .join(&a.port)

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::{blocking, port_view, ApiError, ApiJson, App, AppState, PortView};
 use crate::service::net::AttachNetns;
-use crate::state::{MirrorEntry, NetnsEntry};
+use crate::service::state::{MirrorEntry, NetnsEntry};
 
 /// `PATCH /bridges/{bridge}/ports/{port}`: change VLAN settings (an empty value removes one).
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,10 +7,10 @@ use arc_swap::ArcSwap;
 use flow_table::Translation;
 use flow_table::{translate_traced, translate_with, FlowKey, RuleChange, RuleTables, TraceStep};
 
-use crate::l2::L2Config;
-use crate::mac_table::MacTable;
-use crate::normal::{BridgeResolver, NormalNote};
-use crate::observe::PortDrops;
+use crate::datapath::l2::L2Config;
+use crate::datapath::mac_table::MacTable;
+use crate::datapath::normal::{BridgeResolver, NormalNote};
+use crate::datapath::port_obs::PortDrops;
 
 /// OpenFlow's number for the bridge's own (internal) port.
 pub const LOCAL_PORT: u32 = 65534;
@@ -27,7 +27,7 @@ pub struct BridgeShared {
     /// MAC learning table. Locked only on upcalls that run NORMAL and by housekeeping, never
     /// per packet.
     pub macs: Mutex<MacTable>,
-    /// Port VLAN settings and mirrors (see [`crate::l2`]), replaced whole by the control plane.
+    /// Port VLAN settings and mirrors (see [`super::l2`]), replaced whole by the control plane.
     pub l2: ArcSwap<L2Config>,
     /// Datapath drops by reason of the packets each port (by number) received. Locked only
     /// when a port is added or removed and when counters are read.

@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Sender, TrySendError};
 use flow_table::{DpAction, FlowKey, Hit, Match};
 
-use crate::stats::{DropReason, N_DROP_REASONS};
-use crate::trace::TraceReport;
+use crate::datapath::stats::{DropReason, N_DROP_REASONS};
+use crate::datapath::trace::TraceReport;
 
 /// Datapath drops of packets received on one port, by [`DropReason`]. Shared by the port's
 /// instances on every PMD and read by the control plane.

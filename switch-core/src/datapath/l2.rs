@@ -1,7 +1,7 @@
 //! A bridge's L2 settings that NORMAL and the upcall read: port VLAN settings, the bridge's
 //! ports and mirrors.
 //!
-//! NORMAL ([`crate::normal`]) takes the packet's VLAN from its ingress port, learns and looks
+//! NORMAL ([`super::normal`]) takes the packet's VLAN from its ingress port, learns and looks
 //! up in that VLAN, and sends to the ports that carry the VLAN, each with the tag that port
 //! wants. Mirrors then add an output of the packet as received to their output port.
 //!
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use flow_table::key::FlowKey;
 use flow_table::{DpAction, Field, Translation};
 
-use crate::vlan::PortVlan;
+use crate::datapath::vlan::PortVlan;
 
 /// A mirror as the datapath applies it (ports by number).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

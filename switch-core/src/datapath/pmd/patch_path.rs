@@ -8,7 +8,7 @@
 use ports::{PacketBatch, BATCH_SIZE};
 
 use super::Pmd;
-use crate::stats::DropReason;
+use crate::datapath::stats::DropReason;
 
 /// Bridges a packet may cross through patch ports from the one it entered.
 pub(crate) const MAX_PATCH_DEPTH: usize = 8;

@@ -19,7 +19,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// (a full transmit queue, or for vhost-user a full guest ring).
 pub fn port_drop_reasons(
     kind: PortKind,
-    datapath: &[u64; switch_core::stats::N_DROP_REASONS],
+    datapath: &[u64; switch_core::datapath::stats::N_DROP_REASONS],
     tx_dropped: u64,
 ) -> BTreeMap<String, u64> {
     let mut m: BTreeMap<String, u64> = DropReason::ALL

@@ -1,6 +1,6 @@
 use super::*;
-use crate::l2::L2Config;
-use crate::mac_table::MacTable;
+use crate::datapath::l2::L2Config;
+use crate::datapath::mac_table::MacTable;
 use flow_table::{RuleSpec, RuleTables};
 use std::net::Ipv4Addr;
 use std::sync::Arc;

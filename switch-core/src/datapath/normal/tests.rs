@@ -1,8 +1,8 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::l2::Mirror;
-use crate::vlan::PortVlan;
+use crate::datapath::l2::Mirror;
+use crate::datapath::vlan::PortVlan;
 use flow_table::{translate_with, Action, RuleSpec, RuleTables};
 
 const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use flow_table::{Match, RuleChange};
 
 use super::{pick_port_no, resolve_port, Ctl, Inner, Switch, SwitchError};
-use crate::l2::{L2Config, Mirror};
-use crate::port_spec::PortConfig;
-use crate::vlan::PortVlan;
+use crate::datapath::l2::{L2Config, Mirror};
+use crate::datapath::vlan::PortVlan;
+use crate::switch::port_config::PortConfig;
 
 /// A mirror as configured, with ports by name (it follows ports that come and go).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! reaches it through a channel that it drains between iterations; requests that must be
 //! complete before an API call returns (rule invalidation, port removal) carry a reply channel.
 //!
-//! Observability hooks (see `observe.rs`) cost one predictable branch when unarmed: a capture
+//! Observability hooks (see `port_obs.rs`) cost one predictable branch when unarmed: a capture
 //! check per batch and direction, a trace check per packet; malformed frames and decisions
 //! without actions are dropped here with their reason, attributed to the ingress port once
 //! per batch.
@@ -28,15 +28,14 @@ use flow_table::{
 };
 use ports::{Packet, PacketBatch, PacketPool, Port, BATCH_SIZE};
 
-#[path = "patch_path.rs"]
 mod patch_path;
 use patch_path::MAX_PATCH_DEPTH;
 
-use crate::bridge::Bridge;
-use crate::clock;
-use crate::execute::{execute, single_output, PmdPort};
-use crate::observe::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
-use crate::stats::{DropReason, LocalCounters, PmdCounters};
+use crate::datapath::bridge::Bridge;
+use crate::datapath::clock;
+use crate::datapath::execute::{execute, single_output, PmdPort};
+use crate::datapath::port_obs::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
+use crate::datapath::stats::{DropReason, LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
@@ -512,7 +511,7 @@ impl Pmd {
                 }
             }
         }
-        observe::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
+        port_obs::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
     }
 
     /// Waits up to the current back-off step for traffic on any receive descriptor.
@@ -821,7 +820,7 @@ fn trace_one(
             Decision::Uncached(_) => Hit::Upcall,
         },
         actions: cache.actions(d).to_vec(),
-        report: crate::trace::trace(shared, key, Some(frame), now),
+        report: crate::datapath::trace::trace(shared, key, Some(frame), now),
     };
     let _ = arm.reply.try_send(trace);
     ports[p].obs.trace = None;

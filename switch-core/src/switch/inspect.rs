@@ -10,11 +10,11 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use flow_table::{FlowKey, Match};
 
 use super::{resolve_port, Switch, SwitchError, PMD_REPLY_TIMEOUT};
-use crate::clock;
-use crate::observe::{CaptureDir, CaptureTap, CapturedFrame, PacketTrace, TraceArm};
-use crate::pmd::PmdMsg;
-use crate::stats::N_DROP_REASONS;
-use crate::trace::{self, TraceReport};
+use crate::datapath::clock;
+use crate::datapath::pmd::PmdMsg;
+use crate::datapath::port_obs::{CaptureDir, CaptureTap, CapturedFrame, PacketTrace, TraceArm};
+use crate::datapath::stats::N_DROP_REASONS;
+use crate::datapath::trace::{self, TraceReport};
 
 /// Longest a `trace-packet` may wait for its packet.
 pub const MAX_TRACE_WAIT: Duration = Duration::from_secs(60);

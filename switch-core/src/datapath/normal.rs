@@ -16,8 +16,8 @@ use flow_table::key::{
 };
 use flow_table::{DpAction, Match, Resolver, RuleChange, SetField};
 
-use crate::l2::L2Config;
-use crate::mac_table::{is_multicast, Learned, MacTable};
+use crate::datapath::l2::L2Config;
+use crate::datapath::mac_table::{is_multicast, Learned, MacTable};
 
 /// What one NORMAL decided, for `trace`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 use flow_table::DpAction;
 use ports::{Packet, PacketBatch, PacketPool, Port};
 
-use crate::modify;
-use crate::observe::PortObs;
-use crate::stats::{DropReason, LocalCounters};
+use crate::datapath::modify;
+use crate::datapath::port_obs::PortObs;
+use crate::datapath::stats::{DropReason, LocalCounters};
 
 /// A port as one PMD thread sees it: its own instance and its pending transmit batch.
 pub(crate) struct PmdPort {
@@ -16,7 +16,7 @@ pub(crate) struct PmdPort {
     pub tx: Box<PacketBatch>,
     /// Consecutive empty polls of a port whose polls are system calls (see `pmd.rs`).
     pub empty_polls: u32,
-    /// Drop counters, capture taps, packet trace, per-queue cycles (see `observe.rs`).
+    /// Drop counters, capture taps, packet trace, per-queue cycles (see `port_obs.rs`).
     pub obs: PortObs,
 }
 

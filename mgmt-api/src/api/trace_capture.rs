@@ -18,9 +18,9 @@ use switch_core::{CaptureDir, PacketTrace, TraceReport};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::blocking;
+use crate::api::{metrics, pcap};
 use crate::api::{ApiError, ApiJson, AppState};
 use crate::service::ServiceError;
-use crate::{metrics, pcap};
 
 type App = State<Arc<AppState>>;
 
