@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
-use crate::gso;
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
-use crate::port::{Port, PortCounters, PortKind};
-use crate::sys::{cvt, getsockopt, setsockopt, socket, Mmap};
+use crate::port::{Burst, Port, PortCounters, PortKind};
+use crate::sys::{self, cvt, getsockopt, setsockopt, socket, Mmap};
 
 /// Ask the kernel for its ring-overflow drop count once per this many receive calls (a power of
 /// two), so the counter stays current without a syscall per burst.
@@ -429,29 +428,26 @@ impl Port for AfPacketPort {
                 q.release_block();
             }
         }
-        self.counters.add_rx(n as u64, bytes, dropped, errors);
+        self.counters.add_rx(&Burst {
+            packets: n as u64,
+            bytes,
+            dropped,
+            errors,
+        });
         n
     }
 
-    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         let fd = self.queues[qid % self.queues.len()].sock.as_raw_fd();
-        send_burst(fd, self.vnet_hdr, pool, batch, &self.counters);
+        send_burst(fd, self.vnet_hdr, pool, batch, &self.counters)
     }
 
     fn counters(&self) -> Arc<PortCounters> {
         Arc::clone(&self.counters)
     }
 
-    fn mtu(&self) -> u32 {
-        self.netdev.mtu().unwrap_or(0)
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.netdev.mac().unwrap_or([0; 6])
-    }
-
-    fn link_up(&self) -> bool {
-        self.netdev.link_up()
+    fn netdev(&self) -> Option<&NetDev> {
+        Some(&self.netdev)
     }
 
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {
@@ -460,65 +456,34 @@ impl Port for AfPacketPort {
 }
 
 /// Sends every packet of `batch` on AF_PACKET socket `fd` and frees all their buffers into
-/// `pool`; adds what happened to `counters`. With `vnet_hdr` each frame is preceded by its
-/// virtio-net header (the socket must have `PACKET_VNET_HDR`); without, the wire takes no
-/// offload metadata: partial checksums are completed and GSO packets segmented here
-/// ([`gso::for_each_burst`], counted as such), and packets whose offloads cannot be resolved
-/// count as errors.
+/// `pool`; adds what happened to `counters` and returns it. With `vnet_hdr` each frame is
+/// preceded by its virtio-net header (the socket must have `PACKET_VNET_HDR`) and the kernel
+/// takes every offload; without, the wire takes no offload metadata: partial checksums are
+/// completed and GSO packets segmented here ([`PacketBatch::send_resolved`]).
 pub(crate) fn send_burst(
     fd: RawFd,
     vnet_hdr: bool,
     pool: &mut PacketPool,
     batch: &mut PacketBatch,
     counters: &PortCounters,
-) {
-    let (sent, bytes, dropped, errors) = send_resolved(fd, vnet_hdr, pool, batch, counters);
-    counters.add_tx(sent, bytes, dropped, errors);
-}
-
-/// [`send_burst`] without the transmit counters: returns `(sent, bytes, dropped, errors)`
-/// (offload work is added to `counters`).
-fn send_resolved(
-    fd: RawFd,
-    vnet_hdr: bool,
-    pool: &mut PacketPool,
-    batch: &mut PacketBatch,
-    counters: &PortCounters,
-) -> (u64, u64, u64, u64) {
-    if vnet_hdr {
-        return send_frames(fd, true, pool, batch);
-    }
-    let mut t = (0u64, 0u64, 0u64, 0u64);
-    let st = gso::for_each_burst(
-        batch,
+) -> Burst {
+    batch.send_resolved(
         pool,
-        |_| false,
-        |pool, burst| {
-            let r = send_frames(fd, false, pool, burst);
-            t = (t.0 + r.0, t.1 + r.1, t.2 + r.2, t.3 + r.3);
-        },
-    );
-    counters.add_offloads(&st);
-    t
+        counters,
+        |_| vnet_hdr,
+        |pool, burst| send_frames(fd, vnet_hdr, pool, burst),
+    )
 }
 
-/// Sends the frames of `batch` (at most [`BATCH_SIZE`]) with one `sendmmsg` per attempt and
-/// frees all their buffers into `pool`; returns `(sent, bytes, dropped, errors)`. With
-/// `vnet_hdr` each frame is preceded by its virtio-net header; without, any offload metadata is
-/// ignored (the caller has resolved it).
-fn send_frames(
-    fd: RawFd,
-    vnet_hdr: bool,
-    pool: &mut PacketPool,
-    batch: &mut PacketBatch,
-) -> (u64, u64, u64, u64) {
-    let mut errors = 0u64;
-    let n = batch.len();
-    if n == 0 {
-        return (0, 0, 0, errors);
+/// Sends the frames of `batch` (at most [`BATCH_SIZE`]) with [`sys::send_mmsg`] and frees all
+/// their buffers into `pool`; returns what happened. With `vnet_hdr` each frame is preceded by
+/// its virtio-net header; without, any offload metadata is ignored (the caller has resolved it).
+fn send_frames(fd: RawFd, vnet_hdr: bool, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
+    if batch.is_empty() {
+        return Burst::default();
     }
     // Per-burst arrays on the stack: no allocation, and the pointers in them stay valid for
-    // the syscalls below.
+    // the send below.
     let mut hdrs = [[0u8; VnetHdr::LEN]; BATCH_SIZE];
     // SAFETY: iovec and mmsghdr are plain C data; all-zero (null pointers, zero lengths) is
     // valid and every used entry is filled in below.
@@ -527,7 +492,10 @@ fn send_frames(
     let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
     let per = if vnet_hdr { 2 } else { 1 };
     let mut lens = [0usize; BATCH_SIZE];
-    for (i, pkt) in batch.iter().enumerate() {
+    let mut n = 0;
+    for pkt in batch.iter().take(BATCH_SIZE) {
+        let i = n;
+        n += 1;
         let mut k = i * per;
         if vnet_hdr {
             hdrs[i] = pkt.vnet.unwrap_or_default().to_bytes();
@@ -547,47 +515,11 @@ fn send_frames(
         m.msg_hdr.msg_iov = iov[i * per..].as_mut_ptr();
         m.msg_hdr.msg_iovlen = per as _;
     }
-    let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
-    let mut i = 0;
-    // Each round sends at least one message or gives up on one, so n rounds suffice.
-    for _ in 0..n {
-        if i >= n {
-            break;
-        }
-        // SAFETY: msgs[i..n] are initialised mmsghdrs whose iovecs point into `hdrs` and
-        // into packets still held by `batch`; all outlive the call.
-        let r = unsafe {
-            libc::sendmmsg(
-                fd,
-                msgs[i..].as_mut_ptr(),
-                (n - i) as u32,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if r > 0 {
-            let r = r as usize;
-            sent += r as u64;
-            bytes += lens[i..i + r].iter().sum::<usize>() as u64;
-            i += r;
-            continue;
-        }
-        match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-            // Device queue full or link down: the rest has nowhere to go now.
-            libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO => {
-                dropped += (n - i) as u64;
-                i = n;
-            }
-            libc::EINTR => {}
-            // This frame was refused (e.g. longer than the MTU); go on with the next.
-            _ => {
-                errors += 1;
-                i += 1;
-            }
-        }
-    }
-    dropped += (n - i.min(n)) as u64;
+    // SAFETY: msgs[..n] point at `per` iovecs each, into `hdrs` and into packets still held by
+    // `batch`; all outlive the call. No address, no control data.
+    let out = unsafe { sys::send_mmsg(fd, &mut msgs[..n], &lens[..n]) };
     pool.free_batch(batch);
-    (sent, bytes, dropped, errors)
+    out
 }
 
 /// A transmit-only AF_PACKET socket bound to one interface, without a receive ring or virtio-net
@@ -615,7 +547,7 @@ impl TxSocket {
         pool: &mut PacketPool,
         batch: &mut PacketBatch,
         counters: &PortCounters,
-    ) {
+    ) -> Burst {
         send_burst(self.sock.as_raw_fd(), false, pool, batch, counters)
     }
 }
@@ -716,8 +648,15 @@ mod tests {
             p.vnet = Some(h);
             batch.push(p).unwrap();
             let counters = PortCounters::default();
-            send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch, &counters);
+            let out = send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch, &counters);
             let s = counters.snapshot();
+            let counted = Burst {
+                packets: s.tx_packets,
+                bytes: s.tx_bytes,
+                dropped: s.tx_dropped,
+                errors: s.tx_errors,
+            };
+            assert_eq!(out, counted, "returns what it counted");
             let (sent, bytes, dropped, errors) =
                 (s.tx_packets, s.tx_bytes, s.tx_dropped, s.tx_errors);
             let lens = recv_lens(&b);

@@ -20,10 +20,9 @@ use std::sync::Arc;
 use crate::afpacket::TxSocket;
 use crate::batch::PacketBatch;
 use crate::bpf::{XdpMode, XskRedirect};
-use crate::gso;
 use crate::netdev::NetDev;
 use crate::pool::PacketPool;
-use crate::port::{Port, PortCounters, PortKind};
+use crate::port::{Burst, Port, PortCounters, PortKind};
 use crate::sys::{cvt, getsockopt, setsockopt, socket, Mmap};
 
 /// Ask the kernel for its drop counters once per this many receive calls (a power of two).
@@ -459,11 +458,9 @@ impl AfXdpPort {
     }
 
     /// Copies the frames of `batch` (at most a burst, offloads resolved) into transmit UMEM
-    /// frames of queue `qid`, kicks the kernel, frees every buffer into `pool` and counts the
-    /// outcome.
-    fn tx_frames(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let nq = self.xsks.len();
-        let x = &mut self.xsks[qid % nq];
+    /// frames of `x`, kicks the kernel and frees every buffer into `pool`; returns what
+    /// happened.
+    fn tx_frames(x: &mut Xsk, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         x.reclaim_tx();
         let mut slots = x.tx.free_slots();
         let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
@@ -510,7 +507,12 @@ impl AfXdpPort {
             let _ = x.kick_tx();
         }
         x.reclaim_tx();
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        Burst {
+            packets: sent,
+            bytes,
+            dropped,
+            errors,
+        }
     }
 }
 
@@ -567,7 +569,10 @@ impl Port for AfXdpPort {
                     )
                 };
             }
-            self.counters.add_rx(0, 0, dropped, 0);
+            self.counters.add_rx(&Burst {
+                dropped,
+                ..Burst::default()
+            });
             return 0;
         }
         // Every frame taken from rx goes straight back to fill; fill holds all receive frames,
@@ -601,40 +606,38 @@ impl Port for AfXdpPort {
         }
         x.rx.release(avail);
         x.fill.submit(avail);
-        self.counters.add_rx(n as u64, bytes, dropped, errors);
+        self.counters.add_rx(&Burst {
+            packets: n as u64,
+            bytes,
+            dropped,
+            errors,
+        });
         n
     }
 
-    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         if let Some(sock) = &self.tx_fallback {
-            sock.send(pool, batch, &self.counters);
-            return;
+            return sock.send(pool, batch, &self.counters);
         }
         // AF_XDP takes no offload metadata: complete partial checksums and segment GSO packets
         // first; what cannot be resolved counts as an error.
-        let st = gso::for_each_burst(
-            batch,
+        // An instance without a transmit fallback has a socket of its own (`open_instances`).
+        let nq = self.xsks.len();
+        let x = &mut self.xsks[qid % nq];
+        batch.send_resolved(
             pool,
+            &self.counters,
             |_| false,
-            |pool, burst| self.tx_frames(qid, pool, burst),
-        );
-        self.counters.add_offloads(&st);
+            |pool, burst| Self::tx_frames(x, pool, burst),
+        )
     }
 
     fn counters(&self) -> Arc<PortCounters> {
         Arc::clone(&self.counters)
     }
 
-    fn mtu(&self) -> u32 {
-        self.netdev.mtu().unwrap_or(0)
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.netdev.mac().unwrap_or([0; 6])
-    }
-
-    fn link_up(&self) -> bool {
-        self.netdev.link_up()
+    fn netdev(&self) -> Option<&NetDev> {
+        Some(&self.netdev)
     }
 
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {

@@ -1,6 +1,9 @@
 //! A burst of packets moved through the datapath together.
 
-use crate::packet::Packet;
+use crate::gso;
+use crate::packet::{Packet, VnetHdr};
+use crate::pool::PacketPool;
+use crate::port::{Burst, PortCounters};
 
 /// Most packets in one [`PacketBatch`] (OVS and DPDK use 32 as well).
 pub const BATCH_SIZE: usize = 32;
@@ -135,6 +138,41 @@ impl PacketBatch {
             }
         }
         self.len = w;
+    }
+}
+
+impl PacketBatch {
+    /// A port's transmit prelude: resolves in software the offloads of the batch's packets
+    /// that the port's wire cannot take, hands the resulting frames to `send` in bursts of at
+    /// most [`BATCH_SIZE`] (in order), and adds everything to `counters`.
+    ///
+    /// A packet whose virtio-net header asks for nothing, or for what `accepts` returns true
+    /// for, goes on unchanged (`vnet` kept, for ports that write it to the wire); otherwise a
+    /// TCP GSO packet is segmented and a partial checksum completed, and a packet whose offloads
+    /// cannot be resolved is freed and counted as an error ([`gso::for_each_burst`], whose
+    /// segments and checksums go to `tx_segments`/`tx_checksums`). A port that takes no
+    /// offloads at all passes `|_| false`.
+    ///
+    /// `send` gets the pool and a burst, must take every packet out of it (send or free them;
+    /// whatever it leaves is freed) and returns what it did, without counting it. Returns the
+    /// sum of the bursts plus the unresolvable packets as errors: what was added to the
+    /// transmit counters. The batch is empty on return.
+    pub fn send_resolved(
+        &mut self,
+        pool: &mut PacketPool,
+        counters: &PortCounters,
+        accepts: impl Fn(&VnetHdr) -> bool,
+        mut send: impl FnMut(&mut PacketPool, &mut PacketBatch) -> Burst,
+    ) -> Burst {
+        let mut out = Burst::default();
+        let st = gso::for_each_burst(self, pool, accepts, |pool, burst| {
+            out += send(pool, burst);
+        });
+        // `add_offloads` counts the unresolvable packets as transmit errors.
+        counters.add_offloads(&st);
+        counters.add_tx(&out);
+        out.errors += st.dropped;
+        out
     }
 }
 

@@ -12,8 +12,8 @@
 //! [`DUMMY_QUEUE`] frames, which [`DummyHandle::take_sent`] drains. When the reader is slow the
 //! oldest frame is dropped and counted as lost (its allocation is reused for the new frame), so
 //! a slow reader never blocks the PMD. The port takes no offloads: partial checksums are
-//! completed and TCP super-frames segmented in software first ([`gso::for_each_burst`]), so
-//! the frames kept are what a wire would carry.
+//! completed and TCP super-frames segmented in software first
+//! ([`PacketBatch::send_resolved`]), so the frames kept are what a wire would carry.
 //!
 //! A port opened as several instances (one per PMD) receives on the first only (the frames
 //! keep their order) and transmits from all into the one buffer.
@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::batch::PacketBatch;
-use crate::gso;
 use crate::pool::PacketPool;
-use crate::port::{LinkWatch, PeerStatus, Port, PortCounters, PortKind};
+use crate::port::{Burst, LinkWatch, PeerStatus, Port, PortCounters, PortKind};
 
 /// Frames a dummy port holds each way: waiting to be received, and sent but not yet taken.
 pub const DUMMY_QUEUE: usize = 4096;
@@ -328,29 +327,32 @@ impl Port for DummyPort {
             // Freed by the control plane; if the return channel is full, here after all.
             let _ = self.shared.spent_in.try_send(frame);
         }
-        self.counters.add_rx(n, bytes, dropped, 0);
+        self.counters.add_rx(&Burst {
+            packets: n,
+            bytes,
+            dropped,
+            errors: 0,
+        });
         n as usize
     }
 
-    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         let shared = &self.shared;
-        let counters = &self.counters;
-        let st = gso::for_each_burst(
-            batch,
+        batch.send_resolved(
             pool,
+            &self.counters,
             |_| false,
             |pool, burst| {
-                let (mut n, mut bytes) = (0, 0);
+                let mut out = Burst::default();
                 for pkt in burst.drain() {
                     shared.keep(pkt.data());
-                    n += 1;
-                    bytes += pkt.len() as u64;
+                    out.packets += 1;
+                    out.bytes += pkt.len() as u64;
                     pool.free(pkt);
                 }
-                counters.add_tx(n, bytes, 0, 0);
+                out
             },
-        );
-        self.counters.add_offloads(&st);
+        )
     }
 
     fn counters(&self) -> Arc<PortCounters> {

@@ -455,16 +455,8 @@ pub struct GsoStats {
 ///
 /// `send` gets the pool and a burst, and must take every packet out of it (send or free them,
 /// as a port's `tx_burst` does); whatever it leaves is freed. `batch` is empty on return. A
-/// port that takes no offloads at all passes `|_| false`:
-///
-/// ```text
-/// fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-///     let st = gso::for_each_burst(batch, pool, |_| false, |pool, burst| {
-///         self.send_burst(qid, pool, burst)
-///     });
-///     self.counters.add_tx(0, 0, 0, st.dropped);
-/// }
-/// ```
+/// port that takes no offloads at all passes `|_| false`. Ports call it through
+/// [`PacketBatch::send_resolved`], which also does the counting.
 pub fn for_each_burst(
     batch: &mut PacketBatch,
     pool: &mut PacketPool,

@@ -17,7 +17,8 @@
 //!
 //! Packets may carry offload requests from their input port ([`VnetHdr`]: a partial checksum, or
 //! a 64 KB TCP super-frame to segment). An output port whose wire cannot carry them resolves them
-//! in software with [`gso::for_each_burst`] (or [`gso::segment`] for one packet).
+//! in software with [`PacketBatch::send_resolved`] (built on [`gso::for_each_burst`]; or
+//! [`gso::segment`] for one packet). A transmit reports what it did as a [`Burst`].
 
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -59,7 +60,7 @@ pub use netdev::NetDev;
 pub use packet::{Packet, TunMeta, VnetHdr};
 pub use patch::{PatchLink, PatchPort, PATCH_OUTBOX};
 pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
-pub use port::{LinkWatch, PeerStatus, Port, PortCounters, PortKind, PortStats};
+pub use port::{Burst, LinkWatch, PeerStatus, Port, PortCounters, PortKind, PortStats};
 pub use replay::{ReplayConfig, ReplayPort};
 pub use spec::{open_instances, PortSpec};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::batch::PacketBatch;
 use crate::packet::Packet;
 use crate::pool::PacketPool;
-use crate::port::{LinkWatch, Port, PortCounters, PortKind};
+use crate::port::{Burst, LinkWatch, Port, PortCounters, PortKind};
 
 /// Packets a patch port holds between a burst and its delivery to the peer bridge.
 pub const PATCH_OUTBOX: usize = 512;
@@ -103,7 +103,11 @@ impl PatchPort {
     /// Counts packets that arrived on this port from its peer.
     #[inline]
     pub fn count_rx(&self, packets: u64, bytes: u64) {
-        self.counters.add_rx(packets, bytes, 0, 0);
+        self.counters.add_rx(&Burst {
+            packets,
+            bytes,
+            ..Burst::default()
+        });
     }
 }
 
@@ -137,20 +141,21 @@ impl Port for PatchPort {
         0
     }
 
-    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let (mut n, mut bytes, mut dropped) = (0, 0, 0);
+    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
+        let mut out = Burst::default();
         let linked = self.link.get().is_some();
         for pkt in batch.drain() {
             if linked && self.outbox.len() < PATCH_OUTBOX {
-                n += 1;
-                bytes += pkt.len() as u64;
+                out.packets += 1;
+                out.bytes += pkt.len() as u64;
                 self.outbox.push(pkt);
             } else {
-                dropped += 1;
+                out.dropped += 1;
                 pool.free(pkt);
             }
         }
-        self.counters.add_tx(n, bytes, dropped, 0);
+        self.counters.add_tx(&out);
+        out
     }
 
     fn counters(&self) -> Arc<PortCounters> {

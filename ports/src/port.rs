@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::batch::PacketBatch;
+use crate::netdev::NetDev;
 use crate::pool::PacketPool;
 
 /// What a port is attached to.
@@ -48,6 +49,32 @@ impl PortKind {
             PortKind::Vxlan => "vxlan",
             PortKind::Dummy => "dummy",
         }
+    }
+}
+
+/// What one receive or transmit burst did: the figures a port adds to its counters
+/// ([`PortCounters::add_rx`], [`PortCounters::add_tx`]) and [`Port::tx_burst`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Burst {
+    /// Packets moved (received, or sent).
+    pub packets: u64,
+    /// Their bytes (frames only: no virtio-net or tunnel header).
+    pub bytes: u64,
+    /// Packets lost for want of room or link: no free buffer, a full device queue or guest
+    /// ring, an interface that is down (see `rx_dropped`/`tx_dropped` of [`PortStats`]).
+    pub dropped: u64,
+    /// Packets refused or malformed: a kernel error other than "no room / link down", a bad
+    /// frame or ring, offloads that could not be resolved.
+    pub errors: u64,
+}
+
+impl std::ops::AddAssign for Burst {
+    #[inline]
+    fn add_assign(&mut self, o: Burst) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.dropped += o.dropped;
+        self.errors += o.errors;
     }
 }
 
@@ -121,20 +148,20 @@ impl PortCounters {
 
     /// Adds the results of one receive burst.
     #[inline]
-    pub fn add_rx(&self, packets: u64, bytes: u64, dropped: u64, errors: u64) {
-        bump(&self.rx_packets, packets);
-        bump(&self.rx_bytes, bytes);
-        bump(&self.rx_dropped, dropped);
-        bump(&self.rx_errors, errors);
+    pub fn add_rx(&self, b: &Burst) {
+        bump(&self.rx_packets, b.packets);
+        bump(&self.rx_bytes, b.bytes);
+        bump(&self.rx_dropped, b.dropped);
+        bump(&self.rx_errors, b.errors);
     }
 
     /// Adds the results of one transmit burst.
     #[inline]
-    pub fn add_tx(&self, packets: u64, bytes: u64, dropped: u64, errors: u64) {
-        bump(&self.tx_packets, packets);
-        bump(&self.tx_bytes, bytes);
-        bump(&self.tx_dropped, dropped);
-        bump(&self.tx_errors, errors);
+    pub fn add_tx(&self, b: &Burst) {
+        bump(&self.tx_packets, b.packets);
+        bump(&self.tx_bytes, b.bytes);
+        bump(&self.tx_dropped, b.dropped);
+        bump(&self.tx_errors, b.errors);
     }
 
     /// Adds what resolving offloads in software did for one transmit (segments made,
@@ -261,7 +288,9 @@ pub trait Port: Send {
 
     /// Sends every packet of `batch` on queue `qid` and frees their buffers into `pool`, sent or
     /// not (failures are counted as `tx_dropped`/`tx_errors`). Leaves `batch` empty. Never blocks.
-    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch);
+    /// Returns what the call added to the transmit counters (segments made from a GSO packet
+    /// count as the packets sent; offloads that could not be resolved as errors).
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst;
 
     /// The port's live counters, for sharing with other threads.
     fn counters(&self) -> Arc<PortCounters>;
@@ -271,14 +300,30 @@ pub trait Port: Send {
         self.counters().snapshot()
     }
 
-    /// The interface MTU (0 if it cannot be read).
-    fn mtu(&self) -> u32;
+    /// The kernel interface the port sends and receives on, for ports that have one (tap,
+    /// AF_PACKET, AF_XDP). The defaults of [`mtu`](Self::mtu), [`mac`](Self::mac) and
+    /// [`link_up`](Self::link_up) ask it.
+    fn netdev(&self) -> Option<&NetDev> {
+        None
+    }
 
-    /// The interface's MAC address (zero if it cannot be read).
-    fn mac(&self) -> [u8; 6];
+    /// The interface MTU (0 if it cannot be read). By default the [`netdev`](Self::netdev)'s.
+    fn mtu(&self) -> u32 {
+        self.netdev().and_then(|n| n.mtu().ok()).unwrap_or(0)
+    }
 
-    /// Whether the interface is up and has carrier.
-    fn link_up(&self) -> bool;
+    /// The interface's MAC address (zero if it cannot be read). By default the
+    /// [`netdev`](Self::netdev)'s.
+    fn mac(&self) -> [u8; 6] {
+        self.netdev().and_then(|n| n.mac().ok()).unwrap_or([0; 6])
+    }
+
+    /// Whether the interface is up and has carrier. By default whether the
+    /// [`netdev`](Self::netdev) is (false without one).
+    fn link_up(&self) -> bool {
+        self.netdev().is_some_and(NetDev::link_up)
+    }
+
     /// Whether an empty [`rx_burst`](Self::rx_burst) costs a system call (a tap's `read`), so
     /// that a busy PMD may poll the port less often while it stays empty.
     fn rx_polls_by_syscall(&self) -> bool {
@@ -316,9 +361,15 @@ mod tests {
     #[test]
     fn counters_accumulate_and_snapshot() {
         let c = PortCounters::new_shared();
-        c.add_rx(3, 300, 1, 0);
-        c.add_rx(2, 128, 0, 4);
-        c.add_tx(5, 500, 2, 1);
+        let b = |packets, bytes, dropped, errors| Burst {
+            packets,
+            bytes,
+            dropped,
+            errors,
+        };
+        c.add_rx(&b(3, 300, 1, 0));
+        c.add_rx(&b(2, 128, 0, 4));
+        c.add_tx(&b(5, 500, 2, 1));
         let other = Arc::clone(&c);
         let s = std::thread::spawn(move || other.snapshot()).join().unwrap();
         assert_eq!(

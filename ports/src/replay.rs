@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::batch::PacketBatch;
 use crate::pool::PacketPool;
-use crate::port::{LinkWatch, Port, PortCounters, PortKind};
+use crate::port::{Burst, LinkWatch, Port, PortCounters, PortKind};
 
 /// What a [`ReplayPort`] sends into the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,15 +166,23 @@ impl Port for ReplayPort {
             }
             n += 1;
         }
-        self.counters.add_rx(n as u64, (n * len) as u64, 0, 0);
+        self.counters.add_rx(&Burst {
+            packets: n as u64,
+            bytes: (n * len) as u64,
+            ..Burst::default()
+        });
         n
     }
 
-    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let n = batch.len() as u64;
-        let bytes = batch.iter().map(|p| p.len() as u64).sum();
-        self.counters.add_tx(n, bytes, 0, 0);
+    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
+        let out = Burst {
+            packets: batch.len() as u64,
+            bytes: batch.iter().map(|p| p.len() as u64).sum(),
+            ..Burst::default()
+        };
+        self.counters.add_tx(&out);
         pool.free_batch(batch);
+        out
     }
 
     fn counters(&self) -> Arc<PortCounters> {

@@ -11,7 +11,7 @@ use crate::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::batch::PacketBatch;
 use crate::netdev::NetDev;
 use crate::pool::PacketPool;
-use crate::port::{Port, PortCounters, PortKind};
+use crate::port::{Burst, Port, PortCounters, PortKind};
 
 /// Which socket type a `system` port uses (`mode=afxdp|afpacket|auto`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,7 +225,7 @@ impl Port for SystemPort {
             Inner::AfPacket(p) => p.rx_burst(qid, pool, batch),
         }
     }
-    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         match &mut self.inner {
             Inner::AfXdp(p) => p.tx_burst(qid, pool, batch),
             Inner::AfPacket(p) => p.tx_burst(qid, pool, batch),
@@ -234,14 +234,8 @@ impl Port for SystemPort {
     fn counters(&self) -> Arc<PortCounters> {
         self.port().counters()
     }
-    fn mtu(&self) -> u32 {
-        self.port().mtu()
-    }
-    fn mac(&self) -> [u8; 6] {
-        self.port().mac()
-    }
-    fn link_up(&self) -> bool {
-        self.port().link_up()
+    fn netdev(&self) -> Option<&NetDev> {
+        self.port().netdev()
     }
     fn rx_fd(&self, qid: usize) -> Option<RawFd> {
         self.port().rx_fd(qid)

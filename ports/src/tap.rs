@@ -5,12 +5,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::batch::PacketBatch;
-use crate::gso;
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
-use crate::port::{Port, PortCounters, PortKind};
-use crate::sys::{cvt, ifname_to_string, ifreq};
+use crate::port::{Burst, Port, PortCounters, PortKind};
+use crate::sys::{self, cvt, ifname_to_string, ifreq, TxFailure};
 
 /// Largest frame a tap hands us (64 KB GSO frames plus the virtio-net header); frames that do not
 /// fit a pool buffer are read into a scratch buffer of this size and dropped.
@@ -163,12 +162,22 @@ impl TapPort {
 
     /// Writes the frames of `batch` to the tap, one `write` each (with its virtio-net header
     /// when the tap has them; without, the offloads must already be resolved), freeing every
-    /// buffer into `pool` and counting the outcome.
-    fn write_frames(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    /// buffer into `pool`; returns what happened. Failures follow the transmit errno policy of
+    /// the kernel ports ([`sys::no_eintr`], [`sys::tx_errno`]): `EINTR` is retried, a transient
+    /// failure (queue full, device down) drops the rest of the burst, any other refuses the
+    /// frame (an error) and the next is tried.
+    fn write_frames(&self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         let fd = self.fds[qid % self.fds.len()].as_raw_fd();
-        let (mut sent, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let vnet_hdr = self.vnet_hdr;
+        let mut out = Burst::default();
+        let mut give_up = false;
         for pkt in batch.drain() {
-            let r = if self.vnet_hdr {
+            if give_up {
+                out.dropped += 1;
+                pool.free(pkt);
+                continue;
+            }
+            let r = if vnet_hdr {
                 let h = pkt.vnet.unwrap_or_default().to_bytes();
                 let iov = [
                     libc::iovec {
@@ -182,30 +191,34 @@ impl TapPort {
                 ];
                 // SAFETY: both iovecs point to live readable memory of the stated lengths;
                 // writev only reads them.
-                unsafe { libc::writev(fd, iov.as_ptr(), 2) }
+                sys::no_eintr(|| unsafe { libc::writev(fd, iov.as_ptr(), 2) })
             } else {
                 // SAFETY: the packet's data is readable for `len` bytes.
-                unsafe { libc::write(fd, pkt.data().as_ptr().cast(), pkt.len()) }
+                sys::no_eintr(|| unsafe { libc::write(fd, pkt.data().as_ptr().cast(), pkt.len()) })
             };
-            match io_result(r) {
+            match r {
                 Ok(_) => {
-                    sent += 1;
-                    bytes += pkt.len() as u64;
+                    out.packets += 1;
+                    out.bytes += pkt.len() as u64;
                 }
-                // Queue full, or the device is down: the packet has nowhere to go.
-                Err(libc::EAGAIN | libc::ENOBUFS | libc::EIO | libc::EINTR) => dropped += 1,
-                Err(_) => errors += 1,
+                Err(e) => match sys::tx_errno(e) {
+                    TxFailure::DropRest => {
+                        out.dropped += 1;
+                        give_up = true;
+                    }
+                    TxFailure::Error => out.errors += 1,
+                },
             }
             pool.free(pkt);
         }
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        out
     }
 }
 
-/// Result of one `read`/`write` on a tap descriptor.
+/// Result of one `read` on a tap descriptor.
 fn io_result(n: isize) -> Result<usize, i32> {
     if n < 0 {
-        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        Err(sys::errno())
     } else {
         Ok(n as usize)
     }
@@ -295,37 +308,33 @@ impl Port for TapPort {
                 }
             }
         }
-        self.counters.add_rx(n as u64, bytes, dropped, errors);
+        self.counters.add_rx(&Burst {
+            packets: n as u64,
+            bytes,
+            dropped,
+            errors,
+        });
         n
     }
 
-    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         // With virtio-net headers the kernel takes every offload; without, partial checksums
         // are completed and GSO packets segmented first (what cannot be resolved is an error).
-        let vnet_hdr = self.vnet_hdr;
-        let st = gso::for_each_burst(
-            batch,
+        let this = &*self;
+        batch.send_resolved(
             pool,
-            |_| vnet_hdr,
-            |pool, burst| self.write_frames(qid, pool, burst),
-        );
-        self.counters.add_offloads(&st);
+            &self.counters,
+            |_| this.vnet_hdr,
+            |pool, burst| this.write_frames(qid, pool, burst),
+        )
     }
 
     fn counters(&self) -> Arc<PortCounters> {
         Arc::clone(&self.counters)
     }
 
-    fn mtu(&self) -> u32 {
-        self.netdev.mtu().unwrap_or(0)
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.netdev.mac().unwrap_or([0; 6])
-    }
-
-    fn link_up(&self) -> bool {
-        self.netdev.link_up()
+    fn netdev(&self) -> Option<&NetDev> {
+        Some(&self.netdev)
     }
 
     fn rx_polls_by_syscall(&self) -> bool {

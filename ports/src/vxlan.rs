@@ -21,11 +21,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
-use crate::gso;
 use crate::packet::Packet;
 use crate::pool::PacketPool;
-use crate::port::{LinkWatch, Port, PortCounters, PortKind};
-use crate::sys::{cvt, setsockopt, socket};
+use crate::port::{Burst, LinkWatch, Port, PortCounters, PortKind};
+use crate::sys::{self, cvt, setsockopt, socket};
 
 /// The IANA port of VXLAN.
 pub const VXLAN_PORT: u16 = 4789;
@@ -159,9 +158,10 @@ impl VxlanPort {
     }
 
     /// Encapsulates and sends a burst of at most [`BATCH_SIZE`] plain frames (offloads already
-    /// resolved), freeing every buffer into `pool` and counting the outcome.
-    fn send_frames(&mut self, pool: &mut PacketPool, batch: &mut PacketBatch) {
-        let mut errors = 0u64;
+    /// resolved) with [`sys::send_mmsg`], freeing every buffer into `pool`; returns what
+    /// happened.
+    fn send_frames(&self, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
+        let mut out = Burst::default();
         // VXLAN header in each packet's headroom.
         let key = self.cfg.key;
         batch.retain(
@@ -175,14 +175,12 @@ impl VxlanPort {
                 true
             },
             |p| {
-                errors += 1;
+                out.errors += 1;
                 pool.free(p);
             },
         );
-        let n = batch.len();
-        if n == 0 {
-            self.counters.add_tx(0, 0, 0, errors);
-            return;
+        if batch.is_empty() {
+            return out;
         }
         let dst = sockaddr(self.cfg.remote_ip, self.cfg.dst_port);
         // SAFETY: plain C data; all-zero is valid and the used entries are filled below.
@@ -190,12 +188,14 @@ impl VxlanPort {
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
         let mut lens = [0usize; BATCH_SIZE];
-        for (i, p) in batch.iter().enumerate() {
-            iov[i] = libc::iovec {
+        let mut n = 0;
+        for p in batch.iter().take(BATCH_SIZE) {
+            iov[n] = libc::iovec {
                 iov_base: p.data().as_ptr() as *mut _,
                 iov_len: p.len(),
             };
-            lens[i] = p.len() - VXLAN_HLEN;
+            lens[n] = p.len() - VXLAN_HLEN;
+            n += 1;
         }
         for i in 0..n {
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
@@ -204,45 +204,11 @@ impl VxlanPort {
                 (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
             msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
         }
-        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
-        let mut i = 0;
-        // Each round sends at least one datagram or gives up on one.
-        for _ in 0..n {
-            if i >= n {
-                break;
-            }
-            // SAFETY: msgs[i..n] point at `dst` and at iovecs into packets still held by
-            // `batch`; all outlive the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    msgs[i..].as_mut_ptr(),
-                    (n - i) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                let r = r as usize;
-                sent += r as u64;
-                bytes += lens[i..i + r].iter().sum::<usize>() as u64;
-                i += r;
-                continue;
-            }
-            match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-                libc::EAGAIN | libc::ENOBUFS => {
-                    dropped += (n - i) as u64;
-                    i = n;
-                }
-                libc::EINTR => {}
-                // No route, no neighbour yet, too long: this datagram is lost; go on.
-                _ => {
-                    errors += 1;
-                    i += 1;
-                }
-            }
-        }
+        // SAFETY: msgs[..n] point at `dst` and at one iovec each into packets still held by
+        // `batch`; all outlive the call. No control data.
+        out += unsafe { sys::send_mmsg(self.sock.as_raw_fd(), &mut msgs[..n], &lens[..n]) };
         pool.free_batch(batch);
-        self.counters.add_tx(sent, bytes, dropped, errors);
+        out
     }
 }
 
@@ -341,20 +307,25 @@ impl Port for VxlanPort {
                 pool.free(p);
             }
         }
-        self.counters.add_rx(taken as u64, bytes, 0, bad);
+        self.counters.add_rx(&Burst {
+            packets: taken as u64,
+            bytes,
+            dropped: 0,
+            errors: bad,
+        });
         taken
     }
 
-    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         // The datagram carries a plain frame: finish partial checksums and segment GSO
         // packets first; what cannot be resolved counts as an error.
-        let st = gso::for_each_burst(
-            batch,
+        let this = &*self;
+        batch.send_resolved(
             pool,
+            &self.counters,
             |_| false,
-            |pool, burst| self.send_frames(pool, burst),
-        );
-        self.counters.add_offloads(&st);
+            |pool, burst| this.send_frames(pool, burst),
+        )
     }
 
     fn counters(&self) -> Arc<PortCounters> {

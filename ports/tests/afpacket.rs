@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ports::{AfPacketConfig, AfPacketPort, PacketBatch, PacketPool, PoolConfig, Port, PortKind};
+use ports::{
+    AfPacketConfig, AfPacketPort, Burst, PacketBatch, PacketPool, PoolConfig, Port, PortKind,
+};
 
 fn pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
@@ -240,7 +242,16 @@ fn afpacket_tx_errors_and_oversized_rx() {
             assert!(p.set_data(&test_frame(MAC_B, MAC_A, seq, len)));
             batch.push(p).unwrap();
         }
-        port.tx_burst(0, &mut big, &mut batch);
+        let out = port.tx_burst(0, &mut big, &mut batch);
+        assert_eq!(
+            out,
+            Burst {
+                packets: 2,
+                bytes: 200,
+                dropped: 0,
+                errors: 1
+            }
+        );
         let s = port.stats();
         assert_eq!((s.tx_packets, s.tx_errors), (2, 1));
         assert_eq!(big.available(), 4);
@@ -249,6 +260,45 @@ fn afpacket_tx_errors_and_oversized_rx() {
             seen.iter().map(|f| seq_of(f)).collect::<Vec<_>>(),
             vec![10, 12]
         );
+    });
+}
+
+/// The transmit errno policy on a real device: an interface that is down (ENETDOWN) drops the
+/// whole burst as `tx_dropped`, with one attempt, not as errors.
+#[test]
+fn afpacket_link_down_drops_the_burst() {
+    if !can_run("afpacket_link_down_drops_the_burst") {
+        return;
+    }
+    let ns = Netns::new();
+    setup(&ns);
+    ns.ip(&["link", "set", "va", "down"]);
+    ns.run(|| {
+        for vnet_hdr in [true, false] {
+            let mut cfg = AfPacketConfig::new("va");
+            cfg.vnet_hdr = vnet_hdr;
+            let mut port = AfPacketPort::open(&cfg).unwrap();
+            assert!(!port.link_up());
+            let mut pool = pool(8);
+            let mut batch = PacketBatch::new();
+            for seq in 0..3 {
+                let mut p = pool.alloc().unwrap();
+                assert!(p.set_data(&test_frame(MAC_B, MAC_A, seq, 100)));
+                batch.push(p).unwrap();
+            }
+            let out = port.tx_burst(0, &mut pool, &mut batch);
+            assert_eq!(
+                out,
+                Burst {
+                    dropped: 3,
+                    ..Burst::default()
+                }
+            );
+            let s = port.stats();
+            assert_eq!((s.tx_packets, s.tx_dropped, s.tx_errors), (0, 3, 0));
+            assert!(batch.is_empty());
+            assert_eq!(pool.available(), 8);
+        }
     });
 }
 

@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ports::{PacketBatch, PacketPool, PoolConfig, Port, PortKind, TapConfig, TapPort, VnetHdr};
+use ports::{
+    Burst, PacketBatch, PacketPool, PoolConfig, Port, PortKind, TapConfig, TapPort, VnetHdr,
+};
 
 fn pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
@@ -72,6 +74,45 @@ fn tap_rx_and_tx() {
         let s = port.stats();
         assert_eq!((s.tx_packets, s.tx_dropped, s.tx_errors), (5, 0, 0));
         assert_eq!(s.tx_bytes, s.rx_bytes);
+    });
+}
+
+/// The transmit errno policy on a tap: writing to a tap whose interface is down fails (EIO),
+/// which drops the rest of the burst as `tx_dropped`, not as errors.
+#[test]
+fn tap_link_down_drops_the_burst() {
+    if !can_run_tap("tap_link_down_drops_the_burst") {
+        return;
+    }
+    let ns = Netns::new();
+    let ns_name = ns.name.clone();
+    ns.run(move || {
+        let mut port = TapPort::open(&TapConfig::new("vtap%d")).unwrap();
+        assert!(port.link_up());
+        let status = std::process::Command::new("ip")
+            .args(["-n", &ns_name, "link", "set", port.name(), "down"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(!port.link_up());
+        let mut pool = pool(8);
+        let mut batch = PacketBatch::new();
+        for seq in 0..3 {
+            let mut p = pool.alloc().unwrap();
+            assert!(p.set_data(&test_frame(MAC_B, MAC_A, seq, 100)));
+            batch.push(p).unwrap();
+        }
+        let out = port.tx_burst(0, &mut pool, &mut batch);
+        assert_eq!(
+            out,
+            Burst {
+                dropped: 3,
+                ..Burst::default()
+            }
+        );
+        let s = port.stats();
+        assert_eq!((s.tx_packets, s.tx_dropped, s.tx_errors), (0, 3, 0));
+        assert_eq!(pool.available(), 8);
     });
 }
 

@@ -8,7 +8,7 @@ use super::device::{Device, RARP_PENDING};
 use super::VhostMode;
 use crate::batch::PacketBatch;
 use crate::pool::PacketPool;
-use crate::port::{LinkWatch, PeerStatus, Port, PortCounters, PortKind};
+use crate::port::{Burst, LinkWatch, PeerStatus, Port, PortCounters, PortKind};
 
 /// A vhost-user port as one PMD thread serves it: it receives from the guest TX queues of the
 /// queue pairs it owns (pair `q` belongs to instance `q % n`) and transmits on one started guest
@@ -69,7 +69,10 @@ impl VhostUserPort {
         }
         let mac: [u8; 6] = word.to_le_bytes()[..6].try_into().expect("6 bytes");
         let Some(mut pkt) = pool.alloc() else {
-            self.dev.counters.add_rx(0, 0, 1, 0);
+            self.dev.counters.add_rx(&Burst {
+                dropped: 1,
+                ..Burst::default()
+            });
             return;
         };
         let frame = rarp_frame(mac);
@@ -79,7 +82,11 @@ impl VhostUserPort {
         }
         pkt.in_port = self.port_no;
         match batch.push(pkt) {
-            Ok(()) => self.dev.counters.add_rx(1, frame.len() as u64, 0, 0),
+            Ok(()) => self.dev.counters.add_rx(&Burst {
+                packets: 1,
+                bytes: frame.len() as u64,
+                ..Burst::default()
+            }),
             Err(p) => pool.free(p),
         }
     }
@@ -150,9 +157,7 @@ impl Port for VhostUserPort {
             };
             if let Some(vq) = slot.as_mut() {
                 let b = vq.dequeue(pool, batch, self.port_no);
-                self.dev
-                    .counters
-                    .add_rx(b.packets, b.bytes, b.dropped, b.errors);
+                self.dev.counters.add_rx(&b);
                 if b.packets > 0 {
                     self.dev.vq_packets[2 * pair + 1].fetch_add(b.packets, Ordering::Relaxed);
                 }
@@ -162,9 +167,9 @@ impl Port for VhostUserPort {
         batch.len() - before
     }
 
-    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) {
+    fn tx_burst(&mut self, _qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         if batch.is_empty() {
-            return;
+            return Burst::default();
         }
         let n = batch.len() as u64;
         if let Some(pair) = self.tx_pair() {
@@ -173,25 +178,27 @@ impl Port for VhostUserPort {
                 // Offloads the guest does not take are resolved here: TCP segmented, partial
                 // checksums completed.
                 let offloads = vq.offloads;
-                let counters = &self.dev.counters;
                 let vq_packets = &self.dev.vq_packets[2 * pair];
-                let gso = crate::gso::for_each_burst(
-                    batch,
+                return batch.send_resolved(
                     pool,
+                    &self.dev.counters,
                     |h| offloads.accept(h),
                     |pool, burst| {
                         let b = vq.enqueue(pool, burst);
-                        counters.add_tx(b.packets, b.bytes, b.dropped, b.errors);
                         vq_packets.fetch_add(b.packets, Ordering::Relaxed);
+                        b
                     },
                 );
-                counters.add_offloads(&gso);
-                return;
             }
         }
         // No guest RX queue runs: the guest is away or not ready.
         pool.free_batch(batch);
-        self.dev.counters.add_tx(0, 0, n, 0);
+        let out = Burst {
+            dropped: n,
+            ..Burst::default()
+        };
+        self.dev.counters.add_tx(&out);
+        out
     }
 
     fn counters(&self) -> Arc<PortCounters> {

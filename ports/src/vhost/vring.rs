@@ -18,6 +18,9 @@ use super::split::{RingError, SplitRing, Staged};
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::{Packet, VnetHdr};
 use crate::pool::PacketPool;
+// What one burst did: `dropped` counts packets lost for want of room (pool empty, guest ring
+// full, packet too long), `errors` malformed buffers or rings.
+use crate::port::Burst;
 
 /// The guest's memory as the switch maps it.
 pub(crate) type Mem = GuestMemoryMmap<()>;
@@ -80,19 +83,6 @@ impl GuestOffloads {
         let csum_ok = h.flags & VnetHdr::F_NEEDS_CSUM == 0 || self.csum;
         gso_ok && csum_ok && (h.gso_type == VnetHdr::GSO_NONE || self.csum)
     }
-}
-
-/// What one burst did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Burst {
-    /// Packets moved.
-    pub packets: u64,
-    /// Their bytes (without virtio-net headers).
-    pub bytes: u64,
-    /// Packets lost for want of room (pool empty, guest ring full, packet too long).
-    pub dropped: u64,
-    /// Malformed buffers or rings.
-    pub errors: u64,
 }
 
 /// Why a packet could not go into the guest.
