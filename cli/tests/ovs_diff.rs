@@ -93,10 +93,10 @@ fn tag_losses(c: &Case) -> Vec<TagLoss> {
             let (ta, tb) = (vlan_tags(&a.frame).len(), vlan_tags(&b.frame).len());
             if a.frame == b.frame {
                 TagLoss::Same
-            } else if lost_innermost(&a.frame, &b.frame) {
-                TagLoss::Limit
             } else if ta == 0 && tb > 0 && normal {
                 TagLoss::Strip
+            } else if lost_innermost(&a.frame, &b.frame) {
+                TagLoss::Limit
             } else {
                 TagLoss::Other
             }
