@@ -40,8 +40,6 @@ mod spec;
 mod sys;
 mod system;
 mod tap;
-#[cfg(feature = "testpmd")]
-pub mod testpmd;
 mod vhost;
 mod vxlan;
 

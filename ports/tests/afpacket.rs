@@ -1,12 +1,15 @@
 //! AF_PACKET system ports on a veth pair inside a private network namespace: the port sits on
 //! `va`, a raw socket on the peer `vb` plays the wire.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ports::{AfPacketConfig, AfPacketPort, PacketBatch, PacketPool, PoolConfig, Port, PortKind};
+use testkit::netns::{Netns, RawSock};
+use testkit::packet::sample::{
+    is_test_frame, is_udp4, seq_of, test_frame, udp4_checksum_ok, udp_frame, MAC_A, MAC_B,
+};
+use testkit::require::{can_run, Need};
+use testkit::wait::wait_until;
 
 fn pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
@@ -49,7 +52,7 @@ fn setup(ns: &Netns) {
 
 #[test]
 fn afpacket_rx_tx_and_counters() {
-    if !can_run("afpacket_rx_tx_and_counters") {
+    if !can_run("afpacket_rx_tx_and_counters", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -124,7 +127,7 @@ fn afpacket_rx_tx_and_counters() {
 
 #[test]
 fn afpacket_keeps_vlan_tags() {
-    if !can_run("afpacket_keeps_vlan_tags") {
+    if !can_run("afpacket_keeps_vlan_tags", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -171,7 +174,7 @@ fn afpacket_keeps_vlan_tags() {
 
 #[test]
 fn afpacket_pool_exhaustion_drops_and_counts() {
-    if !can_run("afpacket_pool_exhaustion_drops_and_counts") {
+    if !can_run("afpacket_pool_exhaustion_drops_and_counts", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -203,7 +206,7 @@ fn afpacket_pool_exhaustion_drops_and_counts() {
 
 #[test]
 fn afpacket_tx_errors_and_oversized_rx() {
-    if !can_run("afpacket_tx_errors_and_oversized_rx") {
+    if !can_run("afpacket_tx_errors_and_oversized_rx", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -254,7 +257,7 @@ fn afpacket_tx_errors_and_oversized_rx() {
 
 #[test]
 fn afpacket_vnet_hdr_carries_checksum_offload() {
-    if !can_run("afpacket_vnet_hdr_carries_checksum_offload") {
+    if !can_run("afpacket_vnet_hdr_carries_checksum_offload", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -321,7 +324,7 @@ fn afpacket_vnet_hdr_carries_checksum_offload() {
 
 #[test]
 fn afpacket_fanout_spreads_flows_over_queues() {
-    if !can_run("afpacket_fanout_spreads_flows_over_queues") {
+    if !can_run("afpacket_fanout_spreads_flows_over_queues", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();

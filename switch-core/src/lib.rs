@@ -21,8 +21,6 @@ pub mod port_spec;
 pub mod rxq_sched;
 pub mod stats;
 pub mod switch;
-#[cfg(feature = "testnet")]
-pub mod testnet;
 pub mod trace;
 pub mod vlan;
 
