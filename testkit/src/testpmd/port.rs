@@ -52,7 +52,7 @@ impl TestpmdPort {
     /// Whether testpmd creates the socket and listens on it. For a virtio-user port this is
     /// `server=1`: the switch then connects as a vhost-user client (`vhostuserclient`), and
     /// testpmd's start-up blocks until it does. Testpmd removes such a socket when it quits; so
-    /// does [`TestPmd`]'s drop if it was killed.
+    /// does [`TestPmd`](super::TestPmd)'s drop if it was killed.
     pub fn server(mut self, server: bool) -> Self {
         self.server = server;
         self
@@ -66,7 +66,7 @@ impl TestpmdPort {
     }
 
     /// The port's MAC address (virtio-user only; `net_vhost` ports have fixed ones, see
-    /// [`TestPmd::port_mac`]). Default: a locally administered address unique to the instance
+    /// [`TestPmd::port_mac`](super::TestPmd::port_mac)). Default: a locally administered address unique to the instance
     /// and port.
     pub fn mac(mut self, mac: &str) -> Self {
         self.mac = Some(mac.to_string());

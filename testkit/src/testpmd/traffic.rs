@@ -159,8 +159,8 @@ impl TestPmd {
     }
 
     /// Transmits exactly `count` generated frames (Ethernet/IPv4/UDP, `txonly`'s template: the
-    /// port's MAC as source, its [eth peer](TestPmdBuilder::eth_peer) as destination, length
-    /// [`tx_pkt_len`](TestPmdBuilder::tx_pkt_len)) on `port` alone, and returns how many the
+    /// port's MAC as source, its [eth peer](super::TestPmdBuilder::eth_peer) as destination, length
+    /// [`tx_pkt_len`](super::TestPmdBuilder::tx_pkt_len)) on `port` alone, and returns how many the
     /// port accepted: `count`, or an error after 20 s.
     ///
     /// Testpmd 22.11 has no packet-count limit for `txonly`, but `start tx_first N` sends N
