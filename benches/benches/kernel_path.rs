@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use ports::SystemMode;
-use switch_core::testnet::{can_run, iperf3_json, run, sh, unique, Host};
 use switch_core::{PortConfig, Switch, SwitchConfig};
+use testkit::netns::{iperf3_json, run, sh, unique, Host};
+use testkit::require::{can_run, Need};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
@@ -107,7 +108,7 @@ fn main() {
         eprintln!("kernel_path is a benchmark: cargo bench -p vswitch-benches --bench kernel_path");
         return;
     }
-    if !can_run("kernel_path", &["iperf3"]) {
+    if !can_run("kernel_path", &[Need::Netns, Need::Tool("iperf3")]) {
         return;
     }
     let env = |k: &str, d: u32| {

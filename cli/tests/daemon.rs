@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use switch_core::testnet::{can_run, serial, unique, Host};
+use testkit::netns::{unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 mod support;
 use support::{Daemon, Netns, VSWITCHD};
@@ -13,7 +14,10 @@ use support::{Daemon, Netns, VSWITCHD};
 #[test]
 fn vswitchctl_builds_a_bridge_that_forwards() {
     let _serial = serial();
-    if !can_run("vswitchctl_builds_a_bridge_that_forwards", &["ping"]) {
+    if !can_run(
+        "vswitchctl_builds_a_bridge_that_forwards",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +76,7 @@ fn vswitchctl_builds_a_bridge_that_forwards() {
 #[test]
 fn restarts_and_kill_9_lose_nothing() {
     let _serial = serial();
-    if !can_run("restarts_and_kill_9_lose_nothing", &[]) {
+    if !can_run("restarts_and_kill_9_lose_nothing", &[Need::Netns]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +173,10 @@ fn a_broken_state_file_stops_the_daemon_and_is_kept() {
 #[test]
 fn a_vanished_interface_does_not_stop_a_restart() {
     let _serial = serial();
-    if !can_run("a_vanished_interface_does_not_stop_a_restart", &[]) {
+    if !can_run(
+        "a_vanished_interface_does_not_stop_a_restart",
+        &[Need::Netns],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -198,11 +205,14 @@ fn a_vanished_interface_does_not_stop_a_restart() {
 /// and traffic between the VMs flows again.
 #[test]
 fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
-    use ports::testpmd::{self, TestPmd};
-    if !testpmd::can_run("vhost_client_ports_reconnect_after_restart") {
+    use testkit::testpmd::{self, TestPmd};
+    if !can_run(
+        "vhost_client_ports_reconnect_after_restart",
+        &[Need::Testpmd],
+    ) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (testpmd::temp_socket("dva"), testpmd::temp_socket("dvb"));
     // The VM listens (server=1); it waits for the switch to connect.
@@ -246,7 +256,7 @@ fn vhost_client_ports_reconnect_to_running_vms_after_a_restart() {
 #[test]
 fn attach_netns_vlans_and_mirrors_through_vswitchctl_survive_a_restart() {
     let _serial = serial();
-    if !can_run("attach_netns", &["ping"]) {
+    if !can_run("attach_netns", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

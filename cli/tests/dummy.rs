@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use switch_core::testnet::{serial, unique};
+use testkit::netns::unique;
+use testkit::require::serial;
 
 mod support;
 use support::{http, Daemon};

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{Daemon, Netns};
-use switch_core::testnet::{can_run, serial, unique};
+use testkit::netns::unique;
+use testkit::require::{can_run, serial, Need};
 
 /// Flows of a bridge as `dump-flows` prints them, without counters.
 fn flow_count(d: &Daemon, br: &str) -> usize {
@@ -58,7 +59,10 @@ impl Drop for ReadOnly {
 #[test]
 fn a_read_only_state_dir_answers_an_error_and_changes_nothing() {
     let _serial = serial();
-    if !can_run("a_read_only_state_dir", &["mount", "umount"]) {
+    if !can_run(
+        "a_read_only_state_dir",
+        &[Need::Netns, Need::Tool("mount"), Need::Tool("umount")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +110,7 @@ fn a_read_only_state_dir_answers_an_error_and_changes_nothing() {
 #[test]
 fn kill_9_during_a_100k_flow_add_flows_leaves_the_old_or_the_new_config() {
     let _serial = serial();
-    if !can_run("kill_9_during_add_flows", &[]) {
+    if !can_run("kill_9_during_add_flows", &[Need::Netns]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +170,10 @@ fn kill_9_during_a_100k_flow_add_flows_leaves_the_old_or_the_new_config() {
 #[test]
 fn a_deleted_namespace_and_a_removed_tap_do_not_stop_the_switch() {
     let _serial = serial();
-    if !can_run("a_deleted_namespace_and_a_removed_tap", &["ping"]) {
+    if !can_run(
+        "a_deleted_namespace_and_a_removed_tap",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -223,12 +230,12 @@ fn a_deleted_namespace_and_a_removed_tap_do_not_stop_the_switch() {
 /// forwarding on its kernel path, and a new VM on the same sockets gets traffic through.
 #[test]
 fn a_peer_vm_killed_mid_traffic_does_not_stop_the_switch() {
-    use ports::testpmd::{self, TestPmd};
-    if !testpmd::can_run("a_peer_vm_killed_mid_traffic") || !can_run("peer_vm_killed", &["ping"]) {
+    use testkit::testpmd::{self, TestPmd};
+    let needs = [Need::Testpmd, Need::Netns, Need::Tool("ping")];
+    if !can_run("a_peer_vm_killed_mid_traffic", &needs) {
         return;
     }
-    let _serial = testpmd::serial();
-    let _serial2 = serial();
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut d = Daemon::start(dir.path(), "", "");
     let br = unique("vsvk");

@@ -5,7 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use switch_core::testnet::{can_run, serial, unique, Host};
+use testkit::netns::{unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 mod support;
 use support::Daemon;
@@ -13,7 +14,10 @@ use support::Daemon;
 #[test]
 fn trace_capture_drops_and_metrics_from_vswitchctl() {
     let _serial = serial();
-    if !can_run("vswitchctl_observability", &["ping", "tcpdump"]) {
+    if !can_run(
+        "vswitchctl_observability",
+        &[Need::Netns, Need::Tool("ping"), Need::Tool("tcpdump")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -24,9 +24,9 @@
 use std::net::TcpStream;
 
 use serde_json::{json, Value};
-use switch_core::testnet::unique;
 use testkit::difftest::{pairs, Case, Copy, DiffTest, KnownDifference, Outcome, Stats, Switch};
 use testkit::flowgen::{self, Config};
+use testkit::netns::unique;
 use testkit::ovs::{self, PrivateOvs};
 use testkit::packet::{hex, unhex, vlan_tags, Layout};
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{free_port, http, Daemon};
-use switch_core::testnet::{can_run, serial};
+use testkit::require::{can_run, serial, Need};
 
 #[test]
 fn the_api_listens_on_a_unix_socket_of_mode_0600() {
@@ -171,12 +171,12 @@ fn bodies_beyond_the_cap_get_413() {
 #[test]
 fn rule_and_port_caps_answer_409_naming_the_key() {
     let _serial = serial();
-    if !can_run("rule_and_port_caps", &[]) {
+    if !can_run("rule_and_port_caps", &[Need::Netns]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), "", "[datapath]\nmax_flows = 3\nmax_ports = 1\n");
-    let br = switch_core::testnet::unique("vsl");
+    let br = testkit::netns::unique("vsl");
     d.ok(&["add-br", &br]);
     // A new bridge holds the NORMAL flow.
     d.ok(&["add-flow", &br, "priority=10,ip,actions=drop"]);
@@ -187,8 +187,8 @@ fn rule_and_port_caps_answer_409_naming_the_key() {
     // Deleting makes room again.
     d.ok(&["del-flows", &br, "priority=10,ip"]);
     d.ok(&["add-flow", &br, "priority=12,ip,actions=drop"]);
-    let t1 = switch_core::testnet::unique("vslt");
-    let t2 = switch_core::testnet::unique("vslt");
+    let t1 = testkit::netns::unique("vslt");
+    let t2 = testkit::netns::unique("vslt");
     d.ok(&["add-port", &br, &t1, "type=tap"]);
     let e = d.fails(&["add-port", &br, &t2, "type=tap"]);
     assert!(e.contains("datapath.max_ports = 1"), "{e}");
@@ -220,16 +220,16 @@ fn tree(root: &Path) -> Vec<String> {
 #[test]
 fn vhost_sockets_are_private_and_no_request_writes_outside_the_state_dir() {
     let _serial = serial();
-    if !can_run("vhost_sockets_are_private", &[]) {
+    if !can_run("vhost_sockets_are_private", &[Need::Netns]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("d");
     std::fs::create_dir(&work).unwrap();
     let d = Daemon::start(&work, "", "");
-    let br = switch_core::testnet::unique("vss");
+    let br = testkit::netns::unique("vss");
     d.ok(&["add-br", &br]);
-    let vhu = switch_core::testnet::unique("vhu");
+    let vhu = testkit::netns::unique("vhu");
     d.ok(&["add-port", &br, &vhu, "type=vhostuser"]);
     let m = std::fs::metadata(d.run.join(&vhu)).unwrap();
     assert!(m.file_type().is_socket());
@@ -315,7 +315,7 @@ fn pmd_stat(d: &Daemon, label: &str) -> u64 {
 #[test]
 fn at_the_megaflow_limit_traffic_still_flows_through_upcalls() {
     let _serial = serial();
-    if !can_run("at_the_megaflow_limit", &["ping"]) {
+    if !can_run("at_the_megaflow_limit", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -324,7 +324,7 @@ fn at_the_megaflow_limit_traffic_still_flows_through_upcalls() {
         "",
         "[datapath]\nflow_limit = 1\nemc_insert_inv_prob = 0\n",
     );
-    let br = switch_core::testnet::unique("vsfl");
+    let br = testkit::netns::unique("vsfl");
     d.ok(&["add-br", &br]);
     let hosts: Vec<support::Netns> = (0..3).map(|_| support::Netns::new()).collect();
     for (i, h) in hosts.iter().enumerate() {

@@ -7,7 +7,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switch_core::testnet::{serial, unique};
+use testkit::netns::unique;
+use testkit::require::serial;
 
 mod support;
 use support::{http, Daemon};

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{Daemon, Netns};
-use switch_core::testnet::unique;
+use testkit::netns::unique;
 use testkit::qemu::{image_or_skip as image, serial, Guest, GuestConfig, GuestImage, VhostUserNic};
 
 /// A daemon with one bridge, in `dir`.

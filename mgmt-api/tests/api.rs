@@ -1,7 +1,6 @@
 //! REST contract tests: every route, good and bad input, against a real datapath (ports are
 //! real taps), with the state directory checked after each change.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -12,22 +11,8 @@ use mgmt_api::service::state::Store;
 use mgmt_api::service::Service;
 use mgmt_api::DaemonConfig;
 use serde_json::{json, Value};
+use testkit::require::{can_run, serial_async, Need};
 use tower::ServiceExt;
-
-/// Tests run one at a time: each starts PMD threads, and the machine has 2 cores.
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
-}
-
-fn can_run(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/dev/net/tun").exists() {
-        eprintln!("SKIPPED: {test}: needs root and /dev/net/tun (bridges create taps)");
-        return false;
-    }
-    true
-}
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -116,8 +101,8 @@ fn assert_error(r: &(StatusCode, Value), status: StatusCode, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridges() {
-    let _s = serial().await;
-    if !can_run("bridges") {
+    let _s = serial_async().await;
+    if !can_run("bridges", &[Need::Tun]) {
         return;
     }
     let api = Api::start(None);
@@ -197,8 +182,8 @@ async fn bridges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ports() {
-    let _s = serial().await;
-    if !can_run("ports") {
+    let _s = serial_async().await;
+    if !can_run("ports", &[Need::Tun]) {
         return;
     }
     let api = Api::start(None);
@@ -326,8 +311,8 @@ async fn ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vhost_user_ports() {
-    let _s = serial().await;
-    if !can_run("vhost_user_ports") {
+    let _s = serial_async().await;
+    if !can_run("vhost_user_ports", &[Need::Tun]) {
         return;
     }
     let api = Api::start(None);
@@ -471,8 +456,8 @@ async fn vhost_user_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_fdb_entries() {
-    let _s = serial().await;
-    if !can_run("static_fdb_entries") {
+    let _s = serial_async().await;
+    if !can_run("static_fdb_entries", &[Need::Tun]) {
         return;
     }
     let api = Api::start(None);
@@ -542,8 +527,8 @@ async fn static_fdb_entries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows() {
-    let _s = serial().await;
-    if !can_run("flows") {
+    let _s = serial_async().await;
+    if !can_run("flows", &[Need::Tun]) {
         return;
     }
     let mut api = Api::start(None);
@@ -689,8 +674,8 @@ async fn flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth() {
-    let _s = serial().await;
-    if !can_run("token_auth") {
+    let _s = serial_async().await;
+    if !can_run("token_auth", &[Need::Tun]) {
         return;
     }
     let api = Api::start(Some("s3cret"));

@@ -14,14 +14,9 @@ use mgmt_api::service::state::Store;
 use mgmt_api::service::Service;
 use mgmt_api::DaemonConfig;
 use serde_json::{json, Value};
-use switch_core::testnet::{can_run, unique, Host};
+use testkit::netns::{unique, Host};
+use testkit::require::{can_run, serial_async, Need};
 use tower::ServiceExt;
-
-/// Tests run one at a time: each starts PMD threads, and the machine has 2 cores.
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
-}
 
 struct Api {
     app: Arc<AppState>,
@@ -172,8 +167,8 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_prometheus_text_with_real_counters() {
-    let _s = serial().await;
-    if !can_run("metrics", &["ping"]) {
+    let _s = serial_async().await;
+    if !can_run("metrics", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (api, br, taps, hosts) = setup(221).await;
@@ -267,8 +262,8 @@ async fn metrics_are_prometheus_text_with_real_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_routes_show_the_path_of_hypothetical_and_real_packets() {
-    let _s = serial().await;
-    if !can_run("trace_routes", &["ping"]) {
+    let _s = serial_async().await;
+    if !can_run("trace_routes", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (api, br, taps, hosts) = setup(222).await;
@@ -420,8 +415,11 @@ async fn trace_routes_show_the_path_of_hypothetical_and_real_packets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_streams_pcap_that_tcpdump_reads() {
-    let _s = serial().await;
-    if !can_run("capture_pcap", &["ping", "tcpdump"]) {
+    let _s = serial_async().await;
+    if !can_run(
+        "capture_pcap",
+        &[Need::Netns, Need::Tool("ping"), Need::Tool("tcpdump")],
+    ) {
         return;
     }
     let (api, br, taps, hosts) = setup(223).await;

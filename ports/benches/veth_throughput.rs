@@ -4,18 +4,17 @@
 //!
 //! `cargo bench -p ports --bench veth_throughput`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 mod util;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use ports::{
     AfPacketConfig, AfPacketPort, AfXdpConfig, AfXdpPort, PacketBatch, PacketPool, PoolConfig,
     Port, BATCH_SIZE,
 };
+use testkit::netns::Netns;
+use testkit::packet::sample::{test_frame, MAC_A, MAC_B};
+use testkit::require::{can_run, Need};
 use util::{report, Plan};
 
 /// Sends `frame` from `tx` and receives on `rx` for `time`; returns Mpps received.
@@ -65,7 +64,7 @@ fn measure(what: &str, tx: &mut dyn Port, rx: &mut dyn Port, len: usize, plan: &
 
 fn main() {
     let plan = Plan::from_args(5, Duration::from_millis(200));
-    if !can_run("veth_throughput") {
+    if !can_run("veth_throughput", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();

@@ -41,8 +41,6 @@ mod spec;
 mod sys;
 mod system;
 mod tap;
-#[cfg(feature = "testpmd")]
-pub mod testpmd;
 mod vhost;
 mod vxlan;
 

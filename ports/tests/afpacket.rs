@@ -1,14 +1,17 @@
 //! AF_PACKET system ports on a veth pair inside a private network namespace: the port sits on
 //! `va`, a raw socket on the peer `vb` plays the wire.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ports::{
     AfPacketConfig, AfPacketPort, Burst, PacketBatch, PacketPool, PoolConfig, Port, PortKind,
 };
+use testkit::netns::{Netns, RawSock};
+use testkit::packet::sample::{
+    is_test_frame, is_udp4, seq_of, test_frame, udp4_checksum_ok, udp_frame, MAC_A, MAC_B,
+};
+use testkit::require::{can_run, Need};
+use testkit::wait::wait_until;
 
 fn pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
@@ -51,7 +54,7 @@ fn setup(ns: &Netns) {
 
 #[test]
 fn afpacket_rx_tx_and_counters() {
-    if !can_run("afpacket_rx_tx_and_counters") {
+    if !can_run("afpacket_rx_tx_and_counters", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -126,7 +129,7 @@ fn afpacket_rx_tx_and_counters() {
 
 #[test]
 fn afpacket_keeps_vlan_tags() {
-    if !can_run("afpacket_keeps_vlan_tags") {
+    if !can_run("afpacket_keeps_vlan_tags", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -173,7 +176,7 @@ fn afpacket_keeps_vlan_tags() {
 
 #[test]
 fn afpacket_pool_exhaustion_drops_and_counts() {
-    if !can_run("afpacket_pool_exhaustion_drops_and_counts") {
+    if !can_run("afpacket_pool_exhaustion_drops_and_counts", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -205,7 +208,7 @@ fn afpacket_pool_exhaustion_drops_and_counts() {
 
 #[test]
 fn afpacket_tx_errors_and_oversized_rx() {
-    if !can_run("afpacket_tx_errors_and_oversized_rx") {
+    if !can_run("afpacket_tx_errors_and_oversized_rx", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -267,7 +270,7 @@ fn afpacket_tx_errors_and_oversized_rx() {
 /// whole burst as `tx_dropped`, with one attempt, not as errors.
 #[test]
 fn afpacket_link_down_drops_the_burst() {
-    if !can_run("afpacket_link_down_drops_the_burst") {
+    if !can_run("afpacket_link_down_drops_the_burst", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -304,7 +307,7 @@ fn afpacket_link_down_drops_the_burst() {
 
 #[test]
 fn afpacket_vnet_hdr_carries_checksum_offload() {
-    if !can_run("afpacket_vnet_hdr_carries_checksum_offload") {
+    if !can_run("afpacket_vnet_hdr_carries_checksum_offload", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -371,7 +374,7 @@ fn afpacket_vnet_hdr_carries_checksum_offload() {
 
 #[test]
 fn afpacket_fanout_spreads_flows_over_queues() {
-    if !can_run("afpacket_fanout_spreads_flows_over_queues") {
+    if !can_run("afpacket_fanout_spreads_flows_over_queues", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();

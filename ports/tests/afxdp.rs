@@ -1,12 +1,13 @@
 //! AF_XDP system ports on a veth pair inside a private network namespace: the port sits on `va`,
 //! a raw socket on the peer `vb` plays the wire.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ports::{AfXdpConfig, AfXdpPort, PacketBatch, PacketPool, PoolConfig, Port, PortKind, XdpMode};
+use testkit::netns::{Netns, RawSock};
+use testkit::packet::sample::{is_test_frame, seq_of, test_frame, MAC_A, MAC_B};
+use testkit::require::{can_run, Need};
+use testkit::wait::wait_until;
 
 fn pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
@@ -110,7 +111,7 @@ fn round_trip(mode: XdpMode) {
 
 #[test]
 fn afxdp_skb_mode_round_trip() {
-    if !can_run("afxdp_skb_mode_round_trip") {
+    if !can_run("afxdp_skb_mode_round_trip", &[Need::Netns]) {
         return;
     }
     round_trip(XdpMode::Skb);
@@ -118,7 +119,7 @@ fn afxdp_skb_mode_round_trip() {
 
 #[test]
 fn afxdp_driver_mode_round_trip() {
-    if !can_run("afxdp_driver_mode_round_trip") {
+    if !can_run("afxdp_driver_mode_round_trip", &[Need::Netns]) {
         return;
     }
     round_trip(XdpMode::Driver);
@@ -126,7 +127,7 @@ fn afxdp_driver_mode_round_trip() {
 
 #[test]
 fn afxdp_pool_exhaustion_drops_and_counts() {
-    if !can_run("afxdp_pool_exhaustion_drops_and_counts") {
+    if !can_run("afxdp_pool_exhaustion_drops_and_counts", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -156,7 +157,7 @@ fn afxdp_pool_exhaustion_drops_and_counts() {
 
 #[test]
 fn afxdp_opens_every_queue() {
-    if !can_run("afxdp_opens_every_queue") {
+    if !can_run("afxdp_opens_every_queue", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -201,7 +202,7 @@ fn afxdp_opens_every_queue() {
 
 #[test]
 fn afxdp_port_can_be_reopened_at_once() {
-    if !can_run("afxdp_port_can_be_reopened_at_once") {
+    if !can_run("afxdp_port_can_be_reopened_at_once", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();

@@ -2,15 +2,16 @@
 //! interfaces inside private network namespaces: frames sent from the namespace side arrive on
 //! exactly one instance, every instance transmits, and the instances share their counters.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ports::{
     open_instances, PacketBatch, PacketPool, PoolConfig, Port, PortKind, PortSpec, SystemConfig,
     SystemMode, TapConfig,
 };
+use testkit::netns::{Netns, RawSock};
+use testkit::packet::sample::{is_udp4, seq_of, test_frame, udp_frame, MAC_A, MAC_B, UDP_DPORT};
+use testkit::require::{can_run, Need};
+use testkit::wait::wait_until;
 
 /// The UDP source port of one of our frames.
 fn our_sport(f: &[u8]) -> Option<u16> {
@@ -109,7 +110,7 @@ fn exercise(ports: &mut [Box<dyn Port>], peer: &RawSock, kind: PortKind) {
 
 #[test]
 fn tap_instances_share_the_device() {
-    if !can_run_tap("tap_instances_share_the_device") {
+    if !can_run("tap_instances_share_the_device", &[Need::Tun, Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -138,7 +139,7 @@ fn tap_instances_share_the_device() {
 
 #[test]
 fn internal_instances() {
-    if !can_run_tap("internal_instances") {
+    if !can_run("internal_instances", &[Need::Tun, Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -155,7 +156,7 @@ fn internal_instances() {
 
 #[test]
 fn afpacket_instances_share_a_fanout_group() {
-    if !can_run("afpacket_instances_share_a_fanout_group") {
+    if !can_run("afpacket_instances_share_a_fanout_group", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -174,7 +175,7 @@ fn afpacket_instances_share_a_fanout_group() {
 
 #[test]
 fn afxdp_instances_one_queue_each() {
-    if !can_run("afxdp_instances_one_queue_each") {
+    if !can_run("afxdp_instances_one_queue_each", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -194,7 +195,10 @@ fn afxdp_instances_one_queue_each() {
 
 #[test]
 fn afxdp_instance_without_a_queue_transmits_via_afpacket() {
-    if !can_run("afxdp_instance_without_a_queue_transmits_via_afpacket") {
+    if !can_run(
+        "afxdp_instance_without_a_queue_transmits_via_afpacket",
+        &[Need::Netns],
+    ) {
         return;
     }
     let ns = Netns::new();

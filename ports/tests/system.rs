@@ -1,14 +1,15 @@
 //! `system` port mode selection on a veth pair inside a private network namespace.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ports::{
     PacketBatch, PacketPool, PoolConfig, Port, PortKind, SystemConfig, SystemMode, SystemPort,
     TapConfig, TapPort,
 };
+use testkit::netns::{Netns, RawSock};
+use testkit::packet::sample::{is_test_frame, test_frame, MAC_A, MAC_B};
+use testkit::require::{can_run, Need};
+use testkit::wait::wait_until;
 
 /// One frame each way through `port` (on `va`, peer socket on `vb`); returns whether the
 /// received packet carried a virtio-net header.
@@ -38,7 +39,7 @@ fn exchange(port: &mut SystemPort) -> bool {
 
 #[test]
 fn auto_picks_afpacket_on_veth() {
-    if !can_run("auto_picks_afpacket_on_veth") {
+    if !can_run("auto_picks_afpacket_on_veth", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -65,7 +66,7 @@ fn auto_picks_afpacket_on_veth() {
 
 #[test]
 fn explicit_afxdp_is_honoured_on_veth() {
-    if !can_run("explicit_afxdp_is_honoured_on_veth") {
+    if !can_run("explicit_afxdp_is_honoured_on_veth", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -88,7 +89,7 @@ fn non_veth() -> TapPort {
 
 #[test]
 fn auto_prefers_afxdp_off_veth() {
-    if !can_run("auto_prefers_afxdp_off_veth") {
+    if !can_run("auto_prefers_afxdp_off_veth", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -107,7 +108,7 @@ fn auto_prefers_afxdp_off_veth() {
 
 #[test]
 fn afpacket_mode_is_honoured() {
-    if !can_run("afpacket_mode_is_honoured") {
+    if !can_run("afpacket_mode_is_honoured", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -123,7 +124,7 @@ fn afpacket_mode_is_honoured() {
 
 #[test]
 fn auto_falls_back_to_afpacket_and_says_why() {
-    if !can_run("auto_falls_back_to_afpacket_and_says_why") {
+    if !can_run("auto_falls_back_to_afpacket_and_says_why", &[Need::Netns]) {
         return;
     }
     let ns = Netns::new();

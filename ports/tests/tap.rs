@@ -1,13 +1,16 @@
 //! Tap and internal ports against the kernel, inside a private network namespace.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ports::{
     Burst, PacketBatch, PacketPool, PoolConfig, Port, PortKind, TapConfig, TapPort, VnetHdr,
 };
+use testkit::netns::{Netns, RawSock};
+use testkit::packet::sample::{
+    is_test_frame, is_udp4, seq_of, test_frame, udp4_checksum_ok, MAC_A, MAC_B,
+};
+use testkit::require::{can_run, Need};
+use testkit::wait::wait_until;
 
 fn pool(n: usize) -> PacketPool {
     PacketPool::new(PoolConfig {
@@ -29,7 +32,7 @@ fn rx_until(port: &mut dyn Port, pool: &mut PacketPool, batch: &mut PacketBatch,
 
 #[test]
 fn tap_rx_and_tx() {
-    if !can_run_tap("tap_rx_and_tx") {
+    if !can_run("tap_rx_and_tx", &[Need::Tun, Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -81,7 +84,7 @@ fn tap_rx_and_tx() {
 /// which drops the rest of the burst as `tx_dropped`, not as errors.
 #[test]
 fn tap_link_down_drops_the_burst() {
-    if !can_run_tap("tap_link_down_drops_the_burst") {
+    if !can_run("tap_link_down_drops_the_burst", &[Need::Tun, Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -118,7 +121,10 @@ fn tap_link_down_drops_the_burst() {
 
 #[test]
 fn tap_pool_exhaustion_drops_and_counts() {
-    if !can_run_tap("tap_pool_exhaustion_drops_and_counts") {
+    if !can_run(
+        "tap_pool_exhaustion_drops_and_counts",
+        &[Need::Tun, Need::Netns],
+    ) {
         return;
     }
     let ns = Netns::new();
@@ -146,7 +152,7 @@ fn tap_pool_exhaustion_drops_and_counts() {
 
 #[test]
 fn tap_vnet_hdr_and_multiqueue() {
-    if !can_run_tap("tap_vnet_hdr_and_multiqueue") {
+    if !can_run("tap_vnet_hdr_and_multiqueue", &[Need::Tun, Need::Netns]) {
         return;
     }
     let ns = Netns::new();
@@ -197,7 +203,10 @@ fn tap_vnet_hdr_and_multiqueue() {
 
 #[test]
 fn internal_port_is_named_like_the_bridge() {
-    if !can_run_tap("internal_port_is_named_like_the_bridge") {
+    if !can_run(
+        "internal_port_is_named_like_the_bridge",
+        &[Need::Tun, Need::Netns],
+    ) {
         return;
     }
     let ns = Netns::new();
@@ -215,7 +224,10 @@ fn internal_port_is_named_like_the_bridge() {
 
 #[test]
 fn tap_offloads_deliver_partial_checksums() {
-    if !can_run_tap("tap_offloads_deliver_partial_checksums") {
+    if !can_run(
+        "tap_offloads_deliver_partial_checksums",
+        &[Need::Tun, Need::Netns],
+    ) {
         return;
     }
     let ns = Netns::new();
@@ -279,7 +291,10 @@ fn tap_offloads_deliver_partial_checksums() {
 
 #[test]
 fn tap_frame_longer_than_a_buffer_is_dropped() {
-    if !can_run_tap("tap_frame_longer_than_a_buffer_is_dropped") {
+    if !can_run(
+        "tap_frame_longer_than_a_buffer_is_dropped",
+        &[Need::Tun, Need::Netns],
+    ) {
         return;
     }
     let ns = Netns::new();

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ports::testpmd::{self, PortConfig, TestPmd};
+use testkit::require::{can_run, serial, Need};
+use testkit::testpmd::{self, TestPmd, TestpmdPort};
 
 const MAC_A: &str = "02:00:00:00:00:0a";
 const MAC_B: &str = "02:00:00:00:00:0b";
@@ -33,8 +34,8 @@ fn patch_panel(a: &Path, b: &Path, listen: bool, queues: u16) -> testpmd::TestPm
         .name("backend")
         .cpu(1)
         .mem_mb(64)
-        .port(PortConfig::vhost(a).server(listen).queues(queues))
-        .port(PortConfig::vhost(b).server(listen).queues(queues))
+        .port(TestpmdPort::vhost(a).server(listen).queues(queues))
+        .port(TestpmdPort::vhost(b).server(listen).queues(queues))
         .forward_mode("io")
 }
 
@@ -51,10 +52,10 @@ fn links_up(tp: &TestPmd) {
 
 #[test]
 fn frontend_connects_to_listening_backend() {
-    if !testpmd::can_run("frontend_connects_to_listening_backend") {
+    if !can_run("frontend_connects_to_listening_backend", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let t0 = Instant::now();
     let (a, b) = (testpmd::temp_socket("a"), testpmd::temp_socket("b"));
     let backend = patch_panel(&a, &b, true, 1).spawn().unwrap();
@@ -141,10 +142,13 @@ fn frontend_connects_to_listening_backend() {
 
 #[test]
 fn backend_connects_to_listening_frontend_two_queues() {
-    if !testpmd::can_run("backend_connects_to_listening_frontend_two_queues") {
+    if !can_run(
+        "backend_connects_to_listening_frontend_two_queues",
+        &[Need::Testpmd],
+    ) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let t0 = Instant::now();
     let (a, b) = (testpmd::temp_socket("a"), testpmd::temp_socket("b"));
     // server=1: testpmd blocks in start-up until the backend connects, so do not wait yet.
@@ -192,15 +196,18 @@ fn backend_connects_to_listening_frontend_two_queues() {
 
 #[test]
 fn frontend_without_its_socket_fails_to_start() {
-    if !testpmd::can_run("frontend_without_its_socket_fails_to_start") {
+    if !can_run(
+        "frontend_without_its_socket_fails_to_start",
+        &[Need::Testpmd],
+    ) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let t0 = Instant::now();
     let missing = testpmd::temp_socket("missing");
     let err = TestPmd::builder()
         .mem_mb(64)
-        .port(PortConfig::virtio_user(&missing))
+        .port(TestpmdPort::virtio_user(&missing))
         .startup_timeout(Duration::from_secs(10))
         .spawn()
         .err()
@@ -215,15 +222,18 @@ fn frontend_without_its_socket_fails_to_start() {
 
 #[test]
 fn listening_frontend_without_peer_times_out_and_cleans_up() {
-    if !testpmd::can_run("listening_frontend_without_peer_times_out_and_cleans_up") {
+    if !can_run(
+        "listening_frontend_without_peer_times_out_and_cleans_up",
+        &[Need::Testpmd],
+    ) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let t0 = Instant::now();
     let sock = testpmd::temp_socket("lonely");
     let vm = TestPmd::builder()
         .mem_mb(64)
-        .port(PortConfig::virtio_user(&sock).server(true))
+        .port(TestpmdPort::virtio_user(&sock).server(true))
         .spawn_nowait()
         .unwrap();
     let err = vm.wait_ready(Duration::from_secs(2)).unwrap_err();

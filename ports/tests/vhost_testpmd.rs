@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ports::testpmd::{self, PortConfig, TestPmd};
 use ports::{PacketBatch, PacketPool, PoolConfig, Port, VhostMode, VhostUserConfig, VhostUserPort};
+use testkit::require::{can_run, serial, Need};
+use testkit::testpmd::{self, TestPmd, TestpmdPort};
 
 const MAC_A: &str = "02:00:00:00:00:0a";
 const MAC_B: &str = "02:00:00:00:00:0b";
@@ -134,10 +135,10 @@ fn exchange(vm: &TestPmd, n: u64, frame_len: u64) {
 
 #[test]
 fn server_ports_carry_frames_both_ways_intact_and_counted() {
-    if !testpmd::can_run("vhost_server_ports_carry_frames") {
+    if !can_run("vhost_server_ports_carry_frames", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (sa, sb) = (testpmd::temp_socket("sa"), testpmd::temp_socket("sb"));
     let a = open("vsa", &sa, VhostMode::Server);
     let b = open("vsb", &sb, VhostMode::Server);
@@ -169,10 +170,10 @@ fn server_ports_carry_frames_both_ways_intact_and_counted() {
 
 #[test]
 fn client_ports_connect_to_a_listening_vm_and_reconnect_after_it_restarts() {
-    if !testpmd::can_run("vhost_client_ports_reconnect") {
+    if !can_run("vhost_client_ports_reconnect", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (sa, sb) = (testpmd::temp_socket("ca"), testpmd::temp_socket("cb"));
     // The switch side first: it keeps trying every second until the VM listens.
     let a = open("vca", &sa, VhostMode::Client);
@@ -193,10 +194,10 @@ fn client_ports_connect_to_a_listening_vm_and_reconnect_after_it_restarts() {
 
 #[test]
 fn a_restarted_vm_reconnects_to_server_ports() {
-    if !testpmd::can_run("vhost_server_ports_reconnect") {
+    if !can_run("vhost_server_ports_reconnect", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (sa, sb) = (testpmd::temp_socket("ra"), testpmd::temp_socket("rb"));
     let a = open("vra", &sa, VhostMode::Server);
     let b = open("vrb", &sb, VhostMode::Server);
@@ -213,10 +214,10 @@ fn a_restarted_vm_reconnects_to_server_ports() {
 
 #[test]
 fn large_frames_use_mergeable_buffers() {
-    if !testpmd::can_run("vhost_large_frames") {
+    if !can_run("vhost_large_frames", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (sa, sb) = (testpmd::temp_socket("la"), testpmd::temp_socket("lb"));
     let a = open("vla", &sa, VhostMode::Server);
     let b = open("vlb", &sb, VhostMode::Server);
@@ -228,8 +229,8 @@ fn large_frames_use_mergeable_buffers() {
         .name("vm")
         .cpu(0)
         .mem_mb(64)
-        .port(PortConfig::virtio_user(&sa).mac(MAC_A).queue_size(1024))
-        .port(PortConfig::virtio_user(&sb).mac(MAC_B).queue_size(1024))
+        .port(TestpmdPort::virtio_user(&sa).mac(MAC_A).queue_size(1024))
+        .port(TestpmdPort::virtio_user(&sb).mac(MAC_B).queue_size(1024))
         .eth_peer(0, MAC_B)
         .eth_peer(1, MAC_A)
         .tx_pkt_len(1500)

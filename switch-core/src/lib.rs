@@ -12,8 +12,6 @@
 
 pub mod datapath;
 pub mod switch;
-#[cfg(feature = "testnet")]
-pub mod testnet;
 
 pub use datapath::bridge::LOCAL_PORT;
 pub use datapath::pmd::MegaflowRow;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use ports::SystemMode;
-use switch_core::testnet::{can_run, serial, unique, Host};
 use switch_core::{PortConfig, Switch, SwitchConfig};
+use testkit::netns::{unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 /// CPU time (user + system, in clock ticks) of this process's threads named `name`.
 fn thread_ticks(name: &str) -> u64 {
@@ -28,7 +29,10 @@ fn thread_ticks(name: &str) -> u64 {
 #[test]
 fn idle_pmd_sleeps_and_wakes_for_traffic() {
     let _serial = serial();
-    if !can_run("idle_pmd_sleeps_and_wakes_for_traffic", &["ping"]) {
+    if !can_run(
+        "idle_pmd_sleeps_and_wakes_for_traffic",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let (h1, v1) = Host::veth("10.207.0.1");

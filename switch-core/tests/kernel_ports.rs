@@ -6,8 +6,9 @@ use std::time::Duration;
 use flow_table::key::{ethertype, ipproto};
 use flow_table::{Action, Match, RuleFilter, RuleSpec};
 use ports::SystemMode;
-use switch_core::testnet::{can_run, if_stat, iperf3, serial, unique, Host};
 use switch_core::{PortConfig, Switch, SwitchConfig};
+use testkit::netns::{if_stat, iperf3, unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 fn switch() -> Switch {
     Switch::start(SwitchConfig::default()).expect("switch starts")
@@ -40,7 +41,10 @@ fn bridge_with(sw: &Switch, ports: &[&str], mode: SystemMode) -> String {
 #[test]
 fn veth_ping_tcp_and_a_drop_rule_that_takes_effect_at_once() {
     let _serial = serial();
-    if !can_run("veth_ping_tcp_and_drop_rule", &["ping", "iperf3"]) {
+    if !can_run(
+        "veth_ping_tcp_and_drop_rule",
+        &[Need::Netns, Need::Tool("ping"), Need::Tool("iperf3")],
+    ) {
         return;
     }
     let (h1, v1) = Host::veth("10.201.0.1");
@@ -83,7 +87,7 @@ fn veth_ping_tcp_and_a_drop_rule_that_takes_effect_at_once() {
 #[test]
 fn afxdp_ports_forward() {
     let _serial = serial();
-    if !can_run("afxdp_ports_forward", &["ping"]) {
+    if !can_run("afxdp_ports_forward", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (h1, v1) = Host::veth("10.202.0.1");
@@ -99,7 +103,10 @@ fn afxdp_ports_forward() {
 #[test]
 fn tap_port_to_veth_port() {
     let _serial = serial();
-    if !can_run("tap_port_to_veth_port", &["ping", "iperf3"]) {
+    if !can_run(
+        "tap_port_to_veth_port",
+        &[Need::Netns, Need::Tool("ping"), Need::Tool("iperf3")],
+    ) {
         return;
     }
     let sw = switch();
@@ -126,7 +133,10 @@ fn tap_port_to_veth_port() {
 #[test]
 fn learning_stops_flooding() {
     let _serial = serial();
-    if !can_run("learning_stops_flooding", &["ping"]) {
+    if !can_run(
+        "learning_stops_flooding",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let (h1, v1) = Host::veth("10.204.0.1");
@@ -157,7 +167,10 @@ fn learning_stops_flooding() {
 #[test]
 fn counters_match_what_was_sent() {
     let _serial = serial();
-    if !can_run("counters_match_what_was_sent", &["ping"]) {
+    if !can_run(
+        "counters_match_what_was_sent",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let (h1, v1) = Host::veth("10.205.0.1");
@@ -206,7 +219,7 @@ fn counters_match_what_was_sent() {
 #[test]
 fn port_deletion_stops_traffic_and_cleans_up() {
     let _serial = serial();
-    if !can_run("port_deletion", &["ping"]) {
+    if !can_run("port_deletion", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (h1, v1) = Host::veth("10.206.0.1");

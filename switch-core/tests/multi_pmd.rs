@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use ports::SystemMode;
-use switch_core::testnet::{can_run, iperf3_json, serial, unique, Host};
 use switch_core::{PortConfig, Switch, SwitchConfig};
+use testkit::netns::{iperf3_json, unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 fn two_pmds() -> Switch {
     Switch::start(SwitchConfig {
@@ -28,7 +29,10 @@ fn loads(sw: &Switch) -> Vec<usize> {
 #[test]
 fn afpacket_fanout_spreads_flows_over_both_pmds() {
     let _serial = serial();
-    if !can_run("afpacket_fanout_spreads_flows", &["ping", "iperf3"]) {
+    if !can_run(
+        "afpacket_fanout_spreads_flows",
+        &[Need::Netns, Need::Tool("ping"), Need::Tool("iperf3")],
+    ) {
         return;
     }
     let (h1, v1) = Host::veth("10.211.0.1");
@@ -70,7 +74,10 @@ fn afpacket_fanout_spreads_flows_over_both_pmds() {
 #[test]
 fn single_queue_ports_are_placed_round_robin_and_rebalanced() {
     let _serial = serial();
-    if !can_run("single_queue_ports_round_robin", &["ping"]) {
+    if !can_run(
+        "single_queue_ports_round_robin",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let (h1, v1) = Host::veth("10.212.0.1");

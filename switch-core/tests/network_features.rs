@@ -10,8 +10,9 @@ use flow_table::flow_syntax::{self, FlowMode};
 use flow_table::testpkt::Pkt;
 use flow_table::RuleFilter;
 use ports::SystemMode;
-use switch_core::testnet::{can_run, run, serial, sh, unique, Host};
 use switch_core::{MirrorSpec, PortConfig, PortVlan, Switch, SwitchConfig};
+use testkit::netns::{run, sh, unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 const AFP: PortConfig = PortConfig::System {
     mode: SystemMode::AfPacket,
@@ -271,7 +272,7 @@ fn vlan_subifs_available() -> bool {
 #[test]
 fn vlan_access_trunk_and_native_ports_isolate_and_carry_vlans() {
     let _serial = serial();
-    if !can_run("vlan_access_trunk", &["ping"]) {
+    if !can_run("vlan_access_trunk", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     // VLAN 10 is 10.210.10.0/24, VLAN 20 is 10.210.20.0/24. h4 sits in VLAN 10 with an
@@ -397,7 +398,7 @@ fn vlan_access_trunk_and_native_ports_isolate_and_carry_vlans() {
 #[test]
 fn patch_ports_join_two_bridges() {
     let _serial = serial();
-    if !can_run("patch_ports", &["ping"]) {
+    if !can_run("patch_ports", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (h1, v1) = Host::veth("10.211.0.1");
@@ -438,7 +439,7 @@ fn patch_ports_join_two_bridges() {
 #[test]
 fn mirror_copies_selected_traffic_to_the_output_port() {
     let _serial = serial();
-    if !can_run("mirror", &["ping"]) {
+    if !can_run("mirror", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (h1, v1) = Host::veth("10.212.0.1");
@@ -587,7 +588,7 @@ impl KernelVtep {
 #[test]
 fn vxlan_interoperates_with_the_kernel_vxlan_device() {
     let _serial = serial();
-    if !can_run("vxlan_interop", &["ping"]) {
+    if !can_run("vxlan_interop", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let vtep = KernelVtep::new("10.254.0.2");

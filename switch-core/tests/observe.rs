@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use flow_table::key::{ethertype, ipproto};
 use flow_table::{Action, DpAction, Hit, Match, RuleSpec};
 use ports::SystemMode;
-use switch_core::testnet::{can_run, serial, unique, Host};
 use switch_core::{CaptureDir, DropReason, PortConfig, Switch, SwitchConfig};
+use testkit::netns::{unique, Host};
+use testkit::require::{can_run, serial, Need};
 
 /// A switch without internal ports, with a bridge joining two fresh hosts as ports 1 and 2.
 fn two_hosts(net: u8) -> (Switch, String, Host, Host) {
@@ -46,7 +47,10 @@ fn is_icmp_echo(f: &[u8], ty: u8) -> bool {
 #[test]
 fn capture_sees_both_directions_and_a_slow_reader_loses_frames_not_traffic() {
     let _serial = serial();
-    if !can_run("capture_both_directions", &["ping"]) {
+    if !can_run(
+        "capture_both_directions",
+        &[Need::Netns, Need::Tool("ping")],
+    ) {
         return;
     }
     let (sw, br, h1, h2) = two_hosts(211);
@@ -103,7 +107,7 @@ fn capture_sees_both_directions_and_a_slow_reader_loses_frames_not_traffic() {
 #[test]
 fn the_next_matching_real_packet_is_traced() {
     let _serial = serial();
-    if !can_run("real_packet_trace", &["ping"]) {
+    if !can_run("real_packet_trace", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (sw, br, h1, h2) = two_hosts(212);
@@ -152,7 +156,7 @@ fn the_next_matching_real_packet_is_traced() {
 #[test]
 fn drops_are_counted_by_reason_on_the_ingress_port() {
     let _serial = serial();
-    if !can_run("drop_reasons", &["ping"]) {
+    if !can_run("drop_reasons", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (sw, br, h1, h2) = two_hosts(213);
@@ -243,7 +247,7 @@ fn drops_are_counted_by_reason_on_the_ingress_port() {
 #[test]
 fn rxq_usage_grows_with_traffic() {
     let _serial = serial();
-    if !can_run("rxq_usage", &["ping"]) {
+    if !can_run("rxq_usage", &[Need::Netns, Need::Tool("ping")]) {
         return;
     }
     let (sw, _br, h1, h2) = two_hosts(214);

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flow_table::{Action, Match, RuleSpec};
-use ports::testpmd::{self, TestPmd};
 use switch_core::{PortConfig, Switch, SwitchConfig};
+use testkit::require::{can_run, serial, Need};
+use testkit::testpmd::{self, TestPmd};
 
 const LINK: Duration = Duration::from_secs(10);
 
@@ -82,10 +83,10 @@ fn sockets(tag: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn vm_traffic_crosses_a_bridge_with_server_ports() {
-    if !testpmd::can_run("vm_traffic_server_ports") {
+    if !can_run("vm_traffic_server_ports", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (a, b) = sockets("s");
     let sw = switch(1);
     let br = bridge(&sw, &a, &b, false);
@@ -128,10 +129,10 @@ fn vm_traffic_crosses_a_bridge_with_server_ports() {
 
 #[test]
 fn vm_traffic_crosses_a_bridge_with_client_ports_and_survives_a_vm_restart() {
-    if !testpmd::can_run("vm_traffic_client_ports") {
+    if !can_run("vm_traffic_client_ports", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (a, b) = sockets("c");
     let sw = switch(1);
     // The ports exist before the VM: they keep trying to connect.
@@ -150,10 +151,10 @@ fn vm_traffic_crosses_a_bridge_with_client_ports_and_survives_a_vm_restart() {
 
 #[test]
 fn deleting_a_port_under_traffic_leaves_the_rest_running() {
-    if !testpmd::can_run("vhost_port_deleted_under_traffic") {
+    if !can_run("vhost_port_deleted_under_traffic", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (a, b) = sockets("d");
     let sw = switch(1);
     let br = bridge(&sw, &a, &b, false);
@@ -186,10 +187,10 @@ fn deleting_a_port_under_traffic_leaves_the_rest_running() {
 
 #[test]
 fn queue_pairs_spread_over_two_pmds() {
-    if !testpmd::can_run("vhost_multiqueue") {
+    if !can_run("vhost_multiqueue", &[Need::Testpmd]) {
         return;
     }
-    let _serial = testpmd::serial();
+    let _serial = serial();
     let (a, b) = sockets("m");
     let sw = switch(2);
     let br = bridge(&sw, &a, &b, false);

@@ -1,9 +1,10 @@
 //! Ethernet frames as bytes: building test frames ([`build`]), finding their headers
-//! ([`Layout`]), naming their fields to say how two frames differ ([`fields`], [`diff`]), and
-//! the Internet checksum ([`checksum`]).
+//! ([`Layout`]), naming their fields to say how two frames differ ([`fields`], [`diff`]), the
+//! Internet checksum ([`checksum`]), and the [`sample`] frames the port tests send.
 
 pub mod build;
 pub mod checksum;
+pub mod sample;
 
 use std::fmt::Write as _;
 

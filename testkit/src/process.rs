@@ -1,8 +1,8 @@
 //! Running host tools (apt-get, dpkg-deb, ldd, ip, iperf3, the ovs-* tools) with a bound on
-//! their time.
+//! their time, and background processes that do not outlive the test.
 
 use std::io;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `cmd` to its end or kills it after `timeout`; returns its output whatever its status.
@@ -80,4 +80,36 @@ pub(crate) fn which(name: &str) -> Option<std::path::PathBuf> {
                 .unwrap_or(false)
         });
     found
+}
+
+/// A child process killed on drop.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Waits for the process to exit, at most `limit`; returns its output, or `None` on
+    /// time-out (it is then killed).
+    pub fn wait(mut self, limit: Duration) -> Option<Output> {
+        let mut child = self.0.take()?;
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return child.wait_with_output().ok();
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

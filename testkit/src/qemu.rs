@@ -31,6 +31,9 @@ mod qmp;
 
 use crate::process;
 pub use crate::process::output_within;
+/// Guest tests run one at a time (guests under TCG are CPU-bound, and this machine kind has
+/// two cores): the crate's one test lock.
+pub use crate::require::serial;
 pub use config::{GuestConfig, Nic, VhostUserNic};
 pub use guest::Guest;
 pub use image::GuestImage;
@@ -59,7 +62,7 @@ pub fn available() -> Result<(), String> {
         }
         Err(e) => return Err(format!("{} --version: {e}", qemu.display())),
     }
-    if !is_root() {
+    if !crate::require::is_root() {
         return Err("not root".into());
     }
     Ok(())
@@ -78,31 +81,11 @@ pub fn image_or_skip(test: &str) -> Option<&'static GuestImage> {
     }
 }
 
-/// Runs the guest tests of one test binary one at a time (hold the guard for the test):
-/// guests under TCG are CPU-bound, and this machine kind has two cores.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A TCP port on 127.0.0.1 that was free a moment ago (for `GuestConfig::incoming`).
 pub fn free_local_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-fn is_root() -> bool {
-    // The effective uid is the second field of "Uid:"; read here rather than via libc to
-    // keep the crate free of unsafe code.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// The QEMU accelerator: `$TESTKIT_QEMU_ACCEL`, else KVM when the CPU has virtualization

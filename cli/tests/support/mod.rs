@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use switch_core::testnet::unique;
+use testkit::netns::unique;
 
 pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
 pub const VSWITCHCTL: &str = env!("CARGO_BIN_EXE_vswitchctl");
@@ -247,7 +247,7 @@ impl Drop for Netns {
 
 /// Sends bursts of 32 frames from the VM's port 0 until some reach its port 1 (a path that has
 /// just (re)connected may lose the first ones); panics after 15 s with `what` and `log()`.
-pub fn probe_until_traffic(vm: &ports::testpmd::TestPmd, what: &str, log: impl Fn() -> String) {
+pub fn probe_until_traffic(vm: &testkit::testpmd::TestPmd, what: &str, log: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         vm.clear_stats();
