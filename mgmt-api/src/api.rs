@@ -180,7 +180,7 @@ pub struct NewPort {
 }
 
 fn default_type() -> String {
-    "system".into()
+    ports::PortType::default().as_str().into()
 }
 
 /// Port counters: a port's [`PortStats`](ports::PortStats) in the API, whose field list gives

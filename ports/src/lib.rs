@@ -63,7 +63,7 @@ pub use patch::{PatchLink, PatchPort, PATCH_OUTBOX};
 pub use pool::{PacketPool, PoolConfig, DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
 pub use port::{LinkWatch, PeerStatus, Port, PortCounters, PortKind, PortStats};
 pub use replay::{ReplayConfig, ReplayPort};
-pub use spec::{open_instances, PortSpec};
+pub use spec::{open_instances, PortSpec, PortType, UnknownPortType};
 pub use system::{SystemConfig, SystemMode, SystemPort, AUTO_AFPACKET_DRIVERS};
 pub use tap::{TapConfig, TapPort};
 pub use vhost::{VhostMode, VhostUserConfig, VhostUserPort};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::batch::PacketBatch;
 use crate::counters::counters;
 use crate::pool::PacketPool;
+use crate::spec::PortType;
 
 /// What a port is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,20 +36,24 @@ pub enum PortKind {
 }
 
 impl PortKind {
-    /// The kind's name as configured (`tap`, `internal`, `system`, `vhostuser`,
-    /// `vhostuserclient`, `patch`, `vxlan`, `dummy`).
-    pub fn config_name(self) -> &'static str {
+    /// The configured type of ports of this kind (both system kinds are `system`).
+    pub fn port_type(self) -> PortType {
         match self {
-            PortKind::Tap => "tap",
-            PortKind::Internal => "internal",
-            PortKind::SystemAfXdp | PortKind::SystemAfPacket => "system",
-            PortKind::VhostUser => "vhostuser",
-            PortKind::VhostUserClient => "vhostuserclient",
-            PortKind::Replay => "replay",
-            PortKind::Patch => "patch",
-            PortKind::Vxlan => "vxlan",
-            PortKind::Dummy => "dummy",
+            PortKind::Tap => PortType::Tap,
+            PortKind::Internal => PortType::Internal,
+            PortKind::SystemAfXdp | PortKind::SystemAfPacket => PortType::System,
+            PortKind::VhostUser => PortType::VhostUser,
+            PortKind::VhostUserClient => PortType::VhostUserClient,
+            PortKind::Replay => PortType::Replay,
+            PortKind::Patch => PortType::Patch,
+            PortKind::Vxlan => PortType::Vxlan,
+            PortKind::Dummy => PortType::Dummy,
         }
+    }
+
+    /// The kind's name as configured: its [`port_type`](Self::port_type)'s name.
+    pub fn config_name(self) -> &'static str {
+        self.port_type().as_str()
     }
 }
 
