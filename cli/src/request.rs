@@ -1,6 +1,7 @@
 //! How `vswitchctl` turns its arguments into request bodies, kept here so that it is
 //! unit-tested.
 
+use mgmt_api::PortType;
 use serde_json::{json, Value};
 
 /// The body of `POST /bridges/{bridge}/ports` for `add-port BR PORT SETTINGS...`.
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 /// DPDK type names `dpdkvhostuser`/`dpdkvhostuserclient`. Options are not checked here: the
 /// daemon knows them and names the one at fault.
 pub fn port_body(port: &str, settings: &[String]) -> Result<Value, String> {
-    let mut ty = "system".to_string();
+    let mut ty = PortType::default().as_str().to_owned();
     let mut ofport = Value::Null;
     let mut options = serde_json::Map::new();
     for s in settings {
@@ -26,8 +27,8 @@ pub fn port_body(port: &str, settings: &[String]) -> Result<Value, String> {
         match k {
             "type" => {
                 ty = match v {
-                    "dpdkvhostuser" => "vhostuser",
-                    "dpdkvhostuserclient" => "vhostuserclient",
+                    "dpdkvhostuser" => PortType::VhostUser.as_str(),
+                    "dpdkvhostuserclient" => PortType::VhostUserClient.as_str(),
                     v => v,
                 }
                 .to_owned()

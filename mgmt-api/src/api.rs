@@ -180,33 +180,56 @@ pub struct NewPort {
 }
 
 fn default_type() -> String {
-    "system".into()
+    ports::PortType::default().as_str().into()
 }
 
-/// Port counters.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PortCountersView {
-    /// Packets received.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Received packets dropped.
-    pub rx_dropped: u64,
-    /// Receive errors.
-    pub rx_errors: u64,
-    /// Packets sent.
-    pub tx_packets: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Packets dropped on send.
-    pub tx_dropped: u64,
-    /// Send errors.
-    pub tx_errors: u64,
-    /// Segments made in software from TCP segmentation offloads this port cannot take.
-    pub tx_segments: u64,
-    /// Partial checksums completed in software for this port.
-    pub tx_checksums: u64,
+/// Port counters: a port's [`PortStats`](ports::PortStats) in the API, whose field list gives
+/// the JSON keys in order and the schema's descriptions.
+#[derive(Debug)]
+pub struct PortCountersView(pub ports::PortStats);
+
+impl From<ports::PortStats> for PortCountersView {
+    fn from(s: ports::PortStats) -> Self {
+        PortCountersView(s)
+    }
 }
+
+impl Serialize for PortCountersView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = ports::PortStats::FIELDS;
+        let mut st = serializer.serialize_struct("PortCountersView", fields.len())?;
+        for (f, v) in fields.iter().zip(self.0.values()) {
+            st.serialize_field(f.name, &v)?;
+        }
+        st.end()
+    }
+}
+
+impl utoipa::PartialSchema for PortCountersView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        // Each field as the derive describes a documented `u64`.
+        let counter = |doc: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .description(Some(doc))
+                .minimum(Some(0f64))
+        };
+        ports::PortStats::FIELDS
+            .iter()
+            .fold(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("Port counters.")),
+                |o, f| o.property(f.name, counter(f.api)).required(f.name),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for PortCountersView {}
 
 /// A port with its counters.
 #[derive(Debug, Serialize, ToSchema)]
@@ -418,6 +441,27 @@ pub struct PmdView {
     pub drops: std::collections::BTreeMap<String, u64>,
 }
 
+impl From<switch_core::PmdStats> for PmdView {
+    fn from(p: switch_core::PmdStats) -> Self {
+        PmdView {
+            pmd: p.pmd,
+            core: p.core,
+            packets: p.packets,
+            emc_hits: p.emc_hits,
+            megaflow_hits: p.megaflow_hits,
+            upcalls: p.upcalls,
+            lost: p.lost,
+            busy_cycles: p.busy_cycles,
+            idle_cycles: p.idle_cycles,
+            cycles_per_packet: p.cycles_per_packet(),
+            busy_percent: p.busy_percent(),
+            rx_batches: p.rx_batches,
+            megaflows: p.megaflows,
+            drops: metrics::drop_reasons(&p.drops),
+        }
+    }
+}
+
 fn mac_text(m: &[u8; 6]) -> String {
     format!(
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -451,18 +495,7 @@ fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView 
         ofport: p.port_no,
         mac: mac_text(&p.mac),
         mtu: p.mtu,
-        statistics: PortCountersView {
-            rx_packets: s.rx_packets,
-            rx_bytes: s.rx_bytes,
-            rx_dropped: s.rx_dropped,
-            rx_errors: s.rx_errors,
-            tx_packets: s.tx_packets,
-            tx_bytes: s.tx_bytes,
-            tx_dropped: s.tx_dropped,
-            tx_errors: s.tx_errors,
-            tx_segments: s.tx_segments,
-            tx_checksums: s.tx_checksums,
-        },
+        statistics: s.into(),
     }
 }
 
@@ -736,25 +769,7 @@ async fn pmd_stats(State(app): App) -> Result<Json<Vec<PmdView>>, ApiError> {
         Ok(s.switch()
             .pmd_stats()
             .into_iter()
-            .map(|p| PmdView {
-                pmd: p.pmd,
-                core: p.core,
-                packets: p.packets,
-                emc_hits: p.emc_hits,
-                megaflow_hits: p.megaflow_hits,
-                upcalls: p.upcalls,
-                lost: p.lost,
-                busy_cycles: p.busy_cycles,
-                idle_cycles: p.idle_cycles,
-                cycles_per_packet: p.cycles_per_packet(),
-                busy_percent: p.busy_percent(),
-                rx_batches: p.rx_batches,
-                megaflows: p.megaflows,
-                drops: switch_core::DropReason::ALL
-                    .iter()
-                    .map(|r| (r.name().to_owned(), p.drops[*r as usize]))
-                    .collect(),
-            })
+            .map(PmdView::from)
             .collect())
     })
     .await
@@ -975,3 +990,31 @@ pub mod dummy;
 pub mod metrics;
 pub mod pcap;
 pub mod trace_capture;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_counters_keep_their_json_keys_order_and_schema() {
+        let s = ports::PortStats {
+            rx_packets: 1,
+            tx_checksums: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&PortCountersView::from(s)).unwrap(),
+            "{\"rx_packets\":1,\"rx_bytes\":0,\"rx_dropped\":0,\"rx_errors\":0,\
+             \"tx_packets\":0,\"tx_bytes\":0,\"tx_dropped\":0,\"tx_errors\":0,\
+             \"tx_segments\":0,\"tx_checksums\":10}"
+        );
+        let schema =
+            serde_json::to_value(<PortCountersView as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["required"][2], "rx_dropped");
+        assert_eq!(
+            schema["properties"]["rx_dropped"],
+            serde_json::json!({ "type": "integer", "format": "int64",
+                                "description": "Received packets dropped.", "minimum": 0 })
+        );
+    }
+}

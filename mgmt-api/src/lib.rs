@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use config::DaemonConfig;
+/// The port types `POST /bridges/{bridge}/ports` takes, for clients that spell them.
+pub use ports::PortType;
 
 /// Starts the datapath from the saved state in `state_dir`, serves the API until `shutdown`
 /// completes, then stops the datapath (closing its taps and sockets, detaching XDP programs).

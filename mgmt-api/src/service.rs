@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use flow_table::flow_syntax::{self, FlowMode, ParsedFlow};
 use flow_table::{Rule, RuleFilter, RuleSpec};
-use ports::SystemMode;
+use ports::{PortType, SystemMode};
 use switch_core::switch::bridge_options;
 use switch_core::{
     BridgeOptions, DatapathType, PortConfig, PortInfo, Switch, SwitchConfig, SwitchError,
@@ -110,20 +110,20 @@ const MAX_SOCKET_PATH: usize = 107;
 /// The datapath configuration of a port entry; `run_dir` holds `vhostuser` sockets.
 pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceError> {
     let bad = |m: String| Err(ServiceError::BadRequest(m, None));
-    let allowed: &[&str] = match p.r#type.as_str() {
-        "system" => &["mode"],
-        "tap" | "internal" => &["offloads"],
-        "vhostuser" => &["mtu_request"],
-        "vhostuserclient" => &["vhost-server-path", "mtu_request"],
-        "patch" => &["peer"],
-        "vxlan" => &["remote_ip", "local_ip", "key", "dst_port"],
-        "dummy" => &[],
-        other => {
-            return bad(format!(
-                "unknown port type {other:?} (known: system, tap, internal, vhostuser, \
-                 vhostuserclient, patch, vxlan, dummy)"
-            ))
-        }
+    let ty = match p.r#type.parse::<PortType>() {
+        Ok(t) => t,
+        Err(e) => return bad(e.to_string()),
+    };
+    let allowed: &[&str] = match ty {
+        PortType::System => &["mode"],
+        PortType::Tap | PortType::Internal => &["offloads"],
+        PortType::VhostUser => &["mtu_request"],
+        PortType::VhostUserClient => &["vhost-server-path", "mtu_request"],
+        PortType::Patch => &["peer"],
+        PortType::Vxlan => &["remote_ip", "local_ip", "key", "dst_port"],
+        PortType::Dummy => &[],
+        // Benchmarks build replay ports in code; the name does not parse.
+        PortType::Replay => return bad(ports::UnknownPortType(p.r#type.clone()).to_string()),
     };
     // VLAN settings apply to every type (see `port_vlan`).
     let vlan_opts = switch_core::datapath::vlan::VLAN_OPTIONS;
@@ -147,10 +147,10 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
             _ => return bad(format!("mtu_request={m}: want an MTU from 68 to 65535")),
         },
     };
-    Ok(match p.r#type.as_str() {
-        "patch" | "vxlan" => return crate::service::net::tunnel_config(p),
-        "dummy" => PortConfig::Dummy,
-        "system" => PortConfig::System {
+    Ok(match ty {
+        PortType::Patch | PortType::Vxlan => return crate::service::net::tunnel_config(p),
+        PortType::Dummy => PortConfig::Dummy,
+        PortType::System => PortConfig::System {
             mode: match opt("mode").unwrap_or("auto") {
                 "auto" => SystemMode::Auto,
                 "afxdp" => SystemMode::AfXdp,
@@ -158,7 +158,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
                 m => return bad(format!("mode={m}: want afxdp, afpacket or auto")),
             },
         },
-        "vhostuser" => {
+        PortType::VhostUser => {
             // The socket is <run_dir>/<name>. Checked here as well as by `check_name`, because
             // restored entries come from a file that may have been edited by hand.
             let n = &p.name;
@@ -182,7 +182,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
                 mtu_request,
             }
         }
-        "vhostuserclient" => {
+        PortType::VhostUserClient => {
             let Some(path) = opt("vhost-server-path") else {
                 return bad(
                     "type=vhostuserclient needs vhost-server-path=PATH (the socket the VM \
@@ -203,8 +203,8 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
             }
         }
         // An extra internal port is a tap the host stack uses, as OVS's internal ports are.
-        _ => PortConfig::Tap {
-            offloads: match opt("offloads").unwrap_or(if p.r#type == "tap" {
+        PortType::Tap | PortType::Internal => PortConfig::Tap {
+            offloads: match opt("offloads").unwrap_or(if ty == PortType::Tap {
                 "true"
             } else {
                 "false"
@@ -214,6 +214,7 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
                 v => return bad(format!("offloads={v}: want true or false")),
             },
         },
+        PortType::Replay => unreachable!("refused with the unknown types above"),
     })
 }
 

@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::batch::PacketBatch;
+use crate::counters::counters;
 use crate::netdev::NetDev;
 use crate::pool::PacketPool;
+use crate::spec::PortType;
 
 /// What a port is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,20 +37,24 @@ pub enum PortKind {
 }
 
 impl PortKind {
-    /// The kind's name as configured (`tap`, `internal`, `system`, `vhostuser`,
-    /// `vhostuserclient`, `patch`, `vxlan`, `dummy`).
-    pub fn config_name(self) -> &'static str {
+    /// The configured type of ports of this kind (both system kinds are `system`).
+    pub fn port_type(self) -> PortType {
         match self {
-            PortKind::Tap => "tap",
-            PortKind::Internal => "internal",
-            PortKind::SystemAfXdp | PortKind::SystemAfPacket => "system",
-            PortKind::VhostUser => "vhostuser",
-            PortKind::VhostUserClient => "vhostuserclient",
-            PortKind::Replay => "replay",
-            PortKind::Patch => "patch",
-            PortKind::Vxlan => "vxlan",
-            PortKind::Dummy => "dummy",
+            PortKind::Tap => PortType::Tap,
+            PortKind::Internal => PortType::Internal,
+            PortKind::SystemAfXdp | PortKind::SystemAfPacket => PortType::System,
+            PortKind::VhostUser => PortType::VhostUser,
+            PortKind::VhostUserClient => PortType::VhostUserClient,
+            PortKind::Replay => PortType::Replay,
+            PortKind::Patch => PortType::Patch,
+            PortKind::Vxlan => PortType::Vxlan,
+            PortKind::Dummy => PortType::Dummy,
         }
+    }
+
+    /// The kind's name as configured: its [`port_type`](Self::port_type)'s name.
+    pub fn config_name(self) -> &'static str {
+        self.port_type().as_str()
     }
 }
 
@@ -78,59 +84,49 @@ impl std::ops::AddAssign for Burst {
     }
 }
 
-/// A snapshot of a port's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PortStats {
+counters! {
+    /// A snapshot of a port's counters.
+    pub struct PortStats;
+    /// Live counters of one port, shared with the control plane through an `Arc`.
+    ///
+    /// The PMD threads polling the port's instances (see [`open_instances`](crate::open_instances))
+    /// add to them, once per burst each, and any thread may read them. Relaxed atomic adds suffice:
+    /// no update is lost, each counter is independent and readers only want a recent value.
+    pub struct PortCounters;
+
     /// Packets received and handed to the datapath.
-    pub rx_packets: u64,
+    rx_packets { api: "Packets received.", metric: "Packets received." },
     /// Bytes of those packets.
-    pub rx_bytes: u64,
+    rx_bytes { api: "Bytes received.", metric: "Bytes received." },
     /// Packets the port received but had to drop (no free buffer, too long for a buffer).
-    pub rx_dropped: u64,
+    rx_dropped {
+        api: "Received packets dropped.",
+        metric: "Packets the port received but had to drop (no buffer, too long).",
+    },
     /// Receive errors reported by the kernel or malformed input.
-    pub rx_errors: u64,
+    rx_errors { api: "Receive errors.", metric: "Receive errors." },
     /// Packets sent.
-    pub tx_packets: u64,
+    tx_packets { api: "Packets sent.", metric: "Packets sent." },
     /// Bytes of those packets.
-    pub tx_bytes: u64,
+    tx_bytes { api: "Bytes sent.", metric: "Bytes sent." },
     /// Packets dropped on send because the device or its queue was full or down.
-    pub tx_dropped: u64,
+    tx_dropped {
+        api: "Packets dropped on send.",
+        metric: "Packets dropped on send (queue or guest ring full, link down).",
+    },
     /// Packets the kernel refused (e.g. longer than the MTU).
-    pub tx_errors: u64,
+    tx_errors { api: "Send errors.", metric: "Send errors." },
     /// Segments the switch made in software from TCP segmentation offloads this port's
     /// peer cannot take (see [`gso`](crate::gso)).
-    pub tx_segments: u64,
+    tx_segments {
+        api: "Segments made in software from TCP segmentation offloads this port cannot take.",
+        metric: "Segments made in software from TCP segmentation offloads the port cannot take.",
+    },
     /// Partial checksums the switch completed in software for this port.
-    pub tx_checksums: u64,
-}
-
-/// Live counters of one port, shared with the control plane through an `Arc`.
-///
-/// The PMD threads polling the port's instances (see [`open_instances`](crate::open_instances))
-/// add to them, once per burst each, and any thread may read them. Relaxed atomic adds suffice:
-/// no update is lost, each counter is independent and readers only want a recent value.
-#[derive(Debug, Default)]
-pub struct PortCounters {
-    /// See [`PortStats::rx_packets`].
-    pub rx_packets: AtomicU64,
-    /// See [`PortStats::rx_bytes`].
-    pub rx_bytes: AtomicU64,
-    /// See [`PortStats::rx_dropped`].
-    pub rx_dropped: AtomicU64,
-    /// See [`PortStats::rx_errors`].
-    pub rx_errors: AtomicU64,
-    /// See [`PortStats::tx_packets`].
-    pub tx_packets: AtomicU64,
-    /// See [`PortStats::tx_bytes`].
-    pub tx_bytes: AtomicU64,
-    /// See [`PortStats::tx_dropped`].
-    pub tx_dropped: AtomicU64,
-    /// See [`PortStats::tx_errors`].
-    pub tx_errors: AtomicU64,
-    /// See [`PortStats::tx_segments`].
-    pub tx_segments: AtomicU64,
-    /// See [`PortStats::tx_checksums`].
-    pub tx_checksums: AtomicU64,
+    tx_checksums {
+        api: "Partial checksums completed in software for this port.",
+        metric: "Partial checksums completed in software for the port.",
+    },
 }
 
 #[inline]
@@ -170,23 +166,6 @@ impl PortCounters {
         bump(&self.tx_segments, st.segments);
         bump(&self.tx_checksums, st.csums);
         bump(&self.tx_errors, st.dropped);
-    }
-
-    /// Reads all counters.
-    pub fn snapshot(&self) -> PortStats {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        PortStats {
-            rx_packets: r(&self.rx_packets),
-            rx_bytes: r(&self.rx_bytes),
-            rx_dropped: r(&self.rx_dropped),
-            rx_errors: r(&self.rx_errors),
-            tx_packets: r(&self.tx_packets),
-            tx_bytes: r(&self.tx_bytes),
-            tx_dropped: r(&self.tx_dropped),
-            tx_errors: r(&self.tx_errors),
-            tx_segments: r(&self.tx_segments),
-            tx_checksums: r(&self.tx_checksums),
-        }
     }
 }
 

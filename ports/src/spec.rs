@@ -1,4 +1,7 @@
-//! Opening a port as one instance per PMD thread.
+//! Port types by name, and opening a port as one instance per PMD thread.
+//!
+//! [`PortType`] is the one place the names of the port types (`type=` of `add-port`) are
+//! spelled; the configuration layers above parse and print them through it.
 //!
 //! The switch runs several poll-mode threads (PMDs), and each must receive from and transmit to
 //! every port without locks. So a port is opened as `n` instances, one per PMD, each a complete
@@ -8,7 +11,9 @@
 //! [`Port::stats`] on any of them gives the port's totals, and report the same name, kind, MTU
 //! and MAC address.
 
+use std::fmt;
 use std::io;
+use std::str::FromStr;
 
 use crate::dummy::DummyPort;
 use crate::patch::PatchPort;
@@ -18,6 +23,99 @@ use crate::system::{SystemConfig, SystemPort};
 use crate::tap::{TapConfig, TapPort};
 use crate::vhost::VhostUserConfig;
 use crate::vxlan::{VxlanConfig, VxlanPort};
+
+/// A port's type as configured (`type=` of `add-port`, and the REST API's `type`).
+///
+/// A type may be opened as more than one [`PortKind`](crate::PortKind) (`system` is AF_XDP or
+/// AF_PACKET); [`PortKind::port_type`](crate::PortKind::port_type) maps back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PortType {
+    /// An existing kernel interface (AF_XDP or AF_PACKET); the default, as in Open vSwitch.
+    #[default]
+    System,
+    /// A tap device created by the switch.
+    Tap,
+    /// A tap the host stack uses, as the bridge's own port is.
+    Internal,
+    /// vhost-user; the switch listens on the socket.
+    VhostUser,
+    /// vhost-user; the VM listens and the switch connects.
+    VhostUserClient,
+    /// One end of a pair of ports joining two bridges.
+    Patch,
+    /// A VXLAN tunnel.
+    Vxlan,
+    /// A port in memory only.
+    Dummy,
+    /// Synthetic frames from memory, for benchmarks; built in code, never configured by name
+    /// (not in [`ALL`](Self::ALL), so it does not parse).
+    Replay,
+}
+
+impl PortType {
+    /// Every type that can be configured by name, in the order they are listed to people.
+    pub const ALL: [PortType; 8] = [
+        PortType::System,
+        PortType::Tap,
+        PortType::Internal,
+        PortType::VhostUser,
+        PortType::VhostUserClient,
+        PortType::Patch,
+        PortType::Vxlan,
+        PortType::Dummy,
+    ];
+
+    /// The name as `type=` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortType::System => "system",
+            PortType::Tap => "tap",
+            PortType::Internal => "internal",
+            PortType::VhostUser => "vhostuser",
+            PortType::VhostUserClient => "vhostuserclient",
+            PortType::Patch => "patch",
+            PortType::Vxlan => "vxlan",
+            PortType::Dummy => "dummy",
+            PortType::Replay => "replay",
+        }
+    }
+}
+
+impl fmt::Display for PortType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is no configurable [`PortType`]; its message lists the known ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownPortType(pub String);
+
+impl fmt::Display for UnknownPortType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<&str> = PortType::ALL.iter().map(|t| t.as_str()).collect();
+        write!(
+            f,
+            "unknown port type {:?} (known: {})",
+            self.0,
+            known.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownPortType {}
+
+impl FromStr for PortType {
+    type Err = UnknownPortType;
+
+    /// Parses the name of a type in [`PortType::ALL`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PortType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownPortType(s.to_owned()))
+    }
+}
 
 /// What a port is and how to open it: the configuration [`open_instances`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +215,20 @@ pub fn open_instances(spec: &PortSpec, n: usize) -> io::Result<Vec<Box<dyn Port>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_names_round_trip_and_others_are_refused() {
+        for t in PortType::ALL {
+            assert_eq!(t.as_str().parse::<PortType>(), Ok(t));
+        }
+        assert_eq!(PortType::default(), PortType::System);
+        let e = "replay".parse::<PortType>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown port type \"replay\" (known: system, tap, internal, vhostuser, \
+             vhostuserclient, patch, vxlan, dummy)"
+        );
+    }
 
     #[test]
     fn zero_instances_is_refused() {

@@ -14,6 +14,16 @@ use crate::service::{Service, ServiceError};
 /// The content type of the format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The datapath's drop counters by reason name, as the API and `pmd-stats-show` show them.
+pub fn drop_reasons(
+    datapath: &[u64; switch_core::datapath::stats::N_DROP_REASONS],
+) -> BTreeMap<String, u64> {
+    DropReason::ALL
+        .iter()
+        .map(|r| (r.name().to_owned(), datapath[*r as usize]))
+        .collect()
+}
+
 /// Drop counters of one port by reason, as `dump-ports` and the metrics show them: the
 /// datapath's reasons for the packets the port received, and the port's own transmit drops
 /// (a full transmit queue, or for vhost-user a full guest ring).
@@ -22,10 +32,7 @@ pub fn port_drop_reasons(
     datapath: &[u64; switch_core::datapath::stats::N_DROP_REASONS],
     tx_dropped: u64,
 ) -> BTreeMap<String, u64> {
-    let mut m: BTreeMap<String, u64> = DropReason::ALL
-        .iter()
-        .map(|r| (r.name().to_owned(), datapath[*r as usize]))
-        .collect();
+    let mut m = drop_reasons(datapath);
     let tx = match kind {
         PortKind::VhostUser | PortKind::VhostUserClient => "guest_ring_full",
         _ => "tx_queue_full",
@@ -104,41 +111,12 @@ pub fn render(svc: &Service) -> Result<String, ServiceError> {
         }
         rules.push((br.clone(), counts));
     }
-    type Get = fn(&ports::PortStats) -> u64;
-    let port_counters: [(&str, &str, Get); 10] = [
-        ("port_rx_packets_total", "Packets received.", |s| {
-            s.rx_packets
-        }),
-        ("port_rx_bytes_total", "Bytes received.", |s| s.rx_bytes),
-        (
-            "port_rx_dropped_total",
-            "Packets the port received but had to drop (no buffer, too long).",
-            |s| s.rx_dropped,
-        ),
-        ("port_rx_errors_total", "Receive errors.", |s| s.rx_errors),
-        ("port_tx_packets_total", "Packets sent.", |s| s.tx_packets),
-        ("port_tx_bytes_total", "Bytes sent.", |s| s.tx_bytes),
-        (
-            "port_tx_dropped_total",
-            "Packets dropped on send (queue or guest ring full, link down).",
-            |s| s.tx_dropped,
-        ),
-        ("port_tx_errors_total", "Send errors.", |s| s.tx_errors),
-        (
-            "port_tx_segments_total",
-            "Segments made in software from TCP segmentation offloads the port cannot take.",
-            |s| s.tx_segments,
-        ),
-        (
-            "port_tx_checksums_total",
-            "Partial checksums completed in software for the port.",
-            |s| s.tx_checksums,
-        ),
-    ];
-    for (name, help, get) in port_counters {
-        let mut f = family(&mut out, name, "counter", help);
+    for (i, c) in ports::PortStats::FIELDS.iter().enumerate() {
+        let name = format!("port_{}_total", c.name);
+        let mut f = family(&mut out, &name, "counter", c.metric);
         for r in &rows {
-            f.sample(&[("bridge", &r.bridge), ("port", &r.port)], get(&r.stats));
+            let v = r.stats.values()[i];
+            f.sample(&[("bridge", &r.bridge), ("port", &r.port)], v);
         }
     }
     let mut f = family(

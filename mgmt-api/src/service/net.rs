@@ -25,7 +25,7 @@ pub fn port_vlan(p: &PortEntry) -> Result<PortVlan, ServiceError> {
 /// The configuration of a `patch` or `vxlan` port entry.
 pub fn tunnel_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
     let opt = |k: &str| p.options.get(k).map(String::as_str);
-    if p.r#type == "patch" {
+    if p.r#type == ports::PortType::Patch.as_str() {
         let Some(peer) = opt("peer").filter(|v| !v.is_empty()) else {
             return bad("type=patch needs peer=PORT (the patch port of the other bridge)".into());
         };

@@ -45,63 +45,98 @@ impl DropReason {
     }
 }
 
-/// Counters of one PMD thread. The thread accumulates locally and stores here once per
-/// iteration, so readers see values at most one iteration old.
-#[derive(Debug, Default)]
-pub struct PmdCounters {
-    /// Packets received.
-    pub packets: AtomicU64,
-    /// Exact-match cache hits.
-    pub emc_hits: AtomicU64,
-    /// Megaflow cache hits.
-    pub megaflow_hits: AtomicU64,
-    /// Upcalls (cache misses translated through the rule tables).
-    pub upcalls: AtomicU64,
-    /// Upcalls whose megaflow could not be installed (flow limit).
-    pub lost: AtomicU64,
-    /// Cycles spent in iterations that processed packets.
-    pub busy_cycles: AtomicU64,
-    /// Cycles spent in iterations that found nothing to do (sleeps included).
-    pub idle_cycles: AtomicU64,
-    /// Packets dropped, by [`DropReason`].
-    pub drops: [AtomicU64; N_DROP_REASONS],
-    /// Megaflows installed now.
-    pub megaflows: AtomicU64,
-    /// Polling iterations.
-    pub iterations: AtomicU64,
-    /// Receive bursts that brought packets (packets / bursts is the mean burst size).
-    pub rx_batches: AtomicU64,
+/// Defines the PMD's counters from one list of running totals: the totals the PMD thread keeps
+/// ([`LocalCounters`]), their shared copy ([`PmdCounters`]) and its snapshot ([`PmdStats`]),
+/// with the copies between them. Besides the listed totals each has the drops by
+/// [`DropReason`]; the shared forms also have the megaflow count, a gauge the PMD reads from its
+/// caches when it publishes.
+macro_rules! pmd_counters {
+    ($( $(#[doc = $doc:literal])+ $name:ident, )+) => {
+        /// Counters of one PMD thread. The thread accumulates locally and stores here once per
+        /// iteration, so readers see values at most one iteration old.
+        #[derive(Debug, Default)]
+        pub struct PmdCounters {
+            $( $(#[doc = $doc])+ pub $name: AtomicU64, )+
+            /// Packets dropped, by [`DropReason`].
+            pub drops: [AtomicU64; N_DROP_REASONS],
+            /// Megaflows installed now.
+            pub megaflows: AtomicU64,
+        }
+
+        /// A copy of [`PmdCounters`] at one moment.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct PmdStats {
+            /// PMD index.
+            pub pmd: usize,
+            /// Core it is pinned to, if any.
+            pub core: Option<usize>,
+            $(
+                #[doc = concat!("See [`PmdCounters::", stringify!($name), "`].")]
+                pub $name: u64,
+            )+
+            /// See [`PmdCounters::drops`].
+            pub drops: [u64; N_DROP_REASONS],
+            /// See [`PmdCounters::megaflows`].
+            pub megaflows: u64,
+        }
+
+        /// The PMD thread's private running totals, published into [`PmdCounters`] with plain
+        /// stores (only the PMD writes them) so that the hot path does no atomic
+        /// read-modify-write.
+        #[derive(Clone, Copy, Debug, Default)]
+        pub(crate) struct LocalCounters {
+            $( $(#[doc = $doc])+ pub $name: u64, )+
+            /// Packets dropped, by [`DropReason`].
+            pub drops: [u64; N_DROP_REASONS],
+        }
+
+        impl PmdCounters {
+            /// Reads every counter.
+            pub fn snapshot(&self, pmd: usize, core: Option<usize>) -> PmdStats {
+                let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                PmdStats {
+                    pmd,
+                    core,
+                    $( $name: r(&self.$name), )+
+                    drops: std::array::from_fn(|i| r(&self.drops[i])),
+                    megaflows: r(&self.megaflows),
+                }
+            }
+        }
+
+        impl LocalCounters {
+            /// Stores the totals, and the current number of megaflows, for readers.
+            pub fn publish(&self, to: &PmdCounters, megaflows: u64) {
+                let w = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+                $( w(&to.$name, self.$name); )+
+                for (a, v) in to.drops.iter().zip(self.drops) {
+                    w(a, v);
+                }
+                w(&to.megaflows, megaflows);
+            }
+        }
+    };
 }
 
-/// A copy of [`PmdCounters`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PmdStats {
-    /// PMD index.
-    pub pmd: usize,
-    /// Core it is pinned to, if any.
-    pub core: Option<usize>,
-    /// See [`PmdCounters`].
-    pub packets: u64,
-    /// See [`PmdCounters`].
-    pub emc_hits: u64,
-    /// See [`PmdCounters`].
-    pub megaflow_hits: u64,
-    /// See [`PmdCounters`].
-    pub upcalls: u64,
-    /// See [`PmdCounters`].
-    pub lost: u64,
-    /// See [`PmdCounters`].
-    pub busy_cycles: u64,
-    /// See [`PmdCounters`].
-    pub idle_cycles: u64,
-    /// See [`PmdCounters`].
-    pub drops: [u64; N_DROP_REASONS],
-    /// See [`PmdCounters`].
-    pub megaflows: u64,
-    /// See [`PmdCounters`].
-    pub iterations: u64,
-    /// See [`PmdCounters`].
-    pub rx_batches: u64,
+pmd_counters! {
+    /// Packets received.
+    packets,
+    /// Exact-match cache hits.
+    emc_hits,
+    /// Megaflow cache hits.
+    megaflow_hits,
+    /// Upcalls (cache misses translated through the rule tables).
+    upcalls,
+    /// Upcalls whose megaflow could not be installed (flow limit).
+    lost,
+    /// Cycles spent in iterations that processed packets.
+    busy_cycles,
+    /// Cycles spent in iterations that found nothing to do (sleeps included).
+    idle_cycles,
+    /// Polling iterations.
+    iterations,
+    /// Receive bursts that brought packets (packets / bursts is the mean burst size).
+    rx_batches,
 }
 
 impl PmdStats {
@@ -131,63 +166,8 @@ impl PmdStats {
     }
 }
 
-impl PmdCounters {
-    /// Reads every counter.
-    pub fn snapshot(&self, pmd: usize, core: Option<usize>) -> PmdStats {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        PmdStats {
-            pmd,
-            core,
-            packets: r(&self.packets),
-            emc_hits: r(&self.emc_hits),
-            megaflow_hits: r(&self.megaflow_hits),
-            upcalls: r(&self.upcalls),
-            lost: r(&self.lost),
-            busy_cycles: r(&self.busy_cycles),
-            idle_cycles: r(&self.idle_cycles),
-            drops: std::array::from_fn(|i| r(&self.drops[i])),
-            megaflows: r(&self.megaflows),
-            iterations: r(&self.iterations),
-            rx_batches: r(&self.rx_batches),
-        }
-    }
-}
-
-/// The PMD thread's private running totals, published into [`PmdCounters`] with plain stores
-/// (only the PMD writes them) so that the hot path does no atomic read-modify-write.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct LocalCounters {
-    pub packets: u64,
-    pub emc_hits: u64,
-    pub megaflow_hits: u64,
-    pub upcalls: u64,
-    pub lost: u64,
-    pub busy_cycles: u64,
-    pub idle_cycles: u64,
-    pub drops: [u64; N_DROP_REASONS],
-    pub iterations: u64,
-    pub rx_batches: u64,
-}
-
 impl LocalCounters {
     pub fn drop(&mut self, reason: DropReason, n: u64) {
         self.drops[reason as usize] += n;
-    }
-
-    pub fn publish(&self, to: &PmdCounters, megaflows: u64) {
-        let w = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
-        w(&to.packets, self.packets);
-        w(&to.emc_hits, self.emc_hits);
-        w(&to.megaflow_hits, self.megaflow_hits);
-        w(&to.upcalls, self.upcalls);
-        w(&to.lost, self.lost);
-        w(&to.busy_cycles, self.busy_cycles);
-        w(&to.idle_cycles, self.idle_cycles);
-        for (a, v) in to.drops.iter().zip(self.drops) {
-            w(a, v);
-        }
-        w(&to.megaflows, megaflows);
-        w(&to.iterations, self.iterations);
-        w(&to.rx_batches, self.rx_batches);
     }
 }

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ports::{
-    AfPacketConfig, Port, PortSpec, ReplayConfig, SystemConfig, SystemMode, TapConfig, VhostMode,
-    VhostUserConfig, VxlanConfig,
+    AfPacketConfig, Port, PortSpec, PortType, ReplayConfig, SystemConfig, SystemMode, TapConfig,
+    VhostMode, VhostUserConfig, VxlanConfig,
 };
 
 /// Configuration of a port, as `add-port` gives it.
@@ -66,19 +66,24 @@ pub enum PortConfig {
 }
 
 impl PortConfig {
+    /// The configured type of this port.
+    pub fn port_type(&self) -> PortType {
+        match self {
+            PortConfig::Internal => PortType::Internal,
+            PortConfig::Tap { .. } => PortType::Tap,
+            PortConfig::System { .. } => PortType::System,
+            PortConfig::VhostUser { client: false, .. } => PortType::VhostUser,
+            PortConfig::VhostUser { client: true, .. } => PortType::VhostUserClient,
+            PortConfig::Replay { .. } => PortType::Replay,
+            PortConfig::Patch { .. } => PortType::Patch,
+            PortConfig::Vxlan { .. } => PortType::Vxlan,
+            PortConfig::Dummy => PortType::Dummy,
+        }
+    }
+
     /// The `type=` name of this kind, as `add-port` takes it.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            PortConfig::Internal => "internal",
-            PortConfig::Tap { .. } => "tap",
-            PortConfig::System { .. } => "system",
-            PortConfig::VhostUser { client: false, .. } => "vhostuser",
-            PortConfig::VhostUser { client: true, .. } => "vhostuserclient",
-            PortConfig::Replay { .. } => "replay",
-            PortConfig::Patch { .. } => "patch",
-            PortConfig::Vxlan { .. } => "vxlan",
-            PortConfig::Dummy => "dummy",
-        }
+        self.port_type().as_str()
     }
 
     /// What `ports` needs to open the port `name` of bridge `bridge`.
