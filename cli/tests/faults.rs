@@ -8,6 +8,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use support::{Daemon, Netns};
 use testkit::netns::unique;
 use testkit::require::{can_run, serial, Need};
@@ -257,8 +259,7 @@ fn a_peer_vm_killed_mid_traffic_does_not_stop_the_switch() {
     vm.set_forward_mode("txonly");
     vm.start();
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: kill(2) on the testpmd process this test started.
-    unsafe { libc::kill(vm.pid() as i32, libc::SIGKILL) };
+    let _ = kill(Pid::from_raw(vm.pid() as i32), Signal::SIGKILL);
     std::thread::sleep(Duration::from_millis(500));
     assert!(d.alive(), "vswitchd died with its VM: {}", d.log());
     assert!(n1.ping_until_ok("10.78.0.2"), "kernel path stopped");

@@ -106,6 +106,8 @@ impl Emc {
     /// Starts loading the two candidate slots of `hash` into the cache, so that a lookup a few
     /// packets later does not wait for memory.
     #[inline(always)]
+    // The crate's one unsafe operation (the crate denies `unsafe_code` otherwise).
+    #[allow(unsafe_code)]
     pub fn prefetch(&self, hash: u32) {
         #[cfg(target_arch = "x86_64")]
         for i in self.slots(hash) {

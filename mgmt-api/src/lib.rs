@@ -82,11 +82,10 @@ fn listen_unix(path: &Path) -> Result<tokio::net::UnixListener, String> {
     }
     // Created under a umask that leaves no access to others, then narrowed to 0600, so there is
     // no moment where someone else could connect.
-    // SAFETY: umask(2) has no preconditions; the old mask is restored right after the bind.
-    let old = unsafe { libc::umask(0o177) };
+    // The old mask is restored right after the bind.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let bound = tokio::net::UnixListener::bind(path);
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
+    nix::sys::stat::umask(old);
     let listener = bound.map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     Ok(listener)

@@ -21,7 +21,6 @@
 //! [`gso::segment`] for one packet). A transmit reports what it did as a [`Burst`].
 
 #![warn(missing_docs)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod afpacket;
 mod afxdp;

@@ -95,9 +95,9 @@ impl SystemPort {
     /// `afxdp` and `afpacket` use that socket type or fail. `auto` asks the driver's name
     /// ([`NetDev::driver`]): on a driver in [`AUTO_AFPACKET_DRIVERS`] (veth) it uses AF_PACKET
     /// with the virtio-net header, so checksum and GSO offloads work; elsewhere it tries AF_XDP
-    /// and, if that fails, falls back to AF_PACKET, reporting the failure on stderr and through
-    /// [`fallback_reason`](Self::fallback_reason). [`selection_reason`](Self::selection_reason)
-    /// always says why the port got its socket type.
+    /// and, if that fails, falls back to AF_PACKET, reporting the failure in the log (a `tracing`
+    /// warning) and through [`fallback_reason`](Self::fallback_reason).
+    /// [`selection_reason`](Self::selection_reason) always says why the port got its socket type.
     pub fn open(config: &SystemConfig) -> io::Result<SystemPort> {
         Self::open_instances(config, 1).map(|mut v| v.remove(0))
     }
@@ -145,10 +145,14 @@ impl SystemPort {
                         match afxdp(&xdp) {
                             Ok(v) => (v, format!("auto: {ifname} (driver {d}): AF_XDP"), None),
                             Err(e) => {
+                                // One line at port creation.
+                                tracing::warn!(
+                                    port = %ifname,
+                                    driver = %d,
+                                    errno = e.raw_os_error(),
+                                    "AF_XDP unavailable: {e}; falling back to AF_PACKET"
+                                );
                                 let f = format!("AF_XDP unavailable on {ifname}: {e}");
-                                // The switch has no logger dependency here; one line at port
-                                // creation.
-                                eprintln!("ports: {f}; falling back to AF_PACKET");
                                 let why = format!(
                                     "auto: {ifname} (driver {d}): {f}; fell back to AF_PACKET"
                                 );

@@ -8,7 +8,6 @@
 //! the per-packet path), [`switch`] the control plane that builds and changes it.
 
 #![warn(missing_docs)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod datapath;
 pub mod switch;

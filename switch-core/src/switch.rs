@@ -864,7 +864,7 @@ impl Inner {
                     .map(|(_, mac, _)| normal::towards(mac)),
             );
             if let Err(e) = self.invalidate(&br.shared, changes) {
-                eprintln!("vswitch: housekeeping of bridge {}: {e}", br.shared.name);
+                tracing::error!(bridge = %br.shared.name, "housekeeping: {e}");
             }
         }
     }

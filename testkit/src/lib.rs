@@ -8,8 +8,8 @@
 //! frames. [`require`] says whether a test can run here (and prints a loud `SKIPPED` line when
 //! not) and holds the one lock heavy tests share; [`wait`] polls with a bound.
 //!
-//! The only `unsafe` code is a few system calls std lacks, in one private module.
-#![deny(unsafe_code)]
+//! The only `unsafe` code is a few system calls std lacks, in one private module (the crate
+//! denies `unsafe_code` otherwise: `[lints]` of its Cargo.toml).
 
 pub mod difftest;
 pub mod flowgen;

@@ -1,6 +1,7 @@
 //! `vswitchd`: the vswitch daemon. Starts the datapath from the saved state and serves the REST
 //! API until SIGTERM or SIGINT.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,11 +41,19 @@ fn main() -> ExitCode {
         print!("{}", mgmt_api::config::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;
     }
+    // The log goes to standard error (standard output is for what was asked, as
+    // --print-default-config), filtered by RUST_LOG (default `info`), in colour only on a
+    // terminal.
+    let stderr = std::io::stderr();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(stderr.is_terminal())
+        .with_writer(std::io::stderr)
         .init();
+    // Errors of the command line and the configuration are usage errors (exit status 2), for
+    // the person starting the daemon: plain lines on standard error. Later ones are logged.
     let cfg = match &args.config {
         Some(p) => DaemonConfig::load(p),
         None => Ok(DaemonConfig::default_config()),
@@ -73,14 +82,17 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("vswitchd: {e}");
+            tracing::error!(
+                errno = e.raw_os_error(),
+                "cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(mgmt_api::serve(cfg, &args.state_dir, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vswitchd: {e}");
+            tracing::error!("stopped: {e}");
             ExitCode::FAILURE
         }
     }

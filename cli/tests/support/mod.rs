@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use testkit::netns::unique;
 
 pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
@@ -139,8 +141,7 @@ impl Daemon {
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
         let start = Instant::now();
         loop {
             if let Ok(Some(st)) = c.try_wait() {

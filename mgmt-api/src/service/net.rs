@@ -2,14 +2,17 @@
 //! mirrors, and attaching network namespaces (containers) through veth pairs.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
+use std::path::Path;
 
 use switch_core::datapath::vlan::VLAN_OPTIONS;
 use switch_core::{MirrorSpec, PortConfig, PortInfo, PortVlan};
 
 use super::{Service, ServiceError};
 use crate::service::state::{MirrorEntry, NetnsEntry, PortEntry};
+
+mod netlink;
 
 fn bad<T>(m: String) -> Result<T, ServiceError> {
     Err(ServiceError::BadRequest(m, None))
@@ -101,19 +104,24 @@ pub struct AttachNetns {
     pub port: Option<String>,
 }
 
-fn ip_cmd(args: &[&str]) -> Result<(), ServiceError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| ServiceError::Datapath(format!("cannot run ip: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(ServiceError::Datapath(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+/// The one mapping of netlink failures to service errors (500, as the datapath's own
+/// failures): `what` says what was being done, the error the errno, with a hint where one
+/// helps.
+fn link_error(what: &str, e: netlink::Error) -> ServiceError {
+    let hint = match e.errno() {
+        Some(libc::EPERM) => {
+            " (vswitchd needs CAP_NET_ADMIN, and CAP_SYS_ADMIN to enter a namespace)"
+        }
+        _ => "",
+    };
+    ServiceError::Datapath(format!("{what}: {e}{hint}"))
+}
+
+/// Deletes the link `port` (with its veth peer), logging instead of failing: the undo of a
+/// failed step, and the cleanup of a deleted bridge.
+fn delete_quietly(port: &str) {
+    if let Err(e) = netlink::delete_link(port) {
+        tracing::warn!(port, errno = e.errno(), "cannot delete the veth pair: {e}");
     }
 }
 
@@ -128,15 +136,10 @@ fn short_hash(s: &str) -> u32 {
     })
 }
 
-/// Deletes the veth pairs of the namespaces attached to a deleted bridge.
+/// Deletes the veth pairs of the namespaces attached to a deleted bridge (those still there).
 pub(super) fn remove_links(br: &crate::service::state::BridgeEntry) {
     for a in &br.attached {
-        if std::path::Path::new("/sys/class/net")
-            .join(&a.port)
-            .exists()
-        {
-            let _ = ip_cmd(&["link", "del", &a.port]);
-        }
+        delete_quietly(&a.port);
     }
 }
 
@@ -232,12 +235,14 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("no bridge named '{bridge}'")))
     }
 
-    /// `attach-netns`: creates a veth pair, moves one end into the namespace (renamed,
-    /// addressed, up) and adds the other end to the bridge as a port (an access port of
-    /// `vlan` if given). Undone entirely if any step fails.
+    /// `attach-netns`: creates a veth pair with one end inside the namespace (named, addressed,
+    /// up) and adds the other end to the bridge as a port (an access port of `vlan` if given).
+    /// Undone entirely if any step fails. The links are made with netlink requests
+    /// ([`netlink`]); their failures are 500s naming the interface, namespace and errno.
     pub fn attach_netns(&self, bridge: &str, req: AttachNetns) -> Result<NetnsEntry, ServiceError> {
         check_ifname("namespace", &req.netns)?;
-        if !std::path::Path::new("/run/netns").join(&req.netns).exists() {
+        let ns_path = Path::new("/run/netns").join(&req.netns);
+        if !ns_path.exists() {
             return Err(ServiceError::NotFound(format!(
                 "no network namespace '{}' (create it with ip netns add)",
                 req.netns
@@ -249,26 +254,38 @@ impl Service {
             format!("vsn{:08x}", short_hash(&format!("{bridge}/{}", req.netns)))
         });
         check_ifname("port", &port)?;
-        if let Some(ip) = &req.ip {
-            let ok = ip.split_once('/').is_some_and(|(a, l)| {
-                a.parse::<IpAddr>().is_ok_and(|a| {
-                    l.parse::<u8>()
-                        .is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 })
-                })
-            });
-            if !ok {
-                return bad(format!("--ip {ip}: want ADDRESS/PREFIX, e.g. 10.1.0.5/24"));
+        let ip = match &req.ip {
+            None => None,
+            Some(ip) => {
+                let parsed = ip.split_once('/').and_then(|(a, l)| {
+                    let a = a.parse::<IpAddr>().ok()?;
+                    let l = l.parse::<u8>().ok()?;
+                    (l <= if a.is_ipv4() { 32 } else { 128 }).then_some((a, l))
+                });
+                let Some(parsed) = parsed else {
+                    return bad(format!("--ip {ip}: want ADDRESS/PREFIX, e.g. 10.1.0.5/24"));
+                };
+                Some(parsed)
             }
-        }
-        if let Some(mac) = &req.mac {
-            let ok = mac.split(':').count() == 6
-                && mac
+        };
+        let mac = match &req.mac {
+            None => None,
+            Some(mac) => {
+                let bytes = mac
                     .split(':')
-                    .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
-            if !ok || u8::from_str_radix(&mac[..2], 16).is_ok_and(|b| b & 1 != 0) {
-                return bad(format!("--mac {mac}: want a unicast xx:xx:xx:xx:xx:xx"));
+                    .map(|b| {
+                        let hex = b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit());
+                        hex.then(|| u8::from_str_radix(b, 16).ok()).flatten()
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .and_then(|v| <[u8; 6]>::try_from(v).ok())
+                    .filter(|b| b[0] & 1 == 0);
+                let Some(bytes) = bytes else {
+                    return bad(format!("--mac {mac}: want a unicast xx:xx:xx:xx:xx:xx"));
+                };
+                Some(bytes)
             }
-        }
+        };
         if req.vlan.is_some_and(|v| v == 0 || v > 4094) {
             return bad("--vlan: want a VLAN id from 1 to 4094".into());
         }
@@ -284,25 +301,35 @@ impl Service {
                 )));
             }
         }
-        // The peer gets a temporary name in our namespace (the wanted name may exist here).
-        let tmp = format!("{}p", &port[..port.len().min(14)]);
-        ip_cmd(&["link", "add", &port, "type", "veth", "peer", "name", &tmp])?;
-        let setup = || -> Result<(), ServiceError> {
-            let ns = req.netns.as_str();
-            ip_cmd(&["link", "set", &tmp, "netns", ns])?;
-            ip_cmd(&["-n", ns, "link", "set", &tmp, "name", &ifname])?;
-            if let Some(mac) = &req.mac {
-                ip_cmd(&["-n", ns, "link", "set", &ifname, "address", mac])?;
-            }
-            if let Some(ip) = &req.ip {
-                ip_cmd(&["-n", ns, "addr", "add", ip, "dev", &ifname])?;
-            }
-            ip_cmd(&["-n", ns, "link", "set", &ifname, "up"])?;
-            ip_cmd(&["link", "set", &port, "up"])
-        };
-        if let Err(e) = setup() {
-            let _ = ip_cmd(&["link", "del", &port]);
-            return Err(e);
+        let ns = &req.netns;
+        let ns_file = File::open(&ns_path).map_err(|e| {
+            ServiceError::Datapath(format!("cannot open network namespace '{ns}': {e}"))
+        })?;
+        // One request makes the pair: `port` here (up), and `ifname` (with the MAC address)
+        // directly in the namespace, so that name may exist here; then, inside the namespace,
+        // one request adds the IP address and one brings `ifname` up.
+        netlink::create_veth(&port, &ifname, &ns_file, mac).map_err(|e| {
+            let what = match e.errno() {
+                Some(libc::EEXIST) if Path::new("/sys/class/net").join(&port).exists() => {
+                    format!("interface {port} exists already")
+                }
+                Some(libc::EEXIST) => {
+                    format!("interface {ifname} exists in namespace '{ns}' already")
+                }
+                _ => format!("cannot create veth pair {port} (peer {ifname} in namespace '{ns}')"),
+            };
+            link_error(&what, e)
+        })?;
+        if let Err(e) = netlink::configure_peer(&ns_file, &ifname, ip) {
+            delete_quietly(&port);
+            let what = match ip {
+                Some((addr, prefix)) => format!(
+                    "cannot add address {addr}/{prefix} to {ifname} in namespace '{ns}' or \
+                     bring it up"
+                ),
+                None => format!("cannot bring up {ifname} in namespace '{ns}'"),
+            };
+            return Err(link_error(&what, e));
         }
         let mut options = BTreeMap::new();
         if let Some(v) = req.vlan {
@@ -315,7 +342,7 @@ impl Service {
             options,
         };
         if let Err(e) = self.add_port(bridge, entry) {
-            let _ = ip_cmd(&["link", "del", &port]);
+            delete_quietly(&port);
             return Err(e);
         }
         let att = NetnsEntry {
@@ -337,7 +364,7 @@ impl Service {
             Err(e) => {
                 drop(state);
                 let _ = self.del_port(bridge, &port);
-                let _ = ip_cmd(&["link", "del", &port]);
+                delete_quietly(&port);
                 Err(ServiceError::Storage(format!(
                     "the change was not saved, so it was undone: {e}"
                 )))
@@ -381,13 +408,9 @@ impl Service {
         drop(state);
         // Deleting our end deletes the peer inside the namespace. It may be gone already
         // (the namespace was deleted).
-        if std::path::Path::new("/sys/class/net")
-            .join(&att.port)
-            .exists()
-        {
-            ip_cmd(&["link", "del", &att.port])?;
-        }
-        Ok(())
+        netlink::delete_link(&att.port)
+            .map(drop)
+            .map_err(|e| link_error(&format!("cannot delete veth pair {}", att.port), e))
     }
 }
 
