@@ -52,6 +52,7 @@ pub mod tables;
 #[cfg(feature = "testpkt")]
 pub mod testpkt;
 pub mod upcall;
+pub mod wire;
 
 pub use actions::{Action, DpAction, SetField};
 pub use cache::{CacheConfig, CacheStats, Decision, FlowCache, Hit};
@@ -60,6 +61,7 @@ pub use fields::Field;
 pub use hint::FlowHint;
 pub use key::{FlowKey, FlowMask};
 pub use matches::{Match, MatchError};
+pub use wire::MacAddr;
 pub use megaflow::{FlowRef, Megaflow, MegaflowCache};
 pub use rule::{Rule, RuleSpec, RuleStats};
 pub use tables::{FlowModError, RuleChange, RuleFilter, RuleTables};
