@@ -128,8 +128,7 @@ pub fn set_src(frame: &mut [u8], src: MacAddr) -> bool {
 
 header_view!(
     /// A VLAN tag as it follows the addresses or another tag: the TPID, then the TCI; the
-    /// ethertype of what the tag carries follows it (read it as the next tag's
-    /// [`tpid`](VlanTag::tpid) or with [`next_ethertype`]).
+    /// ethertype of what the tag carries follows it (see [`TagBody`]).
     VlanTag,
     TAG_LEN
 );
@@ -181,14 +180,6 @@ impl<T: std::ops::Deref<Target = [u8; TAG_LEN]>> TagBody<T> {
     pub fn ethertype(&self) -> u16 {
         be16(&*self.0, 2)
     }
-}
-
-/// The ethertype (or next TPID) after the tag starting at `tag_off`, or `None` when the frame
-/// ends before it.
-#[inline(always)]
-pub fn next_ethertype(frame: &[u8], tag_off: usize) -> Option<u16> {
-    let b = crate::wire::view::<2>(frame, tag_off.checked_add(TAG_LEN)?)?;
-    Some(u16::from_be_bytes(*b))
 }
 
 /// Writes a VLAN tag (`tpid`, `tci`) at `ADDRS_LEN..ADDRS_LEN + TAG_LEN` of `frame`, which has
@@ -254,8 +245,6 @@ mod tests {
         assert_eq!((t.tpid(), t.tci()), (0x8100, 0xa02a));
         let b = TagBody::new(&f, HEADER_LEN).unwrap();
         assert_eq!((b.tci(), b.ethertype()), (0xa02a, ethertype::IPV4));
-        assert_eq!(next_ethertype(&f, ADDRS_LEN), Some(ethertype::IPV4));
-        assert_eq!(next_ethertype(&f[..17], ADDRS_LEN), None);
         assert!(VlanTag::new(&f[..15], ADDRS_LEN).is_none());
         assert!(TagBody::new(&f[..17], HEADER_LEN).is_none());
         assert!(write_tag(&mut f, ethertype::QINQ, 7));

@@ -105,6 +105,32 @@ pub mod tcp {
         pub fn flags_byte(&self) -> u8 {
             self.0[field::FLAGS]
         }
+
+        /// Checksum.
+        #[inline(always)]
+        pub fn checksum(&self) -> u16 {
+            be16(&*self.0, field::CHECKSUM)
+        }
+    }
+
+    impl<T: std::ops::DerefMut<Target = [u8; HEADER_LEN]>> TcpHeader<T> {
+        /// Sets the sequence number.
+        #[inline(always)]
+        pub fn set_seq(&mut self, v: u32) {
+            crate::wire::put32(&mut *self.0, field::SEQ, v);
+        }
+
+        /// Sets the flags byte (CWR … FIN).
+        #[inline(always)]
+        pub fn set_flags_byte(&mut self, v: u8) {
+            self.0[field::FLAGS] = v;
+        }
+
+        /// Sets the checksum.
+        #[inline(always)]
+        pub fn set_checksum(&mut self, v: u16) {
+            put16(&mut *self.0, field::CHECKSUM, v);
+        }
     }
 }
 
@@ -203,7 +229,17 @@ mod tests {
     fn tcp_header() {
         let h = tcp::TcpHeader::new(&TCP, 0).unwrap();
         assert_eq!((h.seq(), h.header_len(), h.flags_byte()), (0x0102_0304, 24, 0x18));
+        assert_eq!(h.checksum(), 0xabcd);
         assert!(tcp::TcpHeader::new(&TCP[..19], 0).is_none());
+        let mut b = TCP;
+        let mut w = tcp::TcpHeader::new_mut(&mut b, 0).unwrap();
+        w.set_seq(0xa0b0_c0d0);
+        w.set_flags_byte(tcp::FIN | tcp::PSH | tcp::CWR);
+        w.set_checksum(0x1234);
+        assert_eq!(&b[4..8], &[0xa0, 0xb0, 0xc0, 0xd0]);
+        assert_eq!((b[13], &b[16..18]), (0x89, &[0x12, 0x34][..]));
+        assert_eq!(&b[18..], &TCP[18..], "options untouched");
+        assert!(tcp::TcpHeader::new_mut(&mut b[..19], 0).is_none());
         let f: &[u8; tcp::FLAGS_END] = TCP[..14].try_into().unwrap();
         assert_eq!(tcp::flags(f), 0x018);
         let mut ns = *f;
