@@ -61,10 +61,10 @@ pub use fields::Field;
 pub use hint::FlowHint;
 pub use key::{FlowKey, FlowMask};
 pub use matches::{Match, MatchError};
-pub use wire::MacAddr;
 pub use megaflow::{FlowRef, Megaflow, MegaflowCache};
 pub use rule::{Rule, RuleSpec, RuleStats};
 pub use tables::{FlowModError, RuleChange, RuleFilter, RuleTables};
 pub use upcall::{
     translate, translate_traced, translate_with, Resolver, TraceStep, Translation, Unresolved,
 };
+pub use wire::MacAddr;

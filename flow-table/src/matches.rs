@@ -4,11 +4,11 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::fields::Field;
-use crate::wire::MacAddr;
 use crate::key::{
     ethertype, ipproto, FlowKey, FlowMask, KEY_WORDS, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT,
     VLAN_VID_MASK,
 };
+use crate::wire::MacAddr;
 
 /// A set of packets: those whose key, masked by `mask`, equals `key`.
 ///

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Sender};
 use flow_table::{
-    Action, CacheConfig, FlowModError, MacAddr, Match, Rule, RuleChange, RuleFilter, RuleSpec, RuleTables,
+    Action, CacheConfig, FlowModError, MacAddr, Match, Rule, RuleChange, RuleFilter, RuleSpec,
+    RuleTables,
 };
 use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 

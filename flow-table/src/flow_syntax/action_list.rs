@@ -165,7 +165,11 @@ fn parse_set_field(arg: &str) -> Result<(SetField, Option<Need>, Option<Version>
         Ok(v)
     };
     let int = |bits: u32| whole(parse_int_masked(value, bits, field)?, bits);
-    let mac = || Ok::<_, String>(MacAddr::from_u64(whole(parse_mac_masked(value)?, 48)? as u64));
+    let mac = || {
+        Ok::<_, String>(MacAddr::from_u64(
+            whole(parse_mac_masked(value)?, 48)? as u64
+        ))
+    };
     let ipv4 = || whole(parse_ipv4_masked(value)?, 32).map(|v| v as u32);
     let tp = |proto: u8, src: bool| -> Result<(SetField, Option<Need>), String> {
         let v = int(16)? as u16;

@@ -52,13 +52,17 @@ impl<T: std::ops::Deref<Target = [u8; HEADER_LEN]>> EthernetHeader<T> {
     /// Destination address.
     #[inline(always)]
     pub fn dst(&self) -> MacAddr {
-        MacAddr([self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5]])
+        MacAddr([
+            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5],
+        ])
     }
 
     /// Source address.
     #[inline(always)]
     pub fn src(&self) -> MacAddr {
-        MacAddr([self.0[6], self.0[7], self.0[8], self.0[9], self.0[10], self.0[11]])
+        MacAddr([
+            self.0[6], self.0[7], self.0[8], self.0[9], self.0[10], self.0[11],
+        ])
     }
 
     /// Ethertype, or the TPID of a first VLAN tag.
@@ -201,7 +205,9 @@ mod tests {
     use super::*;
 
     fn frame() -> Vec<u8> {
-        let mut f = vec![2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa, 0x81, 0x00, 0xa0, 0x2a];
+        let mut f = vec![
+            2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa, 0x81, 0x00, 0xa0, 0x2a,
+        ];
         f.extend_from_slice(&[0x08, 0x00, 0x45]);
         f
     }
@@ -229,7 +235,10 @@ mod tests {
         h.set_dst(MacAddr::BROADCAST);
         h.set_src(MacAddr([1; 6]));
         h.set_ethertype(ethertype::IPV4);
-        assert_eq!(&f[..14], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 1, 1, 1, 1, 1, 8, 0]);
+        assert_eq!(
+            &f[..14],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 1, 1, 1, 1, 1, 8, 0]
+        );
         assert!(set_dst(&mut f[..6], MacAddr([3; 6])));
         assert!(!set_dst(&mut f[..5], MacAddr([4; 6])));
         assert!(set_src(&mut f[..12], MacAddr([5; 6])));

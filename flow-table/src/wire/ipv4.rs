@@ -236,7 +236,10 @@ mod tests {
         assert!(!h.is_fragment() && !h.is_later_fragment(), "DF only");
         assert_eq!((h.ttl(), h.protocol()), (64, 1));
         assert_eq!((h.src(), h.dst()), (0xc0a8_0001, 0xc0a8_00c7));
-        assert_eq!((h.src_bytes(), h.dst_bytes()), ([192, 168, 0, 1], [192, 168, 0, 199]));
+        assert_eq!(
+            (h.src_bytes(), h.dst_bytes()),
+            ([192, 168, 0, 1], [192, 168, 0, 199])
+        );
         assert_eq!(h.checksum(), 0x119e);
         // Shifted by 4: still 20 bytes there; at 5 not.
         assert!(Ipv4Header::new(&b, 4).is_some());
@@ -266,7 +269,10 @@ mod tests {
         h.set_tos_update_checksum(0xb8);
         assert_eq!(h.set_src_update_checksum(0x0a00_0001), 0xc0a8_0001);
         assert_eq!(h.set_dst_update_checksum(0xac10_0509), 0xc0a8_00c7);
-        assert_eq!((h.ttl(), h.tos(), h.src(), h.dst()), (3, 0xb8, 0x0a00_0001, 0xac10_0509));
+        assert_eq!(
+            (h.ttl(), h.tos(), h.src(), h.dst()),
+            (3, 0xb8, 0x0a00_0001, 0xac10_0509)
+        );
         assert!(valid(&b));
         let mut h = Ipv4Header::new_mut(&mut b, 0).unwrap();
         h.set_total_len(40);

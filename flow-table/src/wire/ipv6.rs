@@ -175,8 +175,14 @@ mod tests {
     fn reads() {
         let b = header();
         let h = Ipv6Header::new(&b, 0).unwrap();
-        assert_eq!((h.version(), h.traffic_class(), h.flow_label()), (6, 0xb8, 0x1_2345));
-        assert_eq!((h.payload_len(), h.next_header(), h.hop_limit()), (8, ext::FRAGMENT, 63));
+        assert_eq!(
+            (h.version(), h.traffic_class(), h.flow_label()),
+            (6, 0xb8, 0x1_2345)
+        );
+        assert_eq!(
+            (h.payload_len(), h.next_header(), h.hop_limit()),
+            (8, ext::FRAGMENT, 63)
+        );
         assert_eq!((h.src()[15], h.dst()[15], h.src()[0]), (1, 2, 0x20));
         assert!(Ipv6Header::new(&b, 8).is_some());
         assert!(Ipv6Header::new(&b, 9).is_none());
@@ -186,7 +192,9 @@ mod tests {
         assert!(FragmentHeader::new(&b[..47], HEADER_LEN).is_none());
         let mut later = b;
         later[43] = 0x08;
-        assert!(FragmentHeader::new(&later, HEADER_LEN).unwrap().is_later_fragment());
+        assert!(FragmentHeader::new(&later, HEADER_LEN)
+            .unwrap()
+            .is_later_fragment());
         assert_eq!((ext::options_len(0), ext::options_len(2)), (8, 24));
         assert_eq!((ext::auth_len(1), ext::auth_len(4)), (12, 24));
     }
@@ -198,9 +206,15 @@ mod tests {
         h.set_traffic_class(0x2e);
         h.set_hop_limit(1);
         h.set_payload_len(0x1234);
-        assert_eq!((h.version(), h.traffic_class(), h.flow_label()), (6, 0x2e, 0x1_2345));
+        assert_eq!(
+            (h.version(), h.traffic_class(), h.flow_label()),
+            (6, 0x2e, 0x1_2345)
+        );
         assert_eq!((h.hop_limit(), h.payload_len()), (1, 0x1234));
-        assert_eq!(&b[..8], &[0x62, 0xe1, 0x23, 0x45, 0x12, 0x34, ext::FRAGMENT, 1]);
+        assert_eq!(
+            &b[..8],
+            &[0x62, 0xe1, 0x23, 0x45, 0x12, 0x34, ext::FRAGMENT, 1]
+        );
         assert!(Ipv6Header::new_mut(&mut b[..39], 0).is_none());
     }
 }

@@ -228,7 +228,10 @@ mod tests {
     #[test]
     fn tcp_header() {
         let h = tcp::TcpHeader::new(&TCP, 0).unwrap();
-        assert_eq!((h.seq(), h.header_len(), h.flags_byte()), (0x0102_0304, 24, 0x18));
+        assert_eq!(
+            (h.seq(), h.header_len(), h.flags_byte()),
+            (0x0102_0304, 24, 0x18)
+        );
         assert_eq!(h.checksum(), 0xabcd);
         assert!(tcp::TcpHeader::new(&TCP[..19], 0).is_none());
         let mut b = TCP;

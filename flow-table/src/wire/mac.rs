@@ -216,7 +216,12 @@ mod tests {
 
     #[test]
     fn parse_print_round_trip() {
-        for m in [A, MacAddr::BROADCAST, MacAddr::ZERO, MacAddr([1, 0x80, 0xc2, 0, 0, 0xe])] {
+        for m in [
+            A,
+            MacAddr::BROADCAST,
+            MacAddr::ZERO,
+            MacAddr([1, 0x80, 0xc2, 0, 0, 0xe]),
+        ] {
             assert_eq!(m.to_string().parse::<MacAddr>(), Ok(m));
             assert_eq!(MacAddr::parse_short_groups(&m.to_string()), Ok(m));
         }
@@ -246,7 +251,12 @@ mod tests {
             );
         }
         assert_eq!(MacAddr::parse_short_groups("2:0:5e:ab:cd:a"), Ok(A));
-        for bad in ["2:0:5e:ab:cd", "2:0:5e:ab:cd:", "2:0:5e:ab:cd:abc", "+2:0:5e:ab:cd:a"] {
+        for bad in [
+            "2:0:5e:ab:cd",
+            "2:0:5e:ab:cd:",
+            "2:0:5e:ab:cd:abc",
+            "+2:0:5e:ab:cd:a",
+        ] {
             assert!(MacAddr::parse_short_groups(bad).is_err(), "{bad:?}");
         }
     }
@@ -258,7 +268,10 @@ mod tests {
         assert!(A.is_unicast() && A.is_local() && !A.is_broadcast());
         assert_eq!(A.to_u64(), 0x0200_5eab_cd0a);
         assert_eq!(MacAddr::from_u64(0xffff_0200_5eab_cd0a), A);
-        assert_eq!(MacAddr::from_slice(&[2, 0, 0x5e, 0xab, 0xcd, 0xa, 7]), Some(A));
+        assert_eq!(
+            MacAddr::from_slice(&[2, 0, 0x5e, 0xab, 0xcd, 0xa, 7]),
+            Some(A)
+        );
         assert_eq!(MacAddr::from_slice(&[2, 0, 0x5e]), None);
         assert_eq!(<[u8; 6]>::from(A), A.octets());
         assert_eq!(MacAddr::from(A.0), A);

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
+use flow_table::MacAddr;
 use switch_core::datapath::vlan::VLAN_OPTIONS;
 use switch_core::{MirrorSpec, PortConfig, PortInfo, PortVlan};
 
@@ -261,11 +262,7 @@ impl Service {
             }
         }
         if let Some(mac) = &req.mac {
-            let ok = mac.split(':').count() == 6
-                && mac
-                    .split(':')
-                    .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
-            if !ok || u8::from_str_radix(&mac[..2], 16).is_ok_and(|b| b & 1 != 0) {
+            if !mac.parse::<MacAddr>().is_ok_and(MacAddr::is_unicast) {
                 return bad(format!("--mac {mac}: want a unicast xx:xx:xx:xx:xx:xx"));
             }
         }

@@ -166,7 +166,10 @@ pub fn push_vlan<F: Frame + ?Sized>(frame: &mut F, tpid: u16, tci: u16) -> bool 
         return false;
     }
     let d = frame.data_mut();
-    d.copy_within(ethernet::TAG_LEN..ethernet::TAG_LEN + ethernet::ADDRS_LEN, 0);
+    d.copy_within(
+        ethernet::TAG_LEN..ethernet::TAG_LEN + ethernet::ADDRS_LEN,
+        0,
+    );
     ethernet::write_tag(d, tpid, tci);
     frame.headers_moved(ethernet::TAG_LEN as isize);
     true
@@ -312,9 +315,9 @@ mod tests {
     use super::*;
     use flow_table::extract;
     use flow_table::testpkt::{Pkt, L3, L4};
+    use flow_table::MacAddr;
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{EthernetFrame, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
-    use flow_table::MacAddr;
     use std::net::Ipv4Addr;
 
     fn read16(f: &[u8], off: usize) -> u16 {
