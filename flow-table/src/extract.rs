@@ -123,9 +123,8 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
     if h.version() != 6 {
         return false;
     }
-    let vtcfl = be32(h.as_bytes(), ipv6::field::VER_TC_FLOW);
-    key.nw_tos = (vtcfl >> 20) as u8;
-    key.ipv6_label = vtcfl & 0x000f_ffff;
+    key.nw_tos = h.traffic_class();
+    key.ipv6_label = h.flow_label();
     key.nw_ttl = h.hop_limit();
     key.ipv6_src = *h.src();
     key.ipv6_dst = *h.dst();

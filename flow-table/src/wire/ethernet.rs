@@ -42,6 +42,13 @@ pub fn is_vlan_tpid(t: u16) -> bool {
     t == ethertype::VLAN || t == ethertype::QINQ
 }
 
+/// The address at `b[off..off + 6]` of a fixed-size view (a copy, not a byte-by-byte build;
+/// the bounds check is compiled away for a constant `off`).
+#[inline(always)]
+fn mac_at<const N: usize>(b: &[u8; N], off: usize) -> MacAddr {
+    MacAddr(b[off..off + 6].try_into().expect("6 bytes"))
+}
+
 header_view!(
     /// The fixed Ethernet header: destination, source, ethertype.
     EthernetHeader,
@@ -52,17 +59,13 @@ impl<T: std::ops::Deref<Target = [u8; HEADER_LEN]>> EthernetHeader<T> {
     /// Destination address.
     #[inline(always)]
     pub fn dst(&self) -> MacAddr {
-        MacAddr([
-            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5],
-        ])
+        mac_at(&self.0, 0)
     }
 
     /// Source address.
     #[inline(always)]
     pub fn src(&self) -> MacAddr {
-        MacAddr([
-            self.0[6], self.0[7], self.0[8], self.0[9], self.0[10], self.0[11],
-        ])
+        mac_at(&self.0, 6)
     }
 
     /// Ethertype, or the TPID of a first VLAN tag.
@@ -98,10 +101,7 @@ impl<T: std::ops::DerefMut<Target = [u8; HEADER_LEN]>> EthernetHeader<T> {
 #[inline(always)]
 pub fn addrs(frame: &[u8]) -> Option<(MacAddr, MacAddr)> {
     let a = crate::wire::view::<ADDRS_LEN>(frame, 0)?;
-    Some((
-        MacAddr([a[0], a[1], a[2], a[3], a[4], a[5]]),
-        MacAddr([a[6], a[7], a[8], a[9], a[10], a[11]]),
-    ))
+    Some((mac_at(a, 0), mac_at(a, 6)))
 }
 
 /// Writes `dst` into the destination address of `frame`; false (nothing written) when the
