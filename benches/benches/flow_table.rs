@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flow_table::{extract_into, CacheConfig, FlowCache, FlowKey, RuleTables};
+use flow_table::{extract_into, CacheConfig, FlowCache, FlowKey, MacAddr, RuleTables};
 use vswitch_benches::{
     bridge_rules, keys_of, megaflow_workload, tcp6_frames, udp4_frames, vlan_udp4_frames, BATCH,
 };
@@ -91,15 +91,15 @@ fn upcall_install(c: &mut Criterion) {
                 let mut k = FlowKey::ZERO;
                 k.in_port = 1;
                 k.eth_type = 0x0800;
-                k.eth_dst = [
+                k.eth_dst = MacAddr([
                     2,
                     0,
                     (next >> 24) as u8,
                     (next >> 16) as u8,
                     (next >> 8) as u8,
                     next as u8,
-                ];
-                k.eth_src = [2, 0, 0, 0, 0, 1];
+                ]);
+                k.eth_src = MacAddr([2, 0, 0, 0, 0, 1]);
                 k.nw_proto = 17;
                 k.nw_src = 0x0a00_0001;
                 k.nw_dst = 0x0b00_0001;

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use flow_table::flow_syntax::{parse_flow, FlowMode};
+use flow_table::MacAddr;
 use switch_core::{PortConfig, Switch, SwitchConfig};
 
 const SCENARIOS: [&str; 3] = ["port", "normal", "l3"];
@@ -70,7 +71,8 @@ fn measure(scenario: &str, flows: u32, windows: usize, secs: f64) -> Row {
     let parsed = parse_flow(flow, FlowMode::Add, &|_| None).expect("flow");
     sw.add_flow("bp", parsed.to_rule_spec()).unwrap();
     if scenario == "normal" {
-        sw.fdb_add("bp", "b", 0, [2, 0, 0, 0, 0, 0x0b]).unwrap();
+        sw.fdb_add("bp", "b", 0, MacAddr([2, 0, 0, 0, 0, 0x0b]))
+            .unwrap();
     }
     let tx = || {
         sw.ports("bp")

@@ -7,13 +7,15 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::wire::MacAddr;
+
 /// A field rewrite, shared by rule actions and datapath actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SetField {
     /// `mod_dl_src:mac`.
-    EthSrc([u8; 6]),
+    EthSrc(MacAddr),
     /// `mod_dl_dst:mac`.
-    EthDst([u8; 6]),
+    EthDst(MacAddr),
     /// `mod_vlan_vid:vid` — as a datapath action, rewrites the id of the existing outer tag.
     VlanVid(u16),
     /// `mod_vlan_pcp:pcp` — as a datapath action, rewrites the priority of the existing outer tag.
@@ -95,25 +97,11 @@ pub enum DpAction {
     DecTtl,
 }
 
-fn mac(f: &mut fmt::Formatter<'_>, m: &[u8; 6]) -> fmt::Result {
-    write!(
-        f,
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
 impl fmt::Display for SetField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SetField::EthSrc(m) => {
-                f.write_str("mod_dl_src:")?;
-                mac(f, m)
-            }
-            SetField::EthDst(m) => {
-                f.write_str("mod_dl_dst:")?;
-                mac(f, m)
-            }
+            SetField::EthSrc(m) => write!(f, "mod_dl_src:{m}"),
+            SetField::EthDst(m) => write!(f, "mod_dl_dst:{m}"),
             SetField::VlanVid(v) => write!(f, "mod_vlan_vid:{v}"),
             SetField::VlanPcp(p) => write!(f, "mod_vlan_pcp:{p}"),
             SetField::Ipv4Src(a) => write!(f, "mod_nw_src:{}", Ipv4Addr::from(*a)),

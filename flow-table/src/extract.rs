@@ -1,34 +1,22 @@
 //! Flow key extraction from raw frame bytes.
 //!
 //! Fixed-offset reads on the frame slice, no allocation, no panics: each header is bounds-checked
-//! once as a whole (a fixed-size array view), and a header that is missing or malformed ends the
-//! parse, leaving the fields read so far. Hand-written rather than built on smoltcp's checked views
-//! because this runs for every packet (see `../shared/design.md`: ~2× cheaper); smoltcp builds the
-//! test packets.
+//! once as a whole (a fixed-size view of [`crate::wire`]), and a header that is missing or
+//! malformed ends the parse, leaving the fields read so far. Built on those views rather than on
+//! smoltcp's checked views because this runs for every packet (see `../shared/design.md`: ~2×
+//! cheaper); smoltcp builds the test packets.
 
 use crate::key::{ethertype, ipproto, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use crate::wire::ethernet::{self, is_vlan_tpid, EthernetHeader, TagBody};
+use crate::wire::ipv6::{ext, FragmentHeader};
+use crate::wire::l4::{icmp, tcp, Ports, PORTS_LEN};
+use crate::wire::{be16, be32, ipv4, ipv6, view, Ipv4Header, Ipv6Header};
 
 /// Ethertype given to 802.3 frames that carry a length instead of a type (as OVS does).
 pub const ETH_TYPE_NONE: u16 = 0x05ff;
 
 /// Largest number of IPv6 extension headers walked before giving up on finding the L4 header.
 const MAX_IPV6_EXT_HEADERS: usize = 8;
-
-#[inline(always)]
-fn be16(b: &[u8], off: usize) -> u16 {
-    u16::from_be_bytes([b[off], b[off + 1]])
-}
-
-#[inline(always)]
-fn be32(b: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// A fixed-size view of `frame[off..off + N]`, or `None` when the frame is too short.
-#[inline(always)]
-fn view<const N: usize>(frame: &[u8], off: usize) -> Option<&[u8; N]> {
-    frame.get(off..off.checked_add(N)?)?.try_into().ok()
-}
 
 /// Extracts the flow key of `frame`, received on `in_port`.
 #[inline]
@@ -52,34 +40,34 @@ pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
 pub fn extract_checked(frame: &[u8], in_port: u32, key: &mut FlowKey) -> bool {
     *key = FlowKey::ZERO;
     key.in_port = in_port;
-    let Some(eth) = view::<14>(frame, 0) else {
-        if let Some(macs) = view::<12>(frame, 0) {
-            key.eth_dst.copy_from_slice(&macs[0..6]);
-            key.eth_src.copy_from_slice(&macs[6..12]);
+    let Some(eth) = EthernetHeader::new(frame, 0) else {
+        if let Some((dst, src)) = ethernet::addrs(frame) {
+            key.eth_dst = dst;
+            key.eth_src = src;
         }
         return false;
     };
-    key.eth_dst.copy_from_slice(&eth[0..6]);
-    key.eth_src.copy_from_slice(&eth[6..12]);
-    let mut eth_type = be16(eth, 12);
-    let mut off = 14;
+    key.eth_dst = eth.dst();
+    key.eth_src = eth.src();
+    let mut eth_type = eth.ethertype();
+    let mut off = ethernet::HEADER_LEN;
     if is_vlan_tpid(eth_type) {
-        let Some(tag) = view::<4>(frame, off) else {
+        let Some(tag) = TagBody::new(frame, off) else {
             return false;
         };
-        key.vlan_tci = be16(tag, 0) | VLAN_PRESENT;
-        eth_type = be16(tag, 2);
-        off += 4;
+        key.vlan_tci = tag.tci() | VLAN_PRESENT;
+        eth_type = tag.ethertype();
+        off += ethernet::TAG_LEN;
         if is_vlan_tpid(eth_type) {
-            let Some(tag) = view::<4>(frame, off) else {
+            let Some(tag) = TagBody::new(frame, off) else {
                 return false;
             };
-            key.inner_vlan_tci = be16(tag, 0) | VLAN_PRESENT;
-            eth_type = be16(tag, 2);
-            off += 4;
+            key.inner_vlan_tci = tag.tci() | VLAN_PRESENT;
+            eth_type = tag.ethertype();
+            off += ethernet::TAG_LEN;
         }
     }
-    if eth_type < 0x0600 {
+    if eth_type < ethernet::MIN_ETHERTYPE {
         eth_type = ETH_TYPE_NONE;
     }
     key.eth_type = eth_type;
@@ -95,36 +83,30 @@ pub fn extract_checked(frame: &[u8], in_port: u32, key: &mut FlowKey) -> bool {
 }
 
 #[inline(always)]
-fn is_vlan_tpid(t: u16) -> bool {
-    t == ethertype::VLAN || t == ethertype::QINQ
-}
-
-#[inline(always)]
 fn ipv4(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
-    let Some(h) = view::<20>(frame, off) else {
+    let Some(h) = Ipv4Header::new(frame, off) else {
         return false;
     };
-    let ihl = ((h[0] & 0x0f) as usize) * 4;
-    if h[0] >> 4 != 4 || ihl < 20 {
+    let ihl = h.header_len();
+    if h.version() != 4 || ihl < ipv4::HEADER_LEN {
         return false;
     }
-    key.nw_tos = h[1];
-    key.nw_ttl = h[8];
-    key.nw_proto = h[9];
-    key.nw_src = be32(h, 12);
-    key.nw_dst = be32(h, 16);
+    key.nw_tos = h.tos();
+    key.nw_ttl = h.ttl();
+    key.nw_proto = h.protocol();
+    key.nw_src = h.src();
+    key.nw_dst = h.dst();
     // Options cut off by the end of the frame: the fixed header is read, the frame is malformed.
     let whole = frame.len() >= off + ihl;
-    let frag = be16(h, 6);
-    if frag & 0x3fff != 0 {
+    if h.is_fragment() {
         key.nw_frag = FRAG_ANY;
-        if frag & 0x1fff != 0 {
+        if h.is_later_fragment() {
             key.nw_frag |= FRAG_LATER;
             return whole;
         }
     }
     // The L4 header must lie inside both the frame and the IP datagram (ignore Ethernet padding).
-    let total = be16(h, 2) as usize;
+    let total = h.total_len() as usize;
     if total < ihl {
         return false;
     }
@@ -135,55 +117,54 @@ fn ipv4(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
 
 #[inline(always)]
 fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
-    let Some(h) = view::<40>(frame, off) else {
+    let Some(h) = Ipv6Header::new(frame, off) else {
         return false;
     };
-    if h[0] >> 4 != 6 {
+    if h.version() != 6 {
         return false;
     }
-    let vtcfl = be32(h, 0);
-    key.nw_tos = (vtcfl >> 20) as u8;
-    key.ipv6_label = vtcfl & 0x000f_ffff;
-    key.nw_ttl = h[7];
-    key.ipv6_src.copy_from_slice(&h[8..24]);
-    key.ipv6_dst.copy_from_slice(&h[24..40]);
-    let end = frame.len().min(off + 40 + be16(h, 4) as usize);
+    key.nw_tos = h.traffic_class();
+    key.ipv6_label = h.flow_label();
+    key.nw_ttl = h.hop_limit();
+    key.ipv6_src = *h.src();
+    key.ipv6_dst = *h.dst();
+    let end = frame
+        .len()
+        .min(off + ipv6::HEADER_LEN + h.payload_len() as usize);
     let frame = &frame[..end];
-    let mut next = h[6];
-    let mut off = off + 40;
+    let mut next = h.next_header();
+    let mut off = off + ipv6::HEADER_LEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
-            // Hop-by-hop, routing, destination options: length in 8-byte units after the first 8.
-            0 | 43 | 60 => {
-                let Some(e) = view::<2>(frame, off) else {
+            ext::HOP_BY_HOP | ext::ROUTING | ext::DST_OPTS => {
+                let Some(e) = view::<{ ext::PREFIX_LEN }>(frame, off) else {
                     key.nw_proto = next;
                     return true;
                 };
                 next = e[0];
-                off += (e[1] as usize + 1) * 8;
+                off += ext::options_len(e[1]);
             }
-            // Authentication header: length in 4-byte units after the first 8.
-            51 => {
-                let Some(e) = view::<2>(frame, off) else {
+            ext::AUTH => {
+                let Some(e) = view::<{ ext::PREFIX_LEN }>(frame, off) else {
                     key.nw_proto = next;
                     return true;
                 };
                 next = e[0];
-                off += (e[1] as usize + 2) * 4;
+                off += ext::auth_len(e[1]);
             }
-            44 => {
-                let Some(e) = view::<8>(frame, off) else {
+            ext::FRAGMENT => {
+                let Some(e) = FragmentHeader::new(frame, off) else {
                     key.nw_proto = next;
                     return true;
                 };
-                next = e[0];
+                next = e.next_header();
                 key.nw_frag = FRAG_ANY;
-                if be16(e, 2) & 0xfff8 != 0 {
+                if e.is_later_fragment() {
                     key.nw_frag |= FRAG_LATER;
                     key.nw_proto = next;
                     return true;
                 }
-                off += 8;
+                off += ext::FRAGMENT_LEN;
             }
             _ => break,
         }
@@ -197,23 +178,24 @@ fn ipv6(frame: &[u8], off: usize, key: &mut FlowKey) -> bool {
 fn l4(frame: &[u8], off: usize, proto: u8, key: &mut FlowKey) {
     match proto {
         ipproto::TCP => {
-            if let Some(t) = view::<14>(frame, off) {
-                key.tp_src = be16(t, 0);
-                key.tp_dst = be16(t, 2);
-                key.tcp_flags = be16(t, 12) & 0x0fff;
-            } else if let Some(t) = view::<4>(frame, off) {
-                key.tp_src = be16(t, 0);
-                key.tp_dst = be16(t, 2);
+            if let Some(t) = view::<{ tcp::FLAGS_END }>(frame, off) {
+                let p = Ports::from_array(t.first_chunk::<{ PORTS_LEN }>().expect("4 bytes"));
+                key.tp_src = p.src_port();
+                key.tp_dst = p.dst_port();
+                key.tcp_flags = tcp::flags(t);
+            } else if let Some(p) = Ports::new(frame, off) {
+                key.tp_src = p.src_port();
+                key.tp_dst = p.dst_port();
             }
         }
         ipproto::UDP | ipproto::SCTP => {
-            if let Some(t) = view::<4>(frame, off) {
-                key.tp_src = be16(t, 0);
-                key.tp_dst = be16(t, 2);
+            if let Some(p) = Ports::new(frame, off) {
+                key.tp_src = p.src_port();
+                key.tp_dst = p.dst_port();
             }
         }
         ipproto::ICMP | ipproto::ICMPV6 => {
-            if let Some(t) = view::<2>(frame, off) {
+            if let Some(t) = view::<{ icmp::TYPE_CODE_LEN }>(frame, off) {
                 key.tp_src = t[0] as u16;
                 key.tp_dst = t[1] as u16;
             }
@@ -235,9 +217,9 @@ fn arp(frame: &[u8], off: usize, key: &mut FlowKey) {
     if op <= 0xff {
         key.nw_proto = op as u8;
     }
-    key.arp_sha.copy_from_slice(&a[8..14]);
+    key.arp_sha.0.copy_from_slice(&a[8..14]);
     key.nw_src = be32(a, 14);
-    key.arp_tha.copy_from_slice(&a[18..24]);
+    key.arp_tha.0.copy_from_slice(&a[18..24]);
     key.nw_dst = be32(a, 24);
 }
 

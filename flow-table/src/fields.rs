@@ -8,6 +8,7 @@ use std::mem::offset_of;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::key::{FlowKey, FlowMask};
+use crate::wire::MacAddr;
 
 /// How a field's value is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,14 +221,7 @@ impl Field {
             FieldKind::Hex => write!(f, "{v:#x}"),
             FieldKind::Ipv4 => write!(f, "{}", Ipv4Addr::from(v as u32)),
             FieldKind::Ipv6 => write!(f, "{}", Ipv6Addr::from(v)),
-            FieldKind::Mac => {
-                let b = (v as u64).to_be_bytes();
-                write!(
-                    f,
-                    "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                    b[2], b[3], b[4], b[5], b[6], b[7]
-                )
-            }
+            FieldKind::Mac => write!(f, "{}", MacAddr::from_u64(v as u64)),
         }
     }
 }
@@ -288,7 +282,7 @@ mod tests {
     fn typed_access_agrees_with_named_access() {
         let mut k = FlowKey::ZERO;
         k.eth_type = 0x0800;
-        k.eth_src = [0, 1, 2, 3, 4, 5];
+        k.eth_src = MacAddr([0, 1, 2, 3, 4, 5]);
         k.nw_dst = 0x0a00_0001;
         assert_eq!(Field::EthType.get(&k), 0x0800);
         assert_eq!(Field::EthSrc.get(&k), 0x0001_0203_0405);

@@ -14,6 +14,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::wire::MacAddr;
+
 /// Number of 64-bit words in a [`FlowKey`].
 pub const KEY_WORDS: usize = 13;
 
@@ -75,9 +77,9 @@ pub struct FlowKey {
     /// Outer VLAN TCI with [`VLAN_PRESENT`] set when tagged, else 0.
     pub vlan_tci: u16,
     /// Destination MAC address.
-    pub eth_dst: [u8; 6],
+    pub eth_dst: MacAddr,
     /// Source MAC address.
-    pub eth_src: [u8; 6],
+    pub eth_src: MacAddr,
     /// Inner VLAN TCI of a double-tagged (QinQ) frame, with [`VLAN_PRESENT`] set, else 0.
     pub inner_vlan_tci: u16,
     /// IP protocol, or the low byte of the ARP opcode.
@@ -103,9 +105,9 @@ pub struct FlowKey {
     /// IPv6 destination address (network byte order).
     pub ipv6_dst: [u8; 16],
     /// ARP sender hardware address.
-    pub arp_sha: [u8; 6],
+    pub arp_sha: MacAddr,
     /// ARP target hardware address.
-    pub arp_tha: [u8; 6],
+    pub arp_tha: MacAddr,
     /// Tunnel source IPv4 address (host order); set by tunnel ports on decapsulation.
     pub tun_src: u32,
     /// Tunnel id (VNI); set by tunnel ports on decapsulation.
@@ -145,8 +147,8 @@ impl FlowKey {
         in_port: 0,
         eth_type: 0,
         vlan_tci: 0,
-        eth_dst: [0; 6],
-        eth_src: [0; 6],
+        eth_dst: MacAddr::ZERO,
+        eth_src: MacAddr::ZERO,
         inner_vlan_tci: 0,
         nw_proto: 0,
         nw_tos: 0,
@@ -159,8 +161,8 @@ impl FlowKey {
         tp_dst: 0,
         ipv6_src: [0; 16],
         ipv6_dst: [0; 16],
-        arp_sha: [0; 6],
-        arp_tha: [0; 6],
+        arp_sha: MacAddr::ZERO,
+        arp_tha: MacAddr::ZERO,
         tun_src: 0,
         tun_id: 0,
         tun_dst: 0,

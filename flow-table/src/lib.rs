@@ -52,6 +52,7 @@ pub mod tables;
 #[cfg(feature = "testpkt")]
 pub mod testpkt;
 pub mod upcall;
+pub mod wire;
 
 pub use actions::{Action, DpAction, SetField};
 pub use cache::{CacheConfig, CacheStats, Decision, FlowCache, Hit};
@@ -66,3 +67,4 @@ pub use tables::{FlowModError, RuleChange, RuleFilter, RuleTables};
 pub use upcall::{
     translate, translate_traced, translate_with, Resolver, TraceStep, Translation, Unresolved,
 };
+pub use wire::MacAddr;

@@ -8,6 +8,7 @@ use crate::key::{
     ethertype, ipproto, FlowKey, FlowMask, KEY_WORDS, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT,
     VLAN_VID_MASK,
 };
+use crate::wire::MacAddr;
 
 /// A set of packets: those whose key, masked by `mask`, equals `key`.
 ///
@@ -130,23 +131,23 @@ impl Match {
     }
 
     /// Builder: `dl_src=mac`.
-    pub fn eth_src(self, mac: [u8; 6]) -> Self {
-        self.eth_src_masked(mac, [0xff; 6])
+    pub fn eth_src(self, mac: impl Into<MacAddr>) -> Self {
+        self.eth_src_masked(mac, MacAddr::BROADCAST)
     }
 
     /// Builder: `dl_src=mac/mask`.
-    pub fn eth_src_masked(mut self, mac: [u8; 6], mask: [u8; 6]) -> Self {
+    pub fn eth_src_masked(mut self, mac: impl Into<MacAddr>, mask: impl Into<MacAddr>) -> Self {
         self.set_field(Field::EthSrc, mac_u128(mac), mac_u128(mask));
         self
     }
 
     /// Builder: `dl_dst=mac`.
-    pub fn eth_dst(self, mac: [u8; 6]) -> Self {
-        self.eth_dst_masked(mac, [0xff; 6])
+    pub fn eth_dst(self, mac: impl Into<MacAddr>) -> Self {
+        self.eth_dst_masked(mac, MacAddr::BROADCAST)
     }
 
     /// Builder: `dl_dst=mac/mask`.
-    pub fn eth_dst_masked(mut self, mac: [u8; 6], mask: [u8; 6]) -> Self {
+    pub fn eth_dst_masked(mut self, mac: impl Into<MacAddr>, mask: impl Into<MacAddr>) -> Self {
         self.set_field(Field::EthDst, mac_u128(mac), mac_u128(mask));
         self
     }
@@ -297,14 +298,14 @@ impl Match {
     }
 
     /// Builder: `arp_sha=mac`.
-    pub fn arp_sha(mut self, mac: [u8; 6]) -> Self {
-        self.set_field(Field::ArpSha, mac_u128(mac), mac_u128([0xff; 6]));
+    pub fn arp_sha(mut self, mac: impl Into<MacAddr>) -> Self {
+        self.set_field(Field::ArpSha, mac_u128(mac), mac_u128(MacAddr::BROADCAST));
         self
     }
 
     /// Builder: `arp_tha=mac`.
-    pub fn arp_tha(mut self, mac: [u8; 6]) -> Self {
-        self.set_field(Field::ArpTha, mac_u128(mac), mac_u128([0xff; 6]));
+    pub fn arp_tha(mut self, mac: impl Into<MacAddr>) -> Self {
+        self.set_field(Field::ArpTha, mac_u128(mac), mac_u128(MacAddr::BROADCAST));
         self
     }
 
@@ -368,8 +369,8 @@ impl Match {
     }
 }
 
-fn mac_u128(mac: [u8; 6]) -> u128 {
-    mac.iter().fold(0u128, |a, &b| (a << 8) | b as u128)
+fn mac_u128(mac: impl Into<MacAddr>) -> u128 {
+    mac.into().to_u64() as u128
 }
 
 impl fmt::Display for Match {

@@ -12,6 +12,7 @@ use smoltcp::wire::{
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::key::{ethertype, ipproto, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
+use crate::wire::MacAddr;
 
 /// Layer 4 of a test packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -323,8 +324,8 @@ impl Pkt {
     pub fn expected_key(&self, in_port: u32) -> FlowKey {
         let mut k = FlowKey::ZERO;
         k.in_port = in_port;
-        k.eth_dst = self.dst;
-        k.eth_src = self.src;
+        k.eth_dst = MacAddr(self.dst);
+        k.eth_src = MacAddr(self.src);
         if let Some((_, tci)) = self.vlans.first() {
             k.vlan_tci = tci | VLAN_PRESENT;
         }
@@ -389,8 +390,8 @@ impl Pkt {
                 if *op <= 0xff {
                     k.nw_proto = *op as u8;
                 }
-                k.arp_sha = *sha;
-                k.arp_tha = *tha;
+                k.arp_sha = MacAddr(*sha);
+                k.arp_tha = MacAddr(*tha);
                 k.nw_src = u32::from(*spa);
                 k.nw_dst = u32::from(*tpa);
             }

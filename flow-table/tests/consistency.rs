@@ -40,8 +40,8 @@ fn arb_key() -> impl Strategy<Value = FlowKey> {
             let mut k = FlowKey::ZERO;
             k.in_port = port;
             k.vlan_tci = vlan;
-            k.eth_src = [2, 0, 0, 0, 0, mac];
-            k.eth_dst = [2, 0, 0, 0, 1, mac];
+            k.eth_src = [2, 0, 0, 0, 0, mac].into();
+            k.eth_dst = [2, 0, 0, 0, 1, mac].into();
             match l3 {
                 0 => {
                     k.eth_type = ethertype::IPV4;

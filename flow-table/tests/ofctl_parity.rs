@@ -23,7 +23,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use flow_table::flow_syntax::{format_actions, format_match, parse_flow, FlowMode, ParsedFlow};
-use flow_table::Action;
+use flow_table::{Action, MacAddr};
 
 // ---- the corpus ------------------------------------------------------------------------------
 
@@ -752,11 +752,7 @@ impl Rng {
 }
 
 fn mac(r: &mut Rng) -> String {
-    let b = r.next().to_be_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5]
-    )
+    MacAddr::from_u64(r.next() >> 16).to_string()
 }
 
 fn ipv4(r: &mut Rng) -> String {

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use flow_table::MacAddr;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -258,7 +259,8 @@ pub struct PortView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// MAC address.
-    pub mac: String,
+    #[schema(value_type = String)]
+    pub mac: MacAddr,
     /// MTU.
     pub mtu: u32,
     /// Counters.
@@ -320,7 +322,8 @@ pub struct FdbView {
     /// VLAN (0: untagged).
     pub vlan: u16,
     /// Address.
-    pub mac: String,
+    #[schema(value_type = String)]
+    pub mac: MacAddr,
     /// Seconds since last seen.
     pub age: u64,
     /// Added with `fdb-add` (never ages) rather than learned.
@@ -342,22 +345,13 @@ pub struct NewFdbEntry {
 }
 
 /// Parses `xx:xx:xx:xx:xx:xx`.
-fn parse_mac(text: &str) -> Result<[u8; 6], ServiceError> {
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.split(':').collect();
-    let ok = parts.len() == 6
-        && parts
-            .iter()
-            .zip(mac.iter_mut())
-            .all(|(p, b)| p.len() == 2 && u8::from_str_radix(p, 16).map(|v| *b = v).is_ok());
-    if ok {
-        Ok(mac)
-    } else {
-        Err(ServiceError::BadRequest(
+fn parse_mac(text: &str) -> Result<MacAddr, ServiceError> {
+    text.parse().map_err(|_| {
+        ServiceError::BadRequest(
             format!("invalid MAC address {text:?}: want xx:xx:xx:xx:xx:xx"),
             None,
-        ))
-    }
+        )
+    })
 }
 
 /// One megaflow of one PMD (`dpctl-dump-flows`).
@@ -462,13 +456,6 @@ impl From<switch_core::PmdStats> for PmdView {
     }
 }
 
-fn mac_text(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
 fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView {
     let entry = svc.port_entry(bridge, &p.name);
     let s = p.stats;
@@ -493,7 +480,7 @@ fn port_view(svc: &Service, bridge: &str, p: switch_core::PortInfo) -> PortView 
         status: p.status,
         name: p.name,
         ofport: p.port_no,
-        mac: mac_text(&p.mac),
+        mac: p.mac,
         mtu: p.mtu,
         statistics: s.into(),
     }
@@ -722,7 +709,7 @@ async fn fdb(State(app): App, Path(br): Path<String>) -> Result<Json<Vec<FdbView
             .map(|r| FdbView {
                 port: r.port,
                 vlan: r.vlan,
-                mac: mac_text(&r.mac),
+                mac: r.mac,
                 age: r.age_secs,
                 is_static: r.is_static,
             })

@@ -9,6 +9,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use flow_table::key::ethertype;
+use flow_table::wire::ethernet;
+
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
@@ -285,16 +288,16 @@ impl AfPacketPort {
 fn copy_frame(frame: &[u8], vlan: Option<(u16, u16)>, dst: &mut [u8], off: usize) -> Option<usize> {
     let room = dst.len() - off;
     match vlan {
-        Some((tpid, tci)) if frame.len() >= 12 => {
-            let len = frame.len() + 4;
+        Some((tpid, tci)) if frame.len() >= ethernet::ADDRS_LEN => {
+            let len = frame.len() + ethernet::TAG_LEN;
             if len > room {
                 return None;
             }
             let d = &mut dst[off..off + len];
-            d[..12].copy_from_slice(&frame[..12]);
-            d[12..14].copy_from_slice(&tpid.to_be_bytes());
-            d[14..16].copy_from_slice(&tci.to_be_bytes());
-            d[16..].copy_from_slice(&frame[12..]);
+            let (addrs, rest) = frame.split_at(ethernet::ADDRS_LEN);
+            d[..ethernet::ADDRS_LEN].copy_from_slice(addrs);
+            ethernet::write_tag(d, tpid, tci);
+            d[ethernet::ADDRS_LEN + ethernet::TAG_LEN..].copy_from_slice(rest);
             Some(len)
         }
         _ => {
@@ -394,7 +397,7 @@ impl Port for AfPacketPort {
                 let tpid = if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
                     h.hv1.tp_vlan_tpid
                 } else {
-                    0x8100
+                    ethertype::VLAN
                 };
                 (tpid, h.hv1.tp_vlan_tci as u16)
             });

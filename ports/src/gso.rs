@@ -31,21 +31,16 @@
 use std::fmt;
 
 use crate::batch::PacketBatch;
-use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
+use flow_table::key::{ethertype, ipproto};
+use flow_table::wire::ethernet::{self, is_vlan_tpid, EthernetHeader, TagBody};
+use flow_table::wire::l4::tcp::{self, TcpHeader};
+use flow_table::wire::{ipv4, ipv6, Ipv4Header, Ipv6Header};
+
+use crate::checksum::{checksum, fold, ones_sum, pseudo_v4, pseudo_v6};
 use crate::packet::{Packet, VnetHdr};
 use crate::pool::PacketPool;
 
-const ETH_HLEN: usize = 14;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
 const MAX_VLAN_TAGS: usize = 2;
-const IPPROTO_TCP: u8 = 6;
-const IPV6_HLEN: usize = 40;
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_CWR: u8 = 0x80;
 
 /// Why a packet could not be segmented. The packet has been freed back to its pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,54 +141,48 @@ impl Layout {
         if h.gso_size == 0 {
             return Err(GsoError::ZeroGsoSize);
         }
-        let be16 = |i: usize| u16::from_be_bytes([d[i], d[i + 1]]);
-        if d.len() < ETH_HLEN {
+        let Some(eth) = EthernetHeader::new(d, 0) else {
             return Err(GsoError::Truncated);
-        }
-        let mut l3 = ETH_HLEN;
-        let mut ethertype = be16(12);
+        };
+        let mut l3 = ethernet::HEADER_LEN;
+        let mut et = eth.ethertype();
         for _ in 0..MAX_VLAN_TAGS {
-            if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+            if !is_vlan_tpid(et) {
                 break;
             }
-            if d.len() < l3 + 4 {
+            let Some(tag) = TagBody::new(d, l3) else {
                 return Err(GsoError::Truncated);
-            }
-            ethertype = be16(l3 + 2);
-            l3 += 4;
+            };
+            et = tag.ethertype();
+            l3 += ethernet::TAG_LEN;
         }
-        let (v6, l4) = match ethertype {
-            ETHERTYPE_IPV4 => {
-                if d.len() < l3 + 20 {
-                    return Err(GsoError::Truncated);
-                }
-                let ihl = (d[l3] & 0x0f) as usize * 4;
-                if d[l3] >> 4 != 4 || ihl < 20 {
+        let (v6, l4, ip_id) = match et {
+            ethertype::IPV4 => {
+                let h = Ipv4Header::new(d, l3).ok_or(GsoError::Truncated)?;
+                let ihl = h.header_len();
+                if h.version() != 4 || ihl < ipv4::HEADER_LEN {
                     return Err(GsoError::BadIpHeader);
                 }
                 if d.len() < l3 + ihl {
                     return Err(GsoError::Truncated);
                 }
-                // More-fragments flag or a fragment offset.
-                if be16(l3 + 6) & 0x3fff != 0 {
+                if h.is_fragment() {
                     return Err(GsoError::Fragment);
                 }
-                if d[l3 + 9] != IPPROTO_TCP {
-                    return Err(GsoError::NotTcp(d[l3 + 9]));
+                if h.protocol() != ipproto::TCP {
+                    return Err(GsoError::NotTcp(h.protocol()));
                 }
-                (false, l3 + ihl)
+                (false, l3 + ihl, h.ident())
             }
-            ETHERTYPE_IPV6 => {
-                if d.len() < l3 + IPV6_HLEN {
-                    return Err(GsoError::Truncated);
-                }
-                if d[l3] >> 4 != 6 {
+            ethertype::IPV6 => {
+                let h = Ipv6Header::new(d, l3).ok_or(GsoError::Truncated)?;
+                if h.version() != 6 {
                     return Err(GsoError::BadIpHeader);
                 }
-                if d[l3 + 6] != IPPROTO_TCP {
-                    return Err(GsoError::NotTcp(d[l3 + 6]));
+                if h.next_header() != ipproto::TCP {
+                    return Err(GsoError::NotTcp(h.next_header()));
                 }
-                (true, l3 + IPV6_HLEN)
+                (true, l3 + ipv6::HEADER_LEN, 0)
             }
             other => return Err(GsoError::UnsupportedEtherType(other)),
         };
@@ -201,11 +190,9 @@ impl Layout {
         if v6 != want_v6 {
             return Err(GsoError::GsoTypeMismatch);
         }
-        if d.len() < l4 + 20 {
-            return Err(GsoError::Truncated);
-        }
-        let doff = (d[l4 + 12] >> 4) as usize * 4;
-        if doff < 20 {
+        let t = TcpHeader::new(d, l4).ok_or(GsoError::Truncated)?;
+        let doff = t.header_len();
+        if doff < tcp::HEADER_LEN {
             return Err(GsoError::Truncated);
         }
         let hdr = l4 + doff;
@@ -219,9 +206,9 @@ impl Layout {
             v6,
             payload: d.len() - hdr,
             mss: h.gso_size as usize,
-            ip_id: if v6 { 0 } else { be16(l3 + 4) },
-            seq: u32::from_be_bytes([d[l4 + 4], d[l4 + 5], d[l4 + 6], d[l4 + 7]]),
-            tcp_flags: d[l4 + 13],
+            ip_id,
+            seq: t.seq(),
+            tcp_flags: t.flags_byte(),
         })
     }
 
@@ -238,39 +225,40 @@ impl Layout {
     /// Rewrites the headers at the front of `f` (headers then payload, `f.len()` the whole
     /// segment) for segment `i` of `n`, with both checksums computed in full.
     fn fix_headers(&self, f: &mut [u8], i: usize, n: usize) {
+        const CHECKED: &str = "headers checked by Layout::parse";
         let (l3, l4) = (self.l3, self.l4);
         let tcp_len = f.len() - l4;
         let pseudo = if self.v6 {
-            let ip_payload = (f.len() - l3 - IPV6_HLEN) as u16;
-            f[l3 + 4..l3 + 6].copy_from_slice(&ip_payload.to_be_bytes());
-            let src: &[u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
-            let dst: &[u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
-            pseudo_v6(src, dst, IPPROTO_TCP, tcp_len as u32)
+            let ip_payload = (f.len() - l3 - ipv6::HEADER_LEN) as u16;
+            let mut ip = Ipv6Header::new_mut(f, l3).expect(CHECKED);
+            ip.set_payload_len(ip_payload);
+            pseudo_v6(ip.src(), ip.dst(), ipproto::TCP, tcp_len as u32)
         } else {
             let total = (f.len() - l3) as u16;
-            f[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-            let id = self.ip_id.wrapping_add(i as u16);
-            f[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
-            f[l3 + 10..l3 + 12].fill(0);
-            let csum = !fold(ones_sum(&f[l3..l4]));
-            f[l3 + 10..l3 + 12].copy_from_slice(&csum.to_be_bytes());
-            let src: &[u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap();
-            let dst: &[u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap();
-            pseudo_v4(src, dst, IPPROTO_TCP, tcp_len as u32)
+            let mut ip = Ipv4Header::new_mut(f, l3).expect(CHECKED);
+            ip.set_total_len(total);
+            ip.set_ident(self.ip_id.wrapping_add(i as u16));
+            ip.set_checksum(0);
+            let (src, dst) = (ip.src_bytes(), ip.dst_bytes());
+            let csum = checksum(&f[l3..l4]);
+            Ipv4Header::new_mut(f, l3)
+                .expect(CHECKED)
+                .set_checksum(csum);
+            pseudo_v4(&src, &dst, ipproto::TCP, tcp_len as u32)
         };
-        let seq = self.seq.wrapping_add((i * self.mss) as u32);
-        f[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
         let mut flags = self.tcp_flags;
         if i + 1 < n {
-            flags &= !(TCP_FIN | TCP_PSH);
+            flags &= !(tcp::FIN | tcp::PSH);
         }
         if i > 0 {
-            flags &= !TCP_CWR;
+            flags &= !tcp::CWR;
         }
-        f[l4 + 13] = flags;
-        f[l4 + 16..l4 + 18].fill(0);
+        let mut t = TcpHeader::new_mut(f, l4).expect(CHECKED);
+        t.set_seq(self.seq.wrapping_add((i * self.mss) as u32));
+        t.set_flags_byte(flags);
+        t.set_checksum(0);
         let csum = !fold(pseudo + ones_sum(&f[l4..]));
-        f[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
+        TcpHeader::new_mut(f, l4).expect(CHECKED).set_checksum(csum);
     }
 }
 

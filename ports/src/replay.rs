@@ -100,14 +100,8 @@ fn frame(cfg: &ReplayConfig, i: u32, len: usize) -> Vec<u8> {
     ip[9] = 17;
     ip[12..16].copy_from_slice(&(0x0a00_0000 + i % 0x00ff_ffff).to_be_bytes());
     ip[16..20].copy_from_slice(&0x0aff_0001u32.to_be_bytes());
-    let mut sum: u32 = ip
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = crate::checksum::checksum(ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
     let udp = &mut f[34..42];
     udp[0..2].copy_from_slice(&(1024 + (i % 60000) as u16).to_be_bytes());
     udp[2..4].copy_from_slice(&5001u16.to_be_bytes());

@@ -20,6 +20,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
+use flow_table::wire::{ethernet, l4, VxlanHeader};
+
 use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::Packet;
 use crate::pool::PacketPool;
@@ -27,11 +29,9 @@ use crate::port::{Burst, LinkWatch, Port, PortCounters, PortKind};
 use crate::sys::{self, cvt, setsockopt, socket};
 
 /// The IANA port of VXLAN.
-pub const VXLAN_PORT: u16 = 4789;
+pub const VXLAN_PORT: u16 = l4::VXLAN_PORT;
 /// Length of the VXLAN header.
-const VXLAN_HLEN: usize = 8;
-/// The "VNI valid" flag of the header's first byte.
-const VXLAN_FLAG_I: u8 = 0x08;
+const VXLAN_HLEN: usize = l4::VXLAN_HEADER_LEN;
 
 /// How to open a VXLAN port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,10 +144,15 @@ impl VxlanPort {
     /// metadata; false when the packet is to be dropped.
     fn decap(&self, pkt: &mut Packet, src: u32) -> bool {
         let d = pkt.data();
-        if d.len() < VXLAN_HLEN + 14 || d[0] & VXLAN_FLAG_I == 0 {
+        if d.len() < VXLAN_HLEN + ethernet::HEADER_LEN {
             return false;
         }
-        let vni = u32::from_be_bytes([0, d[4], d[5], d[6]]);
+        let Some(vni) = VxlanHeader::new(d, 0)
+            .filter(|h| h.vni_valid())
+            .map(|h| h.vni())
+        else {
+            return false;
+        };
         if self.cfg.key.is_some_and(|k| k != vni) {
             return false;
         }
@@ -167,11 +172,13 @@ impl VxlanPort {
         batch.retain(
             |p| {
                 let vni = key.unwrap_or(p.tun.id as u32) & 0x00ff_ffff;
-                let Some(h) = p.prepend(VXLAN_HLEN) else {
+                let Some(mut h) = p
+                    .prepend(VXLAN_HLEN)
+                    .and_then(|h| VxlanHeader::new_mut(h, 0))
+                else {
                     return false;
                 };
-                h.copy_from_slice(&[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 0, 0]);
-                h[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
+                h.fill(vni);
                 true
             },
             |p| {
@@ -473,7 +480,7 @@ mod tests {
         for want in [1000, 1000, 1000, 500] {
             let n = rx.recv(&mut buf).expect("a segment arrived");
             assert_eq!(n, VXLAN_HLEN + hdrs + want);
-            assert_eq!(&buf[..8], &[VXLAN_FLAG_I, 0, 0, 0, 0, 0, 9, 0]);
+            assert_eq!(&buf[..8], &[l4::VXLAN_FLAG_I, 0, 0, 0, 0, 0, 9, 0]);
         }
     }
 }

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Sender};
 use flow_table::{
-    Action, CacheConfig, FlowModError, Match, Rule, RuleChange, RuleFilter, RuleSpec, RuleTables,
+    Action, CacheConfig, FlowModError, MacAddr, Match, Rule, RuleChange, RuleFilter, RuleSpec,
+    RuleTables,
 };
 use ports::{LinkWatch, PoolConfig, Port, PortCounters, PortKind, PortStats};
 
@@ -159,7 +160,7 @@ pub struct PortInfo {
     /// How it was configured.
     pub config: PortConfig,
     /// MAC address.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// MTU.
     pub mtu: u32,
     /// Counters.
@@ -193,7 +194,7 @@ struct PortCtl {
     name: String,
     kind: PortKind,
     config: PortConfig,
-    mac: [u8; 6],
+    mac: MacAddr,
     mtu: u32,
     counters: Arc<PortCounters>,
     link: LinkWatch,
@@ -535,12 +536,12 @@ impl Switch {
         bridge: &str,
         port: &str,
         vlan: u16,
-        mac: [u8; 6],
+        mac: MacAddr,
     ) -> Result<(), SwitchError> {
         let ctl = self.inner.lock();
         let br = ctl.bridge(bridge)?;
         let no = resolve_port(br, port)?;
-        if mac[0] & 1 != 0 || vlan > 4095 {
+        if mac.is_multicast() || vlan > 4095 {
             return Err(SwitchError::BadFdbEntry);
         }
         br.shared.macs().add_static(vlan, mac, no, clock::now_ms());
@@ -549,7 +550,7 @@ impl Switch {
     }
 
     /// `fdb/del`: forgets `mac` in `vlan` (static or learned); false if it was not there.
-    pub fn fdb_del(&self, bridge: &str, vlan: u16, mac: [u8; 6]) -> Result<bool, SwitchError> {
+    pub fn fdb_del(&self, bridge: &str, vlan: u16, mac: MacAddr) -> Result<bool, SwitchError> {
         let ctl = self.inner.lock();
         let br = ctl.bridge(bridge)?;
         let had = br.shared.macs().remove(vlan, &mac).is_some();
@@ -729,7 +730,7 @@ impl Inner {
             name: name.to_owned(),
             kind: first.kind(),
             config,
-            mac: first.mac(),
+            mac: MacAddr(first.mac()),
             mtu: first.mtu(),
             counters: first.counters(),
             link: first.link_watch(),

@@ -183,12 +183,7 @@ fn drops_are_counted_by_reason_on_the_ingress_port() {
     assert!(reason(1, DropReason::NoPort) >= 2, "no-route drops");
     // No route for NORMAL: h2's address pinned to h1's own port.
     let before = reason(1, DropReason::NoPort);
-    let mac: Vec<u8> = h2
-        .mac()
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
-    sw.fdb_add(&br, "1", 0, mac.try_into().unwrap()).unwrap();
+    sw.fdb_add(&br, "1", 0, h2.mac().parse().unwrap()).unwrap();
     h1.arp("10.213.0.7", &h2.mac());
     assert!(!h1.ping("10.213.0.7", 2));
     assert!(

@@ -9,11 +9,12 @@
 use super::ports::{output_to, parse_port, reserved, OFPP_LOCAL};
 use super::tokens::Piece;
 use super::values::{
-    mac_bytes, parse_dec, parse_int_masked, parse_ipv4_masked, parse_ipv4_strict, parse_mac_loose,
+    parse_dec, parse_int_masked, parse_ipv4_masked, parse_ipv4_strict, parse_mac_loose,
     parse_mac_masked, parse_max,
 };
 use crate::actions::{Action, SetField};
 use crate::key::{ethertype, ipproto};
+use crate::wire::MacAddr;
 
 /// What the match (or an earlier action) must say for an action to be valid, as OpenFlow
 /// checks `set_field` (and OVS `mod_nw_ttl`).
@@ -164,7 +165,11 @@ fn parse_set_field(arg: &str) -> Result<(SetField, Option<Need>, Option<Version>
         Ok(v)
     };
     let int = |bits: u32| whole(parse_int_masked(value, bits, field)?, bits);
-    let mac = || Ok::<_, String>(mac_bytes(whole(parse_mac_masked(value)?, 48)?));
+    let mac = || {
+        Ok::<_, String>(MacAddr::from_u64(
+            whole(parse_mac_masked(value)?, 48)? as u64
+        ))
+    };
     let ipv4 = || whole(parse_ipv4_masked(value)?, 32).map(|v| v as u32);
     let tp = |proto: u8, src: bool| -> Result<(SetField, Option<Need>), String> {
         let v = int(16)? as u16;

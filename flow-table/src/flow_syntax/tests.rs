@@ -11,6 +11,7 @@ use crate::actions::SetField;
 use crate::fields::Field;
 use crate::key::{ethertype, ipproto, FlowKey, FRAG_ANY};
 use crate::rule::Rule;
+use crate::wire::MacAddr;
 
 fn ports(name: &str) -> Option<u32> {
     match name {
@@ -316,8 +317,8 @@ fn all_actions() {
         Action::PushVlan(0x8100),
         Action::PopVlan,
         Action::PopVlan,
-        Action::Set(S::EthSrc([0, 0, 0, 0, 0, 1])),
-        Action::Set(S::EthDst([0, 0, 0, 0, 0, 2])),
+        Action::Set(S::EthSrc(MacAddr([0, 0, 0, 0, 0, 1]))),
+        Action::Set(S::EthDst(MacAddr([0, 0, 0, 0, 0, 2]))),
         Action::Set(S::Ipv4Src(0x0102_0304)),
         Action::Set(S::Ipv4Dst(0x0506_0708)),
         Action::Set(S::IpTos(32)),
@@ -440,12 +441,12 @@ fn set_field_action() {
         (
             "",
             "00:00:00:00:00:09->eth_dst",
-            S::EthDst([0, 0, 0, 0, 0, 9]),
+            S::EthDst(MacAddr([0, 0, 0, 0, 0, 9])),
         ),
         (
             "",
             "00:00:00:00:00:09->dl_src",
-            S::EthSrc([0, 0, 0, 0, 0, 9]),
+            S::EthSrc(MacAddr([0, 0, 0, 0, 0, 9])),
         ),
         ("dl_vlan=1,", "4196->vlan_vid", S::VlanVid(100)),
         ("dl_vlan=1,", "5->vlan_pcp", S::VlanPcp(5)),
@@ -1079,8 +1080,8 @@ fn arb_action() -> impl Strategy<Value = Action> {
         )
             .prop_filter("port or table", |(p, t)| p.is_some() || t.is_some())
             .prop_map(|(port, table)| Action::Resubmit { port, table }),
-        arb_mac().prop_map(|m| Action::Set(S::EthSrc(m))),
-        arb_mac().prop_map(|m| Action::Set(S::EthDst(m))),
+        arb_mac().prop_map(|m| Action::Set(S::EthSrc(m.into()))),
+        arb_mac().prop_map(|m| Action::Set(S::EthDst(m.into()))),
         (0u16..4096).prop_map(|v| Action::Set(S::VlanVid(v))),
         (0u8..8).prop_map(|v| Action::Set(S::VlanPcp(v))),
         any::<u32>().prop_map(|v| Action::Set(S::Ipv4Src(v))),

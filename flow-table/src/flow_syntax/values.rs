@@ -6,6 +6,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::wire::MacAddr;
+
 /// Reads an unsigned integer as C's `strtoull` with base 0 does: `0x1f`, `017` (octal), `15`,
 /// and `-N` as 2^64 - N (so `-1` is all ones, which only 64-bit fields take).
 pub(super) fn parse_uint(s: &str) -> Option<u128> {
@@ -52,24 +54,15 @@ pub(super) fn parse_max(s: &str, max: u128, what: &str) -> Result<u128, String> 
 
 /// Reads a MAC address: six groups of one or two hex digits separated by `:`.
 pub(super) fn parse_mac(s: &str) -> Option<u128> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut v = 0u128;
-    for p in parts {
-        if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        v = (v << 8) | u8::from_str_radix(p, 16).ok()? as u128;
-    }
-    Some(v)
+    MacAddr::parse_short_groups(s)
+        .ok()
+        .map(|m| m.to_u64() as u128)
 }
 
 /// Reads a MAC address as ovs-ofctl reads the argument of `mod_dl_src`/`mod_dl_dst`: six
 /// groups of hex digits, each taken modulo 256, and whatever follows the sixth ignored
 /// (`0:0:0:0:0:1/ff:ff:ff:0:0:0` is `00:00:00:00:00:01`).
-pub(super) fn parse_mac_loose(s: &str) -> Option<[u8; 6]> {
+pub(super) fn parse_mac_loose(s: &str) -> Option<MacAddr> {
     let mut out = [0u8; 6];
     let mut rest = s;
     for (i, byte) in out.iter_mut().enumerate() {
@@ -87,13 +80,7 @@ pub(super) fn parse_mac_loose(s: &str) -> Option<[u8; 6]> {
         *byte = u8::from_str_radix(&group[group.len().saturating_sub(2)..], 16).ok()?;
         rest = &rest[end..];
     }
-    Some(out)
-}
-
-/// The six bytes of a MAC held in the low 48 bits of `v`.
-pub(super) fn mac_bytes(v: u128) -> [u8; 6] {
-    let b = (v as u64).to_be_bytes();
-    [b[2], b[3], b[4], b[5], b[6], b[7]]
+    Some(MacAddr(out))
 }
 
 /// Reads an IPv4 address as ovs-ofctl reads one in a match or `set_field`: four decimal
@@ -245,7 +232,7 @@ mod tests {
         assert_eq!(parse_mac("00-11-22-33-44-55"), None);
         assert_eq!(
             parse_mac_loose("0:0:0:0:0:123/x"),
-            Some([0, 0, 0, 0, 0, 0x23])
+            Some(MacAddr([0, 0, 0, 0, 0, 0x23]))
         );
         assert_eq!(parse_mac_loose("0:0:0:0:0"), None);
         assert!(parse_ipv6_masked("::1/0x10").is_err());

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+use flow_table::MacAddr;
 use switch_core::datapath::vlan::VLAN_OPTIONS;
 use switch_core::{MirrorSpec, PortConfig, PortInfo, PortVlan};
 
@@ -270,21 +271,10 @@ impl Service {
         };
         let mac = match &req.mac {
             None => None,
-            Some(mac) => {
-                let bytes = mac
-                    .split(':')
-                    .map(|b| {
-                        let hex = b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit());
-                        hex.then(|| u8::from_str_radix(b, 16).ok()).flatten()
-                    })
-                    .collect::<Option<Vec<u8>>>()
-                    .and_then(|v| <[u8; 6]>::try_from(v).ok())
-                    .filter(|b| b[0] & 1 == 0);
-                let Some(bytes) = bytes else {
-                    return bad(format!("--mac {mac}: want a unicast xx:xx:xx:xx:xx:xx"));
-                };
-                Some(bytes)
-            }
+            Some(mac) => match mac.parse::<MacAddr>() {
+                Ok(m) if m.is_unicast() => Some(m.0),
+                _ => return bad(format!("--mac {mac}: want a unicast xx:xx:xx:xx:xx:xx")),
+            },
         };
         if req.vlan.is_some_and(|v| v == 0 || v > 4094) {
             return bad("--vlan: want a VLAN id from 1 to 4094".into());

@@ -9,6 +9,7 @@ use smoltcp::wire::{IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket};
 use super::*;
 use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
 use crate::{PoolConfig, BATCH_SIZE};
+use flow_table::wire::l4::tcp::{CWR as TCP_CWR, FIN as TCP_FIN, PSH as TCP_PSH};
 
 const SRC4: [u8; 4] = [192, 168, 7, 1];
 const DST4: [u8; 4] = [192, 168, 7, 2];

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use flow_table::MacAddr;
+
 /// Default idle time before a learned address is forgotten (as OVS).
 pub const DEFAULT_AGING_SECS: u64 = 300;
 /// Default capacity.
@@ -44,7 +46,7 @@ pub struct FdbRow {
     /// VLAN id (0 = untagged).
     pub vlan: u16,
     /// Address.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Seconds since last seen.
     pub age_secs: u64,
     /// Configured with `fdb-add` rather than learned.
@@ -54,7 +56,7 @@ pub struct FdbRow {
 /// A MAC learning table.
 #[derive(Debug)]
 pub struct MacTable {
-    map: HashMap<(u16, [u8; 6]), MacEntry, ahash::RandomState>,
+    map: HashMap<(u16, MacAddr), MacEntry, ahash::RandomState>,
     aging_ms: u64,
     max_entries: usize,
 }
@@ -63,11 +65,6 @@ impl Default for MacTable {
     fn default() -> Self {
         MacTable::new(DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES)
     }
-}
-
-/// True for addresses a switch must never learn (group addresses).
-pub fn is_multicast(mac: &[u8; 6]) -> bool {
-    mac[0] & 1 != 0
 }
 
 impl MacTable {
@@ -101,7 +98,7 @@ impl MacTable {
 
     /// Pins `mac` in `vlan` to `port` (`ovs-appctl fdb/add`): learning no longer moves it and
     /// it never ages. Returns the port it was on before, if any.
-    pub fn add_static(&mut self, vlan: u16, mac: [u8; 6], port: u32, now_ms: u64) -> Option<u32> {
+    pub fn add_static(&mut self, vlan: u16, mac: MacAddr, port: u32, now_ms: u64) -> Option<u32> {
         let old = self.map.get(&(vlan, mac)).map(|e| e.port);
         if old.is_none() && self.map.len() >= self.max_entries {
             self.expire(now_ms);
@@ -119,13 +116,13 @@ impl MacTable {
     }
 
     /// True when `mac` in `vlan` is pinned (`fdb-add`): learning does not move it.
-    pub fn is_static(&self, vlan: u16, mac: &[u8; 6]) -> bool {
+    pub fn is_static(&self, vlan: u16, mac: &MacAddr) -> bool {
         self.map.get(&(vlan, *mac)).is_some_and(|e| e.is_static)
     }
 
     /// Removes the entry for `mac` in `vlan`, static or learned (`ovs-appctl fdb/del`); returns
     /// its port.
-    pub fn remove(&mut self, vlan: u16, mac: &[u8; 6]) -> Option<u32> {
+    pub fn remove(&mut self, vlan: u16, mac: &MacAddr) -> Option<u32> {
         self.map.remove(&(vlan, *mac)).map(|e| e.port)
     }
 
@@ -144,8 +141,8 @@ impl MacTable {
 
     /// Records that `mac` was seen on `port` in `vlan`. Group addresses are not learned
     /// (`None`).
-    pub fn learn(&mut self, vlan: u16, mac: [u8; 6], port: u32, now_ms: u64) -> Option<Learned> {
-        if is_multicast(&mac) {
+    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now_ms: u64) -> Option<Learned> {
+        if mac.is_multicast() {
             return None;
         }
         let aging = self.aging_ms;
@@ -188,7 +185,7 @@ impl MacTable {
     }
 
     /// The port `mac` was learned on in `vlan`, if it has not aged out.
-    pub fn lookup(&self, vlan: u16, mac: &[u8; 6], now_ms: u64) -> Option<u32> {
+    pub fn lookup(&self, vlan: u16, mac: &MacAddr, now_ms: u64) -> Option<u32> {
         self.map
             .get(&(vlan, *mac))
             .filter(|e| self.live(e, now_ms))
@@ -196,14 +193,14 @@ impl MacTable {
     }
 
     /// Marks an address as still in use (traffic to or from it hit a cached flow).
-    pub fn touch(&mut self, vlan: u16, mac: &[u8; 6], now_ms: u64) {
+    pub fn touch(&mut self, vlan: u16, mac: &MacAddr, now_ms: u64) {
         if let Some(e) = self.map.get_mut(&(vlan, *mac)) {
             e.last_seen_ms = e.last_seen_ms.max(now_ms);
         }
     }
 
     /// Removes aged-out entries and returns them as (vlan, mac, port).
-    pub fn expire(&mut self, now_ms: u64) -> Vec<(u16, [u8; 6], u32)> {
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(u16, MacAddr, u32)> {
         let aging = self.aging_ms;
         let mut gone = Vec::new();
         self.map.retain(|&(vlan, mac), e| {
@@ -217,7 +214,7 @@ impl MacTable {
     }
 
     /// Forgets every address learned on `port` (the port went away); returns them.
-    pub fn flush_port(&mut self, port: u32) -> Vec<(u16, [u8; 6])> {
+    pub fn flush_port(&mut self, port: u32) -> Vec<(u16, MacAddr)> {
         let mut gone = Vec::new();
         self.map.retain(|&(vlan, mac), e| {
             let keep = e.port != port;
@@ -257,8 +254,8 @@ impl MacTable {
 mod tests {
     use super::*;
 
-    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+    const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
+    const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
 
     #[test]
     fn learn_lookup_move_and_refresh() {
@@ -269,8 +266,8 @@ mod tests {
         assert_eq!(t.lookup(5, &A, 20), None, "VLANs are separate");
         assert_eq!(t.learn(0, A, 2, 30), Some(Learned::Moved { from: 1 }));
         assert_eq!(t.lookup(0, &A, 40), Some(2));
-        assert_eq!(t.learn(0, [1, 0, 0x5e, 0, 0, 1], 1, 0), None);
-        assert_eq!(t.learn(0, [0xff; 6], 1, 0), None);
+        assert_eq!(t.learn(0, MacAddr([1, 0, 0x5e, 0, 0, 1]), 1, 0), None);
+        assert_eq!(t.learn(0, MacAddr::BROADCAST, 1, 0), None);
     }
 
     #[test]
@@ -295,7 +292,7 @@ mod tests {
         let mut t = MacTable::new(300, 2);
         t.learn(0, A, 1, 10);
         t.learn(0, B, 2, 5);
-        let c = [2, 0, 0, 0, 0, 0xc];
+        let c = MacAddr([2, 0, 0, 0, 0, 0xc]);
         t.learn(0, c, 3, 20);
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(0, &B, 20), None);
@@ -312,7 +309,7 @@ mod tests {
         assert!(t.expire(10_000_000).is_empty());
         // Eviction takes learned entries only.
         t.learn(0, A, 1, 10);
-        t.learn(0, [2, 0, 0, 0, 0, 0xc], 3, 20);
+        t.learn(0, MacAddr([2, 0, 0, 0, 0, 0xc]), 3, 20);
         assert_eq!(t.lookup(0, &B, 30), Some(2));
         assert_eq!(t.len(), 2);
         assert!(t.rows(30).iter().any(|r| r.is_static && r.mac == B));

@@ -1,11 +1,16 @@
 //! Header rewrites of datapath actions, applied to frame bytes in place.
 //!
 //! Checksums are updated incrementally (RFC 1624) rather than recomputed, so a rewrite costs the
-//! same for a 64-byte and a 64-kilobyte packet. A frame too short or malformed for an action is
+//! same for a 64-byte and a 64-kilobyte packet. Header offsets and the checksum arithmetic come
+//! from [`flow_table::wire`]. A frame too short or malformed for an action is
 //! left unchanged and the action reports failure (the caller counts it); nothing here panics on
 //! bad input.
 
 use flow_table::key::{ethertype, ipproto};
+use flow_table::wire::ethernet::{self, is_vlan_tpid, TagBody};
+use flow_table::wire::l4::{self, Ports};
+use flow_table::wire::{checksum, ipv4, ipv6, view_mut};
+use flow_table::wire::{EthernetHeader, Ipv4Header, Ipv6Header, VlanTag};
 use flow_table::SetField;
 
 /// The bytes of a packet with room to grow at the front (VLAN push, encapsulation).
@@ -90,39 +95,28 @@ struct Layout {
     l4: Option<(usize, u8)>,
 }
 
-fn be16(b: &[u8], off: usize) -> u16 {
-    u16::from_be_bytes([b[off], b[off + 1]])
-}
-
 fn layout(f: &[u8]) -> Option<Layout> {
-    if f.len() < 14 {
-        return None;
-    }
-    let mut off = 12;
-    let mut t = be16(f, off);
+    let mut t = EthernetHeader::new(f, 0)?.ethertype();
+    let mut l3 = ethernet::HEADER_LEN;
     let mut tags = 0;
     // More tags than the flow key holds (two): a `push_vlan` on a QinQ frame makes three, and
     // the rewrites the translation chose must still reach the headers behind them.
-    while (t == ethertype::VLAN || t == ethertype::QINQ) && tags < MAX_TAGS {
-        off += 4;
-        if f.len() < off + 2 {
-            return None;
-        }
-        t = be16(f, off);
+    while is_vlan_tpid(t) && tags < MAX_TAGS {
+        t = TagBody::new(f, l3)?.ethertype();
+        l3 += ethernet::TAG_LEN;
         tags += 1;
     }
-    let l3 = off + 2;
     let l4 = match t {
         ethertype::IPV4 => {
-            let h = f.get(l3..l3 + 20)?;
-            let ihl = (h[0] & 0x0f) as usize * 4;
-            let later_fragment = be16(h, 6) & 0x1fff != 0;
-            (ihl >= 20 && !later_fragment && f.len() >= l3 + ihl).then_some((l3 + ihl, h[9]))
+            let h = Ipv4Header::new(f, l3)?;
+            let ihl = h.header_len();
+            (ihl >= ipv4::HEADER_LEN && !h.is_later_fragment() && f.len() >= l3 + ihl)
+                .then_some((l3 + ihl, h.protocol()))
         }
         // Only a plain IPv6 header is rewritten below; extension headers keep L4 untouched.
         ethertype::IPV6 => {
-            let h = f.get(l3..l3 + 40)?;
-            Some((l3 + 40, h[6]))
+            let h = Ipv6Header::new(f, l3)?;
+            Some((l3 + ipv6::HEADER_LEN, h.next_header()))
         }
         _ => None,
     };
@@ -133,54 +127,22 @@ fn layout(f: &[u8]) -> Option<Layout> {
     })
 }
 
-/// Updates a ones'-complement checksum for a 16-bit word changing from `old` to `new`
-/// (RFC 1624, eqn. 3).
-fn csum_update16(sum: u16, old: u16, new: u16) -> u16 {
-    let mut s = (!sum as u32) + (!old as u32) + new as u32;
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    !(s as u16)
-}
-
-fn csum_update32(sum: u16, old: u32, new: u32) -> u16 {
-    let s = csum_update16(sum, (old >> 16) as u16, (new >> 16) as u16);
-    csum_update16(s, old as u16, new as u16)
-}
-
-/// Offset of the L4 checksum field for protocols whose checksum covers the pseudo-header.
-fn l4_csum_off(proto: u8) -> Option<usize> {
-    match proto {
-        ipproto::TCP => Some(16),
-        ipproto::UDP => Some(6),
-        _ => None,
-    }
-}
-
-fn read16(f: &[u8], off: usize) -> u16 {
-    be16(f, off)
-}
-
-fn write16(f: &mut [u8], off: usize, v: u16) {
-    f[off..off + 2].copy_from_slice(&v.to_be_bytes());
-}
-
 /// Rewrites the L4 checksum of a frame for a change of a covered word (`is32`: an address,
 /// which the pseudo-header covers; else a port). A UDP checksum of zero means "none" and stays
 /// zero. A partial checksum holds only the (uncomplemented) pseudo-header sum: it follows
 /// address changes and ignores port changes, which the final checksum will cover.
 fn fix_l4_csum(f: &mut [u8], lay: &Layout, old: u32, new: u32, is32: bool, partial: bool) {
     let Some((l4, proto)) = lay.l4 else { return };
-    let Some(off) = l4_csum_off(proto) else {
+    let Some(off) = l4::checksum_offset(proto) else {
         return;
     };
-    let at = l4 + off;
-    if f.len() < at + 2 {
+    let Some(field) = view_mut::<2>(f, l4 + off) else {
         return;
-    }
-    let sum = read16(f, at);
+    };
+    let sum = u16::from_be_bytes(*field);
     if partial {
         if is32 {
-            write16(f, at, !csum_update32(!sum, old, new));
+            *field = (!checksum::update32(!sum, old, new)).to_be_bytes();
         }
         return;
     }
@@ -188,43 +150,46 @@ fn fix_l4_csum(f: &mut [u8], lay: &Layout, old: u32, new: u32, is32: bool, parti
         return;
     }
     let mut n = if is32 {
-        csum_update32(sum, old, new)
+        checksum::update32(sum, old, new)
     } else {
-        csum_update16(sum, old as u16, new as u16)
+        checksum::update16(sum, old as u16, new as u16)
     };
     if proto == ipproto::UDP && n == 0 {
         n = 0xffff;
     }
-    write16(f, at, n);
+    *field = n.to_be_bytes();
 }
 
 /// Pushes an outer VLAN tag. False when there is no headroom or the frame is too short.
 pub fn push_vlan<F: Frame + ?Sized>(frame: &mut F, tpid: u16, tci: u16) -> bool {
-    if frame.data().len() < 12 || !frame.push_front(4) {
+    if frame.data().len() < ethernet::ADDRS_LEN || !frame.push_front(ethernet::TAG_LEN) {
         return false;
     }
     let d = frame.data_mut();
-    d.copy_within(4..16, 0);
-    write16(d, 12, tpid);
-    write16(d, 14, tci);
-    frame.headers_moved(4);
+    d.copy_within(
+        ethernet::TAG_LEN..ethernet::TAG_LEN + ethernet::ADDRS_LEN,
+        0,
+    );
+    ethernet::write_tag(d, tpid, tci);
+    frame.headers_moved(ethernet::TAG_LEN as isize);
     true
 }
 
 /// Removes the outer VLAN tag, if there is one. False when the frame has no tag.
 pub fn pop_vlan<F: Frame + ?Sized>(frame: &mut F) -> bool {
     let d = frame.data();
-    if d.len() < 18 {
+    if d.len() < ethernet::HEADER_LEN + ethernet::TAG_LEN {
         return false;
     }
-    let t = be16(d, 12);
-    if t != ethertype::VLAN && t != ethertype::QINQ {
+    if !EthernetHeader::new(d, 0).is_some_and(|e| is_vlan_tpid(e.ethertype())) {
         return false;
     }
-    frame.data_mut().copy_within(0..12, 4);
-    let ok = frame.pull_front(4);
+    frame
+        .data_mut()
+        .copy_within(0..ethernet::ADDRS_LEN, ethernet::TAG_LEN);
+    let ok = frame.pull_front(ethernet::TAG_LEN);
     if ok {
-        frame.headers_moved(-4);
+        frame.headers_moved(-(ethernet::TAG_LEN as isize));
     }
     ok
 }
@@ -233,27 +198,18 @@ pub fn pop_vlan<F: Frame + ?Sized>(frame: &mut F) -> bool {
 pub fn dec_ttl(f: &mut [u8]) -> bool {
     let Some(lay) = layout(f) else { return false };
     match lay.eth_type {
-        ethertype::IPV4 if f.len() >= lay.l3 + 20 => {
-            let ttl = f[lay.l3 + 8];
-            set_ipv4_byte(f, lay.l3, 8, ttl.wrapping_sub(1));
+        ethertype::IPV4 => Ipv4Header::new_mut(f, lay.l3).is_some_and(|mut h| {
+            let ttl = h.ttl();
+            h.set_ttl_update_checksum(ttl.wrapping_sub(1));
             true
-        }
-        ethertype::IPV6 if f.len() >= lay.l3 + 40 => {
-            f[lay.l3 + 7] = f[lay.l3 + 7].wrapping_sub(1);
+        }),
+        ethertype::IPV6 => Ipv6Header::new_mut(f, lay.l3).is_some_and(|mut h| {
+            let hops = h.hop_limit();
+            h.set_hop_limit(hops.wrapping_sub(1));
             true
-        }
+        }),
         _ => false,
     }
-}
-
-/// Sets one byte of the IPv4 header at `l3 + at`, fixing the header checksum.
-fn set_ipv4_byte(f: &mut [u8], l3: usize, at: usize, v: u8) {
-    let word_off = l3 + (at & !1);
-    let old = read16(f, word_off);
-    f[l3 + at] = v;
-    let new = read16(f, word_off);
-    let sum = read16(f, l3 + 10);
-    write16(f, l3 + 10, csum_update16(sum, old, new));
 }
 
 /// Applies a field rewrite. False when the frame lacks the header (left unchanged).
@@ -261,76 +217,68 @@ pub fn set_field<F: Frame + ?Sized>(frame: &mut F, sf: &SetField) -> bool {
     let partial = frame.l4_csum_partial();
     let f = frame.data_mut();
     match *sf {
-        SetField::EthDst(m) if f.len() >= 6 => {
-            f[0..6].copy_from_slice(&m);
-            true
-        }
-        SetField::EthSrc(m) if f.len() >= 12 => {
-            f[6..12].copy_from_slice(&m);
-            true
-        }
-        SetField::VlanVid(_) | SetField::VlanPcp(_) if f.len() >= 16 => {
-            let t = be16(f, 12);
-            if t != ethertype::VLAN && t != ethertype::QINQ {
+        SetField::EthDst(m) => ethernet::set_dst(f, m),
+        SetField::EthSrc(m) => ethernet::set_src(f, m),
+        SetField::VlanVid(_) | SetField::VlanPcp(_) => {
+            let Some(mut tag) = VlanTag::new_mut(f, ethernet::ADDRS_LEN) else {
+                return false;
+            };
+            if !is_vlan_tpid(tag.tpid()) {
                 return false;
             }
-            let tci = be16(f, 14);
+            let tci = tag.tci();
             let tci = match *sf {
                 SetField::VlanVid(v) => (tci & !0x0fff) | (v & 0x0fff),
                 SetField::VlanPcp(p) => (tci & 0x1fff) | (((p & 7) as u16) << 13),
                 _ => unreachable!("matched VLAN fields above"),
             };
-            write16(f, 14, tci);
+            tag.set_tci(tci);
             true
         }
         SetField::Ipv4Src(a) | SetField::Ipv4Dst(a) => {
             let Some(lay) = layout(f) else { return false };
-            if lay.eth_type != ethertype::IPV4 || f.len() < lay.l3 + 20 {
+            if lay.eth_type != ethertype::IPV4 {
                 return false;
             }
-            let at = lay.l3
-                + if matches!(sf, SetField::Ipv4Src(_)) {
-                    12
-                } else {
-                    16
-                };
-            let old = u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]);
-            f[at..at + 4].copy_from_slice(&a.to_be_bytes());
-            let sum = read16(f, lay.l3 + 10);
-            write16(f, lay.l3 + 10, csum_update32(sum, old, a));
+            let Some(mut h) = Ipv4Header::new_mut(f, lay.l3) else {
+                return false;
+            };
+            let old = if matches!(sf, SetField::Ipv4Src(_)) {
+                h.set_src_update_checksum(a)
+            } else {
+                h.set_dst_update_checksum(a)
+            };
             fix_l4_csum(f, &lay, old, a, true, partial);
             true
         }
         SetField::IpTos(t) => {
             let Some(lay) = layout(f) else { return false };
             match lay.eth_type {
-                ethertype::IPV4 if f.len() >= lay.l3 + 20 => {
-                    let tos = (f[lay.l3 + 1] & 0x03) | (t & 0xfc);
-                    set_ipv4_byte(f, lay.l3, 1, tos);
+                ethertype::IPV4 => Ipv4Header::new_mut(f, lay.l3).is_some_and(|mut h| {
+                    let tos = (h.tos() & 0x03) | (t & 0xfc);
+                    h.set_tos_update_checksum(tos);
                     true
-                }
-                ethertype::IPV6 if f.len() >= lay.l3 + 40 => {
-                    // Traffic class straddles bytes 0 and 1; keep the ECN bits.
-                    let v = u32::from_be_bytes([f[lay.l3], f[lay.l3 + 1], 0, 0]);
-                    let tc = (((v >> 20) as u8) & 0x03) | (t & 0xfc);
-                    let v = (v & !0x0ff0_0000) | ((tc as u32) << 20);
-                    f[lay.l3..lay.l3 + 2].copy_from_slice(&v.to_be_bytes()[..2]);
+                }),
+                // Keep the ECN bits.
+                ethertype::IPV6 => Ipv6Header::new_mut(f, lay.l3).is_some_and(|mut h| {
+                    let tc = (h.traffic_class() & 0x03) | (t & 0xfc);
+                    h.set_traffic_class(tc);
                     true
-                }
+                }),
                 _ => false,
             }
         }
         SetField::IpTtl(t) => {
             let Some(lay) = layout(f) else { return false };
             match lay.eth_type {
-                ethertype::IPV4 if f.len() >= lay.l3 + 20 => {
-                    set_ipv4_byte(f, lay.l3, 8, t);
+                ethertype::IPV4 => Ipv4Header::new_mut(f, lay.l3).is_some_and(|mut h| {
+                    h.set_ttl_update_checksum(t);
                     true
-                }
-                ethertype::IPV6 if f.len() >= lay.l3 + 40 => {
-                    f[lay.l3 + 7] = t;
+                }),
+                ethertype::IPV6 => Ipv6Header::new_mut(f, lay.l3).is_some_and(|mut h| {
+                    h.set_hop_limit(t);
                     true
-                }
+                }),
                 _ => false,
             }
         }
@@ -339,23 +287,26 @@ pub fn set_field<F: Frame + ?Sized>(frame: &mut F, sf: &SetField) -> bool {
             let Some((l4, proto)) = lay.l4 else {
                 return false;
             };
-            if !matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) || f.len() < l4 + 4 {
+            if !matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
                 return false;
             }
-            let at = l4
-                + if matches!(sf, SetField::TpSrc(_)) {
-                    0
-                } else {
-                    2
-                };
-            let old = read16(f, at);
-            write16(f, at, p);
+            let Some(mut ports) = Ports::new_mut(f, l4) else {
+                return false;
+            };
+            let old = if matches!(sf, SetField::TpSrc(_)) {
+                let old = ports.src_port();
+                ports.set_src_port(p);
+                old
+            } else {
+                let old = ports.dst_port();
+                ports.set_dst_port(p);
+                old
+            };
             fix_l4_csum(f, &lay, old as u32, p as u32, false, partial);
             true
         }
         // Tunnel metadata travels beside the packet, not in it (tunnel ports read it).
         SetField::TunId(_) => true,
-        _ => false,
     }
 }
 
@@ -364,9 +315,18 @@ mod tests {
     use super::*;
     use flow_table::extract;
     use flow_table::testpkt::{Pkt, L3, L4};
+    use flow_table::MacAddr;
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{EthernetFrame, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
     use std::net::Ipv4Addr;
+
+    fn read16(f: &[u8], off: usize) -> u16 {
+        u16::from_be_bytes([f[off], f[off + 1]])
+    }
+
+    fn write16(f: &mut [u8], off: usize, v: u16) {
+        f[off..off + 2].copy_from_slice(&v.to_be_bytes());
+    }
 
     /// A frame in a buffer with headroom.
     struct Buf {
@@ -589,10 +549,10 @@ mod tests {
     #[test]
     fn mac_rewrites_and_missing_headers() {
         let mut b = Buf::new(&udp().build());
-        assert!(set_field(&mut b, &SetField::EthSrc([2, 2, 2, 2, 2, 2])));
-        assert!(set_field(&mut b, &SetField::EthDst([4, 4, 4, 4, 4, 4])));
+        assert!(set_field(&mut b, &SetField::EthSrc(MacAddr([2; 6]))));
+        assert!(set_field(&mut b, &SetField::EthDst(MacAddr([4; 6]))));
         let k = extract(b.data(), 0);
-        assert_eq!((k.eth_src[0], k.eth_dst[0]), (2, 4));
+        assert_eq!((k.eth_src.0[0], k.eth_dst.0[0]), (2, 4));
         // ARP has no IP header: rewrites fail and change nothing.
         let arp = Pkt::arp_request(
             [2, 0, 0, 0, 0, 1],

@@ -14,10 +14,10 @@
 use flow_table::key::{
     ethertype, FlowKey, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK,
 };
-use flow_table::{DpAction, Match, Resolver, RuleChange, SetField};
+use flow_table::{DpAction, MacAddr, Match, Resolver, RuleChange, SetField};
 
 use crate::datapath::l2::L2Config;
-use crate::datapath::mac_table::{is_multicast, Learned, MacTable};
+use crate::datapath::mac_table::{Learned, MacTable};
 
 /// What one NORMAL decided, for `trace`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +57,8 @@ pub enum NormalNote {
 }
 
 /// True for 01:80:c2:00:00:00–0f, the destinations bridges must not forward (802.1D).
-pub fn is_reserved(mac: &[u8; 6]) -> bool {
-    mac[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && mac[5] <= 0x0f
+pub fn is_reserved(mac: &MacAddr) -> bool {
+    mac.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && mac.0[5] <= 0x0f
 }
 
 /// The bridge's [`Resolver`]: NORMAL with its MAC table and L2 settings, FLOOD over its ports.
@@ -120,7 +120,7 @@ impl<'a> BridgeResolver<'a> {
                 self.learned.push(towards(key.eth_src));
             }
         }
-        let known = if is_multicast(&key.eth_dst) {
+        let known = if key.eth_dst.is_multicast() {
             None
         } else if !self.learn && key.eth_dst == key.eth_src && !macs.is_static(vlan, &key.eth_src) {
             // What the lookup would see had the source just been learned, as on an upcall
@@ -238,7 +238,7 @@ fn retag(out: &mut Vec<DpAction>, from: Option<u16>, to: Option<u16>) {
 /// learned, moved, aged out, pinned or forgotten). NORMAL runs in table 0 and resolves the
 /// destination MAC, so those decisions all matched `dl_dst=mac` there (a decision made after
 /// the key was rewritten is tainted, and any change discards it).
-pub(crate) fn towards(mac: [u8; 6]) -> RuleChange {
+pub(crate) fn towards(mac: MacAddr) -> RuleChange {
     RuleChange {
         table: 0,
         r#match: Match::any().eth_dst(mac),

@@ -746,7 +746,7 @@ impl Pmd {
             b.cache.megaflows.push_stats();
             let since = now.saturating_sub(SWEEP_MS * 2);
             let l2 = b.shared.l2.load();
-            let touches: Vec<(u16, [u8; 6], u32)> = b
+            let touches: Vec<(u16, flow_table::MacAddr, u32)> = b
                 .cache
                 .megaflows
                 .iter()

@@ -5,14 +5,14 @@ use crate::datapath::l2::Mirror;
 use crate::datapath::vlan::PortVlan;
 use flow_table::{translate_with, Action, RuleSpec, RuleTables};
 
-const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
+const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
 
-fn key(in_port: u32, tci: u16, src: [u8; 6], dst: [u8; 6]) -> FlowKey {
+fn key(in_port: u32, tci: u16, src: impl Into<MacAddr>, dst: impl Into<MacAddr>) -> FlowKey {
     let mut k = FlowKey::ZERO;
     k.in_port = in_port;
-    k.eth_src = src;
-    k.eth_dst = dst;
+    k.eth_src = src.into();
+    k.eth_dst = dst.into();
     k.vlan_tci = tci;
     k.eth_type = 0x0800;
     k
@@ -105,7 +105,7 @@ fn reserved_destinations_are_dropped_also_after_a_rewrite() {
     );
     // NORMAL sees the destination a rule wrote.
     let t = rules(vec![
-        Action::Set(SetField::EthDst([0x01, 0x80, 0xc2, 0, 0, 0])),
+        Action::Set(SetField::EthDst(MacAddr([0x01, 0x80, 0xc2, 0, 0, 0]))),
         Action::Normal,
     ]);
     assert!(run_with(&t, &c, &key(1, 0, A, B), &macs).0.is_empty());

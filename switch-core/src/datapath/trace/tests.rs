@@ -25,8 +25,8 @@ fn bridge(specs: Vec<RuleSpec>) -> BridgeShared {
 fn tcp_key() -> FlowKey {
     let mut k = FlowKey::ZERO;
     k.in_port = 1;
-    k.eth_src = [2, 0, 0, 0, 0, 1];
-    k.eth_dst = [2, 0, 0, 0, 0, 2];
+    k.eth_src = [2, 0, 0, 0, 0, 1].into();
+    k.eth_dst = [2, 0, 0, 0, 0, 2].into();
     k.eth_type = 0x0800;
     k.nw_proto = 6;
     k.nw_dst = u32::from(Ipv4Addr::new(10, 0, 0, 2));
@@ -104,11 +104,11 @@ fn normal_is_resolved_without_learning_and_drops_have_reasons() {
     assert!(br.macs().rows(0).is_empty(), "a trace learns nothing");
     assert!(r.to_text(&|_| None).contains("flooding to 2, 3"));
 
-    br.macs().learn(0, [2, 0, 0, 0, 0, 2], 3, 0);
+    br.macs().learn(0, [2, 0, 0, 0, 0, 2].into(), 3, 0);
     let r = trace(&br, &tcp_key(), None, 0);
     assert_eq!(r.outputs, vec![3]);
     // The destination behind the ingress port: NORMAL has no route.
-    br.macs().learn(0, [2, 0, 0, 0, 0, 2], 1, 0);
+    br.macs().learn(0, [2, 0, 0, 0, 0, 2].into(), 1, 0);
     let r = trace(&br, &tcp_key(), None, 0);
     assert_eq!(
         (r.outputs.clone(), r.drop),
