@@ -4,9 +4,9 @@
 //! decision; rule changes reach it as [`RuleChange`] lists for [`FlowCache::invalidate`].
 //!
 //! A datapath that works burst by burst calls [`FlowCache::begin_burst`], then
-//! [`FlowCache::lookup_next`] for each packet in order: the cache then also takes the shortcuts
-//! that consecutive packets of one flow allow (see [`FlowCache::lookup_next`]), and counts
-//! every decision once, in [`FlowCache::stats`], whichever way it was reached.
+//! [`FlowCache::lookup_next`] for each packet in order with one [`BurstCursor`]: the cache then
+//! also takes the shortcuts that consecutive packets of one flow allow, and counts every
+//! decision once, in [`FlowCache::stats`], whichever way it was reached.
 
 use crate::actions::DpAction;
 use crate::emc::{self, Emc};
@@ -83,17 +83,19 @@ pub struct FlowCache {
     pub gate: EmcGate,
     /// Whether the current burst's lookups consult the EMC.
     emc_on: bool,
-    /// What the current burst's lookups carry from one packet to the next.
-    burst: BurstMemo,
     /// Counters: each decision counted once, shortcuts included.
     pub stats: CacheStats,
 }
 
-/// The previous decision of a burst, kept for the next packet (see [`FlowCache::lookup_next`]).
-/// Valid for one burst only: megaflows may be removed between bursts, which would leave
-/// either field pointing at a megaflow that is gone.
+/// What the lookups of one burst carry from one packet to the next: the previous decision,
+/// which only [`FlowCache::lookup_next`] reads and writes.
+///
+/// Make a new one (`BurstCursor::default()`) for each burst and let it go with the burst:
+/// megaflows may be removed between bursts, which would leave it pointing at one that is gone.
+/// The caller holds it, rather than the cache, so that it cannot outlive its burst, and lives
+/// on the caller's stack while the burst runs.
 #[derive(Clone, Copy, Debug, Default)]
-struct BurstMemo {
+pub struct BurstCursor {
     /// The megaflow of the previous packet when the EMC gave it (a repeat of its key is
     /// answered without probing the EMC again).
     emc_repeat: Option<FlowRef>,
@@ -115,7 +117,6 @@ impl FlowCache {
             megaflows: MegaflowCache::new(cfg.flow_limit),
             gate: EmcGate::new(),
             emc_on: true,
-            burst: BurstMemo::default(),
             stats: CacheStats::default(),
         }
     }
@@ -126,11 +127,8 @@ impl FlowCache {
     /// With at most one megaflow subtable the EMC is skipped: that lookup hashes only the
     /// masked words and probes one table, which costs less than hashing the whole key for the
     /// EMC. Otherwise the [`EmcGate`] decides from the EMC's recent hit rate.
-    ///
-    /// Also forgets the previous burst's last decision (see [`FlowCache::lookup_next`]).
     #[inline]
     pub fn begin_burst(&mut self) -> bool {
-        self.burst = BurstMemo::default();
         self.emc_on = self.megaflows.n_subtables() > 1 && self.gate.begin_burst();
         self.emc_on
     }
@@ -182,34 +180,11 @@ impl FlowCache {
         self.install(key, hash, upcall(key), now_ms)
     }
 
-    /// Like [`FlowCache::lookup_with`], trying first the megaflow `hint` (the previous packet's
-    /// in the burst, see [`FlowHint`]): a burst of one megaflow's packets then costs one tuple
-    /// space search, and the others a masked compare of the mask's few words. A hinted hit is
-    /// counted as a megaflow hit (`Hit::Megaflow`).
-    #[inline]
-    pub fn lookup_hinted(
-        &mut self,
-        key: &FlowKey,
-        hash: u32,
-        hint: Option<&FlowHint>,
-        now_ms: u64,
-        upcall: impl FnOnce(&FlowKey) -> Translation,
-    ) -> Decision {
-        if let Some(h) = hint {
-            if h.matches(key) {
-                debug_assert!(self.megaflows.matches(h.flow(), key), "stale hint");
-                self.stats.megaflow_hits += 1;
-                return Decision::Cached(h.flow(), Hit::Megaflow);
-            }
-        }
-        self.lookup_with(key, hash, now_ms, upcall)
-    }
-
-    /// The decision for the next packet of the burst begun by [`FlowCache::begin_burst`];
-    /// `prev_key` is the key of the packet just before it when that one was looked up too
-    /// (`None` for the first packet, or after a packet that was not looked up). Otherwise as
-    /// [`FlowCache::lookup_with`], with two shortcuts for the runs of one flow that bursts
-    /// mostly carry:
+    /// The decision for the next packet of the burst begun by [`FlowCache::begin_burst`], whose
+    /// lookups share `cursor`; `prev_key` is the key of the packet just before it when that one
+    /// was looked up too (`None` for the first packet, or after a packet that was not looked
+    /// up). Otherwise as [`FlowCache::lookup_with`], with two shortcuts for the runs of one
+    /// flow that bursts mostly carry:
     ///
     /// - a key equal to `prev_key` whose previous decision came from the EMC gets the same
     ///   decision, as an EMC hit, without probing the EMC again (the EMC would answer the same:
@@ -222,45 +197,40 @@ impl FlowCache {
     #[inline]
     pub fn lookup_next(
         &mut self,
+        cursor: &mut BurstCursor,
         key: &FlowKey,
         prev_key: Option<&FlowKey>,
         hash: u32,
         now_ms: u64,
         upcall: impl FnOnce(&FlowKey) -> Translation,
     ) -> Decision {
-        if let (Some(r), Some(prev)) = (self.burst.emc_repeat, prev_key) {
+        if let (Some(r), Some(prev)) = (cursor.emc_repeat, prev_key) {
             if prev == key {
                 self.stats.emc_hits += 1;
                 return Decision::Cached(r, Hit::Emc);
             }
         }
-        if let Some(h) = &self.burst.hint {
+        if let Some(h) = &cursor.hint {
             if h.matches(key) {
                 debug_assert!(self.megaflows.matches(h.flow(), key), "stale hint");
                 self.stats.megaflow_hits += 1;
-                self.burst.emc_repeat = None;
+                cursor.emc_repeat = None;
                 return Decision::Cached(h.flow(), Hit::Megaflow);
             }
         }
         let d = self.lookup_with(key, hash, now_ms, upcall);
-        self.remember(&d);
-        d
-    }
-
-    /// Keeps what the next packet of the burst may reuse of decision `d`.
-    #[inline]
-    fn remember(&mut self, d: &Decision) {
-        match *d {
+        match d {
             Decision::Cached(r, hit) => {
-                self.burst.emc_repeat = (hit == Hit::Emc).then_some(r);
+                cursor.emc_repeat = (hit == Hit::Emc).then_some(r);
                 // Copied out only when the run of one megaflow changes.
-                if self.burst.hint.as_ref().map(FlowHint::flow) != Some(r) {
-                    self.burst.hint = self.megaflows.hint(r);
+                if cursor.hint.as_ref().map(FlowHint::flow) != Some(r) {
+                    cursor.hint = self.megaflows.hint(r);
                 }
             }
             // The hint stays: the flow limit does not change which megaflows are installed.
-            Decision::Uncached(_) => self.burst.emc_repeat = None,
+            Decision::Uncached(_) => cursor.emc_repeat = None,
         }
+        d
     }
 
     #[cold]
@@ -291,13 +261,11 @@ impl FlowCache {
     /// Applies rule changes: removes every megaflow they may affect (EMC entries pointing at
     /// them stop resolving).
     pub fn invalidate(&mut self, changes: &[RuleChange]) {
-        self.burst = BurstMemo::default();
         self.stats.invalidated += self.megaflows.invalidate(changes) as u64;
     }
 
     /// Empties both caches.
     pub fn flush(&mut self) {
-        self.burst = BurstMemo::default();
         self.megaflows.flush();
         self.emc.clear();
     }

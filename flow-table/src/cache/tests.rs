@@ -39,19 +39,24 @@ fn cache() -> FlowCache {
 }
 
 /// Looks `keys` up as one burst, each after the previous (as the datapath does); returns
-/// where each decision came from.
-fn burst(c: &mut FlowCache, t: &RuleTables, keys: &[FlowKey]) -> Vec<Hit> {
+/// where each decision came from, and the cursor as the burst left it.
+fn burst_cursor(c: &mut FlowCache, t: &RuleTables, keys: &[FlowKey]) -> (Vec<Hit>, BurstCursor) {
     let emc = c.begin_burst();
+    let mut cursor = BurstCursor::default();
     let mut hits = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let prev = i.checked_sub(1).map(|j| &keys[j]);
         let hash = if emc { k.hash() } else { 0 };
-        match c.lookup_next(k, prev, hash, 0, |k| translate(t, k)) {
+        match c.lookup_next(&mut cursor, k, prev, hash, 0, |k| translate(t, k)) {
             Decision::Cached(_, hit) => hits.push(hit),
             Decision::Uncached(_) => hits.push(Hit::Upcall),
         }
     }
-    hits
+    (hits, cursor)
+}
+
+fn burst(c: &mut FlowCache, t: &RuleTables, keys: &[FlowKey]) -> Vec<Hit> {
+    burst_cursor(c, t, keys).0
 }
 
 fn total(s: &CacheStats) -> u64 {
@@ -63,10 +68,11 @@ fn a_run_of_one_megaflow_is_one_search_then_the_hint() {
     let t = tables();
     let mut c = cache();
     // Packets of one megaflow that differ outside its mask.
-    let hits = burst(&mut c, &t, &[key(1, 1), key(2, 1), key(3, 1)]);
+    let (hits, cursor) = burst_cursor(&mut c, &t, &[key(1, 1), key(2, 1), key(3, 1)]);
     assert_eq!(hits, [Hit::Upcall, Hit::Megaflow, Hit::Megaflow]);
     let r = c.megaflows.iter().next().unwrap().0;
-    assert_eq!(c.burst.hint.map(|h| h.flow()), Some(r));
+    assert_eq!(cursor.hint.map(|h| h.flow()), Some(r));
+    assert_eq!(cursor.emc_repeat, None);
     assert_eq!((c.stats.upcalls, c.stats.megaflow_hits), (1, 2));
 }
 
@@ -81,15 +87,13 @@ fn a_repeat_of_an_emc_hit_is_answered_without_a_probe_and_counted_once() {
     assert_eq!(burst(&mut c, &t, &[key(7, 1)]), [Hit::Megaflow]);
     assert_eq!(burst(&mut c, &t, &[key(7, 1)]), [Hit::Emc]);
     let k = key(7, 1);
-    let next = |c: &mut FlowCache, prev: Option<&FlowKey>| match c.lookup_next(
-        &k,
-        prev,
-        k.hash(),
-        0,
-        |k| translate(&t, k),
-    ) {
-        Decision::Cached(_, hit) => hit,
-        Decision::Uncached(_) => panic!("uncached"),
+    let mut cursor = BurstCursor::default();
+    let mut next = |c: &mut FlowCache, prev: Option<&FlowKey>| {
+        let d = c.lookup_next(&mut cursor, &k, prev, k.hash(), 0, |k| translate(&t, k));
+        match d {
+            Decision::Cached(_, hit) => hit,
+            Decision::Uncached(_) => panic!("uncached"),
+        }
     };
     assert!(c.begin_burst());
     assert_eq!(next(&mut c, None), Hit::Emc);
@@ -123,19 +127,16 @@ fn each_decision_is_counted_once() {
 }
 
 #[test]
-fn a_burst_starts_with_nothing_to_reuse() {
+fn a_new_cursor_has_nothing_to_reuse() {
     let t = tables();
     let mut c = cache();
     burst(&mut c, &t, &[key(7, 1), key(7, 2)]);
-    burst(&mut c, &t, &[key(7, 1), key(7, 1)]);
-    assert!(c.burst.hint.is_some());
-    c.begin_burst();
-    assert!(c.burst.hint.is_none() && c.burst.emc_repeat.is_none());
     burst(&mut c, &t, &[key(7, 1)]);
-    assert!(c.burst.hint.is_some());
-    // Nor after megaflows were removed.
-    c.invalidate(&[RuleChange::of(&t.rules()[0])]);
-    assert!(c.burst.hint.is_none() && c.burst.emc_repeat.is_none());
+    let (hits, cursor) = burst_cursor(&mut c, &t, &[key(7, 1), key(7, 1)]);
+    assert_eq!(hits, [Hit::Emc, Hit::Emc]);
+    assert!(cursor.hint.is_some() && cursor.emc_repeat.is_some());
+    let fresh = BurstCursor::default();
+    assert!(fresh.hint.is_none() && fresh.emc_repeat.is_none());
 }
 
 #[test]

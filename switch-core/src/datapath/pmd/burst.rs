@@ -68,19 +68,4 @@ impl BurstScratch {
             uncached: Vec::with_capacity(BATCH_SIZE),
         }
     }
-
-    /// Records the verdict of packet `i`.
-    #[inline(always)]
-    pub fn decide(&mut self, i: usize, v: Verdict) {
-        match v {
-            Verdict::Port(to) => {
-                self.dest[self.kept] = to;
-                self.kept += 1;
-            }
-            _ => {
-                self.slow[self.n_slow] = (i as u8, v);
-                self.n_slow += 1;
-            }
-        }
-    }
 }

@@ -6,6 +6,7 @@
 //! once when it ends, and what its packets get (a single output port, actions to run, or a
 //! drop) is worked out once when it starts.
 
+use flow_table::cache::BurstCursor;
 use flow_table::key::FlowKey;
 use flow_table::{CacheStats, Decision, FlowCache, FlowRef, Hit};
 use ports::PacketBatch;
@@ -37,8 +38,11 @@ pub(super) fn classify_burst(
         learned,
         ..
     } = br;
-    s.kept = 0;
-    s.n_slow = 0;
+    // Counts of `s.dest` and `s.slow` in use, kept in registers for the loop (through `s` they
+    // would be a load and a store per packet, each waiting for the last).
+    let (mut kept, mut n_slow) = (0, 0);
+    // What the cache carries from packet to packet within this burst.
+    let mut cursor = BurstCursor::default();
     // One branch per packet while no trace is armed.
     let mut tracing = ports[p].obs.trace.is_some();
     // The current run of one megaflow: its packets and bytes, credited when the run ends, and
@@ -47,7 +51,8 @@ pub(super) fn classify_burst(
     let mut run_verdict = Verdict::Drop(DropReason::Policy);
     for i in 0..s.n {
         if !s.valid[i] {
-            s.decide(i, Verdict::Drop(DropReason::Malformed));
+            s.slow[n_slow] = (i as u8, Verdict::Drop(DropReason::Malformed));
+            n_slow += 1;
             continue;
         }
         let Some(len) = batch.get(i).map(|p| p.len() as u64) else {
@@ -56,7 +61,7 @@ pub(super) fn classify_burst(
         let key = &s.keys[i];
         // The cache may reuse the previous packet's decision only if it made one.
         let prev_key = (i > 0 && s.valid[i - 1]).then(|| &s.keys[i - 1]);
-        let d = cache.lookup_next(key, prev_key, s.hashes[i], now, |k| {
+        let d = cache.lookup_next(&mut cursor, key, prev_key, s.hashes[i], now, |k| {
             shared.upcall(k, now, learned)
         });
         if tracing
@@ -75,11 +80,11 @@ pub(super) fn classify_burst(
             tracing = false;
         }
         let v = match &d {
-            Decision::Cached(r, _) => {
+            Decision::Cached(r, hit) => {
                 if *r != run.0 {
                     cache.megaflows.credit(run.0, run.1, run.2, now);
                     run = (*r, 0, 0);
-                    run_verdict = verdict(*r, &d, cache, ports);
+                    run_verdict = verdict(*r, *hit, cache, ports);
                 }
                 run.1 += 1;
                 run.2 += len;
@@ -99,20 +104,29 @@ pub(super) fn classify_burst(
         if let (Verdict::Uncached(_), Decision::Uncached(x)) = (v, d) {
             s.uncached.push(*x);
         }
-        s.decide(i, v);
+        if let Verdict::Port(to) = v {
+            s.dest[kept] = to;
+            kept += 1;
+        } else {
+            s.slow[n_slow] = (i as u8, v);
+            n_slow += 1;
+        }
     }
     cache.megaflows.credit(run.0, run.1, run.2, now);
+    s.kept = kept;
+    s.n_slow = n_slow;
 }
 
-/// What the packets of megaflow `r` (decision `d`) get: a single output port of this bridge,
-/// its actions, or a drop with its reason when there are none.
+/// What the packets of megaflow `r` (found as `hit` says) get: a single output port of this
+/// bridge, the megaflow's actions, or a drop with its reason when there are none.
 #[inline]
-fn verdict(r: FlowRef, d: &Decision, cache: &FlowCache, ports: &[PmdPort]) -> Verdict {
-    let actions = cache.actions(d);
+fn verdict(r: FlowRef, hit: Hit, cache: &FlowCache, ports: &[PmdPort]) -> Verdict {
+    let d = Decision::Cached(r, hit);
+    let actions = cache.actions(&d);
     if let Some(to) = single_output(actions, ports) {
         Verdict::Port(to)
     } else if actions.is_empty() {
-        Verdict::Drop(drop_reason(d, cache))
+        Verdict::Drop(drop_reason(&d, cache))
     } else {
         Verdict::Flow(r)
     }

@@ -64,7 +64,7 @@ fn run_slow(
                 local.drop(reason, 1);
                 continue;
             }
-            // Never recorded here (see `BurstScratch::decide`).
+            // Never recorded here (`classify_burst` keeps these in `dest`).
             Verdict::Port(to) => {
                 ports[to as usize].queue(pkt, pool);
                 continue;
