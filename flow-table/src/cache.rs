@@ -2,6 +2,11 @@
 //!
 //! A PMD thread owns one [`FlowCache`]. For each packet it asks [`FlowCache::lookup`] for a
 //! decision; rule changes reach it as [`RuleChange`] lists for [`FlowCache::invalidate`].
+//!
+//! A datapath that works burst by burst calls [`FlowCache::begin_burst`], then
+//! [`FlowCache::lookup_next`] for each packet in order with one [`BurstCursor`]: the cache then
+//! also takes the shortcuts that consecutive packets of one flow allow, and counts every
+//! decision once, in [`FlowCache::stats`], whichever way it was reached.
 
 use crate::actions::DpAction;
 use crate::emc::{self, Emc};
@@ -78,8 +83,24 @@ pub struct FlowCache {
     pub gate: EmcGate,
     /// Whether the current burst's lookups consult the EMC.
     emc_on: bool,
-    /// Counters.
+    /// Counters: each decision counted once, shortcuts included.
     pub stats: CacheStats,
+}
+
+/// What the lookups of one burst carry from one packet to the next: the previous decision,
+/// which only [`FlowCache::lookup_next`] reads and writes.
+///
+/// Make a new one (`BurstCursor::default()`) for each burst and let it go with the burst:
+/// megaflows may be removed between bursts, which would leave it pointing at one that is gone.
+/// The caller holds it, rather than the cache, so that it cannot outlive its burst, and lives
+/// on the caller's stack while the burst runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BurstCursor {
+    /// The megaflow of the previous packet when the EMC gave it (a repeat of its key is
+    /// answered without probing the EMC again).
+    emc_repeat: Option<FlowRef>,
+    /// The match of the previous cached decision's megaflow, tried first for the next key.
+    hint: Option<FlowHint>,
 }
 
 impl Default for FlowCache {
@@ -159,27 +180,57 @@ impl FlowCache {
         self.install(key, hash, upcall(key), now_ms)
     }
 
-    /// Like [`FlowCache::lookup_with`], trying first the megaflow `hint` (the previous packet's
-    /// in the burst, see [`FlowHint`]): a burst of one megaflow's packets then costs one tuple
-    /// space search, and the others a masked compare of the mask's few words. A hinted hit is
-    /// counted as a megaflow hit (`Hit::Megaflow`).
+    /// The decision for the next packet of the burst begun by [`FlowCache::begin_burst`], whose
+    /// lookups share `cursor`; `prev_key` is the key of the packet just before it when that one
+    /// was looked up too (`None` for the first packet, or after a packet that was not looked
+    /// up). Otherwise as [`FlowCache::lookup_with`], with two shortcuts for the runs of one
+    /// flow that bursts mostly carry:
+    ///
+    /// - a key equal to `prev_key` whose previous decision came from the EMC gets the same
+    ///   decision, as an EMC hit, without probing the EMC again (the EMC would answer the same:
+    ///   nothing is removed during a burst);
+    /// - otherwise the megaflow of the previous cached decision is tried first (see
+    ///   [`FlowHint`]; counted as a megaflow hit), so a run of one megaflow costs one tuple
+    ///   space search, then a masked compare per packet.
+    ///
+    /// No megaflow may be removed between `begin_burst` and the burst's last lookup.
     #[inline]
-    pub fn lookup_hinted(
+    pub fn lookup_next(
         &mut self,
+        cursor: &mut BurstCursor,
         key: &FlowKey,
+        prev_key: Option<&FlowKey>,
         hash: u32,
-        hint: Option<&FlowHint>,
         now_ms: u64,
         upcall: impl FnOnce(&FlowKey) -> Translation,
     ) -> Decision {
-        if let Some(h) = hint {
+        if let (Some(r), Some(prev)) = (cursor.emc_repeat, prev_key) {
+            if prev == key {
+                self.stats.emc_hits += 1;
+                return Decision::Cached(r, Hit::Emc);
+            }
+        }
+        if let Some(h) = &cursor.hint {
             if h.matches(key) {
                 debug_assert!(self.megaflows.matches(h.flow(), key), "stale hint");
                 self.stats.megaflow_hits += 1;
+                cursor.emc_repeat = None;
                 return Decision::Cached(h.flow(), Hit::Megaflow);
             }
         }
-        self.lookup_with(key, hash, now_ms, upcall)
+        let d = self.lookup_with(key, hash, now_ms, upcall);
+        match d {
+            Decision::Cached(r, hit) => {
+                cursor.emc_repeat = (hit == Hit::Emc).then_some(r);
+                // Copied out only when the run of one megaflow changes.
+                if cursor.hint.as_ref().map(FlowHint::flow) != Some(r) {
+                    cursor.hint = self.megaflows.hint(r);
+                }
+            }
+            // The hint stays: the flow limit does not change which megaflows are installed.
+            Decision::Uncached(_) => cursor.emc_repeat = None,
+        }
+        d
     }
 
     #[cold]
@@ -219,3 +270,6 @@ impl FlowCache {
         self.emc.clear();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -162,3 +162,6 @@ pub(crate) fn execute(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,12 @@
 //! bursts of 32 and runs every batch to completion — parse, EMC, megaflow cache, upcall,
 //! actions, per-port transmit batches.
 //!
+//! A burst goes through three stages, each over the whole burst (see `Pmd::process`):
+//! `extract_burst` (`pmd/extract.rs`: keys and hashes), `classify_burst` (`pmd/classify.rs`:
+//! the flow cache's decision and a verdict per packet) and `dispatch_burst`
+//! (`pmd/dispatch.rs`: actions, transmit batches, drops). They hand over through one
+//! `BurstScratch` (`pmd/burst.rs`) that the PMD reuses for every burst.
+//!
 //! A PMD owns everything it touches per packet (its packet pool, its flow caches, its port
 //! instances), so the per-packet path takes no lock and allocates nothing. The control plane
 //! reaches it through a channel that it drains between iterations; requests that must be
@@ -21,21 +27,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use flow_table::key::FlowKey;
-use flow_table::{
-    extract_checked, CacheConfig, Decision, DpAction, FlowCache, FlowHint, FlowRef, Hit, Match,
-    RuleChange,
-};
-use ports::{Packet, PacketBatch, PacketPool, Port, BATCH_SIZE};
+use flow_table::{CacheConfig, DpAction, FlowCache, Match, RuleChange};
+use ports::{Packet, PacketBatch, PacketPool, Port};
 
+mod burst;
+mod classify;
+mod dispatch;
+mod extract;
 mod patch_path;
+#[cfg(test)]
+mod tests;
+use burst::BurstScratch;
+use classify::{add_lookups, classify_burst};
+use dispatch::dispatch_burst;
+use extract::extract_burst;
 use patch_path::MAX_PATCH_DEPTH;
 
 use crate::datapath::bridge::Bridge;
 use crate::datapath::clock;
-use crate::datapath::execute::{execute, single_output, PmdPort};
-use crate::datapath::port_obs::{self, CaptureTap, PacketTrace, PortObs, TraceArm};
-use crate::datapath::stats::{DropReason, LocalCounters, PmdCounters};
+use crate::datapath::execute::PmdPort;
+use crate::datapath::port_obs::{self, CaptureTap, PortObs, TraceArm};
+use crate::datapath::stats::{LocalCounters, PmdCounters};
 
 /// Longest idle wait between polls.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_micros(250);
@@ -178,9 +190,8 @@ pub(crate) struct Pmd {
     last_sweep_ms: u64,
     fds: Vec<libc::pollfd>,
     fds_dirty: bool,
-    /// Keys and hashes of the burst being processed.
-    keys: Box<[FlowKey; BATCH_SIZE]>,
-    hashes: [u32; BATCH_SIZE],
+    /// Scratch state of the burst being processed, reused for every burst.
+    burst: BurstScratch,
     /// The receive batch, reused: a new batch per poll writes its 32 empty slots each time.
     rx_batch: Option<Box<PacketBatch>>,
     /// One buffer per patch depth for packets crossing patch ports (allocated once).
@@ -209,8 +220,7 @@ impl Pmd {
             last_sweep_ms: 0,
             fds: Vec::new(),
             fds_dirty: true,
-            keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
-            hashes: [0; BATCH_SIZE],
+            burst: BurstScratch::new(),
             rx_batch: Some(Box::new(PacketBatch::new())),
             patch_spares: (0..MAX_PATCH_DEPTH)
                 .map(|_| Vec::with_capacity(ports::PATCH_OUTBOX))
@@ -356,7 +366,9 @@ impl Pmd {
         n
     }
 
-    /// Runs a batch received on port `p` of bridge `b` through the bridge's pipeline.
+    /// Runs a batch received on port `p` of bridge `b` through the bridge's pipeline, in
+    /// stages over the whole burst (as OVS's `dp_netdev_input__`): parse and hash every
+    /// packet, decide every packet from the flow cache, then send, run actions or drop.
     #[inline]
     fn process(&mut self, b: usize, p: usize, batch: &mut Box<PacketBatch>, now: u64) {
         let Pmd {
@@ -364,154 +376,22 @@ impl Pmd {
             bridges,
             pool,
             local,
-            keys,
-            hashes,
+            burst,
             ..
         } = self;
-        let PmdBridge {
-            shared,
-            cache,
-            ports,
-            learned,
-            ..
-        } = &mut bridges[b];
-        let in_port = ports[p].port_no;
-        let n = batch.len();
-        local.packets += n as u64;
+        let br = &mut bridges[b];
+        local.packets += batch.len() as u64;
         local.rx_batches += 1;
-        ports[p].obs.capture(false, batch.iter().map(|f| f.data()));
-        // One branch per packet while no trace is armed.
-        let mut tracing = ports[p].obs.trace.is_some();
+        br.ports[p]
+            .obs
+            .capture(false, batch.iter().map(|f| f.data()));
         let drops_before = local.drops;
-        // Stage by stage over the burst rather than packet by packet: hashing a key right after
-        // the narrow stores that built it stalls on store forwarding, and the EMC slots of
-        // the whole burst are fetched while the other keys hash. Bursts that skip the EMC
-        // (see `FlowCache::begin_burst`) skip hashing too. Frames the parser rejects are
-        // dropped in the last stage.
-        let mut valid = [false; BATCH_SIZE];
-        for ((key, ok), pkt) in keys.iter_mut().zip(&mut valid).zip(batch.iter()) {
-            *ok = extract_checked(pkt.data(), in_port, key);
-            // Tunnel metadata from a decapsulating port (zero otherwise).
-            key.tun_id = pkt.tun.id;
-            key.tun_src = pkt.tun.src;
-            key.tun_dst = pkt.tun.dst;
-        }
-        if cache.begin_burst() {
-            for (h, key) in hashes.iter_mut().zip(&keys[..n]) {
-                *h = key.hash();
-                cache.emc.prefetch(*h);
-            }
-        }
-        // The previous packet's megaflow, tried first for the next packet: a burst of one
-        // megaflow's packets costs one tuple space search, then a masked compare per packet.
-        let mut prev: Option<(FlowRef, Hit)> = None;
-        // Its match, copied out when a run of it starts (see `FlowHint`).
-        let mut hint: Option<FlowHint> = None;
-        // Packets and bytes of the current run of one megaflow, credited when the run ends,
-        // and the port its actions send to when they are a single output (`single_output`).
-        let mut run = (FlowRef::NONE, 0u64, 0u64);
-        let mut run_dest = None;
-        // Packets whose flow is a single output stay in the batch (in order) and `dest` says
-        // where each goes; the others leave it for `execute` as they are decided. A burst
-        // that goes whole to one port is handed over by swapping batches, so its packets are
-        // not moved one by one (a `Packet` is 64 bytes).
-        let mut dest = [0u32; BATCH_SIZE];
-        let mut kept = 0;
-        for i in 0..n {
-            if !valid[i] {
-                if let Some(pkt) = batch.take(i) {
-                    pool.free(pkt);
-                }
-                local.drop(DropReason::Malformed, 1);
-                prev = None;
-                continue;
-            }
-            let key = &keys[i];
-            let Some(len) = batch.get(i).map(|p| p.len() as u64) else {
-                continue;
-            };
-            let d = match prev {
-                // A repeat of an EMC hit is what the EMC would have answered again.
-                Some((r, Hit::Emc)) if i > 0 && keys[i - 1] == *key => {
-                    Decision::Cached(r, Hit::Emc)
-                }
-                _ => cache.lookup_hinted(key, hashes[i], hint.as_ref(), now, |k| {
-                    shared.upcall(k, now, learned)
-                }),
-            };
-            let fast = match &d {
-                Decision::Cached(r, hit) => {
-                    match hit {
-                        Hit::Emc => local.emc_hits += 1,
-                        Hit::Megaflow => local.megaflow_hits += 1,
-                        Hit::Upcall => local.upcalls += 1,
-                    }
-                    if *r != run.0 {
-                        cache.megaflows.credit(run.0, run.1, run.2, now);
-                        run = (*r, 0, 0);
-                        run_dest = single_output(cache.actions(&d), ports);
-                        hint = cache.megaflows.hint(*r);
-                    }
-                    run.1 += 1;
-                    run.2 += len;
-                    prev = Some((*r, *hit));
-                    run_dest
-                }
-                Decision::Uncached(x) => {
-                    local.upcalls += 1;
-                    local.lost += 1;
-                    for rule in &x.rules {
-                        rule.stats.credit(1, len, now);
-                    }
-                    prev = None;
-                    None
-                }
-            };
-            if tracing
-                && trace_one(
-                    *idx,
-                    shared,
-                    key,
-                    &d,
-                    cache,
-                    ports,
-                    p,
-                    batch.get(i).map_or(&[][..], |f| f.data()),
-                    now,
-                )
-            {
-                tracing = false;
-            }
-            if let Some(to) = fast {
-                dest[kept] = to;
-                kept += 1;
-                continue;
-            }
-            let Some(pkt) = batch.take(i) else {
-                continue;
-            };
-            let actions = cache.actions(&d);
-            if actions.is_empty() {
-                pool.free(pkt);
-                local.drop(drop_reason(&d, cache), 1);
-                continue;
-            }
-            execute(actions, pkt, in_port, ports, pool, local);
-        }
-        cache.megaflows.credit(run.0, run.1, run.2, now);
-        let to = dest[0] as usize;
-        if kept == n && ports[to].tx.is_empty() && dest[..n].iter().all(|&d| d as usize == to) {
-            std::mem::swap(&mut ports[to].tx, batch);
-        } else {
-            // What stayed, in order, to its port; the drain also closes the holes.
-            for (k, pkt) in batch.drain().enumerate() {
-                match dest[..kept].get(k) {
-                    Some(&to) => ports[to as usize].queue(pkt, pool),
-                    None => pool.free(pkt),
-                }
-            }
-        }
-        port_obs::attribute_drops(&drops_before, &local.drops, &ports[p].obs.drops);
+        let lookups_before = br.cache.stats;
+        extract_burst(burst, batch, br.ports[p].port_no, &mut br.cache);
+        classify_burst(burst, br, p, batch, *idx, now);
+        dispatch_burst(burst, batch, br, pool, local);
+        add_lookups(local, &lookups_before, &br.cache.stats);
+        port_obs::attribute_drops(&drops_before, &local.drops, &br.ports[p].obs.drops);
     }
 
     /// Waits up to the current back-off step for traffic on any receive descriptor.
@@ -767,64 +647,6 @@ impl Pmd {
                 .expire_idle(now, self.cfg.megaflow_idle_ms);
         }
     }
-}
-
-/// Why a decision with no actions drops: the translation gave up (resubmit loop, too many
-/// lookups), NORMAL had nowhere to send (the destination was learnt on the ingress port), or
-/// policy (a rule, or no rule, said drop). Asked only for drops.
-#[cold]
-fn drop_reason(d: &Decision, cache: &FlowCache) -> DropReason {
-    let (failed, normal) = match d {
-        Decision::Cached(r, _) => cache
-            .megaflows
-            .get(*r)
-            .map_or((false, false), |m| (m.failed, m.normal)),
-        Decision::Uncached(x) => (x.error.is_some(), x.normal),
-    };
-    if failed {
-        DropReason::UpcallFailed
-    } else if normal {
-        DropReason::NoPort
-    } else {
-        DropReason::Policy
-    }
-}
-
-/// Answers an armed packet trace when `key` matches its filter; true when it fired (the trace
-/// is then disarmed). Runs only while a trace is armed on the port.
-#[cold]
-#[allow(clippy::too_many_arguments)]
-fn trace_one(
-    pmd: usize,
-    shared: &Bridge,
-    key: &FlowKey,
-    d: &Decision,
-    cache: &FlowCache,
-    ports: &mut [PmdPort],
-    p: usize,
-    frame: &[u8],
-    now: u64,
-) -> bool {
-    let Some(arm) = &ports[p].obs.trace else {
-        return false;
-    };
-    if !arm.filter.matches(key) {
-        return false;
-    }
-    let trace = PacketTrace {
-        pmd,
-        len: frame.len(),
-        key: *key,
-        hit: match d {
-            Decision::Cached(_, hit) => *hit,
-            Decision::Uncached(_) => Hit::Upcall,
-        },
-        actions: cache.actions(d).to_vec(),
-        report: crate::datapath::trace::trace(shared, key, Some(frame), now),
-    };
-    let _ = arm.reply.try_send(trace);
-    ports[p].obs.trace = None;
-    true
 }
 
 /// Pins the calling thread to `core` (best effort: a failure is reported, not fatal).
