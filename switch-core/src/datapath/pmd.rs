@@ -660,9 +660,10 @@ fn pin_to_core(core: usize) {
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     if rc != 0 {
-        eprintln!(
-            "vswitch: could not pin PMD thread to core {core}: {}",
-            std::io::Error::last_os_error()
+        tracing::warn!(
+            core,
+            error = %std::io::Error::last_os_error(),
+            "could not pin PMD thread to core"
         );
     }
 }

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use flow_table::testpkt::Pkt;
-use flow_table::{extract, DpAction, FlowKey, SetField};
+use flow_table::{extract, DpAction, FlowKey, MacAddr, SetField};
 use ports::{DummyHandle, DummyPort, Packet, PacketBatch, PacketPool, PoolConfig, Port};
 
 use super::{execute, single_output, PmdPort};
@@ -114,7 +114,7 @@ fn rewrite_then_output_twice_gives_two_different_copies() {
         DpAction::Set(SetField::TpDst(1001)),
         DpAction::Output(2),
         DpAction::Set(SetField::TpDst(1002)),
-        DpAction::Set(SetField::EthDst([2, 0, 0, 0, 0, 0x33])),
+        DpAction::Set(SetField::EthDst(MacAddr([2, 0, 0, 0, 0, 0x33]))),
         DpAction::Output(2),
         DpAction::Output(3),
     ];
