@@ -155,9 +155,9 @@ pub struct Stats {
     pub known: BTreeMap<&'static str, usize>,
     /// Per signature.
     pub disagree: BTreeMap<String, usize>,
-    /// Rules only one side accepts: "refused by <side> only" -> the rules and messages.
+    /// Rules only one side accepts: "refused by SIDE only" -> the rules and messages.
     pub install: BTreeMap<String, Vec<String>>,
-    /// Traces that failed ("<side>: <first line>") -> count; the first full message is kept
+    /// Traces that failed ("SIDE: FIRST LINE") -> count; the first full message is kept
     /// in `error_examples`.
     pub errors: BTreeMap<String, usize>,
     pub error_examples: BTreeMap<String, String>,

@@ -43,7 +43,7 @@ pub fn open_instances(config: &VhostUserConfig, n: usize) -> io::Result<Vec<Box<
 }
 
 impl VhostUserPort {
-    /// Opens the port as `n` instances (see [`open_instances`]).
+    /// Opens the port as `n` instances (see [`open_instances`](crate::open_instances)).
     pub fn open_instances(config: &VhostUserConfig, n: usize) -> io::Result<Vec<VhostUserPort>> {
         if n == 0 {
             return Err(io::Error::new(

@@ -5,7 +5,7 @@
 //! with the tags each port wants, or nothing — goes into the megaflow. The translation has made
 //! the megaflow exact on in_port, source, destination and VLAN, so the cached outcome is right
 //! for every packet it matches until the MAC table or the bridge's L2 settings change; a change
-//! of the MAC table returns the address whose megaflows must go ([`towards`]), a change of
+//! of the MAC table returns the address whose megaflows must go (`towards`), a change of
 //! the settings drops every megaflow of the bridge.
 //!
 //! The same [`Resolver`] serves the datapath's upcalls (learning) and `trace` (peeking), so a
