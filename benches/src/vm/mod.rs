@@ -10,7 +10,7 @@ pub use vswitch::Vswitch;
 use std::io;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One switch with one bridge, started in a private directory and stopped on drop.
 pub trait Switch {
@@ -89,18 +89,9 @@ pub fn fdb_port(fdb: &str, mac: &str) -> Option<String> {
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
 }
 
-/// Polls `f` every 100 ms until it is true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Polls `f` every 100 ms (it runs programs) until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    testkit::wait::poll_until(timeout, Duration::from_millis(100), f)
 }
 
 /// Sends `sig` to `pid` (a process we started).
