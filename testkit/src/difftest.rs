@@ -20,6 +20,7 @@ pub use signature::{pairs, signature};
 use std::collections::BTreeMap;
 
 use crate::flowgen::{self, TestPacket};
+use crate::ovs::odp::split_top_level;
 use crate::ovs::PrivateOvs;
 
 /// A frame leaving a switch by a port.
@@ -90,7 +91,7 @@ pub fn rule_shape(flows: &[String]) -> String {
                 words.insert(name.to_owned());
             }
         }
-        for a in split_actions(actions) {
+        for a in split_top_level(actions) {
             let name = match a.split_once('(') {
                 // resubmit(,T) and resubmit(P,T) differ in what they do with in_port.
                 Some((n, args)) if args.starts_with(',') => format!("{n}()"),
@@ -419,7 +420,7 @@ impl<'a> DiffTest<'a> {
 fn without_part(rule: &str, n: usize) -> Option<String> {
     let (head, actions) = rule.split_once("actions=")?;
     let head: Vec<&str> = head.split(',').filter(|f| !f.is_empty()).collect();
-    let mut actions = split_actions(actions);
+    let mut actions = split_top_level(actions);
     actions.retain(|a| *a != "drop");
     let fields: Vec<usize> = (0..head.len())
         .filter(|&i| !head[i].starts_with("table=") && !head[i].starts_with("priority="))
@@ -438,24 +439,6 @@ fn without_part(rule: &str, n: usize) -> Option<String> {
     };
     head.push("");
     Some(format!("{}actions={actions}", head.join(",")))
-}
-
-/// Actions split at the commas outside parentheses (`resubmit(,1)` is one action).
-fn split_actions(s: &str) -> Vec<&str> {
-    let (mut depth, mut start, mut out) = (0i32, 0, Vec::new());
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
 }
 
 impl Stats {

@@ -188,8 +188,18 @@ fn call(a: &str) -> Option<(&str, &str)> {
     Some((&a[..open], inner))
 }
 
-/// Splits at the commas outside parentheses.
+/// Splits at the commas outside parentheses, without an empty last piece.
 fn split_top(s: &str) -> Vec<&str> {
+    let mut out = split_top_level(s);
+    if out.last() == Some(&"") {
+        out.pop();
+    }
+    out
+}
+
+/// Splits at the commas outside parentheses (`resubmit(,1)` is one piece), in OVS's datapath
+/// actions and in OpenFlow action lists alike; every piece, an empty last one too.
+pub(crate) fn split_top_level(s: &str) -> Vec<&str> {
     let (mut depth, mut start, mut out) = (0i32, 0, Vec::new());
     for (i, c) in s.char_indices() {
         match c {
@@ -202,9 +212,7 @@ fn split_top(s: &str) -> Vec<&str> {
             _ => {}
         }
     }
-    if start < s.len() {
-        out.push(&s[start..]);
-    }
+    out.push(&s[start..]);
     out
 }
 
