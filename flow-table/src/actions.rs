@@ -174,16 +174,18 @@ pub fn fmt_actions<T: fmt::Display>(actions: &[T], f: &mut fmt::Formatter<'_>) -
     Ok(())
 }
 
+/// Displays a list of actions as [`fmt_actions`] writes it (`drop` when empty).
+pub struct List<'a, T>(pub &'a [T]);
+
+impl<T: fmt::Display> fmt::Display for List<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_actions(self.0, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct List<'a, T>(&'a [T]);
-    impl<T: fmt::Display> fmt::Display for List<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt_actions(self.0, f)
-        }
-    }
 
     #[test]
     fn actions_print_as_ovs_ofctl_writes_them() {

@@ -786,15 +786,7 @@ async fn megaflows(
             .map(|m| MegaflowView {
                 pmd: m.pmd,
                 r#match: flow_table::flow_syntax::format_match_named(&m.r#match, &name),
-                actions: if m.actions.is_empty() {
-                    "drop".to_owned()
-                } else {
-                    m.actions
-                        .iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                },
+                actions: flow_table::actions::List(&m.actions).to_string(),
                 packets: m.packets,
                 bytes: m.bytes,
                 used_secs: now.saturating_sub(m.used_ms) as f64 / 1000.0,

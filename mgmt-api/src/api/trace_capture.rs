@@ -13,6 +13,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use flow_table::actions::List;
 use serde::{Deserialize, Serialize};
 use switch_core::{CaptureDir, PacketTrace, TraceReport};
 use utoipa::{OpenApi, ToSchema};
@@ -171,16 +172,6 @@ pub struct PacketView {
     pub datapath_actions: String,
 }
 
-fn dp_text(a: &[flow_table::DpAction]) -> String {
-    if a.is_empty() {
-        return "drop".into();
-    }
-    a.iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn trace_view(
     r: &TraceReport,
     names: &BTreeMap<u32, String>,
@@ -195,7 +186,7 @@ fn trace_view(
             p.len,
             p.pmd,
             cache_name(p.hit),
-            dp_text(&p.actions)
+            List(&p.actions)
         ));
     }
     text.push_str(&r.to_text(&name));
@@ -217,7 +208,7 @@ fn trace_view(
             })
             .collect(),
         megaflow: format_match_named(&r.megaflow, &name),
-        datapath_actions: dp_text(&r.actions),
+        datapath_actions: List(&r.actions).to_string(),
         outputs: r
             .outputs
             .iter()
@@ -240,7 +231,7 @@ fn trace_view(
             pmd: p.pmd,
             cache: cache_name(p.hit).to_owned(),
             len: p.len,
-            datapath_actions: dp_text(&p.actions),
+            datapath_actions: List(&p.actions).to_string(),
         }),
     }
 }

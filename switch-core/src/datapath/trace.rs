@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use flow_table::actions::List;
 use flow_table::flow_syntax::{format_actions, format_match_named};
 use flow_table::upcall::XlateError;
 use flow_table::{Action, DpAction, Field, FlowKey, FlowMask, Match, SetField};
@@ -173,16 +174,6 @@ pub fn execute(actions: &[DpAction], frame: &[u8]) -> (Vec<(u32, Vec<u8>)>, Opti
     (out, None)
 }
 
-fn dp_actions(a: &[DpAction]) -> String {
-    if a.is_empty() {
-        return "drop".into();
-    }
-    a.iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 impl TraceReport {
     /// The trace as `ovs-appctl ofproto/trace` prints it, with port names from `names`.
     pub fn to_text(&self, names: &dyn Fn(u32) -> Option<String>) -> String {
@@ -263,7 +254,7 @@ impl TraceReport {
             "\nMegaflow: {}",
             format_match_named(&self.megaflow, names)
         );
-        let _ = writeln!(s, "Datapath actions: {}", dp_actions(&self.actions));
+        let _ = writeln!(s, "Datapath actions: {}", List(&self.actions));
         if self.outputs.is_empty() {
             let _ = writeln!(s, "Output ports: none");
         } else {
