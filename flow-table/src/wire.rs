@@ -38,6 +38,17 @@ pub fn view_mut<const N: usize>(buf: &mut [u8], off: usize) -> Option<&mut [u8; 
     buf.get_mut(off..off.checked_add(N)?)?.try_into().ok()
 }
 
+/// A frame as lower-case hex, two digits a byte (how traces, captures and dummy ports show
+/// frames, as `ovs-appctl ofproto/trace` takes them).
+pub fn hex(frame: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(2 * frame.len());
+    for b in frame {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 /// The big-endian 16-bit word at `b[off..off + 2]` (panics when out of bounds: callers read
 /// fixed-size views at constant offsets, where the check is compiled away).
 #[inline(always)]

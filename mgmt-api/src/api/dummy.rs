@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
+use flow_table::wire::hex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -110,16 +111,6 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// Lower-case hex of a frame.
-pub fn encode_hex(frame: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(2 * frame.len());
-    for b in frame {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Queues frames for a dummy port to receive, as if they came off its wire (all or nothing).
 #[utoipa::path(post, path = "/bridges/{bridge}/ports/{port}/receive", request_body = DummyPackets,
     responses(
@@ -155,7 +146,7 @@ pub(super) async fn sent(
     let (frames, lost) =
         blocking(&app, move |s| Ok(s.switch().dummy_take_sent(&br, &port)?)).await?;
     Ok(Json(DummySent {
-        packets: frames.iter().map(|f| encode_hex(f)).collect(),
+        packets: frames.iter().map(|f| hex(f)).collect(),
         lost,
     }))
 }
@@ -188,7 +179,7 @@ mod tests {
     #[test]
     fn hex_frames_round_trip() {
         let f: Vec<u8> = (0..=255).collect();
-        let text = encode_hex(&f);
+        let text = hex(&f);
         assert_eq!(&text[..6], "000102");
         assert_eq!(
             decode_packets(std::slice::from_ref(&text)).unwrap(),

@@ -222,7 +222,7 @@ fn trace_view(
             c.iter()
                 .map(|(p, f)| CopyView {
                     port: *p,
-                    packet: crate::api::dummy::encode_hex(f),
+                    packet: flow_table::wire::hex(f),
                 })
                 .collect()
         }),

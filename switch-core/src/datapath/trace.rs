@@ -8,6 +8,7 @@ use std::fmt::Write;
 use flow_table::actions::List;
 use flow_table::flow_syntax::{format_actions, format_match_named};
 use flow_table::upcall::XlateError;
+use flow_table::wire::hex;
 use flow_table::{Action, DpAction, Field, FlowKey, FlowMask, Match, SetField};
 
 use crate::datapath::bridge::BridgeShared;
@@ -271,10 +272,6 @@ impl TraceReport {
         }
         s
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn port(p: u32, names: &dyn Fn(u32) -> Option<String>) -> String {
