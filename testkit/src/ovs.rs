@@ -39,7 +39,7 @@
 
 pub mod execute;
 pub mod odp;
-mod pcap;
+pub mod pcap;
 pub mod trace;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,5 @@
-//! Reading the pcap files a dummy port writes what it transmits to (`options:tx_pcap`).
+//! Reading pcap files: the ones a dummy port writes what it transmits to (`options:tx_pcap`),
+//! and tcpdump's (the kernel-made GSO fixtures of `ports/tests/gso_kernel.rs`).
 
 use std::io;
 use std::path::Path;
@@ -13,8 +14,9 @@ pub fn read_from(file: &Path, from: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
     if b.len() < HEADER_LEN as usize {
         return Ok((Vec::new(), from));
     }
-    // Written in the host's byte order; the magic number tells which.
-    let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    // Written in the host's byte order; the magic number (microsecond or nanosecond
+    // timestamps) tells which.
+    let le = matches!(b[0..4], [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1]);
     let u32_at = |at: usize| {
         let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
         if le {
@@ -33,6 +35,11 @@ pub fn read_from(file: &Path, from: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
         at += 16 + len;
     }
     Ok((frames, at as u64))
+}
+
+/// Every frame recorded in `file` (a whole file, as tcpdump leaves it).
+pub fn read_all(file: &Path) -> io::Result<Vec<Vec<u8>>> {
+    read_from(file, HEADER_LEN).map(|(frames, _)| frames)
 }
 
 #[cfg(test)]

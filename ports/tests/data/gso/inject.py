@@ -1,0 +1,75 @@
+"""Writes the TCP super-frames of a pcap (ones the kernel made) into a tap with virtio-net
+headers, changed as asked, so that the kernel segments them on the way out of a bridge.
+
+Used by make-fixtures.sh for what a Linux sender cannot be made to produce on this kernel
+(no 8021q module, no tc actions or netem): VLAN-tagged and CWR-flagged super-frames.
+
+    python3 inject.py SOURCE.pcap TAP MTU MODE
+
+MODE: "vlan" inserts an 802.1Q tag (VID 100), "qinq" an 802.1ad tag (VID 200) then an 802.1Q
+one (VID 100), "cwr" sets CWR and the header's ECN bit. The virtio-net header is the one a tap
+delivers for such a frame: NEEDS_CSUM from the TCP header, gso_type TCPV4/TCPV6, gso_size the
+MSS the sender used (MTU less the IP and TCP headers, options included).
+"""
+
+import fcntl
+import struct
+import sys
+import time
+
+TUNSETIFF = 0x400454CA
+IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
+NEEDS_CSUM = 1
+GSO_TCPV4, GSO_TCPV6, GSO_ECN = 1, 4, 0x80
+TAGS = {
+    "vlan": bytes.fromhex("81000064"),
+    "qinq": bytes.fromhex("88a800c881000064"),
+    "cwr": b"",
+}
+
+
+def frames(path):
+    b = open(path, "rb").read()
+    end = "<" if b[:4] == bytes.fromhex("d4c3b2a1") else ">"
+    at = 24
+    while at + 16 <= len(b):
+        n = struct.unpack(end + "I", b[at + 8 : at + 12])[0]
+        yield b[at + 16 : at + 16 + n]
+        at += 16 + n
+
+
+def main():
+    src, tap, mtu, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    fd = open("/dev/net/tun", "r+b", buffering=0)
+    ifr = struct.pack("16sH", tap.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
+    fcntl.ioctl(fd, TUNSETIFF, ifr)
+    # The tap's carrier comes up with this open; give the bridge port a moment.
+    time.sleep(0.5)
+    sent = 0
+    for f in frames(src):
+        if len(f) <= 14 + mtu:
+            continue  # not a super-frame
+        et = f[12:14]
+        v6 = et == b"\x86\xdd"
+        assert v6 or et == b"\x08\x00", "untagged IPv4/IPv6 source frames only"
+        ihl = 40 if v6 else (f[14] & 0x0F) * 4
+        l4 = 14 + ihl
+        doff = (f[l4 + 12] >> 4) * 4
+        mss = mtu - ihl - doff
+        tag = TAGS[mode]
+        f = bytearray(f[:12] + tag + f[12:])
+        l4 += len(tag)
+        gso = GSO_TCPV6 if v6 else GSO_TCPV4
+        if mode == "cwr":
+            f[l4 + 13] |= 0x80
+            gso |= GSO_ECN
+        hdr = struct.pack("=BBHHHH", NEEDS_CSUM, gso, l4 + doff, mss, l4, 16)
+        fd.write(hdr + bytes(f))
+        sent += 1
+    # Keep the tap (and its carrier) until the frames have gone through.
+    time.sleep(0.5)
+    assert sent > 0, "no super-frame in " + src
+    print(sent)
+
+
+main()
