@@ -166,7 +166,10 @@ fn check(variant: &str) -> Seen {
         let mut covered = 0;
         loop {
             let k = after.get(next).unwrap_or_else(|| {
-                panic!("{variant}: frame {i} (seq {}): the kernel's frames end", t.seq)
+                panic!(
+                    "{variant}: frame {i} (seq {}): the kernel's frames end",
+                    t.seq
+                )
             });
             let kt = parse(k);
             assert_eq!(
@@ -193,7 +196,10 @@ fn check(variant: &str) -> Seen {
         if kernel.len() == 1 {
             // Sent whole: only the checksum was completed.
             let mut p = packet(&mut pool, frame, h);
-            assert!(p.resolve_offloads(), "{variant}: frame {i}: checksum completed");
+            assert!(
+                p.resolve_offloads(),
+                "{variant}: frame {i}: checksum completed"
+            );
             assert_same(p.data(), &kernel[0], &t, &format!("{variant}: frame {i}"));
             pool.free(p);
             seen.singles += 1;
@@ -205,7 +211,10 @@ fn check(variant: &str) -> Seen {
             if j + 1 < kernel.len() {
                 assert_eq!(p, mss, "{variant}: frame {i}: kernel segment {j} is full");
             } else {
-                assert!(p > 0 && p <= mss, "{variant}: frame {i}: last kernel segment");
+                assert!(
+                    p > 0 && p <= mss,
+                    "{variant}: frame {i}: last kernel segment"
+                );
             }
         }
         h.gso_type = if t.v6 {
@@ -221,8 +230,10 @@ fn check(variant: &str) -> Seen {
         seen.fin += usize::from(t.flags & FIN != 0);
         seen.psh += usize::from(t.flags & PSH != 0);
         let mut ours = Vec::new();
-        let n = gso::segment(packet(&mut pool, frame, h), &mut pool, &mut |s| ours.push(s))
-            .unwrap_or_else(|e| panic!("{variant}: frame {i}: segmenting: {e}"));
+        let n = gso::segment(packet(&mut pool, frame, h), &mut pool, &mut |s| {
+            ours.push(s)
+        })
+        .unwrap_or_else(|e| panic!("{variant}: frame {i}: segmenting: {e}"));
         assert_eq!(n, kernel.len(), "{variant}: frame {i}: number of segments");
         assert_eq!(ours.len(), n);
         for (j, (s, k)) in ours.iter().zip(kernel).enumerate() {
@@ -293,6 +304,9 @@ fn cwr_only_on_the_first_segment_as_the_kernel() {
     for variant in ["tcp4-cwr", "tcp6-cwr"] {
         let s = check(variant);
         assert!(s.super_frames >= 2, "{variant}: {s:?}");
-        assert_eq!(s.cwr, s.super_frames, "{variant}: every super-frame has CWR");
+        assert_eq!(
+            s.cwr, s.super_frames,
+            "{variant}: every super-frame has CWR"
+        );
     }
 }

@@ -64,4 +64,19 @@ mod tests {
         assert_eq!(frames, vec![vec![1, 2, 3], vec![4, 5]]);
         assert_eq!(end as usize, f.len() - 10);
     }
+
+    #[test]
+    fn reads_nanosecond_files_whole() {
+        let mut f = vec![0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0];
+        f.extend_from_slice(&[0; 16]);
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&2u32.to_le_bytes());
+        f.extend_from_slice(&2u32.to_le_bytes());
+        f.extend_from_slice(&[6, 7]);
+        let path = std::env::temp_dir().join(format!("pcap-ns-test-{}", std::process::id()));
+        std::fs::write(&path, &f).unwrap();
+        let frames = read_all(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(frames, vec![vec![6, 7]]);
+    }
 }

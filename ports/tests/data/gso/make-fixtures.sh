@@ -30,7 +30,8 @@
 #   metadata; libpcap writes it back inline, so the files show the frames as on a wire.
 #
 # Every run gives different sequence numbers, IP IDs and timestamps; the test derives all it
-# needs from the files, so re-running just means committing the new files.
+# needs from the files, so re-running just means committing the new files (then update the
+# counts in README.md's Reliability table). KEEP_TMP=1 keeps the work folder (tcpdump logs).
 set -euo pipefail
 
 OUT=$(realpath "${1:-$(dirname "$0")}")
