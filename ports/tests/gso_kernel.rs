@@ -310,3 +310,16 @@ fn cwr_only_on_the_first_segment_as_the_kernel() {
         );
     }
 }
+
+/// IPv4 super-frames with 8 bytes of options (Record Route, not "copied" on fragmentation):
+/// every segment repeats them, as the kernel's do.
+#[test]
+fn ipv4_options_repeated_as_the_kernel() {
+    let s = check("tcp4-ipopts");
+    assert!(s.super_frames >= 2 && s.fin >= 1, "{s:?}");
+    let first = &fixture("tcp4-ipopts-after.pcap")[0];
+    assert_eq!(
+        first[14], 0x47,
+        "the kernel's segment has a 28-byte IPv4 header"
+    );
+}

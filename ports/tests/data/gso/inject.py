@@ -7,9 +7,11 @@ Used by make-fixtures.sh for what a Linux sender cannot be made to produce on th
     python3 inject.py SOURCE.pcap TAP MTU MODE
 
 MODE: "vlan" inserts an 802.1Q tag (VID 100), "qinq" an 802.1ad tag (VID 200) then an 802.1Q
-one (VID 100), "cwr" sets CWR and the header's ECN bit. The virtio-net header is the one a tap
+one (VID 100), "cwr" sets CWR and the header's ECN bit, "ipopts" (IPv4) adds 8 bytes of IPv4
+options: Record Route with one empty slot, whose "copied" bit is clear (fragmentation would
+drop it from all but the first fragment; segmentation repeats it). The virtio-net header is the one a tap
 delivers for such a frame: NEEDS_CSUM from the TCP header, gso_type TCPV4/TCPV6, gso_size the
-MSS the sender used (MTU less the IP and TCP headers, options included).
+MSS that fits the MTU (less the IP and TCP headers, options included).
 """
 
 import fcntl
@@ -25,7 +27,30 @@ TAGS = {
     "vlan": bytes.fromhex("81000064"),
     "qinq": bytes.fromhex("88a800c881000064"),
     "cwr": b"",
+    "ipopts": b"",
 }
+# Record Route (type 7, length 7, pointer 4, one empty address), then end of list.
+RECORD_ROUTE = bytes([7, 7, 4, 0, 0, 0, 0, 0])
+
+
+def ip_checksum(h):
+    s = sum(struct.unpack("!%dH" % (len(h) // 2), h))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def add_ip_options(f):
+    """Inserts RECORD_ROUTE after the 20-byte IPv4 header of untagged frame f."""
+    assert (f[14] & 0x0F) == 5, "an IPv4 header without options"
+    f = bytearray(f[:34] + RECORD_ROUTE + f[34:])
+    f[14] += len(RECORD_ROUTE) // 4
+    total = struct.unpack("!H", f[16:18])[0] + len(RECORD_ROUTE)
+    f[16:18] = struct.pack("!H", total)
+    f[24:26] = b"\0\0"
+    ihl = (f[14] & 0x0F) * 4
+    f[24:26] = struct.pack("!H", ip_checksum(bytes(f[14 : 14 + ihl])))
+    return bytes(f)
 
 
 def frames(path):
@@ -53,8 +78,13 @@ def main():
         v6 = et == b"\x86\xdd"
         assert v6 or et == b"\x08\x00", "untagged IPv4/IPv6 source frames only"
         ihl = 40 if v6 else (f[14] & 0x0F) * 4
+        if mode == "ipopts":
+            assert not v6, "IPv4 options on an IPv4 frame"
+            f = add_ip_options(f)
+            ihl += len(RECORD_ROUTE)
         l4 = 14 + ihl
         doff = (f[l4 + 12] >> 4) * 4
+        # Segments that fit the MTU, as the sender would have made them.
         mss = mtu - ihl - doff
         tag = TAGS[mode]
         f = bytearray(f[:12] + tag + f[12:])

@@ -6,6 +6,8 @@
 #
 # Usage (root; needs ip, ethtool, tcpdump, python3):
 #   sudo ports/tests/data/gso/make-fixtures.sh [OUTDIR]   # OUTDIR defaults to this folder
+#   sudo ONLY="tcp4-ipopts" ports/tests/data/gso/make-fixtures.sh   # just these variants
+#   (the injected ones read tcp4/tcp6-before.pcap from OUTDIR)
 #
 # Two kinds of variant, each in namespaces made for it and deleted afterwards.
 #
@@ -20,8 +22,9 @@
 #   software there and completes the checksums. tcpdump records them on b1 (before) and b2
 #   (after). The MTU fixes the MSS; GSO_MAX keeps super-frames (and the files) small.
 #
-# tcp4-vlan, tcp6-qinq, tcp4-cwr, tcp6-cwr: the super-frames of tcp4/tcp6 with one 802.1Q tag,
-#   an 802.1ad and an 802.1Q tag, or CWR set (and the ECN bit in the virtio-net header),
+# tcp4-vlan, tcp6-qinq, tcp4-cwr, tcp6-cwr, tcp4-ipopts: the super-frames of tcp4/tcp6 with
+#   one 802.1Q tag, an 802.1ad and an 802.1Q tag, CWR set (and the ECN bit in the virtio-net
+#   header), or 8 bytes of IPv4 options (Record Route),
 #   written by inject.py into a tap `t0` with virtio-net headers on a bridge with b2 as above;
 #   tcpdump records them on t0 and on b2. These are not the TCP stack's own frames because
 #   this kernel (6.18, no modules) has no 8021q, no bridge VLAN filtering, no tc actions and no
@@ -153,10 +156,16 @@ s.close()
     rm -f "$TMP/listening" "$TMP/sent"
 }
 
+# wanted NAME: whether to make that variant this run.
+wanted() {
+    [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]
+}
+
 # variant NAME FAMILY: one connection; again (at most 5 times) until the FIN went out on a
 # super-frame.
 variant() {
     local name=$1 fam=$2 filter="tcp dst port $PORT" attempt
+    wanted "$name" || return 0
     for attempt in $(seq 5); do
         setup "$fam"
         capture "$NS2" b1 "$TMP/$name-before.pcap" "$filter"
@@ -188,6 +197,7 @@ has_super_frame() {
 # inject.py MODE, written into a tap on the bridge; captured on the tap and on b2.
 injected() {
     local name=$1 source=$2 mode=$3 filter=$4
+    wanted "$name" || return 0
     ip netns add "$NS2"
     n2 ip link add name br0 type bridge
     n2 ip tuntap add mode tap name t0 vnet_hdr
@@ -213,3 +223,4 @@ injected tcp4-vlan tcp4 vlan "vlan and tcp dst port $PORT"
 injected tcp6-qinq tcp6 qinq "vlan and vlan and tcp dst port $PORT"
 injected tcp4-cwr tcp4 cwr "tcp dst port $PORT"
 injected tcp6-cwr tcp6 cwr "tcp dst port $PORT"
+injected tcp4-ipopts tcp4 ipopts "tcp dst port $PORT"
