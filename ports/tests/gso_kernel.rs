@@ -324,17 +324,16 @@ fn double_tagged_segments_equal_the_kernels() {
     assert_eq!(s.tags, Some(2));
 }
 
-/// Super-frames with CWR (and the ECN bit in the virtio-net header): the kernel keeps CWR on
-/// the first segment only, and so must we.
+/// From the kernel's TCP with ECN, CE marked on the way: super-frames with CWR (sent with
+/// `SKB_GSO_TCP_ECN`, delivered with the ECN bit), where the kernel keeps CWR on the first
+/// segment only, and so must we; and CE-marked super-frames, whose segments all keep the mark.
 #[test]
 fn cwr_only_on_the_first_segment_as_the_kernel() {
-    for variant in ["tcp4-cwr", "tcp6-cwr"] {
+    for variant in ["tcp4-ecn", "tcp6-ecn"] {
         let s = check(variant);
         assert!(s.super_frames >= 2, "{variant}: {s:?}");
-        assert_eq!(
-            s.cwr, s.super_frames,
-            "{variant}: every super-frame has CWR"
-        );
+        assert!(s.cwr >= 1, "{variant}: a super-frame with CWR: {s:?}");
+        assert_eq!(s.tags, Some(0));
     }
 }
 

@@ -2,12 +2,13 @@
 headers, changed as asked, so that the kernel segments them on the way out of a bridge.
 
 Used by make-fixtures.sh for what a Linux sender cannot be made to produce on this kernel
-(no 8021q module, no tc actions or netem): VLAN-tagged and CWR-flagged super-frames.
+(no 8021q module, no bridge VLAN filtering, no tc actions): VLAN-tagged super-frames, and
+IPv4 super-frames with options.
 
     python3 inject.py SOURCE.pcap TAP MTU MODE
 
 MODE: "vlan" inserts an 802.1Q tag (VID 100), "qinq" an 802.1ad tag (VID 200) then an 802.1Q
-one (VID 100), "cwr" sets CWR and the header's ECN bit, "ipopts" (IPv4) adds 8 bytes of IPv4
+one (VID 100), "ipopts" (IPv4) adds 8 bytes of IPv4
 options: Record Route with one empty slot, whose "copied" bit is clear (fragmentation would
 drop it from all but the first fragment; segmentation repeats it). The virtio-net header is the one a tap
 delivers for such a frame: NEEDS_CSUM from the TCP header, gso_type TCPV4/TCPV6, gso_size the
@@ -22,11 +23,10 @@ import time
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
 NEEDS_CSUM = 1
-GSO_TCPV4, GSO_TCPV6, GSO_ECN = 1, 4, 0x80
+GSO_TCPV4, GSO_TCPV6 = 1, 4
 TAGS = {
     "vlan": bytes.fromhex("81000064"),
     "qinq": bytes.fromhex("88a800c881000064"),
-    "cwr": b"",
     "ipopts": b"",
 }
 # Record Route (type 7, length 7, pointer 4, one empty address), then end of list.
@@ -90,9 +90,6 @@ def main():
         f = bytearray(f[:12] + tag + f[12:])
         l4 += len(tag)
         gso = GSO_TCPV6 if v6 else GSO_TCPV4
-        if mode == "cwr":
-            f[l4 + 13] |= 0x80
-            gso |= GSO_ECN
         hdr = struct.pack("=BBHHHH", NEEDS_CSUM, gso, l4 + doff, mss, l4, 16)
         fd.write(hdr + bytes(f))
         sent += 1

@@ -9,7 +9,7 @@
 #   sudo ONLY="tcp4-ipopts" ports/tests/data/gso/make-fixtures.sh   # just these variants
 #   (the injected ones read tcp4/tcp6-before.pcap from OUTDIR)
 #
-# Two kinds of variant, each in namespaces made for it and deleted afterwards.
+# Three kinds of variant, each in namespaces made for it and deleted afterwards.
 #
 # tcp4, tcp6: made by the kernel's TCP end to end.
 #
@@ -22,15 +22,18 @@
 #   software there and completes the checksums. tcpdump records them on b1 (before) and b2
 #   (after). The MTU fixes the MSS; GSO_MAX keeps super-frames (and the files) small.
 #
-# tcp4-vlan, tcp6-qinq, tcp4-cwr, tcp6-cwr, tcp4-ipopts: the super-frames of tcp4/tcp6 with
-#   one 802.1Q tag, an 802.1ad and an 802.1Q tag, CWR set (and the ECN bit in the virtio-net
-#   header), or 8 bytes of IPv4 options (Record Route),
-#   written by inject.py into a tap `t0` with virtio-net headers on a bridge with b2 as above;
-#   tcpdump records them on t0 and on b2. These are not the TCP stack's own frames because
-#   this kernel (6.18, no modules) has no 8021q, no bridge VLAN filtering, no tc actions and no
-#   netem, so nothing can tag a sender's frames or mark them CE to make it send CWR; the
-#   segmentation recorded is still the kernel's. On b2 the kernel keeps the outer tag in skb
-#   metadata; libpcap writes it back inline, so the files show the frames as on a wire.
+# tcp4-ecn, tcp6-ecn: the same with ECN on and relay.py between two taps in the middle
+#   (b1 ] br0 [ tA = relay = tB ] br1 [ b2), marking the sender's data CE, so that its TCP
+#   sends a super-frame with CWR (and SKB_GSO_TCP_ECN). Recorded on tB and b2. A userspace
+#   hop because this kernel (6.18, no modules) has no netem or other qdisc that marks CE.
+#
+# tcp4-vlan, tcp6-qinq, tcp4-ipopts: the super-frames of tcp4/tcp6 with one 802.1Q tag, an
+#   802.1ad and an 802.1Q tag, or 8 bytes of IPv4 options (Record Route), written by
+#   inject.py into a tap `t0` with virtio-net headers on a bridge with b2 as above; recorded
+#   on t0 and b2. Not the TCP stack's own frames, because this kernel has no 8021q, no bridge
+#   VLAN filtering and no tc actions, so nothing can tag a sender's frames; the segmentation
+#   recorded is still the kernel's. On b2 the kernel keeps the outer tag in skb metadata;
+#   libpcap writes it back inline, so the files show the frames as on a wire.
 #
 # Every run gives different sequence numbers, IP IDs and timestamps; the test derives all it
 # needs from the files, so re-running just means committing the new files (then update the
@@ -40,14 +43,16 @@ set -euo pipefail
 OUT=$(realpath "${1:-$(dirname "$0")}")
 MTU=1280 # the least IPv6 allows
 GSO_MAX=12000
-PAYLOAD=25105 # odd, so the last segment has an odd length
+PAYLOAD=20001 # odd, so the last segment has an odd length
 PORT=5001
 P="gsofx$$"
 NS1="${P}-1" NS2="${P}-2" NS3="${P}-3"
 TMP=$(mktemp -d)
 TCPDUMPS=()
+RELAY="" SERVER=""
 
 cleanup() {
+    for pid in $RELAY $SERVER; do kill "$pid" 2>/dev/null || true; done
     for pid in "${TCPDUMPS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for ns in "$NS1" "$NS2" "$NS3"; do ip netns del "$ns" 2>/dev/null || true; done
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
@@ -110,7 +115,7 @@ stop_captures() {
 # (small buffer) reads nothing until then, so the tail is still queued when the sender shuts
 # down and goes out later as a super-frame with FIN and PSH.
 transfer() {
-    n3 timeout 20 python3 -c '
+    ip netns exec "$NS3" timeout 20 python3 -c '
 import os, socket, sys, time
 s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -133,7 +138,7 @@ while True:
 c.close()
 assert n == int(sys.argv[4]), n
 ' "$DST" "$PORT" "$TMP/listening" "$PAYLOAD" "$TMP/sent" &
-    local server=$!
+    SERVER=$!
     for _ in $(seq 50); do
         [ -e "$TMP/listening" ] && break
         sleep 0.1
@@ -152,7 +157,8 @@ while s.recv(4096):
     pass
 s.close()
 ' "$DST" "$PORT" "$PAYLOAD" "$TMP/sent"
-    wait "$server"
+    wait "$SERVER"
+    SERVER=""
     rm -f "$TMP/listening" "$TMP/sent"
 }
 
@@ -215,12 +221,53 @@ injected() {
         "$(tcpdump -r "$OUT/$name-after.pcap" 2>/dev/null | wc -l) after"
 }
 
+# relayed NAME FAMILY: like variant, with ECN on and relay.py between b1 and b2 marking CE,
+# again (at most 10 times: about one run in three has CWR on a single frame) until a
+# super-frame carries CWR.
+relayed() {
+    local name=$1 fam=$2 filter="tcp dst port $PORT" attempt
+    wanted "$name" || return 0
+    for attempt in $(seq 10); do
+        setup "$fam"
+        n1 sysctl -qw net.ipv4.tcp_ecn=1
+        # b1 ] br0 [ tA = relay = tB ] br1 [ b2
+        n2 ip link set dev b2 nomaster
+        n2 ip link add name br1 type bridge
+        n2 ip tuntap add mode tap name tA vnet_hdr
+        n2 ip tuntap add mode tap name tB vnet_hdr
+        n2 ip link set dev tA master br0
+        n2 ip link set dev tB master br1
+        n2 ip link set dev b2 master br1
+        for d in tA tB br1; do n2 ip link set dev "$d" mtu "$MTU" up; done
+        ip netns exec "$NS2" timeout 30 python3 "$(dirname "$0")/relay.py" tA tB 25 &
+        RELAY=$!
+        sleep 0.5 # the taps' carriers come up when the relay opens them
+        capture "$NS2" tB "$TMP/$name-before.pcap" "$filter"
+        capture "$NS2" b2 "$TMP/$name-after.pcap" "$filter"
+        transfer
+        stop_captures
+        kill "$RELAY" 2>/dev/null || true
+        wait "$RELAY" 2>/dev/null || true
+        RELAY=""
+        for ns in "$NS1" "$NS2" "$NS3"; do ip netns del "$ns"; done
+        if has_super_frame "$TMP/$name-before.pcap" 0x80 "$fam"; then
+            cp "$TMP/$name-before.pcap" "$TMP/$name-after.pcap" "$OUT/"
+            echo "$name: $(tcpdump -r "$OUT/$name-before.pcap" 2>/dev/null | wc -l) frames before," \
+                "$(tcpdump -r "$OUT/$name-after.pcap" 2>/dev/null | wc -l) after"
+            return 0
+        fi
+        echo "$name: attempt $attempt sent CWR on no super-frame, again" >&2
+    done
+    echo "$name: CWR on no super-frame in 10 attempts" >&2
+    return 1
+}
+
 # Made by the kernel's TCP, end to end.
-variant tcp4 4 0 0
-variant tcp6 6 0 0
+variant tcp4 4
+variant tcp6 6
+relayed tcp4-ecn 4
+relayed tcp6-ecn 6
 # The same super-frames, tagged or with CWR, written into a tap.
 injected tcp4-vlan tcp4 vlan "vlan and tcp dst port $PORT"
 injected tcp6-qinq tcp6 qinq "vlan and vlan and tcp dst port $PORT"
-injected tcp4-cwr tcp4 cwr "tcp dst port $PORT"
-injected tcp6-cwr tcp6 cwr "tcp dst port $PORT"
 injected tcp4-ipopts tcp4 ipopts "tcp dst port $PORT"
