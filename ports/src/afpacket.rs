@@ -13,6 +13,7 @@ use flow_table::key::ethertype;
 use flow_table::wire::ethernet;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::gso::udp;
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
@@ -461,7 +462,7 @@ impl Port for AfPacketPort {
 /// Sends every packet of `batch` on AF_PACKET socket `fd` and frees all their buffers into
 /// `pool`; adds what happened to `counters` and returns it. With `vnet_hdr` each frame is
 /// preceded by its virtio-net header (the socket must have `PACKET_VNET_HDR`) and the kernel
-/// takes every offload; without, the wire takes no offload metadata: partial checksums are
+/// takes every offload (UDP segmentation from Linux 6.2 on, [`udp::kernel_takes`]); without, the wire takes no offload metadata: partial checksums are
 /// completed and GSO packets segmented here ([`PacketBatch::send_resolved`]).
 pub(crate) fn send_burst(
     fd: RawFd,
@@ -473,7 +474,7 @@ pub(crate) fn send_burst(
     batch.send_resolved(
         pool,
         counters,
-        |_| vnet_hdr,
+        |h| vnet_hdr && udp::kernel_takes(h),
         |pool, burst| send_frames(fd, vnet_hdr, pool, burst),
     )
 }

@@ -357,4 +357,4 @@ pub(super) fn segment_each(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
