@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use ports::{
     AfPacketConfig, AfPacketPort, AfXdpConfig, AfXdpPort, PacketBatch, PacketPool, PoolConfig,
-    Port, PortStats, VnetHdr,
+    Port, PortStats, TapConfig, TapPort, VnetHdr,
 };
-use testkit::netns::{run, TcpTopology};
+use testkit::netns::{run, Netns, TcpTopology};
 use testkit::require::{can_run, serial, Need};
+use testkit::wait::wait_until;
 
 /// `UDP_SEGMENT` (linux/udp.h): the payload size of each datagram a send is cut into.
 const UDP_SEGMENT: libc::c_int = 103;
@@ -40,6 +41,28 @@ enum Out {
     AfXdp,
     AfPacketPlain,
     AfPacketVnet,
+}
+
+/// Whether `h` is a UDP GSO request.
+fn is_uso(h: &VnetHdr) -> bool {
+    h.gso_type & !VnetHdr::GSO_ECN == VnetHdr::GSO_UDP_L4
+}
+
+/// Sets `UDP_SEGMENT` on `s`.
+fn set_udp_segment(s: &UdpSocket, seg: usize) {
+    let seg = seg as libc::c_int;
+    // SAFETY: setsockopt reads `seg` (an int, as UDP_SEGMENT takes) for the given length; the
+    // socket is open for the whole call.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            (&seg as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
 }
 
 /// What the forwarding loop saw: UDP GSO frames received on `s0`, and the output's counters.
@@ -167,19 +190,7 @@ fn run_case(test: &str, out: Out) -> (Option<Forwarded>, usize) {
     let to_send = payloads.clone();
     t.client.run(move || {
         let s = UdpSocket::bind("10.77.0.1:0").unwrap();
-        let seg = SEG as libc::c_int;
-        // SAFETY: setsockopt reads `seg` (an int, as UDP_SEGMENT takes) for the given length;
-        // the socket is open for the whole call.
-        let r = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_UDP,
-                UDP_SEGMENT,
-                (&seg as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+        set_udp_segment(&s, SEG);
         for p in &to_send {
             s.send_to(p, ("10.77.0.2", PORT)).unwrap();
         }
@@ -269,4 +280,102 @@ fn forward(out: Out, stop: Arc<AtomicBool>) -> Forwarded {
         uso_in,
         out: ports[1].stats(),
     }
+}
+
+/// A tap with offloads takes USO both ways: the host stack hands it a `UDP_SEGMENT`
+/// super-datagram whole (`TUNSETOFFLOAD` took `TUN_F_USO4/6`), and the same frame written back
+/// (addresses and ports swapped, so it comes back to the sender) is taken whole by the kernel,
+/// which delivers its datagrams to the sending socket byte for byte.
+#[test]
+fn tap_with_offloads_takes_uso_both_ways() {
+    if !can_run(
+        "tap_with_offloads_takes_uso_both_ways",
+        &[Need::Tun, Need::Netns, Need::Tool("ethtool")],
+    ) {
+        return;
+    }
+    let ns = Netns::new();
+    ns.run(|| {
+        let mut cfg = TapConfig::new("usotap%d");
+        cfg.vnet_hdr = true;
+        cfg.offloads = true;
+        let mut port = TapPort::open(&cfg).unwrap();
+        assert!(port.takes_uso(), "kernel 6.2 or later takes USO on taps");
+        let tap = port.name().to_owned();
+        let ip = |args: &[&str]| {
+            let mut v = vec!["ip"];
+            v.extend_from_slice(args);
+            run(&v)
+        };
+        ip(&["addr", "add", "10.78.0.1/24", "dev", &tap]);
+        // The far end, never answering: a made-up neighbour.
+        ip(&[
+            "neigh",
+            "replace",
+            "10.78.0.2",
+            "lladdr",
+            "02:00:00:00:78:02",
+            "dev",
+            &tap,
+        ]);
+        let features = run(&["ethtool", "-k", &tap]);
+        assert!(
+            features.contains("tx-udp-segmentation: on"),
+            "USO on the tap: {features}"
+        );
+        let sock = UdpSocket::bind("10.78.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        set_udp_segment(&sock, SEG);
+        let payload: Vec<u8> = (0..SENDS[0]).map(|i| (i * 13 + i / 241) as u8).collect();
+        sock.send_to(&payload, "10.78.0.2:9000").unwrap();
+
+        let mut pool = PacketPool::new(PoolConfig {
+            n_buffers: 64,
+            data_room: 65536 + 128,
+            ..PoolConfig::default()
+        })
+        .unwrap();
+        let mut batch = PacketBatch::new();
+        wait_until(Duration::from_secs(5), || {
+            port.rx_burst(0, &mut pool, &mut batch);
+            batch.retain(|p| p.vnet.is_some_and(|h| is_uso(&h)), |_| {});
+            !batch.is_empty()
+        });
+        assert_eq!(batch.len(), 1, "the super-datagram came whole");
+        let mut p = batch.drain().next().unwrap();
+        let h = p.vnet.unwrap();
+        assert_eq!(h.gso_size as usize, SEG);
+        assert_eq!(p.len(), 14 + 20 + 8 + payload.len());
+        assert_eq!(&p.data()[42..], &payload[..]);
+
+        // Back to the sender: swap MACs, IPs and ports (the partial checksum in the frame
+        // covers them as a sum, which the swap keeps).
+        let d = p.data_mut();
+        let (dst, src) = (d[0..6].to_vec(), d[6..12].to_vec());
+        d[0..6].copy_from_slice(&src);
+        d[6..12].copy_from_slice(&dst);
+        let (a, b) = (d[26..30].to_vec(), d[30..34].to_vec());
+        d[26..30].copy_from_slice(&b);
+        d[30..34].copy_from_slice(&a);
+        let (sp, dp) = (d[34..36].to_vec(), d[36..38].to_vec());
+        d[34..36].copy_from_slice(&dp);
+        d[36..38].copy_from_slice(&sp);
+        batch.push(p).unwrap();
+        let out = port.tx_burst(0, &mut pool, &mut batch);
+        assert_eq!((out.packets, out.errors), (1, 0), "written whole");
+        assert_eq!(port.stats().tx_segments, 0);
+
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        wait_until(Duration::from_secs(5), || {
+            if let Ok(n) = sock.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+            got.len() >= SENDS[0].div_ceil(SEG)
+        });
+        let want: Vec<Vec<u8>> = payload.chunks(SEG).map(<[u8]>::to_vec).collect();
+        assert!(got == want, "{} datagrams back, byte for byte", got.len());
+        assert_eq!(pool.available(), pool.capacity());
+    });
 }
