@@ -36,11 +36,12 @@ const SEG: usize = 1200;
 const SENDS: [usize; 3] = [20 * SEG + 500, 10 * SEG, SEG - 1];
 const PORT: u16 = 9000;
 
+/// The output port on `s1`: AF_XDP, AF_PACKET without or with virtio-net headers.
 #[derive(Debug, Clone, Copy)]
 enum Out {
-    AfXdp,
-    AfPacketPlain,
-    AfPacketVnet,
+    Xdp,
+    PacketPlain,
+    PacketVnet,
 }
 
 /// Whether `h` is a UDP GSO request.
@@ -73,7 +74,7 @@ struct Forwarded {
 
 #[test]
 fn uso_is_segmented_for_af_xdp() {
-    let (f, got) = run_case("uso_is_segmented_for_af_xdp", Out::AfXdp);
+    let (f, got) = run_case("uso_is_segmented_for_af_xdp", Out::Xdp);
     let Some(f) = f else { return };
     assert_segmented(&f, got);
 }
@@ -82,7 +83,7 @@ fn uso_is_segmented_for_af_xdp() {
 fn uso_is_segmented_for_af_packet_without_vnet_headers() {
     let (f, got) = run_case(
         "uso_is_segmented_for_af_packet_without_vnet_headers",
-        Out::AfPacketPlain,
+        Out::PacketPlain,
     );
     let Some(f) = f else { return };
     assert_segmented(&f, got);
@@ -92,7 +93,7 @@ fn uso_is_segmented_for_af_packet_without_vnet_headers() {
 fn uso_goes_whole_to_af_packet_with_vnet_headers() {
     let (f, got) = run_case(
         "uso_goes_whole_to_af_packet_with_vnet_headers",
-        Out::AfPacketVnet,
+        Out::PacketVnet,
     );
     let Some(f) = f else { return };
     assert_eq!(f.out.tx_segments, 0, "nothing segmented: {:?}", f.out);
@@ -240,9 +241,9 @@ fn forward(out: Out, stop: Arc<AtomicBool>) -> Forwarded {
         Box::new(AfPacketPort::open(&c).unwrap()) as Box<dyn Port>
     };
     let out_port = match out {
-        Out::AfXdp => Box::new(AfXdpPort::open(&AfXdpConfig::new("s1")).unwrap()) as Box<dyn Port>,
-        Out::AfPacketPlain => afpacket("s1", false),
-        Out::AfPacketVnet => afpacket("s1", true),
+        Out::Xdp => Box::new(AfXdpPort::open(&AfXdpConfig::new("s1")).unwrap()) as Box<dyn Port>,
+        Out::PacketPlain => afpacket("s1", false),
+        Out::PacketVnet => afpacket("s1", true),
     };
     let mut ports = [afpacket("s0", true), out_port];
     let mut pool = PacketPool::new(PoolConfig {
