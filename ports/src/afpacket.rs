@@ -13,6 +13,7 @@ use flow_table::key::ethertype;
 use flow_table::wire::ethernet;
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
+use crate::gso::udp;
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
@@ -461,8 +462,9 @@ impl Port for AfPacketPort {
 /// Sends every packet of `batch` on AF_PACKET socket `fd` and frees all their buffers into
 /// `pool`; adds what happened to `counters` and returns it. With `vnet_hdr` each frame is
 /// preceded by its virtio-net header (the socket must have `PACKET_VNET_HDR`) and the kernel
-/// takes every offload; without, the wire takes no offload metadata: partial checksums are
-/// completed and GSO packets segmented here ([`PacketBatch::send_resolved`]).
+/// takes every offload (UDP segmentation from Linux 6.2 on, [`udp::kernel_takes`]); without,
+/// the wire takes no offload metadata: partial checksums are completed and GSO packets
+/// segmented here ([`PacketBatch::send_resolved`]).
 pub(crate) fn send_burst(
     fd: RawFd,
     vnet_hdr: bool,
@@ -473,7 +475,7 @@ pub(crate) fn send_burst(
     batch.send_resolved(
         pool,
         counters,
-        |_| vnet_hdr,
+        |h| vnet_hdr && udp::kernel_takes(h),
         |pool, burst| send_frames(fd, vnet_hdr, pool, burst),
     )
 }
@@ -679,6 +681,45 @@ mod tests {
             }
             assert!(batch.is_empty());
             assert_eq!(pool.available(), 16);
+        }
+    }
+
+    #[test]
+    fn send_burst_segments_udp_gso_without_vnet_hdr_only() {
+        use crate::gso::tests::{big_pool, payload_bytes};
+        use crate::gso::udp::tests::{super_datagram, Spec};
+        let mut pool = big_pool(32);
+        let s = Spec {
+            v6: true,
+            vlans: 0,
+            ip_opts: 0,
+            seg: 1200,
+        };
+        let (frame, h) = super_datagram(s, &payload_bytes(20 * 1200 + 500));
+        let (a, b) = dgram_pair();
+        for vnet_hdr in [false, true] {
+            let mut batch = PacketBatch::new();
+            let mut p = pool.alloc().unwrap();
+            assert!(p.set_data(&frame));
+            p.vnet = Some(h);
+            batch.push(p).unwrap();
+            let counters = PortCounters::default();
+            send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch, &counters);
+            let st = counters.snapshot();
+            let lens = recv_lens(&b);
+            if vnet_hdr && udp::kernel_takes_uso() {
+                // Whole: the kernel splits it if it must.
+                assert_eq!((st.tx_packets, st.tx_segments, st.tx_errors), (1, 0, 0));
+                assert_eq!(lens, vec![VnetHdr::LEN + frame.len()]);
+            } else {
+                // 20 datagrams of 1200 bytes and one of 500, each with 62 bytes of headers
+                // (also with vnet headers on a kernel before 6.2, which would refuse USO).
+                assert_eq!((st.tx_packets, st.tx_segments, st.tx_errors), (21, 21, 0));
+                let mut want = vec![62 + 1200; 20];
+                want.push(62 + 500);
+                assert_eq!(lens, want);
+            }
+            assert_eq!(pool.available(), 32);
         }
     }
 

@@ -27,6 +27,8 @@
 //! Entry points: [`segment`] for one packet, [`Segmenter`] to interleave segment building with
 //! sending, and [`for_each_burst`], which an output port's `tx_burst` calls to turn a batch into
 //! bursts of at most [`BATCH_SIZE`](crate::BATCH_SIZE) frames its wire takes.
+//!
+//! UDP segmentation (USO, `GSO_UDP_L4`) is in [`udp`]; [`for_each_burst`] does both.
 
 use std::fmt;
 
@@ -76,6 +78,11 @@ pub enum GsoError {
         /// Buffers free when segmentation was tried.
         available: usize,
     },
+    /// The packet carries no UDP GSO request ([`udp::is_udp_gso`]).
+    NotUdpGso,
+    /// A UDP GSO request over an L4 protocol (IPv4 protocol or IPv6 next header) other than
+    /// UDP; IPv6 extension headers land here too.
+    NotUdp(u8),
 }
 
 impl fmt::Display for GsoError {
@@ -98,6 +105,10 @@ impl fmt::Display for GsoError {
             }
             GsoError::PoolExhausted { needed, available } => {
                 write!(f, "{needed} segment buffers needed, {available} free")
+            }
+            GsoError::NotUdpGso => write!(f, "not a UDP GSO packet"),
+            GsoError::NotUdp(p) => {
+                write!(f, "L4 protocol {p} is not UDP (or IPv6 extension header)")
             }
         }
     }
@@ -437,8 +448,8 @@ pub struct GsoStats {
 /// For each packet: without a virtio-net header, with one that asks for nothing
 /// ([`VnetHdr::is_plain`]), or with one `accepts` returns true for, the packet goes on
 /// unchanged (`vnet` kept, for ports that write it to the wire). Otherwise a TCP GSO packet is
-/// segmented ([`Segmenter`]), a partial checksum is completed
-/// ([`Packet::resolve_offloads`]), and anything else is freed and counted in
+/// segmented ([`Segmenter`]), a UDP one too ([`udp::UdpSegmenter`]), a partial checksum is
+/// completed ([`Packet::resolve_offloads`]), and anything else is freed and counted in
 /// [`GsoStats::dropped`].
 ///
 /// `send` gets the pool and a burst, and must take every packet out of it (send or free them,
@@ -497,6 +508,9 @@ pub fn for_each_burst(
                 }
             }
             s.finish(pool);
+        } else if udp::is_udp_gso(&h) {
+            // Errors are counted in `st`; the packet is gone either way.
+            let _ = udp::segment_each(pkt, pool, &mut st, |pool, seg| push(pool, &mut burst, seg));
         } else if pkt.resolve_offloads() {
             // Not plain and not GSO: a partial checksum, now completed.
             st.csums += 1;
@@ -512,6 +526,8 @@ pub fn for_each_burst(
     }
     st
 }
+
+pub mod udp;
 
 #[cfg(test)]
 pub(crate) mod tests;

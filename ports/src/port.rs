@@ -116,11 +116,11 @@ counters! {
     },
     /// Packets the kernel refused (e.g. longer than the MTU).
     tx_errors { api: "Send errors.", metric: "Send errors." },
-    /// Segments the switch made in software from TCP segmentation offloads this port's
-    /// peer cannot take (see [`gso`](crate::gso)).
+    /// Segments the switch made in software from TCP and UDP segmentation offloads this
+    /// port's peer cannot take (see [`gso`](crate::gso)).
     tx_segments {
-        api: "Segments made in software from TCP segmentation offloads this port cannot take.",
-        metric: "Segments made in software from TCP segmentation offloads the port cannot take.",
+        api: "Segments made in software from TCP and UDP GSO this port cannot take.",
+        metric: "Segments made in software from TCP and UDP GSO the port cannot take.",
     },
     /// Partial checksums the switch completed in software for this port.
     tx_checksums {

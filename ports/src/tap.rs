@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::batch::PacketBatch;
+use crate::gso::udp;
 use crate::netdev::NetDev;
 use crate::packet::VnetHdr;
 use crate::pool::PacketPool;
@@ -26,9 +27,11 @@ pub struct TapConfig {
     /// Exchange a virtio-net header with each frame (`IFF_VNET_HDR`): received packets carry it
     /// in [`Packet::vnet`](crate::Packet::vnet) and it is written back on transmit.
     pub vnet_hdr: bool,
-    /// With `vnet_hdr`: tell the kernel the switch takes partial checksums and TCP segmentation
-    /// offload (`TUNSETOFFLOAD`), so the host stack hands over unchecksummed frames and TCP
-    /// segments up to 64 KB. Pool buffers must then hold 64 KB frames or those are dropped.
+    /// With `vnet_hdr`: tell the kernel the switch takes partial checksums, TCP segmentation
+    /// offload and (Linux 6.2 on) UDP segmentation offload (`TUNSETOFFLOAD`), so the host stack
+    /// hands over unchecksummed frames, TCP segments and `UDP_SEGMENT` super-datagrams up to
+    /// 64 KB. Pool buffers must then hold 64 KB frames or those are dropped. A kernel that
+    /// refuses USO gets the rest (it then segments UDP itself).
     pub offloads: bool,
 }
 
@@ -53,6 +56,9 @@ pub struct TapPort {
     fds: Vec<OwnedFd>,
     netdev: NetDev,
     vnet_hdr: bool,
+    /// Frames written may be UDP GSO (`GSO_UDP_L4`): the kernel takes them (see
+    /// [`udp::kernel_takes_uso`]).
+    uso: bool,
     port_no: u32,
     counters: Arc<PortCounters>,
     /// Where frames go when the pool is empty or they are too long for a buffer.
@@ -105,6 +111,8 @@ impl TapPort {
         }
         let mut name = config.name.clone();
         let mut fds = Vec::with_capacity(total);
+        // Known to work once TUNSETOFFLOAD took the USO flags; otherwise by kernel version.
+        let mut uso = config.vnet_hdr && udp::kernel_takes_uso();
         for _ in 0..total {
             // SAFETY: the path is a NUL-terminated literal; a non-negative result is a fresh
             // descriptor owned by nobody else.
@@ -122,12 +130,7 @@ impl TapPort {
             // With `%d` the kernel picked the name; later queues attach to that device.
             name = ifname_to_string(&req.ifr_name);
             if config.offloads {
-                let f =
-                    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
-                // SAFETY: TUNSETOFFLOAD takes its argument by value; no memory is passed.
-                cvt(unsafe {
-                    libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, f as libc::c_ulong)
-                })?;
+                uso = set_offloads(fd.as_raw_fd(), uso)?;
             }
             fds.push(fd);
         }
@@ -142,6 +145,7 @@ impl TapPort {
                 fds: fds.by_ref().take(config.n_queues).collect(),
                 netdev: NetDev::new(&name)?,
                 vnet_hdr: config.vnet_hdr,
+                uso,
                 port_no: 0,
                 counters: Arc::clone(&counters),
                 scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
@@ -158,6 +162,12 @@ impl TapPort {
     /// Whether frames carry a virtio-net header.
     pub fn has_vnet_hdr(&self) -> bool {
         self.vnet_hdr
+    }
+
+    /// Whether UDP GSO frames (`GSO_UDP_L4`) go to the kernel whole: the tap has virtio-net
+    /// headers and the kernel takes USO in them (Linux 6.2 on). Otherwise they are segmented.
+    pub fn takes_uso(&self) -> bool {
+        self.uso
     }
 
     /// Writes the frames of `batch` to the tap, one `write` each (with its virtio-net header
@@ -213,6 +223,32 @@ impl TapPort {
         }
         out
     }
+}
+
+/// Tells the kernel which offloads the switch takes on tap queue `fd` (`TUNSETOFFLOAD`):
+/// partial checksums, TCP segmentation and, with `uso`, UDP segmentation. A kernel that does
+/// not know the USO flags (before 6.2) refuses the whole set with `EINVAL`; it then gets the
+/// set without them. Returns whether USO was taken.
+fn set_offloads(fd: RawFd, uso: bool) -> io::Result<bool> {
+    let tso = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+    let set = |f: libc::c_uint| {
+        // SAFETY: TUNSETOFFLOAD takes its argument by value; no memory is passed.
+        cvt(unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD as _, f as libc::c_ulong) })
+    };
+    if uso {
+        match set(tso | libc::TUN_F_USO4 | libc::TUN_F_USO6) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::info!(
+                    "tap: the kernel refuses UDP segmentation offload ({e}): \
+                     UDP GSO is segmented in software"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    set(tso)?;
+    Ok(false)
 }
 
 /// Result of one `read` on a tap descriptor.
@@ -318,13 +354,14 @@ impl Port for TapPort {
     }
 
     fn tx_burst(&mut self, qid: usize, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
-        // With virtio-net headers the kernel takes every offload; without, partial checksums
-        // are completed and GSO packets segmented first (what cannot be resolved is an error).
+        // With virtio-net headers the kernel takes every offload (USO only from Linux 6.2);
+        // without, partial checksums are completed and GSO packets segmented first (what
+        // cannot be resolved is an error).
         let this = &*self;
         batch.send_resolved(
             pool,
             &self.counters,
-            |_| this.vnet_hdr,
+            |h| this.vnet_hdr && (this.uso || !udp::is_udp_gso(h)),
             |pool, burst| this.write_frames(qid, pool, burst),
         )
     }

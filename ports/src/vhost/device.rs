@@ -24,7 +24,8 @@ use virtio_bindings::virtio_config::{VIRTIO_F_IN_ORDER, VIRTIO_F_VERSION_1};
 use virtio_bindings::virtio_net::{
     VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_ANNOUNCE, VIRTIO_NET_F_GUEST_CSUM,
     VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
-    VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MQ,
+    VIRTIO_NET_F_GUEST_USO4, VIRTIO_NET_F_GUEST_USO6, VIRTIO_NET_F_HOST_ECN,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_USO, VIRTIO_NET_F_MQ,
     VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU,
 };
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
@@ -65,12 +66,18 @@ pub(crate) const OFFERED_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
     | (1 << VIRTIO_NET_F_GUEST_TSO4)
     | (1 << VIRTIO_NET_F_GUEST_TSO6)
     | (1 << VIRTIO_NET_F_GUEST_ECN)
+    // ...and UDP segmentation offloads (`UDP_SEGMENT` super-datagrams) of either IP version.
+    | (1 << VIRTIO_NET_F_GUEST_USO4)
+    | (1 << VIRTIO_NET_F_GUEST_USO6)
     // The guest may send partial checksums and 64 KB TCP segments, kept whole for outputs that
     // take them (other guests, taps, AF_PACKET with vnet headers) and resolved for the rest.
     | (1 << VIRTIO_NET_F_CSUM)
     | (1 << VIRTIO_NET_F_HOST_TSO4)
     | (1 << VIRTIO_NET_F_HOST_TSO6)
     | (1 << VIRTIO_NET_F_HOST_ECN)
+    // ...and UDP super-datagrams, segmented in software for outputs that cannot take them.
+    // Frontends that do not know these bits (QEMU before 8.2) mask them off.
+    | (1 << VIRTIO_NET_F_HOST_USO)
     // The frontend's `host_mtu` reaches the guest only if the backend offers it.
     | (1 << VIRTIO_NET_F_MTU)
     // After a migration the guest announces itself (gratuitous ARP through its TX queue),
@@ -349,8 +356,11 @@ impl Handler {
             tso4: self.acked(VIRTIO_NET_F_GUEST_TSO4),
             tso6: self.acked(VIRTIO_NET_F_GUEST_TSO6),
             ecn: self.acked(VIRTIO_NET_F_GUEST_ECN),
+            uso4: self.acked(VIRTIO_NET_F_GUEST_USO4),
+            uso6: self.acked(VIRTIO_NET_F_GUEST_USO6),
         };
         vq.host_offloads = self.acked(VIRTIO_NET_F_CSUM);
+        vq.host_uso = vq.host_offloads && self.acked(VIRTIO_NET_F_HOST_USO);
         vq.log = self.log.clone().filter(|_| self.logging());
         // The used ring's flags were just written.
         vq.log_used();

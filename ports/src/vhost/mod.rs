@@ -5,10 +5,11 @@
 //! directly ([`vring`]), each queue handed between the two through a [`cell::SpinCell`].
 //!
 //! Offered: split rings, `VERSION_1`, `MRG_RXBUF`, `INDIRECT_DESC`, `EVENT_IDX`, `IN_ORDER`,
-//! `MQ`, `MTU`, `GUEST_ANNOUNCE`, the offloads `CSUM`, `HOST_TSO4/6`, `HOST_ECN`, `GUEST_CSUM`,
-//! `GUEST_TSO4/6`, `GUEST_ECN`, `VHOST_F_LOG_ALL`, and the protocol features `MQ`,
-//! `REPLY_ACK`, `CONFIGURE_MEM_SLOTS`, `LOG_SHMFD` (live migration, [`dirty_log`]), `NET_MTU`
-//! and `RARP` (the last two served in [`intercept`], which the `vhost` crate does not know).
+//! `MQ`, `MTU`, `GUEST_ANNOUNCE`, the offloads `CSUM`, `HOST_TSO4/6`, `HOST_ECN`, `HOST_USO`,
+//! `GUEST_CSUM`, `GUEST_TSO4/6`, `GUEST_ECN`, `GUEST_USO4/6`, `VHOST_F_LOG_ALL`, and the
+//! protocol features `MQ`, `REPLY_ACK`, `CONFIGURE_MEM_SLOTS`, `LOG_SHMFD` (live migration,
+//! [`dirty_log`]), `NET_MTU` and `RARP` (the last two served in [`intercept`], which the
+//! `vhost` crate does not know).
 
 mod cell;
 mod config;

@@ -49,6 +49,9 @@ pub(crate) struct ActiveVq {
     /// `VIRTIO_NET_F_CSUM` acknowledged: frames the guest sends may carry a partial checksum
     /// or be TCP segmentation offloads (`HOST_TSO4/6`), said in their virtio-net header.
     pub host_offloads: bool,
+    /// `VIRTIO_NET_F_HOST_USO` acknowledged (with `CSUM`): frames the guest sends may also be
+    /// UDP segmentation offloads (`GSO_UDP_L4`).
+    pub host_uso: bool,
     /// The guest broke the ring; the queue is not served until set up again.
     pub broken: bool,
     /// While the VM migrates: where every write into guest memory is marked.
@@ -66,6 +69,10 @@ pub(crate) struct GuestOffloads {
     pub tso6: bool,
     /// `VIRTIO_NET_F_GUEST_ECN`: segmentation offloads may carry the ECN flag.
     pub ecn: bool,
+    /// `VIRTIO_NET_F_GUEST_USO4`: UDP/IPv4 frames may be segmentation offloads.
+    pub uso4: bool,
+    /// `VIRTIO_NET_F_GUEST_USO6`: UDP/IPv6 frames may be segmentation offloads.
+    pub uso6: bool,
 }
 
 impl GuestOffloads {
@@ -77,7 +84,10 @@ impl GuestOffloads {
                 VnetHdr::GSO_NONE => true,
                 VnetHdr::GSO_TCPV4 => self.tso4,
                 VnetHdr::GSO_TCPV6 => self.tso6,
-                // UDP offloads were not offered.
+                // The header does not say which IP version a UDP GSO frame is, so only a guest
+                // that takes both gets it whole (Linux guests ack them together).
+                VnetHdr::GSO_UDP_L4 => self.uso4 && self.uso6,
+                // UFO was not offered.
                 _ => false,
             };
         let csum_ok = h.flags & VnetHdr::F_NEEDS_CSUM == 0 || self.csum;
@@ -114,6 +124,7 @@ impl ActiveVq {
             mrg_rxbuf,
             offloads: GuestOffloads::default(),
             host_offloads: false,
+            host_uso: false,
             broken: false,
             log: None,
         }
@@ -149,7 +160,11 @@ impl ActiveVq {
             match pool.alloc() {
                 None => out.dropped += 1,
                 Some(mut pkt) => {
-                    match read_staged(&self.ring, st, self.hdr_len, self.host_offloads, &mut pkt) {
+                    let offloads = HostOffloads {
+                        on: self.host_offloads,
+                        uso: self.host_uso,
+                    };
+                    match read_staged(&self.ring, st, self.hdr_len, offloads, &mut pkt) {
                         Ok(len) => {
                             pkt.in_port = in_port;
                             out.packets += 1;
@@ -209,7 +224,8 @@ impl ActiveVq {
                 continue;
             }
             // Offload metadata goes to the guest if it accepts it; otherwise checksums are
-            // finished here, and a GSO frame cannot go (no software segmentation yet).
+            // finished here. GSO frames the guest does not take were segmented by the port's
+            // `send_resolved`; one that reaches this point cannot go.
             let vnet = pkt.vnet.filter(|h| self.offloads.accept(h));
             if vnet.is_none() && !pkt.resolve_offloads() {
                 out.errors += 1;
@@ -449,15 +465,24 @@ impl ActiveVq {
     }
 }
 
+/// What the guest may ask for in the virtio-net header of the frames it sends.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HostOffloads {
+    /// `CSUM`: partial checksums and TCP segmentation offloads; the header is read at all.
+    pub on: bool,
+    /// `HOST_USO`: UDP segmentation offloads too.
+    pub uso: bool,
+}
+
 /// Copies the guest TX chain `st` into `pkt`: straight from the buffer [`SplitRing::stage`]
-/// checked when it has one, else as [`read_chain`] does. With `offloads` (the guest may send
-/// partial checksums and TCP segmentation offloads) the virtio-net header in front of the frame
-/// is read too, and a header asking for something is kept in `pkt.vnet`.
+/// checked when it has one, else as [`read_chain`] does. With `offloads.on` the virtio-net
+/// header in front of the frame is read too, and a header asking for something allowed is kept
+/// in `pkt.vnet`.
 fn read_staged(
     ring: &SplitRing,
     st: &Staged,
     hdr_len: usize,
-    offloads: bool,
+    offloads: HostOffloads,
     pkt: &mut Packet,
 ) -> Result<usize, bool> {
     let len = st.len as usize;
@@ -467,12 +492,12 @@ fn read_staged(
         // the switch's own memory, where `pkt` is; `pkt` has room for `len` bytes.
         unsafe { crate::copy::copy(pkt.data_mut().as_mut_ptr(), st.buf, len) };
         // `pkt` is fresh from the pool: no offload metadata unless the guest's header asks.
-        if offloads {
+        if offloads.on {
             let mut hdr = [0u8; VnetHdr::LEN];
             // SAFETY: `stage` checked the whole descriptor, header included, so the `hdr_len`
             // (>= VnetHdr::LEN) bytes before `st.buf` lie in the same guest region.
             unsafe { crate::copy::copy(hdr.as_mut_ptr(), st.buf.sub(hdr_len), VnetHdr::LEN) };
-            pkt.vnet = offload_header(&hdr, len)?;
+            pkt.vnet = offload_header(&hdr, len, offloads.uso)?;
         }
         return Ok(len);
     }
@@ -480,17 +505,22 @@ fn read_staged(
 }
 
 /// The guest's offload request in header `hdr` of a `len`-byte frame: `None` when it asks for
-/// nothing, `Err(false)` (malformed) when it asks for what was not offered or points outside
-/// the frame.
-fn offload_header(hdr: &[u8; VnetHdr::LEN], len: usize) -> Result<Option<VnetHdr>, bool> {
+/// nothing, `Err(false)` (malformed) when it asks for what was not offered or negotiated
+/// (UDP segmentation needs `uso`, `HOST_USO`) or points outside the frame.
+fn offload_header(
+    hdr: &[u8; VnetHdr::LEN],
+    len: usize,
+    uso: bool,
+) -> Result<Option<VnetHdr>, bool> {
     let h = VnetHdr::from_bytes(hdr);
     if h.is_plain() {
         return Ok(None);
     }
-    let gso_ok = matches!(
-        h.gso_type & !VnetHdr::GSO_ECN,
-        VnetHdr::GSO_NONE | VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6
-    );
+    let gso_ok = match h.gso_type & !VnetHdr::GSO_ECN {
+        VnetHdr::GSO_NONE | VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 => true,
+        VnetHdr::GSO_UDP_L4 => uso,
+        _ => false,
+    };
     let csum_ok = h.flags & VnetHdr::F_NEEDS_CSUM == 0
         || h.csum_start as usize + h.csum_offset as usize + 2 <= len;
     // A segmentation offload always comes with a partial checksum (virtio 1.x, 5.1.6.2).
@@ -506,12 +536,12 @@ fn offload_header(hdr: &[u8; VnetHdr::LEN], len: usize) -> Result<Option<VnetHdr
 /// descriptor (the common shape, one descriptor, goes straight: [`read_staged`]). Returns the
 /// frame length, or `Err(true)` when it does not fit the buffer, `Err(false)` when the chain
 /// is malformed (a writable descriptor, a buffer outside guest memory, a bad chain, no frame).
-/// With `offloads`, the header's request is kept in `pkt.vnet` as in [`read_staged`].
+/// With `offloads.on`, the header's request is kept in `pkt.vnet` as in [`read_staged`].
 fn read_chain(
     ring: &SplitRing,
     head: u16,
     hdr_len: usize,
-    offloads: bool,
+    offloads: HostOffloads,
     pkt: &mut Packet,
 ) -> Result<usize, bool> {
     let room = pkt.len() + pkt.tailroom();
@@ -552,9 +582,9 @@ fn read_chain(
         return Err(false);
     }
     pkt.set_len(len);
-    if offloads {
+    if offloads.on {
         let h: &[u8; VnetHdr::LEN] = hdr[..VnetHdr::LEN].try_into().expect("10 bytes");
-        pkt.vnet = offload_header(h, len)?;
+        pkt.vnet = offload_header(h, len, offloads.uso)?;
     }
     Ok(len)
 }

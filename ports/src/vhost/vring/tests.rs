@@ -9,6 +9,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use super::super::guest_map::GuestMap;
 use super::super::split::RingLayout;
 use super::*;
+use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
 use crate::packet::Packet;
 use crate::pool::PoolConfig;
 
@@ -628,6 +629,7 @@ fn offloads_go_to_a_guest_that_accepts_them_and_are_resolved_for_others() {
         tso4: true,
         tso6: false,
         ecn: false,
+        ..GuestOffloads::default()
     };
     let mut batch = PacketBatch::new();
     batch.push(offload_frame(&mut pool, true)).ok().unwrap();
@@ -732,5 +734,161 @@ fn with_a_log_every_page_written_in_the_guest_is_marked() {
     let mut vq = g.vq(false);
     rx_buffers(&mut g, 1, 2048);
     assert_eq!(tx(&mut vq, &mut pool, &[frame(60, 6)]).packets, 1);
+    assert_eq!(pool.available(), pool.capacity());
+}
+
+/// A UDP super-datagram (3 datagrams of 1000 bytes, the last 500) as a `UDP_SEGMENT` sender's
+/// stack hands it over.
+fn uso_frame(v6: bool) -> (Vec<u8>, VnetHdr) {
+    use crate::gso::udp::tests::{super_datagram, Spec};
+    let s = Spec {
+        v6,
+        vlans: 0,
+        ip_opts: 0,
+        seg: 1000,
+    };
+    super_datagram(s, &crate::gso::tests::payload_bytes(2500))
+}
+
+/// Guest RX: `n` single-buffer chains of 4 KiB from descriptor 0.
+fn rx_buffers_4k(g: &mut Guest, n: u16) {
+    for i in 0..n {
+        g.desc(i, BUF + i as u64 * 0x1000, 0x1000, WRITE, 0);
+        g.offer(i);
+    }
+}
+
+/// The guest RX path as the vhost-user port runs it: offloads the guest does not take are
+/// resolved first (`send_resolved`), then the frames are copied in.
+fn tx_resolved(vq: &mut ActiveVq, pool: &mut PacketPool, batch: &mut PacketBatch) -> u64 {
+    let counters = crate::port::PortCounters::default();
+    let offloads = vq.offloads;
+    batch.send_resolved(
+        pool,
+        &counters,
+        |h| offloads.accept(h),
+        |pool, burst| vq.enqueue(pool, burst),
+    );
+    counters.snapshot().tx_segments
+}
+
+#[test]
+fn udp_gso_goes_whole_to_a_guest_with_guest_uso_and_as_datagrams_to_others() {
+    let mut pool = crate::gso::tests::big_pool(16);
+    for v6 in [false, true] {
+        let (f, h) = uso_frame(v6);
+        let l4 = h.csum_start as usize;
+        // GUEST_CSUM with GUEST_USO4 and GUEST_USO6: the frame goes as it came.
+        let mut g = Guest::new(8);
+        rx_buffers_4k(&mut g, 4);
+        let mut vq = g.vq(false);
+        vq.offloads = GuestOffloads {
+            csum: true,
+            uso4: true,
+            uso6: true,
+            ..GuestOffloads::default()
+        };
+        let mut batch = PacketBatch::new();
+        let mut p = pool.alloc().unwrap();
+        assert!(p.set_data(&f));
+        p.vnet = Some(h);
+        batch.push(p).ok().unwrap();
+        assert_eq!(
+            tx_resolved(&mut vq, &mut pool, &mut batch),
+            0,
+            "not segmented"
+        );
+        assert_eq!(g.used(), vec![(0, (HDR_LEN_V1 + f.len()) as u32)]);
+        let hdr = g.read(BUF, HDR_LEN_V1);
+        assert_eq!(&hdr[..10], &h.to_bytes(), "header as it came");
+        assert_eq!(g.read(BUF + 12, f.len()), f);
+
+        // Only one of the two (or TSO only): three datagrams, each with a full checksum.
+        for (uso4, uso6) in [(true, false), (false, true), (false, false)] {
+            let mut g = Guest::new(8);
+            rx_buffers_4k(&mut g, 4);
+            let mut vq = g.vq(false);
+            vq.offloads = GuestOffloads {
+                csum: true,
+                tso4: true,
+                tso6: true,
+                ecn: true,
+                uso4,
+                uso6,
+            };
+            let mut p = pool.alloc().unwrap();
+            assert!(p.set_data(&f));
+            p.vnet = Some(h);
+            batch.push(p).ok().unwrap();
+            assert_eq!(tx_resolved(&mut vq, &mut pool, &mut batch), 3);
+            let used = g.used();
+            let lens: Vec<u32> = used.iter().map(|u| u.1).collect();
+            let hl = (HDR_LEN_V1 + l4 + 8) as u32;
+            assert_eq!(lens, vec![hl + 1000, hl + 1000, hl + 500]);
+            let mut joined = Vec::new();
+            for (i, &(_, len)) in used.iter().enumerate() {
+                let d = g.read(BUF + i as u64 * 0x1000, len as usize);
+                assert_eq!(&d[..10], &[0; 10], "plain header");
+                let seg = &d[HDR_LEN_V1..];
+                // The UDP checksum over the pseudo-header and datagram verifies.
+                let udp_len = seg.len() - l4;
+                let pseudo = if v6 {
+                    pseudo_v6(
+                        seg[22..38].try_into().unwrap(),
+                        seg[38..54].try_into().unwrap(),
+                        17,
+                        udp_len as u32,
+                    )
+                } else {
+                    pseudo_v4(
+                        seg[26..30].try_into().unwrap(),
+                        seg[30..34].try_into().unwrap(),
+                        17,
+                        udp_len as u32,
+                    )
+                };
+                assert_eq!(fold(pseudo + ones_sum(&seg[l4..])), 0xffff, "UDP checksum");
+                joined.extend_from_slice(&seg[l4 + 8..]);
+            }
+            assert_eq!(joined, f[l4 + 8..], "payload");
+        }
+    }
+    assert_eq!(pool.available(), pool.capacity());
+}
+
+/// A guest TX chain at descriptor `i`: header `h`, then the frame, in one descriptor.
+fn tx_with_header(g: &Guest, i: u16, addr: u64, h: &VnetHdr, data: &[u8]) {
+    let mut hdr = [0u8; HDR_LEN_V1];
+    hdr[..10].copy_from_slice(&h.to_bytes());
+    g.write(addr, &hdr);
+    g.write(addr + HDR_LEN_V1 as u64, data);
+    g.desc(i, addr, (HDR_LEN_V1 + data.len()) as u32, 0, 0);
+}
+
+#[test]
+fn a_guest_sends_udp_gso_only_with_host_uso() {
+    let mut pool = crate::gso::tests::big_pool(8);
+    let (f, h) = uso_frame(false);
+    for host_uso in [true, false] {
+        let mut g = Guest::new(8);
+        let mut vq = g.vq(false);
+        vq.host_offloads = true;
+        vq.host_uso = host_uso;
+        tx_with_header(&g, 0, BUF, &h, &f);
+        g.offer(0);
+        let mut batch = PacketBatch::new();
+        let b = vq.dequeue(&mut pool, &mut batch, 7);
+        if host_uso {
+            assert_eq!((b.packets, b.errors), (1, 0));
+            let p = batch.drain().next().unwrap();
+            assert_eq!(p.vnet, Some(h), "kept for the outputs");
+            assert_eq!(p.data(), &f[..]);
+            pool.free(p);
+        } else {
+            // Not negotiated: a malformed request, as any offload not offered.
+            assert_eq!((b.packets, b.errors), (0, 1));
+        }
+        assert_eq!(g.used(), vec![(0, 0)]);
+    }
     assert_eq!(pool.available(), pool.capacity());
 }
