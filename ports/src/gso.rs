@@ -1,34 +1,36 @@
-//! Software TCP segmentation (GSO) and checksum completion for output ports that take no offload
-//! metadata.
+//! Software segmentation (GSO) of TCP and UDP super-frames, and checksum completion, for output
+//! ports that take no offload metadata.
 //!
 //! A tap or AF_PACKET socket with virtio-net headers (and a vhost-user guest with TSO) hands the
 //! switch TCP "super-frames" of up to 64 KB: one Ethernet/IP/TCP header followed by many MSS worth
 //! of payload, described by a [`VnetHdr`] with `gso_type` [`VnetHdr::GSO_TCPV4`] or
-//! [`VnetHdr::GSO_TCPV6`] and the MSS in `gso_size`. A port whose wire cannot carry that metadata
-//! (AF_XDP, AF_PACKET without vnet headers, a tap with offloads off, VXLAN, a guest without
-//! `GUEST_TSO`) must instead send the frames the super-frame stands for. This module makes them,
-//! doing in software what the Linux stack does when a device lacks TSO: each segment repeats the
-//! headers with the IPv4 total length (or IPv6 payload length) fitted to its size, the IPv4
-//! identification advanced by one per segment from the original's, the header checksum redone,
-//! the TCP sequence number advanced by the payload before it, FIN and PSH kept only on the last
-//! segment and CWR only on the first, and the TCP checksum computed in full.
+//! [`VnetHdr::GSO_TCPV6`] and the MSS in `gso_size`. A sender using `UDP_SEGMENT` likewise hands
+//! over UDP super-datagrams (`gso_type` [`VnetHdr::GSO_UDP_L4`], `gso_size` the payload of each
+//! datagram; see [`udp`] for which kernels take them whole). A port whose wire cannot carry that
+//! metadata (AF_XDP, AF_PACKET without vnet headers, a tap with offloads off, VXLAN, a guest
+//! without `GUEST_TSO`/`GUEST_USO`) must instead send the frames the super-frame stands for. This
+//! module makes them, doing in software what the Linux stack does when a device lacks TSO or
+//! USO: each segment repeats the headers with the IPv4 total length (or IPv6 payload length)
+//! fitted to its size, the IPv4 identification advanced by one per segment from the original's,
+//! the header checksum redone, and the transport checksum computed in full. For TCP the sequence
+//! number advances by the payload before the segment, FIN and PSH stay only on the last segment
+//! and CWR only on the first. For UDP the length is fitted, and a computed checksum of zero goes
+//! out as `0xffff` (zero means "no checksum", which IPv6 does not allow).
 //!
 //! It is written here rather than taken from a packet library because it runs on the datapath:
 //! segments are built straight into [`PacketPool`] buffers, nothing is allocated per packet, and
 //! the headers are parsed with only the checks the job needs. Supported: Ethernet with up to two
 //! 802.1Q/802.1ad tags, then IPv4 (options allowed, not a fragment) or IPv6 without extension
-//! headers, then TCP. Anything else is refused with a [`GsoError`].
+//! headers, then TCP or UDP as `gso_type` says. Anything else is refused with a [`GsoError`].
 //!
 //! The header lengths and checksum position are taken from the frame itself, not from the
 //! virtio-net header's `hdr_len`/`csum_start` (senders are known to get `hdr_len` wrong), and
-//! the TCP checksum field's incoming value (a partial pseudo-header sum) is ignored: every
+//! the transport checksum field's incoming value (a partial pseudo-header sum) is ignored: every
 //! segment's checksum is computed from scratch.
 //!
 //! Entry points: [`segment`] for one packet, [`Segmenter`] to interleave segment building with
 //! sending, and [`for_each_burst`], which an output port's `tx_burst` calls to turn a batch into
 //! bursts of at most [`BATCH_SIZE`](crate::BATCH_SIZE) frames its wire takes.
-//!
-//! UDP segmentation (USO, `GSO_UDP_L4`) is in [`udp`]; [`for_each_burst`] does both.
 
 use std::fmt;
 
@@ -36,6 +38,7 @@ use crate::batch::PacketBatch;
 use flow_table::key::{ethertype, ipproto};
 use flow_table::wire::ethernet::{self, is_vlan_tpid, EthernetHeader, TagBody};
 use flow_table::wire::l4::tcp::{self, TcpHeader};
+use flow_table::wire::l4::udp as udp_wire;
 use flow_table::wire::{ipv4, ipv6, Ipv4Header, Ipv6Header};
 
 use crate::checksum::{checksum, fold, ones_sum, pseudo_v4, pseudo_v6};
@@ -47,8 +50,9 @@ const MAX_VLAN_TAGS: usize = 2;
 /// Why a packet could not be segmented. The packet has been freed back to its pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GsoError {
-    /// The packet carries no TCP GSO request (no virtio-net header, `GSO_NONE`, or UDP GSO).
-    NotTcpGso,
+    /// The packet carries no TCP or UDP GSO request (no virtio-net header, `GSO_NONE`, or the
+    /// old UFO `GSO_UDP`).
+    NotGso,
     /// `gso_size` is zero.
     ZeroGsoSize,
     /// The frame ends inside its headers.
@@ -57,12 +61,13 @@ pub enum GsoError {
     UnsupportedEtherType(u16),
     /// The IP header is malformed (wrong version, IPv4 header length below 20).
     BadIpHeader,
-    /// The L4 protocol (IPv4 protocol or IPv6 next header) is not TCP; IPv6 extension headers
-    /// land here too.
-    NotTcp(u8),
+    /// The L4 protocol (IPv4 protocol or IPv6 next header) is not the one `gso_type` names (TCP
+    /// or UDP); IPv6 extension headers land here too.
+    WrongL4(u8),
     /// The IPv4 packet is a fragment.
     Fragment,
-    /// `gso_type` says TCPv4 and the frame holds IPv6, or the other way round.
+    /// `gso_type` says TCPv4 and the frame holds IPv6, or the other way round (UDP GSO names no
+    /// IP version).
     GsoTypeMismatch,
     /// A segment would not fit in a pool buffer.
     SegmentTooLarge {
@@ -78,26 +83,22 @@ pub enum GsoError {
         /// Buffers free when segmentation was tried.
         available: usize,
     },
-    /// The packet carries no UDP GSO request ([`udp::is_udp_gso`]).
-    NotUdpGso,
-    /// A UDP GSO request over an L4 protocol (IPv4 protocol or IPv6 next header) other than
-    /// UDP; IPv6 extension headers land here too.
-    NotUdp(u8),
 }
 
 impl fmt::Display for GsoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GsoError::NotTcpGso => write!(f, "not a TCP GSO packet"),
+            GsoError::NotGso => write!(f, "not a TCP or UDP GSO packet"),
             GsoError::ZeroGsoSize => write!(f, "GSO packet with gso_size 0"),
             GsoError::Truncated => write!(f, "frame ends inside its headers"),
             GsoError::UnsupportedEtherType(t) => {
                 write!(f, "unsupported Ethernet type {t:#06x} for segmentation")
             }
             GsoError::BadIpHeader => write!(f, "malformed IP header"),
-            GsoError::NotTcp(p) => {
-                write!(f, "L4 protocol {p} is not TCP (or IPv6 extension header)")
-            }
+            GsoError::WrongL4(p) => write!(
+                f,
+                "L4 protocol {p} is not the one gso_type names (or an IPv6 extension header)"
+            ),
             GsoError::Fragment => write!(f, "IPv4 fragment cannot be segmented"),
             GsoError::GsoTypeMismatch => write!(f, "gso_type does not match the IP version"),
             GsoError::SegmentTooLarge { needed, room } => {
@@ -105,10 +106,6 @@ impl fmt::Display for GsoError {
             }
             GsoError::PoolExhausted { needed, available } => {
                 write!(f, "{needed} segment buffers needed, {available} free")
-            }
-            GsoError::NotUdpGso => write!(f, "not a UDP GSO packet"),
-            GsoError::NotUdp(p) => {
-                write!(f, "L4 protocol {p} is not UDP (or IPv6 extension header)")
             }
         }
     }
@@ -125,30 +122,52 @@ pub fn is_tcp_gso(h: &VnetHdr) -> bool {
     )
 }
 
-/// Where the headers of a TCP super-frame are, and the per-frame values that segments derive
+/// The transport of a super-frame, with what its segments derive from it.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// TCP: the first segment's sequence number and the original flags.
+    Tcp { seq: u32, flags: u8 },
+    /// UDP: nothing changes from one datagram to the next but the length and checksum.
+    Udp,
+}
+
+impl Transport {
+    fn proto(self) -> u8 {
+        match self {
+            Transport::Tcp { .. } => ipproto::TCP,
+            Transport::Udp => ipproto::UDP,
+        }
+    }
+}
+
+/// Where the headers of a super-frame are, and the per-frame values that segments derive
 /// theirs from.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     /// Offset of the IP header.
     l3: usize,
-    /// Offset of the TCP header.
+    /// Offset of the TCP or UDP header.
     l4: usize,
-    /// End of the TCP header: bytes repeated on every segment.
+    /// End of the transport header: bytes repeated on every segment.
     hdr: usize,
     v6: bool,
     /// Payload bytes after the headers.
     payload: usize,
-    mss: usize,
+    /// Payload bytes per segment (`gso_size`: the MSS for TCP).
+    seg: usize,
     ip_id: u16,
-    seq: u32,
-    tcp_flags: u8,
+    transport: Transport,
 }
 
 impl Layout {
     fn parse(d: &[u8], h: &VnetHdr) -> Result<Layout, GsoError> {
-        if !is_tcp_gso(h) {
-            return Err(GsoError::NotTcpGso);
-        }
+        // The protocol `gso_type` asks for, and the IP version if it names one.
+        let (proto, want_v6) = match h.gso_type & !VnetHdr::GSO_ECN {
+            VnetHdr::GSO_TCPV4 => (ipproto::TCP, Some(false)),
+            VnetHdr::GSO_TCPV6 => (ipproto::TCP, Some(true)),
+            VnetHdr::GSO_UDP_L4 => (ipproto::UDP, None),
+            _ => return Err(GsoError::NotGso),
+        };
         if h.gso_size == 0 {
             return Err(GsoError::ZeroGsoSize);
         }
@@ -180,8 +199,8 @@ impl Layout {
                 if h.is_fragment() {
                     return Err(GsoError::Fragment);
                 }
-                if h.protocol() != ipproto::TCP {
-                    return Err(GsoError::NotTcp(h.protocol()));
+                if h.protocol() != proto {
+                    return Err(GsoError::WrongL4(h.protocol()));
                 }
                 (false, l3 + ihl, h.ident())
             }
@@ -190,23 +209,33 @@ impl Layout {
                 if h.version() != 6 {
                     return Err(GsoError::BadIpHeader);
                 }
-                if h.next_header() != ipproto::TCP {
-                    return Err(GsoError::NotTcp(h.next_header()));
+                if h.next_header() != proto {
+                    return Err(GsoError::WrongL4(h.next_header()));
                 }
                 (true, l3 + ipv6::HEADER_LEN, 0)
             }
             other => return Err(GsoError::UnsupportedEtherType(other)),
         };
-        let want_v6 = h.gso_type & !VnetHdr::GSO_ECN == VnetHdr::GSO_TCPV6;
-        if v6 != want_v6 {
+        if want_v6.is_some_and(|w| w != v6) {
             return Err(GsoError::GsoTypeMismatch);
         }
-        let t = TcpHeader::new(d, l4).ok_or(GsoError::Truncated)?;
-        let doff = t.header_len();
-        if doff < tcp::HEADER_LEN {
-            return Err(GsoError::Truncated);
-        }
-        let hdr = l4 + doff;
+        let (hdr, transport) = if proto == ipproto::TCP {
+            let t = TcpHeader::new(d, l4).ok_or(GsoError::Truncated)?;
+            let doff = t.header_len();
+            if doff < tcp::HEADER_LEN {
+                return Err(GsoError::Truncated);
+            }
+            let flags = t.flags_byte();
+            (
+                l4 + doff,
+                Transport::Tcp {
+                    seq: t.seq(),
+                    flags,
+                },
+            )
+        } else {
+            (l4 + udp_wire::HEADER_LEN, Transport::Udp)
+        };
         if d.len() < hdr {
             return Err(GsoError::Truncated);
         }
@@ -216,21 +245,20 @@ impl Layout {
             hdr,
             v6,
             payload: d.len() - hdr,
-            mss: h.gso_size as usize,
+            seg: h.gso_size as usize,
             ip_id,
-            seq: t.seq(),
-            tcp_flags: t.flags_byte(),
+            transport,
         })
     }
 
     /// Number of segments (at least one, even for a frame without payload).
     fn segments(&self) -> usize {
-        self.payload.div_ceil(self.mss).max(1)
+        self.payload.div_ceil(self.seg).max(1)
     }
 
     /// Payload bytes of segment `i`.
     fn seg_payload(&self, i: usize) -> usize {
-        (self.payload - i * self.mss).min(self.mss)
+        (self.payload - i * self.seg).min(self.seg)
     }
 
     /// Rewrites the headers at the front of `f` (headers then payload, `f.len()` the whole
@@ -238,12 +266,13 @@ impl Layout {
     fn fix_headers(&self, f: &mut [u8], i: usize, n: usize) {
         const CHECKED: &str = "headers checked by Layout::parse";
         let (l3, l4) = (self.l3, self.l4);
-        let tcp_len = f.len() - l4;
+        let proto = self.transport.proto();
+        let l4_len = f.len() - l4;
         let pseudo = if self.v6 {
             let ip_payload = (f.len() - l3 - ipv6::HEADER_LEN) as u16;
             let mut ip = Ipv6Header::new_mut(f, l3).expect(CHECKED);
             ip.set_payload_len(ip_payload);
-            pseudo_v6(ip.src(), ip.dst(), ipproto::TCP, tcp_len as u32)
+            pseudo_v6(ip.src(), ip.dst(), proto, l4_len as u32)
         } else {
             let total = (f.len() - l3) as u16;
             let mut ip = Ipv4Header::new_mut(f, l3).expect(CHECKED);
@@ -255,25 +284,41 @@ impl Layout {
             Ipv4Header::new_mut(f, l3)
                 .expect(CHECKED)
                 .set_checksum(csum);
-            pseudo_v4(&src, &dst, ipproto::TCP, tcp_len as u32)
+            pseudo_v4(&src, &dst, proto, l4_len as u32)
         };
-        let mut flags = self.tcp_flags;
-        if i + 1 < n {
-            flags &= !(tcp::FIN | tcp::PSH);
+        match self.transport {
+            Transport::Tcp { seq, flags } => {
+                let mut flags = flags;
+                if i + 1 < n {
+                    flags &= !(tcp::FIN | tcp::PSH);
+                }
+                if i > 0 {
+                    flags &= !tcp::CWR;
+                }
+                let mut t = TcpHeader::new_mut(f, l4).expect(CHECKED);
+                t.set_seq(seq.wrapping_add((i * self.seg) as u32));
+                t.set_flags_byte(flags);
+                t.set_checksum(0);
+                let csum = !fold(pseudo + ones_sum(&f[l4..]));
+                TcpHeader::new_mut(f, l4).expect(CHECKED).set_checksum(csum);
+            }
+            Transport::Udp => {
+                let len_at = l4 + udp_wire::field::LENGTH;
+                let csum_at = l4 + udp_wire::field::CHECKSUM;
+                f[len_at..len_at + 2].copy_from_slice(&(l4_len as u16).to_be_bytes());
+                f[csum_at..csum_at + 2].fill(0);
+                // Zero would mean "no checksum" (refused over IPv6).
+                let csum = match !fold(pseudo + ones_sum(&f[l4..])) {
+                    0 => 0xffff,
+                    c => c,
+                };
+                f[csum_at..csum_at + 2].copy_from_slice(&csum.to_be_bytes());
+            }
         }
-        if i > 0 {
-            flags &= !tcp::CWR;
-        }
-        let mut t = TcpHeader::new_mut(f, l4).expect(CHECKED);
-        t.set_seq(self.seq.wrapping_add((i * self.mss) as u32));
-        t.set_flags_byte(flags);
-        t.set_checksum(0);
-        let csum = !fold(pseudo + ones_sum(&f[l4..]));
-        TcpHeader::new_mut(f, l4).expect(CHECKED).set_checksum(csum);
     }
 }
 
-/// Splits one TCP GSO packet into its segments, step by step, so that a caller can send (and
+/// Splits one TCP or UDP GSO packet into its segments, step by step, so that a caller can send (and
 /// free) segments between steps while keeping the pool to itself.
 ///
 /// [`new`](Self::new) checks the frame and reserves nothing, but refuses unless the pool has a
@@ -292,12 +337,12 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
-    /// Checks that `pkt` is a TCP GSO frame this module handles and that the pool can take its
-    /// segments. On error `pkt` has been freed into `pool`.
+    /// Checks that `pkt` is a TCP or UDP GSO frame this module handles and that the pool can
+    /// take its segments. On error `pkt` has been freed into `pool`.
     pub fn new(pkt: Packet, pool: &mut PacketPool) -> Result<Segmenter, GsoError> {
         let Some(h) = pkt.vnet else {
             pool.free(pkt);
-            return Err(GsoError::NotTcpGso);
+            return Err(GsoError::NotGso);
         };
         let layout = match Layout::parse(pkt.data(), &h) {
             Ok(l) => l,
@@ -309,7 +354,7 @@ impl Segmenter {
         let n = layout.segments();
         // A single segment is rewritten in the original buffer; otherwise each gets its own.
         if n > 1 {
-            let needed = layout.hdr + layout.mss;
+            let needed = layout.hdr + layout.seg;
             let room = pool.data_room();
             if needed > room {
                 pool.free(pkt);
@@ -375,9 +420,9 @@ impl Segmenter {
         };
         self.next += 1;
         let plen = l.seg_payload(i);
-        let from = l.hdr + i * l.mss;
+        let from = l.hdr + i * l.seg;
         let src = orig.data();
-        // `new` checked hdr + mss against the data room, so this always fits.
+        // `new` checked hdr + seg against the data room, so this always fits.
         seg.set_len(l.hdr + plen);
         let f = seg.data_mut();
         f[..l.hdr].copy_from_slice(&src[..l.hdr]);
@@ -396,9 +441,9 @@ impl Segmenter {
     }
 }
 
-/// Segments a TCP GSO packet: passes each segment, in order, to `out` (as a complete frame
-/// with `vnet` `None`) and returns how many there were. `pkt` is consumed: its buffer is freed
-/// into `pool` (or, if the frame makes a single segment, fixed up in place and passed on).
+/// Segments a TCP or UDP GSO packet: passes each segment, in order, to `out` (as a complete
+/// frame with `vnet` `None`) and returns how many there were. `pkt` is consumed: its buffer is
+/// freed into `pool` (or, if the frame makes a single segment, fixed up in place and passed on).
 ///
 /// All or nothing: on error no segment has been passed on and `pkt` is freed. `out` must not
 /// take buffers from `pool` (it cannot: it does not get the pool).
@@ -407,24 +452,48 @@ pub fn segment(
     pool: &mut PacketPool,
     out: &mut impl FnMut(Packet),
 ) -> Result<usize, GsoError> {
-    let mut s = Segmenter::new(pkt, pool)?;
     let mut n = 0;
+    segment_each(pkt, pool, &mut GsoStats::default(), |_, seg| {
+        out(seg);
+        n += 1;
+    })
+    .map(|()| n)
+}
+
+/// Segments `pkt`, passing the pool and each segment to `push` (which may send a burst with the
+/// pool), and adds what it did to `st`. The packet is gone either way.
+fn segment_each(
+    pkt: Packet,
+    pool: &mut PacketPool,
+    st: &mut GsoStats,
+    mut push: impl FnMut(&mut PacketPool, Packet),
+) -> Result<(), GsoError> {
+    let mut s = match Segmenter::new(pkt, pool) {
+        Ok(s) => s,
+        Err(e) => {
+            st.dropped += 1;
+            return Err(e);
+        }
+    };
+    st.segmented += 1;
+    let mut r = Ok(());
     loop {
         match s.next_segment(pool) {
             Ok(Some(seg)) => {
-                out(seg);
-                n += 1;
+                st.segments += 1;
+                push(pool, seg);
             }
             Ok(None) => break,
-            // Unreachable: `new` saw enough free buffers and only this loop allocates.
+            // Only if `push` took buffers from the pool: the rest of the packet is lost.
             Err(e) => {
-                s.finish(pool);
-                return Err(e);
+                st.dropped += 1;
+                r = Err(e);
+                break;
             }
         }
     }
     s.finish(pool);
-    Ok(n)
+    r
 }
 
 /// What [`for_each_burst`] did, for a port's counters.
@@ -448,7 +517,7 @@ pub struct GsoStats {
 /// For each packet: without a virtio-net header, with one that asks for nothing
 /// ([`VnetHdr::is_plain`]), or with one `accepts` returns true for, the packet goes on
 /// unchanged (`vnet` kept, for ports that write it to the wire). Otherwise a TCP GSO packet is
-/// segmented ([`Segmenter`]), a UDP one too ([`udp::UdpSegmenter`]), a partial checksum is
+/// segmented ([`Segmenter`]), as is a UDP one, a partial checksum is
 /// completed ([`Packet::resolve_offloads`]), and anything else is freed and counted in
 /// [`GsoStats::dropped`].
 ///
@@ -488,29 +557,9 @@ pub fn for_each_burst(
             push(pool, &mut burst, pkt);
             continue;
         };
-        if is_tcp_gso(&h) {
-            let Ok(mut s) = Segmenter::new(pkt, pool) else {
-                st.dropped += 1;
-                continue;
-            };
-            st.segmented += 1;
-            loop {
-                match s.next_segment(pool) {
-                    Ok(Some(seg)) => {
-                        st.segments += 1;
-                        push(pool, &mut burst, seg);
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        st.dropped += 1;
-                        break;
-                    }
-                }
-            }
-            s.finish(pool);
-        } else if udp::is_udp_gso(&h) {
+        if is_tcp_gso(&h) || udp::is_udp_gso(&h) {
             // Errors are counted in `st`; the packet is gone either way.
-            let _ = udp::segment_each(pkt, pool, &mut st, |pool, seg| push(pool, &mut burst, seg));
+            let _ = segment_each(pkt, pool, &mut st, |pool, seg| push(pool, &mut burst, seg));
         } else if pkt.resolve_offloads() {
             // Not plain and not GSO: a partial checksum, now completed.
             st.csums += 1;

@@ -483,14 +483,14 @@ fn refuses_what_it_cannot_segment() {
         assert_eq!(n, 0);
         r
     };
-    assert_eq!(try_seg(&mut pool, &frame, None), Err(GsoError::NotTcpGso));
+    assert_eq!(try_seg(&mut pool, &frame, None), Err(GsoError::NotGso));
     let udp = VnetHdr {
         gso_type: VnetHdr::GSO_UDP_L4,
         ..h
     };
     assert_eq!(
         try_seg(&mut pool, &frame, Some(udp)),
-        Err(GsoError::NotTcpGso)
+        Err(GsoError::WrongL4(6))
     );
     let zero = VnetHdr { gso_size: 0, ..h };
     assert_eq!(
@@ -522,7 +522,7 @@ fn refuses_what_it_cannot_segment() {
     udp_ip[14 + 9] = 17;
     assert_eq!(
         try_seg(&mut pool, &udp_ip, Some(h)),
-        Err(GsoError::NotTcp(17))
+        Err(GsoError::WrongL4(17))
     );
     let mut three_tags = frame[..12].to_vec();
     for _ in 0..3 {
@@ -536,7 +536,10 @@ fn refuses_what_it_cannot_segment() {
     let s6 = Spec { v6: true, ..s };
     let (mut ext, h6) = super_frame(s6, &payload_bytes(2000));
     ext[14 + 6] = 0; // hop-by-hop options header
-    assert_eq!(try_seg(&mut pool, &ext, Some(h6)), Err(GsoError::NotTcp(0)));
+    assert_eq!(
+        try_seg(&mut pool, &ext, Some(h6)),
+        Err(GsoError::WrongL4(0))
+    );
     assert_eq!(pool.available(), 8);
 }
 

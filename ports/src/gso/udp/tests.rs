@@ -7,9 +7,10 @@ use smoltcp::wire::{IpAddress, Ipv4Packet, Ipv6Packet, UdpPacket};
 
 use super::*;
 use crate::batch::PacketBatch;
+use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
 use crate::gso::tests::{big_pool, payload_bytes};
-use crate::gso::{for_each_burst, GsoStats};
-use crate::{PoolConfig, BATCH_SIZE};
+use crate::gso::{for_each_burst, segment, GsoError, GsoStats, Segmenter};
+use crate::{Packet, PacketPool, PoolConfig, BATCH_SIZE};
 
 const SRC4: [u8; 4] = [192, 168, 9, 1];
 const DST4: [u8; 4] = [192, 168, 9, 2];
@@ -284,7 +285,7 @@ fn segmenter_exhausted_midway_leaks_nothing() {
     let mut pool = big_pool(12);
     let (frame, h) = super_datagram(spec(true, 0, 1000), &payload_bytes(10_000));
     let p = packet(&mut pool, &frame, h);
-    let mut seg = UdpSegmenter::new(p, &mut pool).unwrap();
+    let mut seg = Segmenter::new(p, &mut pool).unwrap();
     assert_eq!(seg.segments(), 10);
     // The caller takes buffers behind the segmenter's back.
     let stolen: Vec<Packet> = (0..pool.available() - 3)
@@ -348,23 +349,20 @@ fn refuses_what_it_cannot_segment() {
             panic!("nothing may be sent");
         })
     };
-    assert_eq!(try_seg(&mut pool, &frame, None), Err(GsoError::NotUdpGso));
+    assert_eq!(try_seg(&mut pool, &frame, None), Err(GsoError::NotGso));
     let tcp = VnetHdr {
         gso_type: VnetHdr::GSO_TCPV4,
         ..h
     };
     assert_eq!(
         try_seg(&mut pool, &frame, Some(tcp)),
-        Err(GsoError::NotUdpGso)
+        Err(GsoError::WrongL4(17))
     );
     let ufo = VnetHdr {
         gso_type: VnetHdr::GSO_UDP,
         ..h
     };
-    assert_eq!(
-        try_seg(&mut pool, &frame, Some(ufo)),
-        Err(GsoError::NotUdpGso)
-    );
+    assert_eq!(try_seg(&mut pool, &frame, Some(ufo)), Err(GsoError::NotGso));
     let zero = VnetHdr { gso_size: 0, ..h };
     assert_eq!(
         try_seg(&mut pool, &frame, Some(zero)),
@@ -381,7 +379,7 @@ fn refuses_what_it_cannot_segment() {
     tcp_ip[14 + 9] = 6;
     assert_eq!(
         try_seg(&mut pool, &tcp_ip, Some(h)),
-        Err(GsoError::NotUdp(6))
+        Err(GsoError::WrongL4(6))
     );
     let mut arp = frame.clone();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
@@ -391,7 +389,10 @@ fn refuses_what_it_cannot_segment() {
     );
     let (mut ext, h6) = super_datagram(spec(true, 0, 500), &payload_bytes(2000));
     ext[14 + 6] = 0; // hop-by-hop options header
-    assert_eq!(try_seg(&mut pool, &ext, Some(h6)), Err(GsoError::NotUdp(0)));
+    assert_eq!(
+        try_seg(&mut pool, &ext, Some(h6)),
+        Err(GsoError::WrongL4(0))
+    );
     assert_eq!(pool.available(), 8);
 }
 
