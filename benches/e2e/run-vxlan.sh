@@ -9,6 +9,8 @@
 #
 # Variants (--variant, repeatable):
 #   linuxbr           Linux bridge with vx-v1 and a kernel vxlan device (offloads on)
+#   linuxbr-txoff     the same with the far end's underlay veth as the other variants have it
+#                     (transmit checksum offload off, see topo_up)
 #   vswitch-afpacket  vswitchd (release), vx-v1 type=system mode=afpacket, a vxlan port
 #                     (csum=true: UDP_SEGMENT), 1 PMD on CPU 1
 #   vswitch-afpacket-nocsum  the same with csum=false (no UDP GSO: one datagram per segment)
@@ -72,6 +74,9 @@ CSV=$RESULTS/vxlan.csv
 echo "variant,dir,rep,gbps,retransmits,foreign_pct" > "$CSV"
 
 NS1=vx-ns1 NS2=vx-ns2
+# Not 4789: kernel vxlan devices bind their UDP port on any address of the namespace, so a test
+# elsewhere holding 4789 in the root namespace would make the Linux bridge variant fail.
+VX_PORT=${VX_PORT:-4799}
 VSW_RUN=$ANCHOR_TMP/vswitch
 VSW_PID="" IPERF_PID=""
 VBIN=$BIN
@@ -90,8 +95,12 @@ topo_down() {
     return 0
 }
 
-# topo_up TXOFF(yes|no): the two namespaces, the veths, the far VTEP. The switch side's
-# underlay address is left to the variant (OVS puts it on its br-phy).
+# topo_up NS1_TXOFF UNDERLAY_TXOFF (yes|no): the two namespaces, the veths, the far VTEP. The
+# switch side's underlay address is left to the variant (OVS puts it on its br-phy).
+# UNDERLAY_TXOFF: transmit checksum offload off on the far VTEP's underlay veth. Switches that
+# receive the tunnel through a UDP socket (vswitch) or AF_XDP (OVS) need it: with it on, the
+# far vxlan device hands its inner TCP checksums over unfinished (veth passes the
+# CHECKSUM_PARTIAL state on; a NIC would finish them), and a UDP socket's reader cannot tell.
 topo_up() {
     topo_down
     ip netns add $NS1; ip netns add $NS2
@@ -104,12 +113,11 @@ topo_up() {
     ip -n $NS1 link set vx-v1p mtu 1450
     ip -n $NS1 addr add 10.98.0.1/24 dev vx-v1p; ip -n $NS1 link set vx-v1p up
     ip -n $NS2 addr add 10.97.0.2/30 dev vx-u0p; ip -n $NS2 link set vx-u0p up
-    ip -n $NS2 link add vx0 type vxlan id 42 remote 10.97.0.1 local 10.97.0.2 dstport 4789 dev vx-u0p
+    ip -n $NS2 link add vx0 type vxlan id 42 remote 10.97.0.1 local 10.97.0.2 dstport $VX_PORT dev vx-u0p
     ip -n $NS2 addr add 10.98.0.2/24 dev vx0; ip -n $NS2 link set vx0 up
-    if [[ $1 == yes ]]; then
-        ip netns exec $NS1 ethtool -K vx-v1p tx off >/dev/null 2>&1
-        ip netns exec $NS2 ethtool -K vx-u0p tx off >/dev/null 2>&1
-    fi
+    [[ $1 == yes ]] && ip netns exec $NS1 ethtool -K vx-v1p tx off >/dev/null 2>&1
+    [[ $2 == yes ]] && ip netns exec $NS2 ethtool -K vx-u0p tx off >/dev/null 2>&1
+    return 0
 }
 
 vsw_up() { # vsw_up MODE CSUM
@@ -130,7 +138,7 @@ TOML
     ip addr add 10.97.0.1/30 dev vx-u0
     vctl add-br br-vx && track_link br-vx
     vctl add-port br-vx vx-v1 type=system mode="$1" || return 1
-    vctl add-port br-vx vxt type=vxlan remote_ip=10.97.0.2 local_ip=10.97.0.1 key=42 \
+    vctl add-port br-vx vxt type=vxlan remote_ip=10.97.0.2 local_ip=10.97.0.1 key=42 dst_port=$VX_PORT \
         ${2:+csum=$2} || return 1
 }
 vsw_down() {
@@ -150,7 +158,7 @@ ovs_up() {
     kvsctl add-port br-vx vx-v1 -- set interface vx-v1 type=afxdp options:xdp-mode=native \
         || return 1
     kvsctl add-port br-vx vxt -- set interface vxt type=vxlan options:remote_ip=10.97.0.2 \
-        options:local_ip=10.97.0.1 options:key=42 || return 1
+        options:local_ip=10.97.0.1 options:key=42 options:dst_port=$VX_PORT || return 1
     kvsctl add-br br-phy -- set bridge br-phy datapath_type=netdev || return 1
     kvsctl add-port br-phy vx-u0 -- set interface vx-u0 type=afxdp options:xdp-mode=native \
         || return 1
@@ -185,19 +193,19 @@ ovs_down() {
 # variant_up V OUT: builds the topology and the switch of V; variant_down V OUT undoes it.
 variant_up() {
     case $1 in
-        linuxbr)
-            topo_up no
+        linuxbr|linuxbr-txoff)
+            if [[ $1 == linuxbr ]]; then topo_up no no; else topo_up no yes; fi
             ip addr add 10.97.0.1/30 dev vx-u0
-            ip link add vx-k0 type vxlan id 42 remote 10.97.0.2 local 10.97.0.1 dstport 4789 dev vx-u0
+            ip link add vx-k0 type vxlan id 42 remote 10.97.0.2 local 10.97.0.1 dstport $VX_PORT dev vx-u0
             ip link add vx-br type bridge
             ip link set vx-v1 master vx-br; ip link set vx-k0 master vx-br
             ip link set vx-k0 up; ip link set vx-br up
             wait_until 5 bash -c "bridge link show dev vx-k0 | grep -q forwarding" ;;
-        vswitch-afpacket) topo_up no; VBIN=$BIN; vsw_up afpacket true ;;
-        vswitch-before) topo_up no; VBIN=${VSW_BASELINE:?set VSW_BASELINE}; vsw_up afpacket "" ;;
-        vswitch-afpacket-nocsum) topo_up no; VBIN=$BIN; vsw_up afpacket false ;;
-        vswitch-afxdp) topo_up yes; VBIN=$BIN; vsw_up afxdp true ;;
-        ovs-afxdp) topo_up yes; ovs_up ;;
+        vswitch-afpacket) topo_up no yes; VBIN=$BIN; vsw_up afpacket true ;;
+        vswitch-before) topo_up no yes; VBIN=${VSW_BASELINE:?set VSW_BASELINE}; vsw_up afpacket "" ;;
+        vswitch-afpacket-nocsum) topo_up no yes; VBIN=$BIN; vsw_up afpacket false ;;
+        vswitch-afxdp) topo_up yes yes; VBIN=$BIN; vsw_up afxdp true ;;
+        ovs-afxdp) topo_up yes yes; ovs_up ;;
         *) die "unknown variant $1" ;;
     esac
 }

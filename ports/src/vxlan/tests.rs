@@ -180,7 +180,7 @@ impl OuterCapture {
             }
             let f = &buf[..r as usize];
             let udp4 = f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 17;
-            if sll.sll_pkttype == libc::PACKET_OUTGOING as u8
+            if sll.sll_pkttype == libc::PACKET_OUTGOING
                 && udp4
                 && u16::from_be_bytes([f[36], f[37]]) == dport
             {
