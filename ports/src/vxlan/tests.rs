@@ -308,43 +308,9 @@ fn outer_checksum_and_df_as_configured_reach_a_kernel_vxlan_device() {
     if !can_run("vxlan_outer_headers", &[Need::Netns]) {
         return;
     }
-    let a = Netns::new();
-    let b = Netns::new();
-    a.veth("vxo0", "vxo1");
-    a.ip(&["link", "set", "vxo1", "netns", &b.name]);
-    a.ip(&["addr", "add", "10.250.0.1/30", "dev", "vxo0"]);
-    b.ip(&["addr", "add", "10.250.0.2/30", "dev", "vxo1"]);
-    b.ip(&["link", "set", "vxo1", "up"]);
-    b.ip(&[
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "remote",
-        "10.250.0.1",
-        "local",
-        "10.250.0.2",
-        "dstport",
-        "4789",
-        "dev",
-        "vxo1",
-    ]);
-    b.ip(&["link", "set", "vx0", "up"]);
+    let (a, b) = kernel_vtep();
     let b_name = b.name.clone();
-    let vx0_rx = move || -> u64 {
-        let s = run(&[
-            "ip",
-            "netns",
-            "exec",
-            &b_name,
-            "cat",
-            "/sys/class/net/vx0/statistics/rx_packets",
-        ]);
-        s.trim().parse().unwrap()
-    };
+    let vx0_rx = move || vx0_rx_packets(&b_name);
     for (csum, df) in [(false, true), (true, false), (true, true)] {
         let vx0_rx = vx0_rx.clone();
         a.run(move || {
@@ -405,6 +371,109 @@ fn outer_checksum_and_df_as_configured_reach_a_kernel_vxlan_device() {
                 vx0_rx() - before
             );
             assert_eq!(vx0_rx() - before, want, "one packet per segment");
+        });
+    }
+}
+
+/// Namespace `a` (10.250.0.1/30 on `vxo0`) joined by a veth to namespace `b` (10.250.0.2/30),
+/// which holds a Linux vxlan device `vx0` (VNI 42, remote 10.250.0.1, UDP port 4789).
+fn kernel_vtep() -> (testkit::netns::Netns, testkit::netns::Netns) {
+    use testkit::netns::Netns;
+    let a = Netns::new();
+    let b = Netns::new();
+    a.veth("vxo0", "vxo1");
+    a.ip(&["link", "set", "vxo1", "netns", &b.name]);
+    a.ip(&["addr", "add", "10.250.0.1/30", "dev", "vxo0"]);
+    b.ip(&["addr", "add", "10.250.0.2/30", "dev", "vxo1"]);
+    b.ip(&["link", "set", "vxo1", "up"]);
+    b.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "remote",
+        "10.250.0.1",
+        "local",
+        "10.250.0.2",
+        "dstport",
+        "4789",
+        "dev",
+        "vxo1",
+    ]);
+    b.ip(&["link", "set", "vx0", "up"]);
+    (a, b)
+}
+
+/// Packets the vxlan device `vx0` of namespace `ns` received (decapsulated).
+fn vx0_rx_packets(ns: &str) -> u64 {
+    let s = testkit::netns::run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "cat",
+        "/sys/class/net/vx0/statistics/rx_packets",
+    ]);
+    s.trim().parse().unwrap()
+}
+
+/// Datagrams beyond the underlay MTU (1500): a UDP GSO run of them is refused by the kernel and
+/// sent again one by one; with `df_default=true` each is then refused too (a transmit error,
+/// nothing on the wire), with `false` the kernel fragments them (DF clear) and the vxlan device
+/// receives every one.
+#[test]
+fn oversize_datagrams_follow_df() {
+    use crate::gso::tests::big_pool;
+    use testkit::packet::sample::test_frame;
+    use testkit::require::{can_run, Need};
+    if !can_run("vxlan_oversize_df", &[Need::Netns]) {
+        return;
+    }
+    let (a, b) = kernel_vtep();
+    for df in [true, false] {
+        let b_name = b.name.clone();
+        a.run(move || {
+            let mut pool = big_pool(8);
+            let mut cfg = VxlanConfig::new("vxd", Ipv4Addr::new(10, 250, 0, 2), Some(42));
+            cfg.local_ip = Some(Ipv4Addr::new(10, 250, 0, 1));
+            cfg.csum = true;
+            cfg.df = df;
+            let mut port = VxlanPort::open_instances(&cfg, 1).unwrap().remove(0);
+            assert!(port.gso);
+            let cap = OuterCapture::open("vxo0");
+            let before = vx0_rx_packets(&b_name);
+            let mut batch = PacketBatch::new();
+            for seq in 0..3 {
+                let mut p = pool.alloc().unwrap();
+                // 8 + 1600 bytes of UDP payload: beyond 1500 - 28.
+                assert!(p.set_data(&test_frame([0xff; 6], [2, 0, 0, 0, 0, 0x0b], seq, 1600)));
+                let _ = batch.push(p);
+            }
+            let sent = port.tx_burst(0, &mut pool, &mut batch);
+            assert_eq!(pool.available(), 8);
+            if df {
+                assert_eq!((sent.packets, sent.errors), (0, 3), "df=true: {sent:?}");
+                assert_eq!(port.stats().tx_errors, 3);
+                let wire = cap.outgoing(4789, 1, std::time::Duration::from_millis(300));
+                assert!(wire.is_empty(), "nothing leaves with DF set");
+            } else {
+                assert_eq!((sent.packets, sent.errors), (3, 0), "df=false: {sent:?}");
+                let wire = cap.outgoing(4789, 3, std::time::Duration::from_secs(3));
+                assert_eq!(wire.len(), 3, "first fragments of the three datagrams");
+                for f in &wire {
+                    assert_eq!(f[20] & 0x40, 0, "DF clear");
+                    assert_ne!(f[20] & 0x20, 0, "more fragments follow");
+                }
+                let ok = testkit::wait::poll_until(
+                    std::time::Duration::from_secs(3),
+                    std::time::Duration::from_millis(20),
+                    || vx0_rx_packets(&b_name) - before >= 3,
+                );
+                assert!(ok, "vx0 received {}", vx0_rx_packets(&b_name) - before);
+            }
         });
     }
 }
