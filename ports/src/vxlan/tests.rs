@@ -302,7 +302,6 @@ fn udp_gso_sends_runs_that_arrive_as_separate_datagrams() {
 #[test]
 fn outer_checksum_and_df_as_configured_reach_a_kernel_vxlan_device() {
     use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
-    use testkit::netns::{run, Netns};
     use testkit::packet::sample::test_frame;
     use testkit::require::{can_run, Need};
     if !can_run("vxlan_outer_headers", &[Need::Netns]) {
