@@ -29,6 +29,8 @@
 # Needs root; installs its packages. Not a test: CI does not run it.
 #
 #   benches/e2e/run-vxlan.sh [--variant V]... [--reps 3] [--duration 10] [--dirs "into out"]
+# Default variants: linuxbr linuxbr-txoff (vswitch-before with VSW_BASELINE) vswitch-afpacket
+# vswitch-afxdp ovs-afxdp. VXLAN_NO_BUILD=1 skips the package check and the build.
 # Results: benches/e2e/results/<date>-vxlan/vxlan.md (+ vxlan.csv, raw/)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,7 +47,11 @@ while (( $# )); do
     esac
     shift
 done
-(( ${#VARIANTS[@]} )) || VARIANTS=(linuxbr vswitch-afpacket vswitch-afxdp ovs-afxdp)
+if (( ${#VARIANTS[@]} == 0 )); then
+    VARIANTS=(linuxbr linuxbr-txoff)
+    [[ -n ${VSW_BASELINE:-} ]] && VARIANTS+=(vswitch-before)
+    VARIANTS+=(vswitch-afpacket vswitch-afxdp ovs-afxdp)
+fi
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 2; }
 if [[ -z ${VXLAN_NO_BUILD:-} ]]; then
     e2e_prepare iperf3:iperf3 ethtool:ethtool \
