@@ -30,7 +30,8 @@
 #
 #   benches/e2e/run-vxlan.sh [--variant V]... [--reps 3] [--duration 10] [--dirs "into out"]
 # Default variants: linuxbr linuxbr-txoff (vswitch-before with VSW_BASELINE) vswitch-afpacket
-# vswitch-afxdp ovs-afxdp. VXLAN_NO_BUILD=1 skips the package check and the build.
+# vswitch-afxdp ovs-afxdp. VXLAN_NO_BUILD=1 skips the package check and the build; IPERF_EXTRA
+# adds iperf3 client options (e.g. "-P 2").
 # Results: benches/e2e/results/<date>-vxlan/vxlan.md (+ vxlan.csv, raw/)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -229,7 +230,7 @@ ours_pids() {
 
 # measure V DIR REP OUT: one iperf3 TCP test, appended to the CSV.
 measure() {
-    local v=$1 dir=$2 r=$3 out=$4 args="-t $DURATION -J" cpid f
+    local v=$1 dir=$2 r=$3 out=$4 args="-t $DURATION -J ${IPERF_EXTRA:-}" cpid f
     [[ $dir == out ]] && args+=" -R"
     # shellcheck disable=SC2046
     quiet_gate $(ours_pids)
