@@ -120,7 +120,14 @@ pub fn port_config(p: &PortEntry, run_dir: &Path) -> Result<PortConfig, ServiceE
         PortType::VhostUser => &["mtu_request"],
         PortType::VhostUserClient => &["vhost-server-path", "mtu_request"],
         PortType::Patch => &["peer"],
-        PortType::Vxlan => &["remote_ip", "local_ip", "key", "dst_port"],
+        PortType::Vxlan => &[
+            "remote_ip",
+            "local_ip",
+            "key",
+            "dst_port",
+            "csum",
+            "df_default",
+        ],
         PortType::Dummy => &[],
         // Benchmarks build replay ports in code; the name does not parse.
         PortType::Replay => return bad(ports::UnknownPortType(p.r#type.clone()).to_string()),

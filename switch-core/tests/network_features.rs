@@ -603,6 +603,8 @@ fn vxlan_interoperates_with_the_kernel_vxlan_device() {
         local_ip: Some(vtep.local),
         key,
         dst_port: 4789,
+        csum: false,
+        df: true,
     };
     sw.add_port(&br, &vx, tunnel(Some(42)), None).unwrap();
     let wait = Duration::from_secs(5);

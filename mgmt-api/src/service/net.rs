@@ -68,11 +68,20 @@ pub fn tunnel_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
         Some(Ok(p)) if p != 0 => p,
         Some(_) => return bad("dst_port: want a UDP port from 1 to 65535".into()),
     };
+    // OVS's defaults for an IPv4 tunnel: no outer UDP checksum, DF set.
+    let flag = |k: &str, default: bool| match opt(k) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => bad(format!("{k}={v}: want true or false")),
+    };
     Ok(PortConfig::Vxlan {
         remote_ip,
         local_ip,
         key,
         dst_port,
+        csum: flag("csum", false)?,
+        df: flag("df_default", true)?,
     })
 }
 
@@ -439,7 +448,9 @@ mod tests {
                 remote_ip: "192.0.2.1".parse().unwrap(),
                 local_ip: None,
                 key: None,
-                dst_port: 4789
+                dst_port: 4789,
+                csum: false,
+                df: true
             }
         );
         assert_eq!(
@@ -448,7 +459,9 @@ mod tests {
                 &[
                     ("remote_ip", "192.0.2.1"),
                     ("key", "0x2a"),
-                    ("dst_port", "8472")
+                    ("dst_port", "8472"),
+                    ("csum", "true"),
+                    ("df_default", "false")
                 ]
             ))
             .unwrap(),
@@ -456,7 +469,9 @@ mod tests {
                 remote_ip: "192.0.2.1".parse().unwrap(),
                 local_ip: None,
                 key: Some(42),
-                dst_port: 8472
+                dst_port: 8472,
+                csum: true,
+                df: false
             }
         );
         assert!(err(tunnel_config(&entry("vxlan", &[]))).contains("remote_ip"));
@@ -466,6 +481,16 @@ mod tests {
             &[("remote_ip", "192.0.2.1"), ("key", "16777216")]
         )))
         .contains("key="));
+        assert!(err(tunnel_config(&entry(
+            "vxlan",
+            &[("remote_ip", "192.0.2.1"), ("csum", "yes")]
+        )))
+        .contains("csum=yes"));
+        assert!(err(tunnel_config(&entry(
+            "vxlan",
+            &[("remote_ip", "192.0.2.1"), ("df_default", "1")]
+        )))
+        .contains("df_default=1"));
         assert!(err(tunnel_config(&entry("patch", &[]))).contains("peer="));
         assert!(err(tunnel_config(&entry("patch", &[("peer", "p0")]))).contains("own peer"));
         assert!(port_vlan(&entry("system", &[("tag", "5000")])).is_err());

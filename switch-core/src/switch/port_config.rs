@@ -58,6 +58,10 @@ pub enum PortConfig {
         key: Option<u32>,
         /// UDP port.
         dst_port: u16,
+        /// Outer UDP checksum (`csum`).
+        csum: bool,
+        /// DF bit on the outer IPv4 header (`df_default`).
+        df: bool,
     },
     /// A port in memory only ([`ports::DummyPort`]): frames are injected and taken through
     /// [`Switch::dummy_receive`](crate::Switch::dummy_receive) and
@@ -137,12 +141,16 @@ impl PortConfig {
                 local_ip,
                 key,
                 dst_port,
+                csum,
+                df,
             } => PortSpec::Vxlan(VxlanConfig {
                 name: name.to_owned(),
                 remote_ip: *remote_ip,
                 local_ip: *local_ip,
                 key: *key,
                 dst_port: *dst_port,
+                csum: *csum,
+                df: *df,
             }),
             PortConfig::Dummy => PortSpec::Dummy {
                 name: name.to_owned(),

@@ -13,7 +13,16 @@
 //!
 //! Instance 0 owns the socket bound to `local_ip:dst_port` and receives; the other instances
 //! (one per further PMD) only send, from a socket bound to `local_ip` and an ephemeral port.
-//! Each burst is one `recvmmsg` or `sendmmsg`.
+//! Each burst is one `recvmmsg` or `sendmmsg`; with outer checksums on, runs of equal-length
+//! datagrams (the segments of a TCP super-frame) go as one UDP GSO message each ([`tx`]).
+//!
+//! The outer headers follow OVS's tunnel options: `csum` (an outer UDP checksum, off by default
+//! for IPv4 as in OVS and Linux's vxlan devices; off is the socket's `SO_NO_CHECK`) and
+//! `df_default` (the DF bit of the outer IPv4 header, on by default; the socket's
+//! `IP_MTU_DISCOVER`: `IP_PMTUDISC_DO` sets DF and refuses datagrams beyond the path MTU,
+//! `IP_PMTUDISC_DONT` clears it and lets the kernel fragment them).
+
+mod tx;
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -26,7 +35,7 @@ use crate::batch::{PacketBatch, BATCH_SIZE};
 use crate::packet::Packet;
 use crate::pool::PacketPool;
 use crate::port::{Burst, LinkWatch, Port, PortCounters, PortKind};
-use crate::sys::{self, cvt, setsockopt, socket};
+use crate::sys::{cvt, setsockopt, socket};
 
 /// The IANA port of VXLAN.
 pub const VXLAN_PORT: u16 = l4::VXLAN_PORT;
@@ -46,6 +55,10 @@ pub struct VxlanConfig {
     pub key: Option<u32>,
     /// UDP destination port (and local port).
     pub dst_port: u16,
+    /// Outer UDP checksum (OVS's `csum`; default off).
+    pub csum: bool,
+    /// DF bit on the outer IPv4 header (OVS's `df_default`; default on).
+    pub df: bool,
 }
 
 impl VxlanConfig {
@@ -57,6 +70,8 @@ impl VxlanConfig {
             local_ip: None,
             key,
             dst_port: VXLAN_PORT,
+            csum: false,
+            df: true,
         }
     }
 }
@@ -70,6 +85,8 @@ pub struct VxlanPort {
     port_no: u32,
     counters: Arc<PortCounters>,
     up: Arc<std::sync::atomic::AtomicBool>,
+    /// Runs of equal-length datagrams go as one UDP GSO message (needs `csum`).
+    gso: bool,
 }
 
 fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
@@ -83,11 +100,26 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     }
 }
 
-fn udp_socket(local: Ipv4Addr, port: u16) -> io::Result<OwnedFd> {
+/// `SO_NO_CHECK` of `<asm-generic/socket.h>` (not in every libc target).
+const SO_NO_CHECK: i32 = 11;
+
+/// Opens the UDP socket of a port instance bound to `local:port` with the outer header options
+/// of `cfg`; also tells whether it takes UDP GSO.
+fn udp_socket(cfg: &VxlanConfig, local: Ipv4Addr, port: u16) -> io::Result<(OwnedFd, bool)> {
     let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;
     let fd = sock.as_raw_fd();
     // Room for bursts while the PMD is busy elsewhere.
     let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &(4i32 << 20));
+    let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &(4i32 << 20));
+    setsockopt(fd, libc::SOL_SOCKET, SO_NO_CHECK, &i32::from(!cfg.csum))?;
+    let pmtu = if cfg.df {
+        libc::IP_PMTUDISC_DO
+    } else {
+        libc::IP_PMTUDISC_DONT
+    };
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, &pmtu)?;
+    // The kernel refuses UDP GSO without checksums; an old kernel does not know the option.
+    let gso = cfg.csum && setsockopt(fd, libc::SOL_UDP, tx::UDP_SEGMENT, &0i32).is_ok();
     let addr = sockaddr(local, port);
     // SAFETY: `addr` is a valid sockaddr_in of the given length for the duration of the call.
     cvt(unsafe {
@@ -110,7 +142,7 @@ fn udp_socket(local: Ipv4Addr, port: u16) -> io::Result<OwnedFd> {
             e
         }
     })?;
-    Ok(sock)
+    Ok((sock, gso))
 }
 
 impl VxlanPort {
@@ -128,13 +160,15 @@ impl VxlanPort {
         (0..n)
             .map(|i| {
                 let port = if i == 0 { cfg.dst_port } else { 0 };
+                let (sock, gso) = udp_socket(cfg, local, port)?;
                 Ok(VxlanPort {
                     cfg: cfg.clone(),
-                    sock: udp_socket(local, port)?,
+                    sock,
                     receives: i == 0,
                     port_no: 0,
                     counters: Arc::clone(&counters),
                     up: Arc::clone(&up),
+                    gso,
                 })
             })
             .collect()
@@ -163,7 +197,7 @@ impl VxlanPort {
     }
 
     /// Encapsulates and sends a burst of at most [`BATCH_SIZE`] plain frames (offloads already
-    /// resolved) with [`sys::send_mmsg`], freeing every buffer into `pool`; returns what
+    /// resolved) with [`tx::send_datagrams`], freeing every buffer into `pool`; returns what
     /// happened.
     fn send_frames(&self, pool: &mut PacketPool, batch: &mut PacketBatch) -> Burst {
         let mut out = Burst::default();
@@ -192,8 +226,6 @@ impl VxlanPort {
         let dst = sockaddr(self.cfg.remote_ip, self.cfg.dst_port);
         // SAFETY: plain C data; all-zero is valid and the used entries are filled below.
         let mut iov: [libc::iovec; BATCH_SIZE] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
         let mut lens = [0usize; BATCH_SIZE];
         let mut n = 0;
         for p in batch.iter().take(BATCH_SIZE) {
@@ -204,16 +236,16 @@ impl VxlanPort {
             lens[n] = p.len() - VXLAN_HLEN;
             n += 1;
         }
-        for i in 0..n {
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name =
-                (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
-            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        }
-        // SAFETY: msgs[..n] point at `dst` and at one iovec each into packets still held by
-        // `batch`; all outlive the call. No control data.
-        out += unsafe { sys::send_mmsg(self.sock.as_raw_fd(), &mut msgs[..n], &lens[..n]) };
+        // SAFETY: iov[..n] point into packets still held by `batch`, alive for the call.
+        out += unsafe {
+            tx::send_datagrams(
+                self.sock.as_raw_fd(),
+                &dst,
+                &mut iov[..n],
+                &lens[..n],
+                self.gso,
+            )
+        };
         pool.free_batch(batch);
         out
     }
@@ -366,121 +398,4 @@ impl Port for VxlanPort {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pool::PoolConfig;
-
-    /// Two ports on loopback, each the other's remote: a frame sent by one arrives at the
-    /// other without its VXLAN header and with the VNI and source as metadata.
-    #[test]
-    fn loopback_round_trip_with_fixed_and_flow_keys() {
-        let mut pool = PacketPool::new(PoolConfig {
-            n_buffers: 64,
-            ..PoolConfig::default()
-        })
-        .unwrap();
-        let lo = Ipv4Addr::LOCALHOST;
-        // Ports derived from the pid so parallel runs do not collide.
-        let base = 20000 + (std::process::id() % 20000) as u16;
-        let mut a_cfg = VxlanConfig::new("vxa", lo, Some(42));
-        a_cfg.local_ip = Some(lo);
-        a_cfg.dst_port = base;
-        let mut b_cfg = VxlanConfig::new("vxb", lo, None);
-        b_cfg.local_ip = Some(lo);
-        b_cfg.dst_port = base;
-        let mut a = VxlanPort::open_instances(&a_cfg, 1).unwrap().remove(0);
-        // The same local address and port again is refused, with a clear reason.
-        let e = VxlanPort::open_instances(&b_cfg, 1).err().unwrap();
-        assert!(e.to_string().contains("in use"), "{e}");
-        // b listens on base+1 and a sends there.
-        b_cfg.dst_port = base + 1;
-        let mut b = VxlanPort::open_instances(&b_cfg, 2).unwrap();
-        assert_eq!(b[1].n_rxq(), 0, "only instance 0 receives");
-        a.cfg.dst_port = base + 1;
-        a.set_port_no(5);
-        b[0].set_port_no(6);
-
-        let frame: Vec<u8> = (0..60u8).collect();
-        let mut batch = PacketBatch::new();
-        let mut p = pool.alloc().unwrap();
-        assert!(p.set_data(&frame));
-        let _ = batch.push(p);
-        a.tx_burst(0, &mut pool, &mut batch);
-        assert_eq!(a.stats().tx_packets, 1, "{:?}", a.stats());
-
-        let mut got = PacketBatch::new();
-        for _ in 0..100 {
-            if b[0].rx_burst(0, &mut pool, &mut got) > 0 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let p = got.pop().expect("the datagram arrived");
-        assert_eq!(p.data(), &frame[..]);
-        assert_eq!(p.tun.id, 42);
-        assert_eq!(p.tun.src, u32::from(lo));
-        assert_eq!(p.in_port, 6);
-        pool.free(p);
-
-        // key=flow sends the packet's tun_id; a fixed-key receiver drops other VNIs.
-        a.cfg.dst_port = base; // a listens on base
-        b[1].cfg.dst_port = base;
-        let mut p = pool.alloc().unwrap();
-        assert!(p.set_data(&frame));
-        p.tun.id = 7;
-        let _ = batch.push(p);
-        b[1].tx_burst(0, &mut pool, &mut batch);
-        let mut got = PacketBatch::new();
-        for _ in 0..20 {
-            a.rx_burst(0, &mut pool, &mut got);
-            if a.stats().rx_errors > 0 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(got.is_empty(), "VNI 7 is not key 42");
-        assert_eq!(a.stats().rx_errors, 1);
-    }
-
-    /// A GSO packet leaves as one datagram per segment, each with the VXLAN header.
-    #[test]
-    fn gso_packets_leave_as_segments() {
-        use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
-        let mut pool = big_pool(16);
-        let lo = Ipv4Addr::LOCALHOST;
-        let rx = std::net::UdpSocket::bind((lo, 0)).unwrap();
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-            .unwrap();
-        // Ports derived from the pid, away from the range the test above uses.
-        let base = 40000 + (std::process::id() % 20000) as u16;
-        let mut cfg = VxlanConfig::new("vxg", lo, Some(9));
-        cfg.local_ip = Some(lo);
-        cfg.dst_port = base;
-        let mut a = VxlanPort::open_instances(&cfg, 1).unwrap().remove(0);
-        a.cfg.dst_port = rx.local_addr().unwrap().port();
-        let s = Spec {
-            v6: true,
-            vlans: 0,
-            ip_opts: 0,
-            flags: 0x19,
-            mss: 1000,
-        };
-        let (frame, h) = super_frame(s, &payload_bytes(3500));
-        let mut batch = PacketBatch::new();
-        let mut p = pool.alloc().unwrap();
-        assert!(p.set_data(&frame));
-        p.vnet = Some(h);
-        let _ = batch.push(p);
-        a.tx_burst(0, &mut pool, &mut batch);
-        assert_eq!(a.stats().tx_packets, 4, "{:?}", a.stats());
-        assert_eq!(a.stats().tx_errors, 0);
-        assert_eq!(pool.available(), 16);
-        let hdrs = 14 + 40 + 32;
-        let mut buf = [0u8; 4096];
-        for want in [1000, 1000, 1000, 500] {
-            let n = rx.recv(&mut buf).expect("a segment arrived");
-            assert_eq!(n, VXLAN_HLEN + hdrs + want);
-            assert_eq!(&buf[..8], &[l4::VXLAN_FLAG_I, 0, 0, 0, 0, 0, 9, 0]);
-        }
-    }
-}
+mod tests;
