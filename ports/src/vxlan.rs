@@ -16,8 +16,9 @@
 //! Each burst is one `recvmmsg` or `sendmmsg`; with outer checksums on, runs of equal-length
 //! datagrams (the segments of a TCP super-frame) go as one UDP GSO message each ([`tx`]).
 //!
-//! The outer headers follow OVS's tunnel options: `csum` (an outer UDP checksum, off by default
-//! for IPv4 as in OVS and Linux's vxlan devices; off is the socket's `SO_NO_CHECK`) and
+//! The outer headers follow OVS's tunnel options: `csum` (an outer UDP checksum; on by default,
+//! unlike OVS and Linux's vxlan devices for IPv4, because the kernel takes UDP GSO only from a
+//! socket with checksums; off is the socket's `SO_NO_CHECK`) and
 //! `df_default` (the DF bit of the outer IPv4 header, on by default; the socket's
 //! `IP_MTU_DISCOVER`: `IP_PMTUDISC_DO` sets DF and refuses datagrams beyond the path MTU,
 //! `IP_PMTUDISC_DONT` clears it and lets the kernel fragment them).
@@ -55,7 +56,7 @@ pub struct VxlanConfig {
     pub key: Option<u32>,
     /// UDP destination port (and local port).
     pub dst_port: u16,
-    /// Outer UDP checksum (OVS's `csum`; default off).
+    /// Outer UDP checksum (OVS's `csum`; default on, which UDP GSO needs).
     pub csum: bool,
     /// DF bit on the outer IPv4 header (OVS's `df_default`; default on).
     pub df: bool,
@@ -70,7 +71,7 @@ impl VxlanConfig {
             local_ip: None,
             key,
             dst_port: VXLAN_PORT,
-            csum: false,
+            csum: true,
             df: true,
         }
     }

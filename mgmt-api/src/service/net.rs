@@ -80,7 +80,7 @@ pub fn tunnel_config(p: &PortEntry) -> Result<PortConfig, ServiceError> {
         local_ip,
         key,
         dst_port,
-        csum: flag("csum", false)?,
+        csum: flag("csum", true)?,
         df: flag("df_default", true)?,
     })
 }
@@ -449,7 +449,7 @@ mod tests {
                 local_ip: None,
                 key: None,
                 dst_port: 4789,
-                csum: false,
+                csum: true,
                 df: true
             }
         );
@@ -460,7 +460,7 @@ mod tests {
                     ("remote_ip", "192.0.2.1"),
                     ("key", "0x2a"),
                     ("dst_port", "8472"),
-                    ("csum", "true"),
+                    ("csum", "false"),
                     ("df_default", "false")
                 ]
             ))
@@ -470,7 +470,7 @@ mod tests {
                 local_ip: None,
                 key: Some(42),
                 dst_port: 8472,
-                csum: true,
+                csum: false,
                 df: false
             }
         );
