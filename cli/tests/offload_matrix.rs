@@ -33,7 +33,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use support::Daemon;
-use testkit::netns::{self, send_file, seeded_file, sha256, unique, Netns, Receiver, VlanTag};
+use testkit::netns::{self, seeded_file, send_file, sha256, unique, Netns, Receiver, VlanTag};
 use testkit::require::{can_run, serial, Need};
 
 /// Bytes per stream: enough for dozens of 64 KB super-frames, few enough for 80 cells.
@@ -253,7 +253,10 @@ impl Endpoint {
                 "cat",
                 &format!("/sys/class/net/{}/statistics/{s}", self.dev),
             ]);
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0)
         };
         (stat("rx_packets"), stat("rx_bytes"))
     }

@@ -25,7 +25,7 @@ pub use crate::process::ChildGuard;
 pub use host::Host;
 pub use iperf::{iperf3, iperf3_json};
 pub use rawsock::RawSock;
-pub use stream::{send_file, seeded_file, sha256, Receiver};
+pub use stream::{seeded_file, send_file, sha256, Receiver};
 pub use tcp::{SwitchThread, TcpTopology};
 pub use vlan::VlanTag;
 
