@@ -11,33 +11,43 @@
 //! | `afpacket` | a veth, `mode=afpacket` | the veth's other end |
 //! | `afxdp` | a veth, `mode=afxdp` | the veth's other end, checksum offload off |
 //! | `vxlan` | `type=vxlan` over a veth underlay | a Linux `vxlan` device |
+//! | `guest` | `type=vhostuser` | a QEMU guest's virtio-net (TCG), busybox `nc` |
 //!
 //! The senders use TSO where their interface has it (taps with offloads, veths, the vxlan
-//! device), so 64 KB TCP super-frames enter the switch from `tap` and `afpacket`; every cell
+//! device, the guest's virtio-net), so 64 KB TCP super-frames enter the switch from `tap`,
+//! `afpacket` and `guest`; every cell
 //! also checks where they were cut: in software before the outputs that cannot take them
 //! (`tap-nooffl`, `afxdp`, `vxlan`: their `tx in software: segments=` grows) and nowhere
-//! before those that can (`tap`, whose host receives the 64 KB frames, and `afpacket`).
+//! before those that can (`tap`, whose host receives the 64 KB frames, `afpacket`, `guest`).
+//! The guest sends a file of its own (`/dev/urandom`, hashed in the guest) and hashes what it
+//! receives with `sha256sum`; without QEMU or its image the guest's cells are skipped, loudly.
 //!
-//! The VLAN pass: the `tap` port becomes an access port of VLAN 10 (`tag=10`, its host stays
-//! untagged) and the other ports trunks (`trunks=10`) whose hosts send and receive VLAN 10
+//! The VLAN pass: the `tap` and `guest` ports become access ports of VLAN 10 (`tag=10`, their
+//! hosts stay untagged; the guest has no 802.1Q module anyway) and the other ports trunks (`trunks=10`) whose hosts send and receive VLAN 10
 //! frames, so super-frames cross tagged, and get the tag pushed (from `tap`) or popped (to
-//! `tap`) on the way. This kernel has no 802.1Q module (no `type vlan` links): the trunk hosts
+//! `tap` or `guest`) on the way. This kernel has no 802.1Q module (no `type vlan` links): the trunk hosts
 //! tag and untag with two BPF programs on their interface ([`VlanTag`]), which keep the tag in
 //! the skb's metadata as a VLAN device would, so the hosts' TSO still applies.
 
 mod support;
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use support::Daemon;
 use testkit::netns::{self, seeded_file, send_file, sha256, unique, Netns, Receiver, VlanTag};
+use testkit::qemu::{image_or_skip, Guest, GuestConfig, GuestImage, VhostUserNic};
 use testkit::require::{can_run, serial, Need};
 
-/// Bytes per stream: enough for dozens of 64 KB super-frames, few enough for 80 cells.
+/// Bytes per stream: enough for dozens of 64 KB super-frames, few enough for 120 cells.
 const FILE_LEN: usize = 4 << 20;
+/// Mean frame size above which frames larger than the MTU (1500 + 18 bytes) must have
+/// crossed: TSO super-frames. (Not 64 KB: a sender's TSO frames shrink with its pacing rate,
+/// so a TCG guest's average a few KB.)
+const SUPER_FRAMES: u64 = 2000;
 /// The VLAN of the tagged pass.
 const VLAN: u16 = 10;
 
@@ -48,10 +58,12 @@ enum Kind {
     AfPacket,
     AfXdp,
     Vxlan,
+    Guest,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    /// The kinds whose hosts are namespaces.
+    const NAMESPACES: [Kind; 5] = [
         Kind::Tap,
         Kind::TapNoOffload,
         Kind::AfPacket,
@@ -66,6 +78,7 @@ impl Kind {
             Kind::AfPacket => "afpacket",
             Kind::AfXdp => "afxdp",
             Kind::Vxlan => "vxlan",
+            Kind::Guest => "guest",
         }
     }
 
@@ -73,7 +86,7 @@ impl Kind {
     /// TSO and the port takes the frames whole (AF_XDP and VXLAN take none, and a tap without
     /// offloads offers its host no TSO).
     fn sends_super_frames(self) -> bool {
-        matches!(self, Kind::Tap | Kind::AfPacket)
+        matches!(self, Kind::Tap | Kind::AfPacket | Kind::Guest)
     }
 
     /// Whether the switch must cut super-frames into segments before this output.
@@ -83,22 +96,33 @@ impl Kind {
 
     /// Whether the port is an access port (untagged host) in the VLAN pass.
     fn access_in_vlan_pass(self) -> bool {
-        matches!(self, Kind::Tap)
+        matches!(self, Kind::Tap | Kind::Guest)
     }
 }
 
-/// One host on the switch: a namespace, the switch's port for it, and its addresses
-/// `10.79.0.H` and `fd79::H`.
+/// One host on the switch: a namespace or a guest, the switch's port for it, and its
+/// addresses `10.79.0.H` and `fd79::H`.
 struct Endpoint {
     kind: Kind,
     port: String,
-    /// The interface joined to the switch, in `ns`.
+    /// The interface joined to the switch, in the host.
     dev: String,
     host: u8,
     /// The host's VLAN tagging in the VLAN pass, on trunk ports.
     vlan: Option<VlanTag>,
-    ns: Netns,
+    at: At,
 }
+
+/// Where a host runs.
+enum At {
+    Ns(Netns),
+    /// The guest, and the SHA-256 of the file it sends (`/tmp/src`).
+    Guest(RefCell<Guest>, String),
+}
+
+/// The guest's file to send and where it writes what it receives.
+const GUEST_SRC: &str = "/tmp/src";
+const GUEST_GOT: &str = "/tmp/got";
 
 impl Endpoint {
     /// Creates the namespace and the port of `kind` on `br`, and addresses the host.
@@ -181,6 +205,7 @@ impl Endpoint {
                 ]);
                 (port, "vx0".to_owned())
             }
+            Kind::Guest => unreachable!("Endpoint::guest"),
         };
         let e = Endpoint {
             kind,
@@ -188,31 +213,61 @@ impl Endpoint {
             dev,
             host,
             vlan: None,
-            ns,
+            at: At::Ns(ns),
         };
         e.address();
         e
     }
 
+    /// Boots a guest on a `vhostuser` port of `br`, addresses it and has it make its file.
+    fn guest(d: &Daemon, br: &str, image: &GuestImage, host: u8) -> Endpoint {
+        let port = unique("mxg");
+        d.ok(&["add-port", br, &port, "type=vhostuser"]);
+        let nic = VhostUserNic::new(d.run.join(&port));
+        let mut vm = Guest::boot(image, GuestConfig::new("matrix").vhost_user(nic))
+            .expect("the guest boots");
+        // IPv6 usable at once: no duplicate address detection (busybox's ip has no nodad).
+        vm.sh("echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad");
+        vm.configure_ip("eth0", &format!("{}/24", v4(host)));
+        vm.sh(&format!("ip -6 addr add {}/64 dev eth0", v6(host)));
+        let sum = vm.random_file(GUEST_SRC, (FILE_LEN >> 20) as u32);
+        Endpoint {
+            kind: Kind::Guest,
+            port,
+            dev: "eth0".into(),
+            host,
+            vlan: None,
+            at: At::Guest(RefCell::new(vm), sum),
+        }
+    }
+
+    /// The host's namespace (not for the guest).
+    fn ns(&self) -> &Netns {
+        match &self.at {
+            At::Ns(ns) => ns,
+            At::Guest(..) => panic!("the guest has no namespace"),
+        }
+    }
+
     fn v4(&self) -> String {
-        format!("10.79.0.{}", self.host)
+        v4(self.host)
     }
 
     fn v6(&self) -> String {
-        format!("fd79::{}", self.host)
+        v6(self.host)
     }
 
     /// Addresses the host (IPv6 without duplicate detection: usable at once).
     fn address(&self) {
         let dev = &self.dev;
-        self.ns.exec(&[
+        self.ns().exec(&[
             "sysctl",
             "-qw",
             &format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
         ]);
-        self.ns
+        self.ns()
             .ip(&["addr", "add", &format!("{}/24", self.v4()), "dev", dev]);
-        self.ns.ip(&[
+        self.ns().ip(&[
             "addr",
             "add",
             &format!("{}/64", self.v6()),
@@ -220,7 +275,7 @@ impl Endpoint {
             dev,
             "nodad",
         ]);
-        self.ns.ip(&["link", "set", dev, "up"]);
+        self.ns().ip(&["link", "set", dev, "up"]);
     }
 
     /// The VLAN pass: an access port of [`VLAN`] (the host unchanged), or a trunk whose host
@@ -233,10 +288,11 @@ impl Endpoint {
         d.ok(&["set-port", br, &self.port, &format!("trunks={VLAN}")]);
         if self.kind == Kind::AfXdp {
             // XDP sees only the frame's bytes: the tag must be in them, not in the metadata.
-            self.ns.exec(&["ethtool", "-K", &self.dev, "txvlan", "off"]);
+            self.ns()
+                .exec(&["ethtool", "-K", &self.dev, "txvlan", "off"]);
         }
         self.vlan = Some(
-            VlanTag::attach(&self.ns, &self.dev, VLAN)
+            VlanTag::attach(self.ns(), &self.dev, VLAN)
                 .unwrap_or_else(|e| panic!("{}: {e}", self.kind.name())),
         );
     }
@@ -244,12 +300,15 @@ impl Endpoint {
     /// `(rx_packets, rx_bytes)` of the host's interface to the switch, as its kernel counts
     /// them (a 64 KB GSO frame is one packet).
     fn host_rx(&self) -> (u64, u64) {
+        let At::Ns(ns) = &self.at else {
+            return (0, 0); // not looked at for the guest
+        };
         let stat = |s: &str| -> u64 {
             let o = netns::sh(&[
                 "ip",
                 "netns",
                 "exec",
-                &self.ns.name,
+                &ns.name,
                 "cat",
                 &format!("/sys/class/net/{}/statistics/{s}", self.dev),
             ]);
@@ -267,13 +326,22 @@ impl Endpoint {
             "ip",
             "netns",
             "exec",
-            &self.ns.name,
+            &self.ns().name,
             "ethtool",
             "-k",
             &self.dev,
         ]);
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
+}
+
+/// Host `host`'s addresses.
+fn v4(host: u8) -> String {
+    format!("10.79.0.{host}")
+}
+
+fn v6(host: u8) -> String {
+    format!("fd79::{host}")
 }
 
 /// No IPv6 on a root-namespace veth end: its router solicitations would only add noise.
@@ -337,14 +405,18 @@ fn cell(
     let file = dir.join("sent");
     let got = dir.join("got");
     let _ = std::fs::remove_file(&got);
-    seeded_file(&file, FILE_LEN, u64::from(tcp_port)).map_err(|e| e.to_string())?;
-    let want = sha256(&file);
-    let addr: SocketAddr = match family {
-        Family::V4 => format!("{}:{tcp_port}", to.v4()),
-        Family::V6 => format!("[{}]:{tcp_port}", to.v6()),
-    }
-    .parse()
-    .unwrap();
+    let want = match &from.at {
+        At::Guest(_, sum) => sum.clone(),
+        At::Ns(_) => {
+            seeded_file(&file, FILE_LEN, u64::from(tcp_port)).map_err(|e| e.to_string())?;
+            sha256(&file)
+        }
+    };
+    let ip = match family {
+        Family::V4 => to.v4(),
+        Family::V6 => to.v6(),
+    };
+    let addr = SocketAddr::new(ip.parse().unwrap(), tcp_port);
 
     let (src0, dst0, host0) = (
         counts(d, br, &from.port),
@@ -352,15 +424,35 @@ fn cell(
         to.host_rx(),
     );
     let start = Instant::now();
-    let rx = Receiver::start(&to.ns, addr, &got).map_err(|e| format!("listen: {e}"))?;
-    let sent = send_file(&from.ns, addr, &file);
-    let received = rx.finish();
+    let (sent, received) = match (&from.at, &to.at) {
+        (At::Ns(src), At::Ns(dst)) => {
+            let rx = Receiver::start(dst, addr, &got).map_err(|e| format!("listen: {e}"))?;
+            let sent = send_file(src, addr, &file).map(drop);
+            (sent, rx.finish())
+        }
+        (At::Ns(src), At::Guest(vm, _)) => {
+            vm.borrow_mut().receive_file(tcp_port, GUEST_GOT);
+            let sent = send_file(src, addr, &file).map(drop);
+            let got =
+                vm.borrow_mut()
+                    .finish_file(GUEST_GOT, FILE_LEN as u64, Duration::from_secs(20));
+            (sent, got)
+        }
+        (At::Guest(vm, _), At::Ns(dst)) => {
+            let rx = Receiver::start(dst, addr, &got).map_err(|e| format!("listen: {e}"))?;
+            let sent = vm
+                .borrow_mut()
+                .send_file(&ip, tcp_port, GUEST_SRC, Duration::from_secs(60));
+            (sent, rx.finish())
+        }
+        (At::Guest(..), At::Guest(..)) => unreachable!("one guest"),
+    };
     let took = start.elapsed();
-    let sent = sent.map_err(|e| format!("send: {e}"))?;
+    sent.map_err(|e| format!("send: {e}"))?;
     let (n, sum) = received.map_err(|e| format!("receive: {e}"))?;
     if n != FILE_LEN as u64 || sum != want {
         return Err(format!(
-            "sent {sent} bytes, {n} arrived; sha256 {sum}, want {want}"
+            "{n} of {FILE_LEN} bytes arrived; sha256 {sum}, want {want}"
         ));
     }
     let (src1, dst1, host1) = (
@@ -382,13 +474,13 @@ fn cell(
     );
     let mut wrong = Vec::new();
     if from.kind.sends_super_frames() {
-        if rx_frame < 4000 {
+        if rx_frame < SUPER_FRAMES {
             wrong.push("no super-frames entered from the sender");
         }
         if to.kind.needs_software_gso() && segments < (FILE_LEN / 65536) as u64 {
             wrong.push("too few segments made in software for an output without GSO");
         }
-        if to.kind == Kind::Tap && host_frame < 4000 {
+        if to.kind == Kind::Tap && host_frame < SUPER_FRAMES {
             wrong.push("the tap's host did not receive the super-frames whole");
         }
     }
@@ -423,11 +515,18 @@ fn tcp_streams_cross_every_pair_of_port_kinds_intact() {
     let d = Daemon::start(dir.path(), "", "");
     let br = unique("mxbr");
     d.ok(&["add-br", &br]);
-    let mut hosts: Vec<Endpoint> = Kind::ALL
+    let mut hosts: Vec<Endpoint> = Kind::NAMESPACES
         .iter()
         .zip(1u8..)
         .map(|(&k, h)| Endpoint::new(&d, &br, k, h))
         .collect();
+    // The guest's cells need QEMU and the guest image; without, they are skipped loudly.
+    if let Some(image) = image_or_skip("tcp_streams_cross_every_pair_of_port_kinds_intact (guest)")
+    {
+        let booted = Instant::now();
+        hosts.push(Endpoint::guest(&d, &br, image, 6));
+        eprintln!("guest up in {:.0?}", booted.elapsed());
+    }
 
     // The taps as their hosts see them: TSO with the switch's offloads, none without.
     let tso = |e: &Endpoint| e.features().contains("tcp-segmentation-offload: on");
@@ -483,7 +582,10 @@ fn tcp_streams_cross_every_pair_of_port_kinds_intact() {
         );
     }
     let failed = table.iter().filter(|(_, r)| r.is_err()).count();
-    eprintln!("offload matrix: {} cells, {failed} failed", table.len());
+    eprintln!(
+        "offload matrix: {} cells, {failed} failed\n{report}",
+        table.len()
+    );
     assert!(
         failed == 0,
         "{failed} of {} cells failed:\n{report}\ndump-ports:\n{}\nlog:\n{}",
@@ -491,6 +593,6 @@ fn tcp_streams_cross_every_pair_of_port_kinds_intact() {
         d.ok(&["dump-ports", &br]),
         d.log()
     );
-    // The hosts' namespaces (and with them the veths) go before the switch's taps.
+    // The hosts (namespaces with their veths, the guest) go before the switch's taps.
     drop(hosts);
 }

@@ -110,7 +110,19 @@ impl Receiver {
 pub fn send_file(ns: &Netns, to: SocketAddr, path: &Path) -> io::Result<u64> {
     let path = path.to_owned();
     ns.spawn(move || {
-        let mut s = TcpStream::connect_timeout(&to, STALL)?;
+        // The listener may still be starting (a guest's nc): retry while refused.
+        let deadline = Instant::now() + STALL;
+        let mut s = loop {
+            match TcpStream::connect_timeout(&to, STALL) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::ConnectionRefused
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         s.set_write_timeout(Some(STALL))?;
         s.set_read_timeout(Some(STALL))?;
         let n = io::copy(&mut File::open(&path)?, &mut s)?;
