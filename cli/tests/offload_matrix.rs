@@ -117,7 +117,7 @@ struct Endpoint {
 enum At {
     Ns(Netns),
     /// The guest, and the SHA-256 of the file it sends (`/tmp/src`).
-    Guest(RefCell<Guest>, String),
+    Guest(Box<RefCell<Guest>>, String),
 }
 
 /// The guest's file to send and where it writes what it receives.
@@ -237,7 +237,7 @@ impl Endpoint {
             dev: "eth0".into(),
             host,
             vlan: None,
-            at: At::Guest(RefCell::new(vm), sum),
+            at: At::Guest(Box::new(RefCell::new(vm)), sum),
         }
     }
 
@@ -280,7 +280,7 @@ impl Endpoint {
 
     /// The VLAN pass: an access port of [`VLAN`] (the host unchanged), or a trunk whose host
     /// tags what it sends.
-    fn into_vlan(&mut self, d: &Daemon, br: &str) {
+    fn join_vlan(&mut self, d: &Daemon, br: &str) {
         if self.kind.access_in_vlan_pass() {
             d.ok(&["set-port", br, &self.port, &format!("tag={VLAN}")]);
             return;
@@ -542,7 +542,7 @@ fn tcp_streams_cross_every_pair_of_port_kinds_intact() {
     for vlan in [false, true] {
         if vlan {
             for h in &mut hosts {
-                h.into_vlan(&d, &br);
+                h.join_vlan(&d, &br);
             }
         }
         for family in [Family::V4, Family::V6] {
