@@ -2,7 +2,7 @@
 //! to every other through a running vswitchd, in IPv4 and IPv6, untagged and across VLAN
 //! trunks, each checked at the far end by the SHA-256 of what arrived.
 //!
-//! The endpoints are hosts in namespaces the test creates, one per port kind:
+//! The endpoints are hosts, one per port kind, in namespaces the test creates (and a guest):
 //!
 //! | kind | the switch's port | the host's interface |
 //! |---|---|---|
@@ -14,20 +14,21 @@
 //! | `guest` | `type=vhostuser` | a QEMU guest's virtio-net (TCG), busybox `nc` |
 //!
 //! The senders use TSO where their interface has it (taps with offloads, veths, the vxlan
-//! device, the guest's virtio-net), so 64 KB TCP super-frames enter the switch from `tap`,
-//! `afpacket` and `guest`; every cell
-//! also checks where they were cut: in software before the outputs that cannot take them
-//! (`tap-nooffl`, `afxdp`, `vxlan`: their `tx in software: segments=` grows) and nowhere
-//! before those that can (`tap`, whose host receives the 64 KB frames, `afpacket`, `guest`).
-//! The guest sends a file of its own (`/dev/urandom`, hashed in the guest) and hashes what it
-//! receives with `sha256sum`; without QEMU or its image the guest's cells are skipped, loudly.
+//! device, the guest's virtio-net), so TCP super-frames enter the switch from `tap`,
+//! `afpacket` and `guest` (AF_XDP and VXLAN ports receive none). Every cell also checks where
+//! they were cut: in software before the outputs that cannot take them (`tap-nooffl`,
+//! `afxdp`, `vxlan`: their `tx in software: segments=` grows) and nowhere before those that
+//! can (`tap`, whose host receives them whole, `afpacket`, `guest`). The guest sends a file of
+//! its own (`/dev/urandom`, hashed in the guest) and hashes what it receives with
+//! `sha256sum`; without QEMU or its image the guest's cells are skipped, loudly.
 //!
 //! The VLAN pass: the `tap` and `guest` ports become access ports of VLAN 10 (`tag=10`, their
-//! hosts stay untagged; the guest has no 802.1Q module anyway) and the other ports trunks (`trunks=10`) whose hosts send and receive VLAN 10
-//! frames, so super-frames cross tagged, and get the tag pushed (from `tap`) or popped (to
-//! `tap` or `guest`) on the way. This kernel has no 802.1Q module (no `type vlan` links): the trunk hosts
-//! tag and untag with two BPF programs on their interface ([`VlanTag`]), which keep the tag in
-//! the skb's metadata as a VLAN device would, so the hosts' TSO still applies.
+//! hosts stay untagged; the guest has no 802.1Q module) and the other ports trunks
+//! (`trunks=10`) whose hosts send and receive VLAN 10 frames, so super-frames cross tagged
+//! and get the tag pushed (from `tap`, `guest`) or popped (to them) on the way. This kernel has
+//! no 802.1Q module either (no `type vlan` links): the trunk hosts tag and untag with two BPF
+//! programs on their interface ([`VlanTag`]), which keep the tag in the skb's metadata as a
+//! VLAN device would, so the hosts' TSO still applies.
 
 mod support;
 
