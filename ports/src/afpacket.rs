@@ -311,6 +311,21 @@ fn copy_frame(frame: &[u8], vlan: Option<(u16, u16)>, dst: &mut [u8], off: usize
     }
 }
 
+/// The kernel counts the virtio-net header's offsets (`csum_start`, `hdr_len`) in the frame
+/// as it was with the VLAN tag still in the metadata; with the tag put back in the frame
+/// ([`copy_frame`]) the headers they point at are a tag further on.
+fn tag_moves_offsets(mut v: VnetHdr, tag_inserted: bool) -> VnetHdr {
+    if tag_inserted {
+        if v.flags & VnetHdr::F_NEEDS_CSUM != 0 {
+            v.csum_start += ethernet::TAG_LEN as u16;
+        }
+        if v.hdr_len != 0 {
+            v.hdr_len += ethernet::TAG_LEN as u16;
+        }
+    }
+    v
+}
+
 impl Port for AfPacketPort {
     fn name(&self) -> &str {
         &self.name
@@ -411,7 +426,7 @@ impl Port for AfPacketPort {
                     Some(len) => {
                         pkt.set_bounds(off, len);
                         pkt.in_port = self.port_no;
-                        pkt.vnet = vnet;
+                        pkt.vnet = vnet.map(|v| tag_moves_offsets(v, vlan.is_some()));
                         bytes += len as u64;
                         n += 1;
                         if let Err(p) = batch.push(pkt) {
@@ -590,6 +605,29 @@ mod tests {
         assert_eq!(&d[..12], &frame[..12]);
         assert_eq!(&d[12..16], &[0x81, 0x00, 0x20, 0x05]);
         assert_eq!(&d[16..], &frame[12..]);
+    }
+
+    #[test]
+    fn a_reinserted_tag_moves_the_vnet_offsets() {
+        let v = VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_TCPV4,
+            hdr_len: 66,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        let moved = tag_moves_offsets(v, true);
+        assert_eq!((moved.csum_start, moved.hdr_len), (38, 70));
+        assert_eq!(moved.csum_offset, 16);
+        assert_eq!(tag_moves_offsets(v, false), v);
+        let plain = VnetHdr {
+            flags: 0,
+            hdr_len: 0,
+            csum_start: 0,
+            ..v
+        };
+        assert_eq!(tag_moves_offsets(plain, true), plain);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!   code (sockets, ports) inside it; [`RawSock`] plays the far side of a port there.
 //! - [`Host`]: a namespace playing one addressed host, joined to the switch by a veth pair or
 //!   by a tap the switch made, with `ping` and `iperf3` helpers ([`iperf3`]).
+//! - [`Receiver`] and [`send_file`]: one TCP stream of a file between namespaces, checked by
+//!   its SHA-256.
+//! - [`VlanTag`]: a host's interface as a VLAN trunk port, where the kernel has no 802.1Q.
 //! - [`TcpTopology`]: a TCP client and server in two namespaces with a third between them,
 //!   where the test's forwarding loop runs.
 //!
@@ -14,13 +17,17 @@
 mod host;
 mod iperf;
 mod rawsock;
+mod stream;
 mod tcp;
+mod vlan;
 
 pub use crate::process::ChildGuard;
 pub use host::Host;
 pub use iperf::{iperf3, iperf3_json};
 pub use rawsock::RawSock;
+pub use stream::{seeded_file, send_file, sha256, Receiver};
 pub use tcp::{SwitchThread, TcpTopology};
+pub use vlan::VlanTag;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -28,6 +28,7 @@ mod image;
 mod migrate;
 mod net;
 mod qmp;
+mod stream;
 
 use crate::process;
 pub use crate::process::output_within;

@@ -1,5 +1,5 @@
 //! The few system calls the harnesses need and std lacks: entering a network namespace, raw
-//! AF_PACKET sockets, mounting hugetlbfs, a close-on-exec pipe, signals. This is the only
+//! AF_PACKET sockets, mounting hugetlbfs, a close-on-exec pipe, signals, `bpf()`. This is the only
 //! `unsafe` code of the crate (which denies it elsewhere); each call is one small function
 //! with its safety argument, so the modules above stay safe.
 
@@ -20,6 +20,20 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `bpf(cmd, attr)` for the commands that return a new descriptor (`BPF_PROG_LOAD`,
+/// `BPF_LINK_CREATE`); `attr` is `union bpf_attr` as bytes, the unused tail zero.
+#[allow(unsafe_code)]
+pub(crate) fn bpf_fd(cmd: i32, attr: &mut [u8; 128]) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is 128 bytes live for the call, which the kernel copies in (no alignment
+    // needed); the pointers the callers stored in it point to memory live for the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: these commands return a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
 /// Moves the calling thread into the network namespace `ns` (a `/var/run/netns/NAME` file);
