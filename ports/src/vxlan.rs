@@ -30,10 +30,12 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
+use flow_table::wire::l4::tcp::TcpHeader;
 use flow_table::wire::{ethernet, l4, VxlanHeader};
 
 use crate::batch::{PacketBatch, BATCH_SIZE};
-use crate::packet::Packet;
+use crate::checksum;
+use crate::packet::{Packet, VnetHdr};
 use crate::pool::PacketPool;
 use crate::port::{Burst, LinkWatch, Port, PortCounters, PortKind};
 use crate::sys::{cvt, setsockopt, socket};
@@ -194,7 +196,52 @@ impl VxlanPort {
         pkt.tun.id = vni as u64;
         pkt.tun.src = src;
         pkt.tun.dst = self.cfg.local_ip.map_or(0, u32::from);
-        pkt.adjust_head(VXLAN_HLEN as isize)
+        if !pkt.adjust_head(VXLAN_HLEN as isize) {
+            return false;
+        }
+        // A sender on this host (a vxlan device behind a veth) may have left the inner
+        // checksum, and segmentation, for its device to do; say so, as a tap would, so that
+        // outputs that cannot carry that do it.
+        pkt.vnet = checksum::unfinished_l4(pkt.data()).map(|p| self.inner_offloads(pkt.data(), p));
+        true
+    }
+
+    /// The virtio-net header for a received inner frame whose checksum is partial. A TCP frame
+    /// larger than the tunnel's MTU is a super-frame its sender left for the device to segment
+    /// (a veth carries it whole, tunnel and all, into this host's UDP socket): it is cut at the
+    /// tunnel's MTU, as the sender's MSS is not on the wire and a TCP stream may be cut anywhere.
+    /// A UDP one is not (its datagram boundaries are unknown): outputs that cannot take it
+    /// drop it.
+    fn inner_offloads(&self, frame: &[u8], p: checksum::Partial) -> VnetHdr {
+        let mut h = VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            csum_start: p.start,
+            csum_offset: p.offset,
+            ..VnetHdr::default()
+        };
+        let (l3, l4) = (usize::from(p.l3), usize::from(p.start));
+        let mtu = self.mtu() as usize;
+        if !p.tcp || frame.len() - l3 <= mtu {
+            return h;
+        }
+        let Some(tcp) = TcpHeader::new(frame, l4) else {
+            return h;
+        };
+        let hdr = l4 + tcp.header_len();
+        if hdr >= frame.len() || mtu <= hdr - l3 {
+            return h;
+        }
+        h.gso_type = if p.v6 {
+            VnetHdr::GSO_TCPV6
+        } else {
+            VnetHdr::GSO_TCPV4
+        };
+        if tcp.flags_byte() & l4::tcp::CWR != 0 {
+            h.gso_type |= VnetHdr::GSO_ECN;
+        }
+        h.gso_size = (mtu - (hdr - l3)) as u16;
+        h.hdr_len = hdr as u16;
+        h
     }
 
     /// Encapsulates and sends a burst of at most [`BATCH_SIZE`] plain frames (offloads already
