@@ -9,8 +9,8 @@
 #
 # Variants (--variant, repeatable):
 #   linuxbr           Linux bridge with vx-v1 and a kernel vxlan device (offloads on)
-#   linuxbr-txoff     the same with the far end's underlay veth as the other variants have it
-#                     (transmit checksum offload off, see topo_up)
+#   linuxbr-txoff     the same with the far end's underlay veth as OVS needs it (transmit
+#                     checksum offload off, see topo_up)
 #   vswitch-afpacket  vswitchd (release), vx-v1 type=system mode=afpacket, a vxlan port
 #                     (csum=true: UDP_SEGMENT), 1 PMD on CPU 1
 #   vswitch-afpacket-nocsum  the same with csum=false (no UDP GSO: one datagram per segment)
@@ -104,10 +104,10 @@ topo_down() {
 
 # topo_up NS1_TXOFF UNDERLAY_TXOFF (yes|no): the two namespaces, the veths, the far VTEP. The
 # switch side's underlay address is left to the variant (OVS puts it on its br-phy).
-# UNDERLAY_TXOFF: transmit checksum offload off on the far VTEP's underlay veth. Switches that
-# receive the tunnel through a UDP socket (vswitch) or AF_XDP (OVS) need it: with it on, the
-# far vxlan device hands its inner TCP checksums over unfinished (veth passes the
-# CHECKSUM_PARTIAL state on; a NIC would finish them), and a UDP socket's reader cannot tell.
+# UNDERLAY_TXOFF: transmit checksum offload off on the far VTEP's underlay veth. OVS (AF_XDP)
+# and vswitch builds before 2026-12-07 need it: with it on, the far vxlan device hands over its
+# inner TCP checksums unfinished and its TCP segments whole (veth passes the CHECKSUM_PARTIAL
+# state and the GSO packet on; a NIC would finish them). vswitch now notices both.
 topo_up() {
     topo_down
     ip netns add $NS1; ip netns add $NS2
@@ -208,10 +208,10 @@ variant_up() {
             ip link set vx-v1 master vx-br; ip link set vx-k0 master vx-br
             ip link set vx-k0 up; ip link set vx-br up
             wait_until 5 bash -c "bridge link show dev vx-k0 | grep -q forwarding" ;;
-        vswitch-afpacket) topo_up no yes; VBIN=$BIN; vsw_up afpacket true ;;
+        vswitch-afpacket) topo_up no no; VBIN=$BIN; vsw_up afpacket true ;;
         vswitch-before) topo_up no yes; VBIN=${VSW_BASELINE:?set VSW_BASELINE}; vsw_up afpacket "" ;;
-        vswitch-afpacket-nocsum) topo_up no yes; VBIN=$BIN; vsw_up afpacket false ;;
-        vswitch-afxdp) topo_up yes yes; VBIN=$BIN; vsw_up afxdp true ;;
+        vswitch-afpacket-nocsum) topo_up no no; VBIN=$BIN; vsw_up afpacket false ;;
+        vswitch-afxdp) topo_up yes no; VBIN=$BIN; vsw_up afxdp true ;;
         ovs-afxdp) topo_up yes yes; ovs_up ;;
         *) die "unknown variant $1" ;;
     esac
