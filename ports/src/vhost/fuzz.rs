@@ -141,6 +141,8 @@ pub fn fuzz_descriptor_chains(data: &[u8]) {
     let mut vq = ActiveVq::new(ring, hdr_len, flags & 1 != 0);
     // Offloads too: the header the guest wrote is read and checked.
     vq.host_offloads = flags & 16 != 0;
+    // And UDP segmentation (USO) from guests that acked it.
+    vq.host_uso = vq.host_offloads && flags & 32 != 0;
     POOL.with(|p| exercise(&mut vq, &mut p.borrow_mut(), sizes));
 }
 
