@@ -95,6 +95,31 @@ pub(crate) fn tx_errno(errno: i32) -> TxFailure {
 pub(crate) unsafe fn send_mmsg(fd: RawFd, msgs: &mut [libc::mmsghdr], lens: &[usize]) -> Burst {
     debug_assert_eq!(msgs.len(), lens.len());
     let n = msgs.len().min(lens.len());
+    let refused = |_| Burst {
+        errors: 1,
+        ..Burst::default()
+    };
+    // SAFETY: the caller's guarantee, passed on; message i is datagram i.
+    unsafe { send_mmsg_spans(fd, &mut msgs[..n], &lens[..n], |i| i..i + 1, refused) }
+}
+
+/// [`send_mmsg`] for messages that each carry one or more datagrams (UDP GSO): message `m`
+/// stands for the datagrams `span(m)`, counted by their `lens` in [`Burst`] (spans are
+/// consecutive and cover `lens`), and a message the kernel refuses is handed to `refused(m)`,
+/// whose result is added (the caller may send a run's datagrams again one at a time). On a
+/// transient failure the datagrams not yet sent count as dropped.
+///
+/// # Safety
+///
+/// As for [`send_mmsg`].
+pub(crate) unsafe fn send_mmsg_spans(
+    fd: RawFd,
+    msgs: &mut [libc::mmsghdr],
+    lens: &[usize],
+    span: impl Fn(usize) -> std::ops::Range<usize>,
+    mut refused: impl FnMut(usize) -> Burst,
+) -> Burst {
+    let n = msgs.len();
     let mut out = Burst::default();
     let mut i = 0;
     while i < n {
@@ -116,25 +141,26 @@ pub(crate) unsafe fn send_mmsg(fd: RawFd, msgs: &mut [libc::mmsghdr], lens: &[us
             Ok(k) if k > 0 => {
                 // The kernel never reports more than it was given; clamp all the same.
                 let k = k.min(n - i);
-                out.packets += k as u64;
-                out.bytes += lens[i..i + k].iter().sum::<usize>() as u64;
+                let sent = span(i).start..span(i + k - 1).end;
+                out.packets += sent.len() as u64;
+                out.bytes += lens[sent.clone()].iter().sum::<usize>() as u64;
                 i += k;
             }
             // Nothing sent and no errno (the kernel does not do that for a non-empty vector):
             // treated as no room, so the loop ends.
             Ok(_) => {
-                out.dropped += (n - i) as u64;
+                out.dropped += (lens.len() - span(i).start) as u64;
                 break;
             }
             Err(e) => match tx_errno(e) {
                 TxFailure::DropRest => {
-                    out.dropped += (n - i) as u64;
+                    out.dropped += (lens.len() - span(i).start) as u64;
                     break;
                 }
                 // The kernel reports an error for the first message it could not send, so
                 // msgs[i] is the one refused.
                 TxFailure::Error => {
-                    out.errors += 1;
+                    out += refused(i);
                     i += 1;
                 }
             },

@@ -11,7 +11,7 @@
 
 use crate::batch::BATCH_SIZE;
 use crate::port::Burst;
-use crate::sys::{self, no_eintr, tx_errno, TxFailure};
+use crate::sys;
 
 /// `UDP_SEGMENT` of `<linux/udp.h>` (not in every libc target).
 pub(super) const UDP_SEGMENT: i32 = 103;
@@ -111,53 +111,29 @@ pub(super) unsafe fn send_datagrams(
         i = j;
     }
     first[m] = n;
-    let mut out = Burst::default();
-    let mut k = 0;
-    while k < m {
-        let rest = &mut msgs[k..m];
-        let r = no_eintr(|| {
-            // SAFETY: every message points at `dst`, at iovecs of `iov` (readable memory, by
-            // the caller) and at its own control buffer in `cmsg`; all outlive the call.
-            unsafe {
-                libc::sendmmsg(
-                    fd,
-                    rest.as_mut_ptr(),
-                    rest.len() as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                ) as isize
+    let refused = |k: usize| {
+        let run = first[k]..first[k + 1];
+        if run.len() > 1 {
+            // SAFETY: the run's iovecs are the caller's (readable), and `name` is `dst`.
+            unsafe { send_singly(fd, name, namelen, base, lens, run) }
+        } else {
+            Burst {
+                errors: 1,
+                ..Burst::default()
             }
-        });
-        match r {
-            Ok(c) if c > 0 => {
-                let c = c.min(m - k);
-                out.packets += (first[k + c] - first[k]) as u64;
-                out.bytes += lens[first[k]..first[k + c]].iter().sum::<usize>() as u64;
-                k += c;
-            }
-            Ok(_) => {
-                out.dropped += (n - first[k]) as u64;
-                break;
-            }
-            Err(e) => match tx_errno(e) {
-                TxFailure::DropRest => {
-                    out.dropped += (n - first[k]) as u64;
-                    break;
-                }
-                TxFailure::Error if first[k + 1] - first[k] > 1 => {
-                    // SAFETY: as above, for the run's iovecs alone.
-                    out += unsafe {
-                        send_singly(fd, name, namelen, base, lens, first[k]..first[k + 1])
-                    };
-                    k += 1;
-                }
-                TxFailure::Error => {
-                    out.errors += 1;
-                    k += 1;
-                }
-            },
         }
+    };
+    // SAFETY: every message points at `dst`, at iovecs of `iov` (readable memory, by the
+    // caller) and at its own control buffer in `cmsg`; all outlive the call.
+    unsafe {
+        sys::send_mmsg_spans(
+            fd,
+            &mut msgs[..m],
+            &lens[..n],
+            |k| first[k]..first[k + 1],
+            refused,
+        )
     }
-    out
 }
 
 /// Sends the datagrams `range` of the iovecs at `base` one message each.
