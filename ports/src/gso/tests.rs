@@ -11,11 +11,11 @@ use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
 use crate::{PoolConfig, BATCH_SIZE};
 use flow_table::wire::l4::tcp::{CWR as TCP_CWR, FIN as TCP_FIN, PSH as TCP_PSH};
 
-const SRC4: [u8; 4] = [192, 168, 7, 1];
-const DST4: [u8; 4] = [192, 168, 7, 2];
-const SRC6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const DST6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-const IP_ID: u16 = 0xfffe; // wraps during segmentation
+pub(crate) const SRC4: [u8; 4] = [192, 168, 7, 1];
+pub(crate) const DST4: [u8; 4] = [192, 168, 7, 2];
+pub(crate) const SRC6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+pub(crate) const DST6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+pub(crate) const IP_ID: u16 = 0xfffe; // wraps during segmentation
 const SEQ: u32 = 0xffff_f000; // wraps too
 const ACK: u8 = 0x10;
 
@@ -52,46 +52,122 @@ pub(crate) fn payload_bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
+/// Ethernet (with `vlans` tags, VIDs from `vid0`, outer ones 802.1ad) and IP headers for a
+/// `proto` payload of `l4_len` bytes, as the Linux stack writes them for an offloading device:
+/// lengths covering the payload, DF, TTL 64, [`IP_ID`], a valid IPv4 header checksum and
+/// `ip_opts` bytes of options (NOPs, then end-of-list).
+pub(crate) fn headers(
+    v6: bool,
+    vlans: usize,
+    vid0: u16,
+    ip_opts: usize,
+    proto: u8,
+    l4_len: usize,
+) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    for t in 0..vlans {
+        let tpid: u16 = if t + 1 < vlans { 0x88a8 } else { 0x8100 };
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&(vid0 + t as u16).to_be_bytes());
+    }
+    let l3 = f.len();
+    if v6 {
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        f.extend_from_slice(&[proto, 64]);
+        f.extend_from_slice(&SRC6);
+        f.extend_from_slice(&DST6);
+    } else {
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let l3 = l3 + 2;
+        let ihl = 20 + ip_opts;
+        f.push(0x40 | (ihl / 4) as u8);
+        f.push(0);
+        f.extend_from_slice(&((ihl + l4_len) as u16).to_be_bytes());
+        f.extend_from_slice(&IP_ID.to_be_bytes());
+        f.extend_from_slice(&[0x40, 0, 64, proto, 0, 0]); // DF, TTL 64, checksum 0
+        f.extend_from_slice(&SRC4);
+        f.extend_from_slice(&DST4);
+        let start = f.len();
+        f.resize(start + ip_opts, 1);
+        if ip_opts > 0 {
+            *f.last_mut().unwrap() = 0;
+        }
+        let c = !fold(ones_sum(&f[l3..l3 + ihl]));
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+/// The folded, uncomplemented pseudo-header sum for a `proto` payload of `l4_len` bytes
+/// between the test addresses: what a sender with checksum offload leaves in the field.
+pub(crate) fn partial_checksum(v6: bool, proto: u8, l4_len: usize) -> u16 {
+    fold(if v6 {
+        pseudo_v6(&SRC6, &DST6, proto, l4_len as u32)
+    } else {
+        pseudo_v4(&SRC4, &DST4, proto, l4_len as u32)
+    })
+}
+
+/// Checks a segment's Ethernet/VLAN and IP headers (copied, lengths fitted, IPv4 header
+/// checksum, id advanced by `i`, DF, options copied) against the original `frame`, whose IP
+/// and transport headers start at `l3` and `l4`; returns its transport bytes and addresses.
+pub(crate) fn check_headers<'a>(
+    d: &'a [u8],
+    frame: &[u8],
+    (l3, l4): (usize, usize),
+    v6: bool,
+    i: usize,
+) -> (&'a [u8], IpAddress, IpAddress) {
+    assert_eq!(
+        &d[..l3],
+        &frame[..l3],
+        "segment {i}: Ethernet/VLAN header copied"
+    );
+    if v6 {
+        let ip = Ipv6Packet::new_checked(&d[l3..]).expect("IPv6 header");
+        assert_eq!(
+            ip.total_len(),
+            d.len() - l3,
+            "segment {i}: IPv6 payload length"
+        );
+        (
+            ip.payload(),
+            IpAddress::from(ip.src_addr()),
+            IpAddress::from(ip.dst_addr()),
+        )
+    } else {
+        let ip = Ipv4Packet::new_checked(&d[l3..]).expect("IPv4 header");
+        assert!(ip.verify_checksum(), "segment {i}: IPv4 header checksum");
+        assert_eq!(
+            ip.total_len() as usize,
+            d.len() - l3,
+            "segment {i}: total length"
+        );
+        assert_eq!(
+            ip.ident(),
+            IP_ID.wrapping_add(i as u16),
+            "segment {i}: IP id"
+        );
+        assert!(ip.dont_frag());
+        assert_eq!(&d[l3 + 20..l4], &frame[l3 + 20..l4], "IPv4 options copied");
+        (
+            ip.payload(),
+            IpAddress::from(ip.src_addr()),
+            IpAddress::from(ip.dst_addr()),
+        )
+    }
+}
+
 /// Builds a TCP super-frame as the Linux stack leaves it for a device with TSO and checksum
 /// offload: IP lengths covering the whole frame, a valid IPv4 header checksum, the TCP
 /// checksum field holding the folded, uncomplemented pseudo-header sum (with the whole frame's
 /// TCP length), and the virtio-net header `virtio_net_hdr_from_skb` would make.
 pub(crate) fn super_frame(s: Spec, payload: &[u8]) -> (Vec<u8>, VnetHdr) {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-    for t in 0..s.vlans {
-        let tpid: u16 = if t + 1 < s.vlans { 0x88a8 } else { 0x8100 };
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&(100 + t as u16).to_be_bytes());
-    }
     let tcp_hlen = 32; // with the timestamps option, as Linux sends
     let tcp_len = tcp_hlen + payload.len();
-    if s.v6 {
-        f.extend_from_slice(&0x86ddu16.to_be_bytes());
-        f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&(tcp_len as u16).to_be_bytes());
-        f.extend_from_slice(&[6, 64]);
-        f.extend_from_slice(&SRC6);
-        f.extend_from_slice(&DST6);
-    } else {
-        f.extend_from_slice(&0x0800u16.to_be_bytes());
-        let ihl = 20 + s.ip_opts;
-        f.push(0x40 | (ihl / 4) as u8);
-        f.push(0);
-        f.extend_from_slice(&((ihl + tcp_len) as u16).to_be_bytes());
-        f.extend_from_slice(&IP_ID.to_be_bytes());
-        f.extend_from_slice(&[0x40, 0, 64, 6, 0, 0]); // DF, TTL 64, TCP, checksum 0
-        f.extend_from_slice(&SRC4);
-        f.extend_from_slice(&DST4);
-        // Options: NOPs then end-of-list.
-        let start = f.len();
-        f.resize(start + s.ip_opts, 1);
-        if s.ip_opts > 0 {
-            *f.last_mut().unwrap() = 0;
-        }
-        let l3 = s.l3();
-        let c = !fold(ones_sum(&f[l3..l3 + ihl]));
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-    }
+    let mut f = headers(s.v6, s.vlans, 100, s.ip_opts, 6, tcp_len);
     let l4 = f.len();
     assert_eq!(l4, s.l4());
     f.extend_from_slice(&40000u16.to_be_bytes());
@@ -102,12 +178,7 @@ pub(crate) fn super_frame(s: Spec, payload: &[u8]) -> (Vec<u8>, VnetHdr) {
     f.push(s.flags);
     f.extend_from_slice(&[0x01, 0xf5, 0, 0, 0, 0]); // window, checksum, urgent
     f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // NOP NOP timestamps
-    let pseudo = if s.v6 {
-        pseudo_v6(&SRC6, &DST6, 6, tcp_len as u32)
-    } else {
-        pseudo_v4(&SRC4, &DST4, 6, tcp_len as u32)
-    };
-    f[l4 + 16..l4 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
+    f[l4 + 16..l4 + 18].copy_from_slice(&partial_checksum(s.v6, 6, tcp_len).to_be_bytes());
     f.extend_from_slice(payload);
     let h = VnetHdr {
         flags: VnetHdr::F_NEEDS_CSUM,
@@ -146,44 +217,7 @@ fn check_segments(s: Spec, frame: &[u8], segs: &[Packet]) -> Vec<u8> {
         let d = seg.data();
         assert_eq!(seg.vnet, None, "segment {i}: vnet cleared");
         assert_eq!(seg.in_port, 7, "segment {i}: in_port kept");
-        assert_eq!(
-            &d[..l3],
-            &frame[..l3],
-            "segment {i}: Ethernet/VLAN header copied"
-        );
-        let (tcp_bytes, src, dst) = if s.v6 {
-            let ip = Ipv6Packet::new_checked(&d[l3..]).expect("IPv6 header");
-            assert_eq!(
-                ip.total_len(),
-                d.len() - l3,
-                "segment {i}: IPv6 payload length"
-            );
-            (
-                ip.payload(),
-                IpAddress::from(ip.src_addr()),
-                IpAddress::from(ip.dst_addr()),
-            )
-        } else {
-            let ip = Ipv4Packet::new_checked(&d[l3..]).expect("IPv4 header");
-            assert!(ip.verify_checksum(), "segment {i}: IPv4 header checksum");
-            assert_eq!(
-                ip.total_len() as usize,
-                d.len() - l3,
-                "segment {i}: total length"
-            );
-            assert_eq!(
-                ip.ident(),
-                IP_ID.wrapping_add(i as u16),
-                "segment {i}: IP id"
-            );
-            assert!(ip.dont_frag());
-            assert_eq!(&d[l3 + 20..l4], &frame[l3 + 20..l4], "IPv4 options copied");
-            (
-                ip.payload(),
-                IpAddress::from(ip.src_addr()),
-                IpAddress::from(ip.dst_addr()),
-            )
-        };
+        let (tcp_bytes, src, dst) = check_headers(d, frame, (l3, l4), s.v6, i);
         let tcp = TcpPacket::new_checked(tcp_bytes).expect("TCP header");
         assert!(tcp.verify_checksum(&src, &dst), "segment {i}: TCP checksum");
         let before = joined.len();

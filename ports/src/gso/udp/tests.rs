@@ -3,20 +3,17 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use smoltcp::wire::{IpAddress, Ipv4Packet, Ipv6Packet, UdpPacket};
+use smoltcp::wire::UdpPacket;
 
 use super::*;
 use crate::batch::PacketBatch;
 use crate::checksum::{fold, ones_sum, pseudo_v4, pseudo_v6};
-use crate::gso::tests::{big_pool, payload_bytes};
+use crate::gso::tests::{
+    big_pool, check_headers, headers, partial_checksum, payload_bytes, DST4, DST6, SRC4, SRC6,
+};
 use crate::gso::{for_each_burst, segment, GsoError, GsoStats, Segmenter};
 use crate::{Packet, PacketPool, PoolConfig, BATCH_SIZE};
 
-const SRC4: [u8; 4] = [192, 168, 9, 1];
-const DST4: [u8; 4] = [192, 168, 9, 2];
-const SRC6: [u8; 16] = [0xfd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const DST6: [u8; 16] = [0xfd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-const IP_ID: u16 = 0xfffd; // wraps during segmentation
 const SPORT: u16 = 4433;
 const DPORT: u16 = 51820;
 
@@ -44,50 +41,14 @@ impl Spec {
 /// covering the whole frame, a valid IPv4 header checksum, the UDP checksum field holding the
 /// folded pseudo-header sum, and the virtio-net header `virtio_net_hdr_from_skb` makes.
 pub(crate) fn super_datagram(s: Spec, payload: &[u8]) -> (Vec<u8>, VnetHdr) {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-    for t in 0..s.vlans {
-        let tpid: u16 = if t + 1 < s.vlans { 0x88a8 } else { 0x8100 };
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&(200 + t as u16).to_be_bytes());
-    }
     let udp_len = 8 + payload.len();
-    if s.v6 {
-        f.extend_from_slice(&0x86ddu16.to_be_bytes());
-        f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        f.extend_from_slice(&[17, 64]);
-        f.extend_from_slice(&SRC6);
-        f.extend_from_slice(&DST6);
-    } else {
-        f.extend_from_slice(&0x0800u16.to_be_bytes());
-        let ihl = 20 + s.ip_opts;
-        f.push(0x40 | (ihl / 4) as u8);
-        f.push(0);
-        f.extend_from_slice(&((ihl + udp_len) as u16).to_be_bytes());
-        f.extend_from_slice(&IP_ID.to_be_bytes());
-        f.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]); // DF, TTL 64, UDP, checksum 0
-        f.extend_from_slice(&SRC4);
-        f.extend_from_slice(&DST4);
-        let start = f.len();
-        f.resize(start + s.ip_opts, 1); // NOPs, then end-of-list
-        if s.ip_opts > 0 {
-            *f.last_mut().unwrap() = 0;
-        }
-        let l3 = s.l3();
-        let c = !fold(ones_sum(&f[l3..l3 + ihl]));
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-    }
+    let mut f = headers(s.v6, s.vlans, 200, s.ip_opts, 17, udp_len);
     let l4 = f.len();
     assert_eq!(l4, s.l4());
     f.extend_from_slice(&SPORT.to_be_bytes());
     f.extend_from_slice(&DPORT.to_be_bytes());
     f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    let pseudo = if s.v6 {
-        pseudo_v6(&SRC6, &DST6, 17, udp_len as u32)
-    } else {
-        pseudo_v4(&SRC4, &DST4, 17, udp_len as u32)
-    };
-    f.extend_from_slice(&fold(pseudo).to_be_bytes());
+    f.extend_from_slice(&partial_checksum(s.v6, 17, udp_len).to_be_bytes());
     f.extend_from_slice(payload);
     let h = VnetHdr {
         flags: VnetHdr::F_NEEDS_CSUM,
@@ -118,22 +79,7 @@ fn check_segments(s: Spec, frame: &[u8], segs: &[Packet]) -> Vec<u8> {
         let d = seg.data();
         assert_eq!(seg.vnet, None, "segment {i}: vnet cleared");
         assert_eq!(seg.in_port, 7, "segment {i}: in_port kept");
-        assert_eq!(&d[..l3], &frame[..l3], "segment {i}: Ethernet/VLAN copied");
-        let (udp_bytes, src, dst) = if s.v6 {
-            let ip = Ipv6Packet::new_checked(&d[l3..]).expect("IPv6 header");
-            assert_eq!(ip.total_len(), d.len() - l3, "segment {i}: payload length");
-            let (src, dst) = (ip.src_addr(), ip.dst_addr());
-            (ip.payload(), IpAddress::from(src), IpAddress::from(dst))
-        } else {
-            let ip = Ipv4Packet::new_checked(&d[l3..]).expect("IPv4 header");
-            assert!(ip.verify_checksum(), "segment {i}: IPv4 header checksum");
-            assert_eq!(ip.total_len() as usize, d.len() - l3, "segment {i}");
-            assert_eq!(ip.ident(), IP_ID.wrapping_add(i as u16), "segment {i}: id");
-            assert!(ip.dont_frag());
-            assert_eq!(&d[l3 + 20..l4], &frame[l3 + 20..l4], "IPv4 options copied");
-            let (src, dst) = (ip.src_addr(), ip.dst_addr());
-            (ip.payload(), IpAddress::from(src), IpAddress::from(dst))
-        };
+        let (udp_bytes, src, dst) = check_headers(d, frame, (l3, l4), s.v6, i);
         let udp = UdpPacket::new_checked(udp_bytes).expect("UDP header");
         assert_eq!(
             udp.len() as usize,
