@@ -671,6 +671,25 @@ mod tests {
         }
     }
 
+    /// Sends one offloaded frame with `send_burst` on `sock`; returns what it reported, the
+    /// counters and the (emptied) batch.
+    fn send_one(
+        sock: &OwnedFd,
+        vnet_hdr: bool,
+        pool: &mut PacketPool,
+        frame: &[u8],
+        h: VnetHdr,
+    ) -> (Burst, crate::PortStats, PacketBatch) {
+        let mut batch = PacketBatch::new();
+        let mut p = pool.alloc().unwrap();
+        assert!(p.set_data(frame));
+        p.vnet = Some(h);
+        batch.push(p).unwrap();
+        let counters = PortCounters::default();
+        let out = send_burst(sock.as_raw_fd(), vnet_hdr, pool, &mut batch, &counters);
+        (out, counters.snapshot(), batch)
+    }
+
     #[test]
     fn send_burst_segments_gso_without_vnet_hdr_only() {
         use crate::gso::tests::{big_pool, payload_bytes, super_frame, Spec};
@@ -685,14 +704,7 @@ mod tests {
         let (frame, h) = super_frame(s, &payload_bytes(7500));
         let (a, b) = dgram_pair();
         for vnet_hdr in [false, true] {
-            let mut batch = PacketBatch::new();
-            let mut p = pool.alloc().unwrap();
-            assert!(p.set_data(&frame));
-            p.vnet = Some(h);
-            batch.push(p).unwrap();
-            let counters = PortCounters::default();
-            let out = send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch, &counters);
-            let s = counters.snapshot();
+            let (out, s, batch) = send_one(&a, vnet_hdr, &mut pool, &frame, h);
             let counted = Burst {
                 packets: s.tx_packets,
                 bytes: s.tx_bytes,
@@ -736,14 +748,7 @@ mod tests {
         let (frame, h) = super_datagram(s, &payload_bytes(20 * 1200 + 500));
         let (a, b) = dgram_pair();
         for vnet_hdr in [false, true] {
-            let mut batch = PacketBatch::new();
-            let mut p = pool.alloc().unwrap();
-            assert!(p.set_data(&frame));
-            p.vnet = Some(h);
-            batch.push(p).unwrap();
-            let counters = PortCounters::default();
-            send_burst(a.as_raw_fd(), vnet_hdr, &mut pool, &mut batch, &counters);
-            let st = counters.snapshot();
+            let (_, st, _) = send_one(&a, vnet_hdr, &mut pool, &frame, h);
             let lens = recv_lens(&b);
             if vnet_hdr && udp::kernel_takes_uso() {
                 // Whole: the kernel splits it if it must.
