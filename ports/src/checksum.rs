@@ -10,7 +10,7 @@ pub(crate) use flow_table::wire::checksum::{
 };
 
 use flow_table::key::{ethertype, ipproto};
-use flow_table::wire::ethernet::{self, is_vlan_tpid, EthernetHeader, TagBody};
+use flow_table::wire::ethernet;
 use flow_table::wire::l4::checksum_offset;
 use flow_table::wire::{ipv4, ipv6, Ipv4Header, Ipv6Header};
 
@@ -42,15 +42,7 @@ pub(crate) struct Partial {
 /// frame (no padding) and is not a fragment are looked at, and a zero UDP checksum (none) is not
 /// partial.
 pub(crate) fn unfinished_l4(frame: &[u8]) -> Option<Partial> {
-    let mut l3 = ethernet::HEADER_LEN;
-    let mut et = EthernetHeader::new(frame, 0)?.ethertype();
-    for _ in 0..2 {
-        if !is_vlan_tpid(et) {
-            break;
-        }
-        et = TagBody::new(frame, l3)?.ethertype();
-        l3 += ethernet::TAG_LEN;
-    }
+    let (l3, et) = ethernet::skip_tags(frame, 2)?;
     let (l4, proto, pseudo, v6) = match et {
         ethertype::IPV4 => {
             let ip = Ipv4Header::new(frame, l3)?;

@@ -36,7 +36,7 @@ use std::fmt;
 
 use crate::batch::PacketBatch;
 use flow_table::key::{ethertype, ipproto};
-use flow_table::wire::ethernet::{self, is_vlan_tpid, EthernetHeader, TagBody};
+use flow_table::wire::ethernet;
 use flow_table::wire::l4::tcp::{self, TcpHeader};
 use flow_table::wire::l4::udp as udp_wire;
 use flow_table::wire::{ipv4, ipv6, Ipv4Header, Ipv6Header};
@@ -171,21 +171,7 @@ impl Layout {
         if h.gso_size == 0 {
             return Err(GsoError::ZeroGsoSize);
         }
-        let Some(eth) = EthernetHeader::new(d, 0) else {
-            return Err(GsoError::Truncated);
-        };
-        let mut l3 = ethernet::HEADER_LEN;
-        let mut et = eth.ethertype();
-        for _ in 0..MAX_VLAN_TAGS {
-            if !is_vlan_tpid(et) {
-                break;
-            }
-            let Some(tag) = TagBody::new(d, l3) else {
-                return Err(GsoError::Truncated);
-            };
-            et = tag.ethertype();
-            l3 += ethernet::TAG_LEN;
-        }
+        let (l3, et) = ethernet::skip_tags(d, MAX_VLAN_TAGS).ok_or(GsoError::Truncated)?;
         let (v6, l4, ip_id) = match et {
             ethertype::IPV4 => {
                 let h = Ipv4Header::new(d, l3).ok_or(GsoError::Truncated)?;

@@ -186,6 +186,23 @@ impl<T: std::ops::Deref<Target = [u8; TAG_LEN]>> TagBody<T> {
     }
 }
 
+/// Where the payload of `frame` starts behind its Ethernet header and at most `max_tags` VLAN
+/// tags, and its Ethertype (a tag beyond `max_tags` is that payload); `None` if the frame ends
+/// inside those headers.
+#[inline]
+pub fn skip_tags(frame: &[u8], max_tags: usize) -> Option<(usize, u16)> {
+    let mut t = EthernetHeader::new(frame, 0)?.ethertype();
+    let mut off = HEADER_LEN;
+    for _ in 0..max_tags {
+        if !is_vlan_tpid(t) {
+            break;
+        }
+        t = TagBody::new(frame, off)?.ethertype();
+        off += TAG_LEN;
+    }
+    Some((off, t))
+}
+
 /// Writes a VLAN tag (`tpid`, `tci`) at `ADDRS_LEN..ADDRS_LEN + TAG_LEN` of `frame`, which has
 /// room for it there (the addresses already in place before it); false when it is too short.
 #[inline]
@@ -259,5 +276,30 @@ mod tests {
         assert!(write_tag(&mut f, ethertype::QINQ, 7));
         assert_eq!(&f[12..16], &[0x88, 0xa8, 0, 7]);
         assert!(!write_tag(&mut f[..15], 0x8100, 1));
+    }
+
+    #[test]
+    fn skip_tags_stops_at_the_payload_or_the_limit() {
+        let f = frame();
+        assert_eq!(
+            skip_tags(&f, 2),
+            Some((HEADER_LEN + TAG_LEN, ethertype::IPV4))
+        );
+        assert_eq!(skip_tags(&f, 0), Some((HEADER_LEN, ethertype::VLAN)));
+        // A second tag, behind the first: one is skipped at a limit of one.
+        let mut qinq = f.clone();
+        qinq.splice(HEADER_LEN..HEADER_LEN, [0, 5, 0x81, 0x00]);
+        qinq[12..14].copy_from_slice(&ethertype::QINQ.to_be_bytes());
+        assert_eq!(
+            skip_tags(&qinq, 1),
+            Some((HEADER_LEN + TAG_LEN, ethertype::VLAN))
+        );
+        assert_eq!(
+            skip_tags(&qinq, 8),
+            Some((HEADER_LEN + 2 * TAG_LEN, ethertype::IPV4))
+        );
+        // Ends inside the headers.
+        assert_eq!(skip_tags(&f[..17], 2), None);
+        assert_eq!(skip_tags(&f[..13], 2), None);
     }
 }

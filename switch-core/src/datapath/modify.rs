@@ -7,7 +7,7 @@
 //! bad input.
 
 use flow_table::key::{ethertype, ipproto};
-use flow_table::wire::ethernet::{self, is_vlan_tpid, TagBody};
+use flow_table::wire::ethernet::{self, is_vlan_tpid};
 use flow_table::wire::l4::{self, Ports};
 use flow_table::wire::{checksum, ipv4, ipv6, view_mut};
 use flow_table::wire::{EthernetHeader, Ipv4Header, Ipv6Header, VlanTag};
@@ -96,16 +96,9 @@ struct Layout {
 }
 
 fn layout(f: &[u8]) -> Option<Layout> {
-    let mut t = EthernetHeader::new(f, 0)?.ethertype();
-    let mut l3 = ethernet::HEADER_LEN;
-    let mut tags = 0;
     // More tags than the flow key holds (two): a `push_vlan` on a QinQ frame makes three, and
     // the rewrites the translation chose must still reach the headers behind them.
-    while is_vlan_tpid(t) && tags < MAX_TAGS {
-        t = TagBody::new(f, l3)?.ethertype();
-        l3 += ethernet::TAG_LEN;
-        tags += 1;
-    }
+    let (l3, t) = ethernet::skip_tags(f, MAX_TAGS)?;
     let l4 = match t {
         ethertype::IPV4 => {
             let h = Ipv4Header::new(f, l3)?;
