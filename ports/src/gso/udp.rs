@@ -19,7 +19,7 @@ pub fn is_udp_gso(h: &VnetHdr) -> bool {
 /// Whether the running kernel takes `GSO_UDP_L4` in the virtio-net header of a frame written
 /// to a tap or an AF_PACKET socket: `virtio_net_hdr_to_skb` knows it from Linux 6.2 on and
 /// refuses it (`EINVAL`, a transmit error) before. Read once.
-pub(crate) fn kernel_takes_uso() -> bool {
+pub fn kernel_takes_uso() -> bool {
     static TAKES: OnceLock<bool> = OnceLock::new();
     *TAKES.get_or_init(|| {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
