@@ -196,7 +196,7 @@ fn a_vanished_interface_does_not_stop_a_restart() {
     let flows = d.ok(&["dump-flows", &br]);
     assert!(flows.contains("in_port=1"), "{flows}");
     // The port stays configured, so it comes back when the interface does.
-    let state = std::fs::read_to_string(d.state.join("state.toml")).unwrap();
+    let state = d.saved();
     assert!(state.contains(&v), "{state}");
 }
 

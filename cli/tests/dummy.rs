@@ -159,7 +159,7 @@ fn dummy_bridges_forward_injected_frames_exactly_and_survive_a_restart() {
     nothing_left(&d, &nm, &[&p(&nm, 1), &p(&nm, 2), &p(&nm, 3), &nm]);
 
     // A restart brings both bridges back as dummy bridges, their ports and the flow too.
-    let state = std::fs::read_to_string(d.state.join("state.toml")).unwrap();
+    let state = d.saved();
     assert_eq!(
         state.matches("datapath_type = \"dummy\"").count(),
         2,

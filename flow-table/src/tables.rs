@@ -199,6 +199,14 @@ impl RuleTables {
         self.tables.iter().map(RuleTable::len).sum()
     }
 
+    /// True when some rule has an idle or hard timeout.
+    pub fn has_timeouts(&self) -> bool {
+        self.tables
+            .iter()
+            .flat_map(|t| t.iter())
+            .any(|r| r.idle_timeout != 0 || r.hard_timeout != 0)
+    }
+
     /// True when no table has a rule.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -265,13 +273,13 @@ impl RuleTables {
     }
 
     /// `mod-flows`: replaces the actions of the selected rules, keeping their counters.
-    /// Returns the changes (empty when nothing was selected).
+    /// Returns the rules as they now are (empty when nothing was selected).
     pub fn modify(
         &mut self,
         filter: &RuleFilter,
         actions: &[Action],
         strict: bool,
-    ) -> Result<Vec<RuleChange>, FlowModError> {
+    ) -> Result<Vec<Arc<Rule>>, FlowModError> {
         let selected: Vec<Arc<Rule>> = self
             .tables
             .iter()
@@ -296,7 +304,7 @@ impl RuleTables {
                 created_ms: old.created_ms,
                 stats: Arc::clone(&old.stats),
             });
-            changes.push(RuleChange::of(&new));
+            changes.push(Arc::clone(&new));
             self.table_mut(old.table).replace(new);
         }
         if !changes.is_empty() {
@@ -420,6 +428,7 @@ mod tests {
             .modify(&RuleFilter::cookie(0xa), &[Action::Output(9)], false)
             .unwrap();
         assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].actions, vec![Action::Output(9)]);
         let r = t.table(0).unwrap().find_strict(&m, 10).unwrap();
         assert_eq!(r.actions, vec![Action::Output(9)]);
         assert_eq!(r.stats.packets(), 3);

@@ -374,7 +374,7 @@ fn run(keys: Vec<FlowKey>, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     table: Some(r.table),
                     ..RuleFilter::matching(r.m, r.priority)
                 };
-                tables.modify(&f, &actions, true).expect("valid actions")
+                changes_of(&tables.modify(&f, &actions, true).expect("valid actions"))
             }
             Op::Lookup(i) => {
                 let key = keys[i % keys.len()];

@@ -797,6 +797,21 @@ async fn megaflows(
     .map(Json)
 }
 
+/// The running configuration as the state file writes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigView {
+    /// Bridges, ports, mirrors, namespaces and flows in TOML (flows with ports by number).
+    pub toml: String,
+}
+
+/// The running configuration in the state file's TOML (`vswitchctl dump-config`).
+#[utoipa::path(get, path = "/config", responses((status = 200, body = ConfigView)))]
+async fn dump_config(State(app): App) -> Result<Json<ConfigView>, ApiError> {
+    blocking(&app, |s| Ok(ConfigView { toml: s.dump_config()? }))
+        .await
+        .map(Json)
+}
+
 /// Which PMD thread polls which receive queues.
 #[utoipa::path(get, path = "/pmd-rxqs", responses((status = 200, body = [RxqView])))]
 async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
@@ -836,6 +851,7 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
     ),
     paths(
         health,
+        dump_config,
         list_bridges,
         add_bridge,
         show_bridge,
@@ -867,6 +883,7 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
     ),
     components(schemas(
         ErrorBody,
+        ConfigView,
         NewBridge,
         BridgeView,
         NewPort,
@@ -932,6 +949,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi_json))
+        .route("/config", get(dump_config))
         .route("/bridges", get(list_bridges).post(add_bridge))
         .route("/bridges/{bridge}", get(show_bridge).delete(del_bridge))
         .route("/bridges/{bridge}/ports", get(list_ports).post(add_port))

@@ -59,6 +59,19 @@ pub struct DaemonConfig {
     pub api: ApiConfig,
     /// Datapath.
     pub datapath: DatapathConfig,
+    /// The state directory's durability.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `[state]`: how changes reach the disk.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `batch`: each change is written before it is answered (`kill -9` loses nothing) and
+    /// flushed to disk within 10 ms; `always`: flushed before it is answered.
+    #[serde(default)]
+    pub sync: crate::service::journal::SyncMode,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +79,7 @@ pub struct DaemonConfig {
 struct Partial {
     api: Option<toml::Table>,
     datapath: Option<toml::Table>,
+    state: Option<toml::Table>,
 }
 
 impl DaemonConfig {
@@ -79,7 +93,11 @@ impl DaemonConfig {
     pub fn parse(text: &str) -> Result<DaemonConfig, String> {
         let user: Partial = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG).expect("default parses");
-        for (section, table) in [("api", user.api), ("datapath", user.datapath)] {
+        for (section, table) in [
+            ("api", user.api),
+            ("datapath", user.datapath),
+            ("state", user.state),
+        ] {
             if let Some(t) = table {
                 let base = merged
                     .get_mut(section)

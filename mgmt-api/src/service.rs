@@ -1,12 +1,18 @@
-//! The management service: applies requests to the datapath and to the persistent state, in
-//! that order, and answers only once both hold the change.
+//! The management service: applies requests to the datapath and to the persistent state, and
+//! answers only once both hold the change.
 //!
-//! A change that the datapath accepts but the state directory cannot record is undone in the
-//! datapath, so what runs never differs from what a restart would restore.
+//! A flow change is computed on a copy of the bridge's rules, recorded in the journal, and only
+//! then published to the datapath; a change the state directory cannot record is not made. A
+//! change of bridges or ports that the datapath accepts but the state directory cannot record is
+//! undone in the datapath. Either way what runs never differs from what a restart would restore.
+//!
+//! Flow changes to different bridges run at the same time (each bridge's rules have their own
+//! lock, and the journal takes concurrent records); changes of bridges and ports take the
+//! configuration's write lock and run alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use flow_table::flow_syntax::{self, FlowMode, ParsedFlow};
 use flow_table::{Rule, RuleFilter, RuleSpec};
@@ -18,6 +24,7 @@ use switch_core::{
 };
 
 use crate::config::DaemonConfig;
+use journal::Record;
 use state::{BridgeEntry, PortEntry, State, Store};
 
 /// The highest port number a port may ask for (OpenFlow's `OFPP_MAX` is the next one).
@@ -56,6 +63,9 @@ impl From<SwitchError> for ServiceError {
                 ServiceError::BadRequest(e.to_string(), None)
             }
             SwitchError::Timeout => ServiceError::Datapath(e.to_string()),
+            SwitchError::NotRecorded(m) => ServiceError::Storage(format!(
+                "the change was not saved, so nothing was changed: {m}"
+            )),
         }
     }
 }
@@ -65,7 +75,8 @@ pub struct Service {
     switch: Switch,
     /// Directory of vhostuser sockets.
     run_dir: PathBuf,
-    state: Mutex<State>,
+    /// Bridges, ports, mirrors and namespaces (flows live in the datapath's rule tables).
+    state: RwLock<State>,
     store: Store,
     limits: crate::limits::Limits,
 }
@@ -265,13 +276,15 @@ impl Service {
     /// Starts the datapath and restores the saved state. A port that cannot be opened (its
     /// interface is gone) is reported and left in the state, so it comes back once fixed.
     pub fn start(cfg: &DaemonConfig, store: Store) -> Result<Service, String> {
-        let state = store.load().map_err(|e| e.to_string())?;
+        let recovered = store.recover().map_err(|e| e.to_string())?;
+        let restore::Restored { state, mut rules } =
+            restore::replay(recovered, switch_core::datapath::clock::now_ms())?;
         let switch = Switch::start(switch_config(cfg)).map_err(|e| format!("datapath: {e}"))?;
         create_run_dir(&cfg.datapath.run_dir)?;
         let svc = Service {
             switch,
             run_dir: cfg.datapath.run_dir.clone(),
-            state: Mutex::new(state.clone()),
+            state: RwLock::new(state.clone()),
             store,
             limits: crate::limits::Limits {
                 max_flows: cfg.datapath.max_flows,
@@ -306,20 +319,10 @@ impl Service {
                     tracing::error!(bridge = %br.name, mirror = %m.name, "mirror not restored: {e}");
                 }
             }
-            let specs = br
-                .flows
-                .iter()
-                .map(|f| {
-                    svc.parse(&br.name, f, FlowMode::Add)
-                        .map(|p| p.to_rule_spec())
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("restoring flows of {}: {e:?}", br.name))?;
+            let mut tables = rules.remove(&br.name).unwrap_or_default();
+            tables.set_max_rules(flow_table::tables::DEFAULT_MAX_RULES);
             svc.switch
-                .del_flows(&br.name, &RuleFilter::all(), false)
-                .map_err(|e| e.to_string())?;
-            svc.switch
-                .add_flows(&br.name, specs)
+                .install_rules(&br.name, tables)
                 .map_err(|e| format!("restoring flows of {}: {e}", br.name))?;
         }
         Ok(svc)
@@ -330,8 +333,71 @@ impl Service {
         &self.switch
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The configuration, for a change of bridges or ports (nothing else changes meanwhile).
+    fn lock(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The configuration, for reading or a flow change (flow changes run side by side).
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a new snapshot when the journal has grown enough. The cut is taken under the
+    /// write lock (no change in flight): the next journal starts there and the rule tables are
+    /// shared snapshots, so the lock is held for microseconds; the snapshot is written by a
+    /// thread of its own while changes go on.
+    fn maybe_compact(&self) {
+        if !self.store.start_compaction() {
+            return;
+        }
+        let cut = {
+            let state = self.lock();
+            self.store.rotate().map(|generation| {
+                let rules: Vec<_> = state
+                    .bridges
+                    .iter()
+                    .filter_map(|b| Some((b.name.clone(), self.switch.rules_snapshot(&b.name).ok()?)))
+                    .collect();
+                (generation, state.clone(), rules)
+            })
+        };
+        let (generation, mut snapshot, rules) = match cut {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("compaction: cannot start a new journal: {e}");
+                self.store.compaction_done();
+                return;
+            }
+        };
+        let store = self.store.clone();
+        let spawned = std::thread::Builder::new()
+            .name("compaction".into())
+            .spawn(move || {
+                let t0 = std::time::Instant::now();
+                snapshot.journal = generation;
+                let mut n = 0;
+                for (name, tables) in rules {
+                    if let Some(b) = snapshot.bridge_mut(&name) {
+                        b.flows = tables.rules().iter().map(|r| spec_text(r, &|_| None)).collect();
+                        n += b.flows.len();
+                    }
+                }
+                match store.write_snapshot(&snapshot) {
+                    Ok(()) => tracing::info!(
+                        flows = n,
+                        "compaction: snapshot for journal.{generation} written in {:?}",
+                        t0.elapsed()
+                    ),
+                    // The old snapshot and every journal since stay: nothing is lost.
+                    Err(e) => tracing::error!("compaction: {e}"),
+                }
+                store.compaction_done();
+            });
+        if let Err(e) = spawned {
+            tracing::error!("compaction: {e}");
+            self.store.compaction_done();
+        }
     }
 
     /// Saves `next` as the state; on failure runs `undo` on the datapath and reports it.
@@ -366,7 +432,7 @@ impl Service {
             name: name.to_owned(),
             datapath_type: datapath_type.name().to_owned(),
             ports: Vec::new(),
-            flows: self.flow_texts(name)?,
+            flows: Vec::new(),
             mirrors: Vec::new(),
             attached: Vec::new(),
         });
@@ -474,7 +540,7 @@ impl Service {
 
     /// The configured entry of a port (type and options), if any.
     pub fn port_entry(&self, bridge: &str, name: &str) -> Option<PortEntry> {
-        self.lock()
+        self.read()
             .bridge(bridge)?
             .ports
             .iter()
@@ -484,44 +550,27 @@ impl Service {
 
     /// Bridge names.
     pub fn bridges(&self) -> Vec<String> {
-        self.lock().bridges.iter().map(|b| b.name.clone()).collect()
+        self.read().bridges.iter().map(|b| b.name.clone()).collect()
     }
 
-    fn parse(&self, bridge: &str, text: &str, mode: FlowMode) -> Result<ParsedFlow, ServiceError> {
-        let ports: BTreeMap<String, u32> = self
+    /// Port numbers by name.
+    fn port_numbers(&self, bridge: &str) -> Result<BTreeMap<String, u32>, ServiceError> {
+        Ok(self
             .switch
             .ports(bridge)?
             .into_iter()
             .map(|p| (p.name, p.port_no))
-            .collect();
-        let resolve = |name: &str| ports.get(name).copied();
-        flow_syntax::parse_flow(text, mode, &resolve).map_err(|e| {
-            ServiceError::BadRequest(
-                format!("bad flow: {e}"),
-                Some(serde_json::json!({
-                    "flow": text,
-                    "position": e.pos,
-                    "token": e.token,
-                })),
-            )
-        })
+            .collect())
+    }
+
+    fn parse(&self, bridge: &str, text: &str, mode: FlowMode) -> Result<ParsedFlow, ServiceError> {
+        let ports = self.port_numbers(bridge)?;
+        parse_with(text, mode, &|name: &str| ports.get(name).copied())
     }
 
     /// A match in `ovs-ofctl` syntax, port names resolved on `bridge` (traces, filters).
     pub fn parse_match(&self, bridge: &str, text: &str) -> Result<flow_table::Match, ServiceError> {
         Ok(self.parse(bridge, text, FlowMode::Delete)?.r#match)
-    }
-
-    /// The flows of a bridge as the state file keeps them.
-    /// Ports are written by number: a port that cannot be reopened after a restart (its
-    /// interface is gone) must not make its flows unreadable.
-    fn flow_texts(&self, bridge: &str) -> Result<Vec<String>, ServiceError> {
-        Ok(self
-            .switch
-            .flows(bridge)?
-            .iter()
-            .map(|r| spec_text(r, &|_| None))
-            .collect())
     }
 
     fn port_names(&self, bridge: &str) -> Result<BTreeMap<u32, String>, ServiceError> {
@@ -533,40 +582,41 @@ impl Service {
             .collect())
     }
 
-    /// Runs a flow change and records the bridge's resulting flows; undoes it when the record
-    /// fails.
+    /// Runs a flow change on `bridge` under the configuration's read lock (the bridge cannot
+    /// go meanwhile; other bridges' flow changes go on), then compacts the journal if due.
     fn change_flows<T>(
         &self,
         bridge: &str,
         f: impl FnOnce() -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
-        let mut state = self.lock();
-        if state.bridge(bridge).is_none() {
-            return Err(ServiceError::NotFound(format!(
-                "no bridge named '{bridge}'"
-            )));
-        }
-        let before: Vec<RuleSpec> = self
-            .switch
-            .flows(bridge)?
-            .iter()
-            .map(|r| spec_of(r))
-            .collect();
-        let out = f()?;
-        let mut next = state.clone();
-        next.bridge_mut(bridge).expect("checked above").flows = self.flow_texts(bridge)?;
-        self.commit(&mut state, next, || {
-            let _ = self.switch.del_flows(bridge, &RuleFilter::all(), false);
-            let _ = self.switch.add_flows(bridge, before);
-        })?;
+        let out = {
+            let state = self.read();
+            if state.bridge(bridge).is_none() {
+                return Err(ServiceError::NotFound(format!(
+                    "no bridge named '{bridge}'"
+                )));
+            }
+            f()?
+        };
+        self.maybe_compact();
         Ok(out)
+    }
+
+    fn record(&self, rec: &Record) -> Result<(), String> {
+        self.store.append(rec).map_err(|e| e.to_string())
     }
 
     /// `add-flow`/`add-flows`: all or nothing. Errors name the offending flow by index.
     pub fn add_flows(&self, bridge: &str, flows: &[String]) -> Result<usize, ServiceError> {
+        let ports = self.port_numbers(bridge)?;
+        let named = std::cell::Cell::new(false);
+        let resolve = |name: &str| {
+            named.set(true);
+            ports.get(name).copied()
+        };
         let mut specs = Vec::with_capacity(flows.len());
         for (i, f) in flows.iter().enumerate() {
-            let p = self.parse(bridge, f, FlowMode::Add).map_err(|e| match e {
+            let p = parse_with(f, FlowMode::Add, &resolve).map_err(|e| match e {
                 ServiceError::BadRequest(m, Some(mut d)) => {
                     d["index"] = i.into();
                     ServiceError::BadRequest(format!("flow {}: {m}", i + 1), Some(d))
@@ -576,23 +626,46 @@ impl Service {
             specs.push(p.to_rule_spec());
         }
         let n = specs.len();
+        // The journal keeps ports by number; flows that named none are kept as given.
+        let texts: Vec<String> = if named.get() {
+            specs.iter().map(spec_text_of).collect()
+        } else {
+            flows.to_vec()
+        };
         self.change_flows(bridge, || {
-            let have = self.switch.flows(bridge)?.len();
+            let have = self.switch.n_flows(bridge)?;
             self.limits.check_flows(bridge, have, n)?;
-            Ok(self.switch.add_flows(bridge, specs)?)
+            Ok(self.switch.add_flows_recorded(bridge, specs, || {
+                self.record(&Record::Add {
+                    bridge: bridge.to_owned(),
+                    flows: texts,
+                })
+            })?)
         })?;
         Ok(n)
     }
 
     /// `del-flows`: `flow` is a match (empty: every flow). Returns how many were removed.
     pub fn del_flows(&self, bridge: &str, flow: &str, strict: bool) -> Result<usize, ServiceError> {
+        // The journal says "all" only when it was all: strict with no match selects just the
+        // catch-all rule of priority 0.
+        let all = flow.trim().is_empty() && !strict;
         let filter = if flow.trim().is_empty() {
             RuleFilter::all()
         } else {
             self.parse(bridge, flow, FlowMode::Delete)?.to_rule_filter()
         };
         self.change_flows(bridge, || {
-            Ok(self.switch.del_flows(bridge, &filter, strict)?.len())
+            let gone = self
+                .switch
+                .del_flows_recorded(bridge, &filter, strict, |gone| {
+                    self.record(&Record::Del {
+                        bridge: bridge.to_owned(),
+                        all,
+                        flows: if all { Vec::new() } else { texts_of(gone) },
+                    })
+                })?;
+            Ok(gone.len())
         })
     }
 
@@ -602,8 +675,26 @@ impl Service {
         let filter = p.to_rule_filter();
         let actions = p.actions.clone();
         self.change_flows(bridge, || {
-            Ok(self.switch.mod_flows(bridge, &filter, &actions, strict)?)
+            Ok(self
+                .switch
+                .mod_flows_recorded(bridge, &filter, &actions, strict, |changed| {
+                    self.record(&Record::Mod {
+                        bridge: bridge.to_owned(),
+                        flows: texts_of(changed),
+                    })
+                })?)
         })
+    }
+
+    /// The running configuration in the state file's TOML (flows with ports by number): what
+    /// a restart would restore.
+    pub fn dump_config(&self) -> Result<String, ServiceError> {
+        let mut state = self.read().clone();
+        for b in &mut state.bridges {
+            b.flows = texts_of(&self.switch.rules_snapshot(&b.name)?.rules());
+        }
+        state.journal = 0;
+        Ok(state::to_toml(&state))
     }
 
     /// The rules of a bridge with fresh counters.
@@ -642,6 +733,56 @@ pub fn spec_text(r: &Rule, names: &dyn Fn(u32) -> Option<String>) -> String {
         "{} actions={}",
         parts.join(","),
         flow_syntax::format_actions(&r.actions, names)
+    )
+}
+
+/// The configuration a restart would restore from `store` (flows included, ports by number),
+/// read without changing anything: the snapshot with the journal's records applied.
+pub fn saved_state(store: &Store) -> Result<State, String> {
+    let (recovered, _, _) = store.read().map_err(|e| e.to_string())?;
+    let restored = restore::replay(recovered, 0)?;
+    Ok(restore::with_flows(restored))
+}
+
+/// Parses a flow; an error names the offending token and its position.
+fn parse_with(
+    text: &str,
+    mode: FlowMode,
+    ports: &dyn Fn(&str) -> Option<u32>,
+) -> Result<ParsedFlow, ServiceError> {
+    flow_syntax::parse_flow(text, mode, ports).map_err(|e| {
+        ServiceError::BadRequest(
+            format!("bad flow: {e}"),
+            Some(serde_json::json!({
+                "flow": text,
+                "position": e.pos,
+                "token": e.token,
+            })),
+        )
+    })
+}
+
+/// Rules as the journal keeps them (ports by number).
+fn texts_of(rules: &[std::sync::Arc<Rule>]) -> Vec<String> {
+    rules.iter().map(|r| spec_text(r, &|_| None)).collect()
+}
+
+/// A spec as the journal keeps it (ports by number).
+fn spec_text_of(s: &RuleSpec) -> String {
+    spec_text(
+        &Rule {
+            table: s.table,
+            priority: s.priority,
+            r#match: s.r#match,
+            actions: s.actions.clone(),
+            cookie: s.cookie,
+            idle_timeout: s.idle_timeout,
+            hard_timeout: s.hard_timeout,
+            seq: 0,
+            created_ms: 0,
+            stats: Default::default(),
+        },
+        &|_| None,
     )
 }
 
@@ -842,4 +983,6 @@ mod tests {
 // Port VLAN settings, patch and VXLAN ports, mirrors, namespace attachment (issue 8).
 pub mod net;
 
+pub mod journal;
+mod restore;
 pub mod state;

@@ -87,7 +87,7 @@ impl Api {
     }
 
     fn saved(&self) -> mgmt_api::service::state::State {
-        Store::open(self.dir.path()).unwrap().load().unwrap()
+        mgmt_api::service::saved_state(&Store::open(self.dir.path()).unwrap()).unwrap()
     }
 }
 

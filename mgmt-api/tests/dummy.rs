@@ -252,7 +252,7 @@ async fn dummy_bridges_and_ports_over_rest() {
     assert!(api.take(&br, "d2", 0).await.is_empty());
 
     // The type is saved, and a restart brings the bridge back as it was.
-    let saved = Store::open(dir.path()).unwrap().load().unwrap();
+    let saved = mgmt_api::service::saved_state(&Store::open(dir.path()).unwrap()).unwrap();
     assert_eq!(saved.bridges[0].datapath_type, "dummy");
     drop(api);
     let api = Api::start(dir.path());

@@ -21,4 +21,6 @@ pub use datapath::vlan::{PortVlan, VlanMode};
 pub use switch::bridge_options::{BridgeOptions, DatapathType};
 pub use switch::l2_ctl::MirrorSpec;
 pub use switch::port_config::PortConfig;
-pub use switch::{Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError};
+pub use switch::{
+    default_rules, Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError,
+};

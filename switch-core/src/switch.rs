@@ -113,6 +113,8 @@ pub enum SwitchError {
     NotDummy(String),
     /// The dummy port's receive queue has no room for the frames (none was queued).
     DummyFull(String, ports::DummyFull),
+    /// The caller's record of a rule change failed, so the change was not made.
+    NotRecorded(String),
 }
 
 impl fmt::Display for SwitchError {
@@ -130,6 +132,7 @@ impl fmt::Display for SwitchError {
                 "an FDB entry needs a unicast MAC address and a VLAN from 0 to 4095"
             ),
             SwitchError::BadMirror(m) => f.write_str(m),
+            SwitchError::NotRecorded(m) => f.write_str(m),
             SwitchError::NotDummy(p) => write!(
                 f,
                 "port '{p}' is not a dummy port: frames are injected and taken only on \
@@ -241,7 +244,8 @@ pub struct Switch {
     housekeeper: Option<JoinHandle<()>>,
 }
 
-fn default_rules() -> RuleTables {
+/// The rules of a new bridge: one `priority=0,actions=NORMAL`, as Open vSwitch installs.
+pub fn default_rules() -> RuleTables {
     let mut t = RuleTables::new();
     t.add(
         RuleSpec::new(0, Match::any(), vec![Action::Normal]),
@@ -462,14 +466,29 @@ impl Switch {
 
     /// `add-flows`: all or nothing (the first invalid rule refuses the whole set).
     pub fn add_flows(&self, bridge: &str, specs: Vec<RuleSpec>) -> Result<(), SwitchError> {
-        self.update_rules(bridge, |t| {
-            let now = clock::now_ms();
-            let mut changes = Vec::with_capacity(specs.len());
-            for spec in specs {
-                changes.extend(t.add(spec, now)?);
-            }
-            Ok((changes, ()))
-        })
+        self.add_flows_recorded(bridge, specs, || Ok(()))
+    }
+
+    /// `add-flows`, with `record` run once the change is known valid and before it takes
+    /// effect: when it fails, nothing changes and its message is the error.
+    pub fn add_flows_recorded(
+        &self,
+        bridge: &str,
+        specs: Vec<RuleSpec>,
+        record: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), SwitchError> {
+        self.update_rules(
+            bridge,
+            |t| {
+                let now = clock::now_ms();
+                let mut changes = Vec::with_capacity(specs.len());
+                for spec in specs {
+                    changes.extend(t.add(spec, now)?);
+                }
+                Ok((changes, ()))
+            },
+            |_| record(),
+        )
     }
 
     /// `mod-flows`: returns how many rules changed.
@@ -480,11 +499,28 @@ impl Switch {
         actions: &[Action],
         strict: bool,
     ) -> Result<usize, SwitchError> {
-        self.update_rules(bridge, |t| {
-            let changes = t.modify(filter, actions, strict)?;
-            let n = changes.len();
-            Ok((changes, n))
-        })
+        self.mod_flows_recorded(bridge, filter, actions, strict, |_| Ok(()))
+    }
+
+    /// `mod-flows`, with `record` given the changed rules (as they are now) before the change
+    /// takes effect; when it fails, nothing changes.
+    pub fn mod_flows_recorded(
+        &self,
+        bridge: &str,
+        filter: &RuleFilter,
+        actions: &[Action],
+        strict: bool,
+        record: impl FnOnce(&[Arc<Rule>]) -> Result<(), String>,
+    ) -> Result<usize, SwitchError> {
+        self.update_rules(
+            bridge,
+            |t| {
+                let changed = t.modify(filter, actions, strict)?;
+                Ok((changed.iter().map(|r| RuleChange::of(r)).collect(), changed))
+            },
+            |changed| if changed.is_empty() { Ok(()) } else { record(changed) },
+        )
+        .map(|changed| changed.len())
     }
 
     /// `del-flows`: returns the removed rules.
@@ -494,25 +530,83 @@ impl Switch {
         filter: &RuleFilter,
         strict: bool,
     ) -> Result<Vec<Arc<Rule>>, SwitchError> {
-        self.update_rules(bridge, |t| {
-            let gone = t.delete(filter, strict);
-            Ok((gone.iter().map(|r| RuleChange::of(r)).collect(), gone))
-        })
+        self.del_flows_recorded(bridge, filter, strict, |_| Ok(()))
     }
 
+    /// `del-flows`, with `record` given the removed rules before the change takes effect;
+    /// when it fails, nothing changes.
+    pub fn del_flows_recorded(
+        &self,
+        bridge: &str,
+        filter: &RuleFilter,
+        strict: bool,
+        record: impl FnOnce(&[Arc<Rule>]) -> Result<(), String>,
+    ) -> Result<Vec<Arc<Rule>>, SwitchError> {
+        self.update_rules(
+            bridge,
+            |t| {
+                let gone = t.delete(filter, strict);
+                Ok((gone.iter().map(|r| RuleChange::of(r)).collect(), gone))
+            },
+            |gone| if gone.is_empty() { Ok(()) } else { record(gone) },
+        )
+    }
+
+    /// Replaces every rule of a bridge by `tables` (a restored configuration).
+    pub fn install_rules(&self, bridge: &str, tables: RuleTables) -> Result<(), SwitchError> {
+        self.update_rules(
+            bridge,
+            |t| {
+                // Every table that had or gets a rule: whatever was cached from it goes.
+                let changes = (0..flow_table::tables::N_TABLES as u8)
+                    .filter(|&id| t.table(id).is_some() || tables.table(id).is_some())
+                    .map(|table| RuleChange {
+                        table,
+                        r#match: Match::any(),
+                    })
+                    .collect();
+                *t = tables;
+                Ok((changes, ()))
+            },
+            |_| Ok(()),
+        )
+    }
+
+    /// Applies `f` to a copy of a bridge's rules, lets `record` keep the outcome, then
+    /// publishes the copy and waits until every PMD dropped what the change invalidates.
+    /// Changes to one bridge are serialised by its `rules_lock`; other bridges' changes run
+    /// meanwhile (the switch-wide lock is held only to find the bridge).
     fn update_rules<T>(
         &self,
         bridge: &str,
         f: impl FnOnce(&mut RuleTables) -> Result<(Vec<RuleChange>, T), FlowModError>,
+        record: impl FnOnce(&T) -> Result<(), String>,
     ) -> Result<T, SwitchError> {
-        let ctl = self.inner.lock();
-        let br = ctl.bridge(bridge)?;
-        // Edit a copy so that PMDs keep translating with a consistent table set meanwhile.
-        let mut tables = RuleTables::clone(&br.shared.tables.load());
-        let (changes, out) = f(&mut tables)?;
-        br.shared.tables.store(Arc::new(tables));
-        self.inner.invalidate(&br.shared, changes)?;
+        let shared = Arc::clone(&self.inner.lock().bridge(bridge)?.shared);
+        let changes = {
+            let _one_at_a_time = shared.rules_lock.lock().unwrap_or_else(|e| e.into_inner());
+            // Edit a copy so that PMDs keep translating with a consistent table set meanwhile;
+            // the copy shares every rule and subtable it does not change.
+            let mut tables = RuleTables::clone(&shared.tables.load());
+            let (changes, out) = f(&mut tables)?;
+            record(&out).map_err(SwitchError::NotRecorded)?;
+            shared.tables.store(Arc::new(tables));
+            (changes, out)
+        };
+        let (changes, out) = changes;
+        self.inner.invalidate(&shared, changes)?;
         Ok(out)
+    }
+
+    /// The rules of a bridge as they are now, without fresh counters (cheap: a shared
+    /// snapshot).
+    pub fn rules_snapshot(&self, bridge: &str) -> Result<Arc<RuleTables>, SwitchError> {
+        Ok(self.inner.lock().bridge(bridge)?.shared.tables.load_full())
+    }
+
+    /// Number of rules of a bridge.
+    pub fn n_flows(&self, bridge: &str) -> Result<usize, SwitchError> {
+        Ok(self.inner.lock().bridge(bridge)?.shared.tables.load().len())
     }
 
     /// The rules of a bridge with up-to-date counters.
@@ -850,12 +944,19 @@ impl Inner {
         let now = clock::now_ms();
         let ctl = self.lock();
         for br in ctl.bridges.values() {
-            let current = br.shared.tables.load();
             let mut changes = Vec::new();
-            if current.rules().iter().any(|r| r.expired(now)) {
-                let mut t = RuleTables::clone(&current);
-                changes.extend(t.expire(now).iter().map(|r| RuleChange::of(r)));
-                br.shared.tables.store(Arc::new(t));
+            if br.shared.tables.load().has_timeouts() {
+                let _one_at_a_time = br
+                    .shared
+                    .rules_lock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut t = RuleTables::clone(&br.shared.tables.load());
+                let gone = t.expire(now);
+                if !gone.is_empty() {
+                    changes.extend(gone.iter().map(|r| RuleChange::of(r)));
+                    br.shared.tables.store(Arc::new(t));
+                }
             }
             changes.extend(
                 br.shared

@@ -102,6 +102,8 @@ enum Verb {
     PmdStatsClear,
     /// Which PMD thread polls which port's receive queues.
     PmdRxqShow,
+    /// The running configuration (bridges, ports, flows) in the state file's TOML.
+    DumpConfig,
     /// The megaflows the PMD threads installed for a bridge, with their masks and hits.
     DpctlDumpFlows { bridge: String },
     /// Changes a port's VLAN settings: `set-port BR PORT tag=N trunks=N,M
@@ -491,6 +493,10 @@ fn run(args: Args) -> Result<String, String> {
             None,
         )?),
         Verb::PmdRxqShow => format::pmd_rxqs(&client.call(Get, "/pmd-rxqs", None)?),
+        Verb::DumpConfig => client.call(Get, "/config", None)?["toml"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         Verb::PmdStatsClear => {
             client.call(Delete, "/pmd-stats", None)?;
             String::new()

@@ -93,6 +93,14 @@ impl Daemon {
         panic!("vswitchd did not answer within 20 s: {}", self.log());
     }
 
+    /// The configuration a restart would restore, as saved in the state directory (snapshot
+    /// and journal), in the state file's TOML.
+    pub fn saved(&self) -> String {
+        let store = mgmt_api::service::state::Store::open(&self.state).unwrap();
+        let state = mgmt_api::service::saved_state(&store).unwrap();
+        mgmt_api::service::state::to_toml(&state)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.state.with_file_name("vswitchd.log")).unwrap_or_default()
     }

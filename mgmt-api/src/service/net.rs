@@ -231,7 +231,7 @@ impl Service {
 
     /// The mirrors of a bridge.
     pub fn mirrors(&self, bridge: &str) -> Result<Vec<MirrorEntry>, ServiceError> {
-        self.lock()
+        self.read()
             .bridge(bridge)
             .map(|b| b.mirrors.clone())
             .ok_or_else(|| ServiceError::NotFound(format!("no bridge named '{bridge}'")))
@@ -239,7 +239,7 @@ impl Service {
 
     /// The namespaces attached to a bridge.
     pub fn attached(&self, bridge: &str) -> Result<Vec<NetnsEntry>, ServiceError> {
-        self.lock()
+        self.read()
             .bridge(bridge)
             .map(|b| b.attached.clone())
             .ok_or_else(|| ServiceError::NotFound(format!("no bridge named '{bridge}'")))
@@ -289,7 +289,7 @@ impl Service {
             return bad("--vlan: want a VLAN id from 1 to 4094".into());
         }
         {
-            let state = self.lock();
+            let state = self.read();
             let br = state
                 .bridge(bridge)
                 .ok_or_else(|| ServiceError::NotFound(format!("no bridge named '{bridge}'")))?;

@@ -1,10 +1,14 @@
-//! The persistent configuration: bridges, their ports and their flows, in a TOML file of the
-//! state directory.
+//! The persistent configuration: bridges, their ports and their flows, as a snapshot in a
+//! TOML file of the state directory followed by a journal of the changes since.
 //!
-//! Every change is written to a temporary file, flushed to disk, and renamed over the old file
-//! (then the directory is flushed), so a crash or `kill -9` at any moment leaves either the old
-//! or the new file, never a mix. A file that does not parse stops the daemon with the line of
-//! the error; it is never overwritten.
+//! A change is one record appended to the journal (see [`super::journal`]) before it is
+//! answered, so its cost follows its size, not the configuration's. When the journal has grown
+//! past half the snapshot (and a few MiB), compaction starts the next journal file and writes a
+//! new snapshot from the configuration as it was at that point: to a temporary file, flushed to
+//! disk, renamed over the old one (then the directory is flushed), so a crash or `kill -9` at
+//! any moment leaves the old snapshot with its journals or the new one, never a mix. The
+//! snapshot names the journal that follows it. A file that does not parse stops the daemon with
+//! the line of the error; it is never overwritten.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,8 +16,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
+
+use super::journal::{self, Journal, Record, SyncMode};
 
 /// File name of the state inside the state directory.
 pub const STATE_FILE: &str = "state.toml";
@@ -102,9 +110,16 @@ pub struct NetnsEntry {
 /// Everything the daemon must restore after a restart.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// The journal whose records follow this snapshot (`journal.N`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub journal: u64,
     /// Bridges.
     #[serde(default)]
     pub bridges: Vec<BridgeEntry>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl State {
@@ -143,27 +158,77 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Reads and writes the state file of a state directory.
-#[derive(Clone, Debug)]
+/// `state` in the state file's TOML, with its header comment.
+pub fn to_toml(state: &State) -> String {
+    let mut text = String::from(
+        "# vswitchd state: bridges, ports and flows, followed by the changes in journal.N \
+         (N below).\n\n",
+    );
+    // Plain strings, maps and lists: serialising cannot fail.
+    text.push_str(&toml::to_string(state).expect("the state serialises"));
+    text
+}
+
+/// Journal bytes below which compaction never starts.
+pub const COMPACT_MIN_BYTES: u64 = 4 << 20;
+
+/// The snapshot and journals of a state directory. Clones share the journal.
+#[derive(Clone)]
 pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
     dir: PathBuf,
+    sync: SyncMode,
+    journal: OnceLock<Arc<Journal>>,
+    /// Bytes of the last snapshot written or read.
+    snapshot_bytes: AtomicU64,
+    compacting: AtomicBool,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("dir", &self.inner.dir).finish()
+    }
+}
+
+/// The snapshot and the journal records that follow it, as [`Store::recover`] found them.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The snapshot (with its flows).
+    pub snapshot: State,
+    /// The records since, oldest first.
+    pub records: Vec<Record>,
 }
 
 impl Store {
-    /// A store in `dir` (created, mode 0700, if missing).
+    /// A store in `dir` (created, mode 0700, if missing); changes reach the disk as
+    /// [`SyncMode::Batch`] says.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, SyncMode::default())
+    }
+
+    /// A store in `dir` with the given durability.
+    pub fn open_with(dir: &Path, sync: SyncMode) -> Result<Store, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_owned(), e))?;
         Ok(Store {
-            dir: dir.to_owned(),
+            inner: Arc::new(StoreInner {
+                dir: dir.to_owned(),
+                sync,
+                journal: OnceLock::new(),
+                snapshot_bytes: AtomicU64::new(0),
+                compacting: AtomicBool::new(false),
+            }),
         })
     }
 
     /// The state file's path.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(STATE_FILE)
+        self.inner.dir.join(STATE_FILE)
     }
 
-    /// Reads the state; a missing file is an empty state.
+    /// Reads the snapshot alone; a missing file is an empty state.
     pub fn load(&self) -> Result<State, StoreError> {
         let path = self.path();
         let text = match fs::read_to_string(&path) {
@@ -171,18 +236,131 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(e) => return Err(StoreError::Io(path, e)),
         };
+        self.inner
+            .snapshot_bytes
+            .store(text.len() as u64, Ordering::Relaxed);
         toml::from_str(&text).map_err(|e| StoreError::Parse(path, e.to_string()))
     }
 
-    /// Writes the state atomically and durably.
+    /// Reads the snapshot and the journals after it (a torn last record left out), changing
+    /// nothing. Also returns the generation and whole-record size of the last journal.
+    pub fn read(&self) -> Result<(Recovered, u64, u64), StoreError> {
+        let snapshot = self.load()?;
+        let dir = &self.inner.dir;
+        let mut records = Vec::new();
+        let mut generation = snapshot.journal;
+        let mut size = 0;
+        loop {
+            let p = journal::path(dir, generation);
+            if !p.exists() {
+                break;
+            }
+            let r = journal::read(&p).map_err(|e| StoreError::Parse(p.clone(), e))?;
+            if r.torn > 0 {
+                tracing::warn!(
+                    "{}: dropped a last record cut short ({} bytes): it was never acknowledged",
+                    p.display(),
+                    r.torn
+                );
+            }
+            records.extend(r.records);
+            size = r.good_len;
+            if !journal::path(dir, generation + 1).exists() {
+                break;
+            }
+            generation += 1;
+        }
+        Ok((Recovered { snapshot, records }, generation, size))
+    }
+
+    /// Reads the snapshot and the journals after it, removes journals an earlier compaction
+    /// left behind, and opens the last journal for appends (cutting off a torn last record).
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let (recovered, generation, size) = self.read()?;
+        let dir = &self.inner.dir;
+        // Journals older than the snapshot are already in it.
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let older = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("journal."))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n < recovered.snapshot.journal);
+                if older {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let j = Journal::open(dir, generation, size, self.inner.sync)
+            .map_err(|e| StoreError::Io(journal::path(dir, generation), io::Error::other(e)))?;
+        let _ = self.inner.journal.set(j);
+        Ok(recovered)
+    }
+
+    fn journal(&self) -> Result<&Arc<Journal>, StoreError> {
+        self.inner.journal.get().ok_or_else(|| {
+            StoreError::Io(
+                self.inner.dir.clone(),
+                io::Error::other("the store was not recovered"),
+            )
+        })
+    }
+
+    /// Appends a change; returns once it is as durable as the store's mode promises.
+    pub fn append(&self, rec: &Record) -> Result<(), StoreError> {
+        self.journal()?
+            .append(rec)
+            .map_err(|e| StoreError::Io(self.inner.dir.clone(), io::Error::other(e)))
+    }
+
+    /// Records the bridges, ports, mirrors and namespaces of `state` (its flows are not
+    /// written: they have records of their own).
     pub fn save(&self, state: &State) -> Result<(), StoreError> {
+        let bridges = state
+            .bridges
+            .iter()
+            .map(|b| BridgeEntry {
+                flows: Vec::new(),
+                ..b.clone()
+            })
+            .collect();
+        self.append(&Record::Meta { bridges })
+    }
+
+    /// True when the journal has grown enough that a new snapshot is worth writing and no
+    /// compaction is running; the caller then owns the compaction until
+    /// [`Store::compaction_done`].
+    pub fn start_compaction(&self) -> bool {
+        let Ok(j) = self.journal() else { return false };
+        let snap = self.inner.snapshot_bytes.load(Ordering::Relaxed);
+        if j.size() < COMPACT_MIN_BYTES.max(snap / 2) {
+            return false;
+        }
+        !self.inner.compacting.swap(true, Ordering::AcqRel)
+    }
+
+    /// Starts the next journal file (changes from now on go there); returns its generation,
+    /// which the snapshot of the state as it is now must name.
+    pub fn rotate(&self) -> Result<u64, StoreError> {
+        self.journal()?
+            .rotate()
+            .map_err(|e| StoreError::Io(self.inner.dir.clone(), io::Error::other(e)))
+    }
+
+    /// Ends a compaction started with [`Store::start_compaction`].
+    pub fn compaction_done(&self) {
+        self.inner.compacting.store(false, Ordering::Release);
+    }
+
+    /// Writes `state` (flows included) as the snapshot, atomically and durably, then removes
+    /// the journals it replaces (those before `state.journal`).
+    pub fn write_snapshot(&self, state: &State) -> Result<(), StoreError> {
+        let dir = &self.inner.dir;
         let path = self.path();
-        let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
+        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
         let io_err = |e| StoreError::Io(path.clone(), e);
-        let mut text = String::from(
-            "# vswitchd state: bridges, ports and flows. Written by vswitchd on every change.\n\n",
-        );
-        text.push_str(&toml::to_string(state).map_err(|e| io_err(io::Error::other(e)))?);
+        let text = to_toml(state);
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -194,10 +372,18 @@ impl Store {
         f.sync_all().map_err(io_err)?;
         drop(f);
         fs::rename(&tmp, &path).map_err(io_err)?;
-        // The rename itself must reach the disk before the caller reports success.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
+        // The rename itself must reach the disk before the old journals go.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        self.inner
+            .snapshot_bytes
+            .store(text.len() as u64, Ordering::Relaxed);
+        for g in (0..state.journal).rev() {
+            match fs::remove_file(journal::path(dir, g)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => tracing::warn!("removing journal.{g}: {e}"),
+            }
+        }
         Ok(())
     }
 }
@@ -208,6 +394,7 @@ mod tests {
 
     fn sample() -> State {
         State {
+            journal: 0,
             bridges: vec![BridgeEntry {
                 name: "br0".into(),
                 datapath_type: "netdev".into(),
@@ -229,7 +416,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.load().unwrap(), State::default());
-        store.save(&sample()).unwrap();
+        store.write_snapshot(&sample()).unwrap();
         assert_eq!(store.load().unwrap(), sample());
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -259,7 +446,7 @@ mod tests {
                 options: [("vhost-server-path".to_string(), "/run/vm1.sock".to_string())].into(),
             },
         ]);
-        store.save(&state).unwrap();
+        store.write_snapshot(&state).unwrap();
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(text.contains("type = \"vhostuserclient\""), "{text}");
         assert!(text.contains("vhost-server-path"), "{text}");
@@ -271,13 +458,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut state = sample();
-        store.save(&state).unwrap();
+        store.write_snapshot(&state).unwrap();
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(!text.contains("datapath_type"), "{text}");
         state.bridges[0].datapath_type = "dummy".into();
         state.bridges[0].ports[0].r#type = "dummy".into();
         state.bridges[0].ports[0].options.clear();
-        store.save(&state).unwrap();
+        store.write_snapshot(&state).unwrap();
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(text.contains("datapath_type = \"dummy\""), "{text}");
         assert_eq!(store.load().unwrap(), state);

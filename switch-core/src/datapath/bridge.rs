@@ -24,6 +24,9 @@ pub struct BridgeShared {
     pub name: String,
     /// Rule tables, replaced whole by the control plane (PMDs read them lock-free on upcalls).
     pub tables: ArcSwap<RuleTables>,
+    /// Held by the control plane from reading `tables` to storing the changed copy, so that
+    /// changes to one bridge apply one after the other while other bridges' go on.
+    pub rules_lock: Mutex<()>,
     /// MAC learning table. Locked only on upcalls that run NORMAL and by housekeeping, never
     /// per packet.
     pub macs: Mutex<MacTable>,
@@ -41,6 +44,7 @@ impl BridgeShared {
             id,
             name: name.to_owned(),
             tables: ArcSwap::from_pointee(tables),
+            rules_lock: Mutex::new(()),
             macs: Mutex::new(macs),
             l2: ArcSwap::from_pointee(L2Config::default()),
             port_drops: Mutex::new(BTreeMap::new()),
