@@ -111,7 +111,11 @@ fn a_read_only_state_dir_answers_an_error_and_changes_nothing() {
         assert_eq!(flows_text(&d, &br), flows);
         assert!(!d.ok(&["list-br"]).contains(&br2));
     }
-    assert_eq!(files(&d.state), saved, "a refused change left a trace on disk");
+    assert_eq!(
+        files(&d.state),
+        saved,
+        "a refused change left a trace on disk"
+    );
     assert_eq!(d.saved(), config);
     // Writable again: changes are saved again, and a restart restores them.
     d.ok(&["add-flow", &br, "priority=6,ip,actions=drop"]);
@@ -317,18 +321,16 @@ fn kill_9_under_concurrent_single_changes_loses_no_acknowledged_change() {
                             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                                 break;
                             }
-                            let Ok(conn) = std::net::TcpStream::connect(addr) else { break };
+                            let Ok(conn) = std::net::TcpStream::connect(addr) else {
+                                break;
+                            };
                             let body = format!(
                                 "{{\"flow\":\"priority=10,ip,nw_dst=10.{c}.{}.{},actions=drop\"}}",
                                 i >> 8,
                                 i & 255
                             );
-                            let (status, _) = support::http(
-                                conn,
-                                "POST",
-                                &format!("/bridges/{br}/flows"),
-                                &body,
-                            );
+                            let (status, _) =
+                                support::http(conn, "POST", &format!("/bridges/{br}/flows"), &body);
                             if status != 201 {
                                 break;
                             }
@@ -346,7 +348,10 @@ fn kill_9_under_concurrent_single_changes_loses_no_acknowledged_change() {
         d.spawn();
         let flows = d.ok(&["dump-flows", &br]);
         let n_acked: usize = acked.iter().map(Vec::len).sum();
-        assert!(n_acked > 20, "{sync}: only {n_acked} changes answered before the kill");
+        assert!(
+            n_acked > 20,
+            "{sync}: only {n_acked} changes answered before the kill"
+        );
         for (c, ids) in acked.iter().enumerate() {
             for i in ids {
                 let m = format!("nw_dst=10.{c}.{}.{} ", i >> 8, i & 255);
@@ -383,7 +388,11 @@ fn a_torn_last_journal_record_is_dropped_and_appends_go_on() {
     std::fs::write(&journal, [whole.as_slice(), torn].concat()).unwrap();
     d.spawn();
     assert_eq!(flow_count(&d, &br), 2);
-    assert_eq!(std::fs::read(&journal).unwrap(), whole, "the torn record is cut off");
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        whole,
+        "the torn record is cut off"
+    );
     d.ok(&["add-flow", &br, "priority=6,ip,actions=drop"]);
     d.kill9();
     d.spawn();
@@ -436,7 +445,12 @@ fn compaction_folds_the_journal_into_a_snapshot() {
     let snapshot = std::fs::read_to_string(d.state.join("state.toml")).unwrap();
     assert!(snapshot.contains("journal = 1"), "{}", &snapshot[..200]);
     assert!(snapshot.contains("nw_dst=10.1.134.159"));
-    d.ok(&["del-flows", &br, "priority=100,ip,nw_dst=10.0.0.7", "--strict"]);
+    d.ok(&[
+        "del-flows",
+        &br,
+        "priority=100,ip,nw_dst=10.0.0.7",
+        "--strict",
+    ]);
     let before = d.ok(&["dump-config"]);
     d.kill9();
     d.spawn();

@@ -807,9 +807,13 @@ pub struct ConfigView {
 /// The running configuration in the state file's TOML (`vswitchctl dump-config`).
 #[utoipa::path(get, path = "/config", responses((status = 200, body = ConfigView)))]
 async fn dump_config(State(app): App) -> Result<Json<ConfigView>, ApiError> {
-    blocking(&app, |s| Ok(ConfigView { toml: s.dump_config()? }))
-        .await
-        .map(Json)
+    blocking(&app, |s| {
+        Ok(ConfigView {
+            toml: s.dump_config()?,
+        })
+    })
+    .await
+    .map(Json)
 }
 
 /// Which PMD thread polls which receive queues.

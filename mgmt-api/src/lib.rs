@@ -23,8 +23,8 @@ pub async fn serve(
     state_dir: &Path,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let store = service::state::Store::open_with(state_dir, cfg.state.sync)
-        .map_err(|e| e.to_string())?;
+    let store =
+        service::state::Store::open_with(state_dir, cfg.state.sync).map_err(|e| e.to_string())?;
     let dir = state_dir.to_owned();
     let cfg2 = cfg.clone();
     let service = tokio::task::spawn_blocking(move || service::Service::start(&cfg2, store))

@@ -357,7 +357,9 @@ impl Service {
                 let rules: Vec<_> = state
                     .bridges
                     .iter()
-                    .filter_map(|b| Some((b.name.clone(), self.switch.rules_snapshot(&b.name).ok()?)))
+                    .filter_map(|b| {
+                        Some((b.name.clone(), self.switch.rules_snapshot(&b.name).ok()?))
+                    })
                     .collect();
                 (generation, state.clone(), rules)
             })
@@ -379,7 +381,11 @@ impl Service {
                 let mut n = 0;
                 for (name, tables) in rules {
                     if let Some(b) = snapshot.bridge_mut(&name) {
-                        b.flows = tables.rules().iter().map(|r| spec_text(r, &|_| None)).collect();
+                        b.flows = tables
+                            .rules()
+                            .iter()
+                            .map(|r| spec_text(r, &|_| None))
+                            .collect();
                         n += b.flows.len();
                     }
                 }

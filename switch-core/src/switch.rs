@@ -518,7 +518,13 @@ impl Switch {
                 let changed = t.modify(filter, actions, strict)?;
                 Ok((changed.iter().map(|r| RuleChange::of(r)).collect(), changed))
             },
-            |changed| if changed.is_empty() { Ok(()) } else { record(changed) },
+            |changed| {
+                if changed.is_empty() {
+                    Ok(())
+                } else {
+                    record(changed)
+                }
+            },
         )
         .map(|changed| changed.len())
     }
@@ -548,7 +554,13 @@ impl Switch {
                 let gone = t.delete(filter, strict);
                 Ok((gone.iter().map(|r| RuleChange::of(r)).collect(), gone))
             },
-            |gone| if gone.is_empty() { Ok(()) } else { record(gone) },
+            |gone| {
+                if gone.is_empty() {
+                    Ok(())
+                } else {
+                    record(gone)
+                }
+            },
         )
     }
 

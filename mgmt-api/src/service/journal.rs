@@ -306,10 +306,7 @@ impl Journal {
                 r?;
                 continue;
             }
-            s = self
-                .synced_cv
-                .wait(s)
-                .unwrap_or_else(|e| e.into_inner());
+            s = self.synced_cv.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
 

@@ -83,7 +83,8 @@ fn apply(
         Record::Add { bridge, flows } => {
             let t = bridge_rules(rules, &bridge)?;
             for s in specs(&flows)? {
-                t.add(s, now).map_err(|e| format!("replaying add-flows: {e}"))?;
+                t.add(s, now)
+                    .map_err(|e| format!("replaying add-flows: {e}"))?;
             }
         }
         Record::Del { bridge, all, flows } => {
