@@ -31,7 +31,7 @@ use crate::datapath::bridge::{Bridge, BridgeShared, LOCAL_PORT};
 use crate::datapath::clock;
 use crate::datapath::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::datapath::normal;
-use crate::datapath::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg};
+use crate::datapath::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg, Wake};
 use crate::datapath::stats::{PmdCounters, PmdStats};
 
 pub mod bridge_options;
@@ -226,6 +226,7 @@ struct Ctl {
 
 struct PmdHandle {
     tx: Sender<PmdMsg>,
+    wake: Arc<Wake>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<PmdCounters>,
     core: Option<usize>,
@@ -265,6 +266,7 @@ impl Switch {
         for (i, (tx, rx)) in channels.into_iter().enumerate() {
             let core = cfg.pmd_cores.get(i).copied().flatten();
             let counters = Arc::new(PmdCounters::default());
+            let wake = Arc::new(Wake::new()?);
             let pmd = Pmd::new(
                 i,
                 PmdConfig {
@@ -274,6 +276,7 @@ impl Switch {
                     megaflow_idle_ms: cfg.megaflow_idle_ms,
                 },
                 rx,
+                Arc::clone(&wake),
                 senders.clone(),
                 Arc::clone(&counters),
             )?;
@@ -282,6 +285,7 @@ impl Switch {
                 .spawn(move || pmd.run())?;
             pmds.push(PmdHandle {
                 tx,
+                wake,
                 thread: Some(thread),
                 counters,
                 core,
@@ -345,7 +349,7 @@ impl Switch {
             MacTable::new(cfg.mac_aging_secs, cfg.mac_table_size),
         ));
         for pmd in &self.inner.pmds {
-            let _ = pmd.tx.send(PmdMsg::AddBridge(Arc::clone(&shared)));
+            let _ = pmd.send(PmdMsg::AddBridge(Arc::clone(&shared)));
         }
         ctl.bridges.insert(
             name.to_owned(),
@@ -680,8 +684,7 @@ impl Switch {
         let id = self.inner.lock().bridge(bridge)?.shared.id;
         let (tx, rx) = bounded(self.inner.pmds.len());
         for pmd in &self.inner.pmds {
-            pmd.tx
-                .send(PmdMsg::DumpMegaflows {
+            pmd.send(PmdMsg::DumpMegaflows {
                     bridge: id,
                     reply: tx.clone(),
                 })
@@ -764,6 +767,13 @@ impl Ctl {
     }
 }
 
+impl PmdHandle {
+    /// Sends a control message and wakes the thread to handle it now.
+    fn send(&self, msg: PmdMsg) -> Result<(), crossbeam_channel::SendError<PmdMsg>> {
+        self.wake.send(&self.tx, msg)
+    }
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, Ctl> {
         self.ctl.lock().unwrap_or_else(|e| e.into_inner())
@@ -773,8 +783,7 @@ impl Inner {
     fn each_pmd(&self, msg: impl Fn(Sender<()>) -> PmdMsg) -> Result<(), SwitchError> {
         let (done, replies) = bounded(self.pmds.len());
         for pmd in &self.pmds {
-            pmd.tx
-                .send(msg(done.clone()))
+            pmd.send(msg(done.clone()))
                 .map_err(|_| SwitchError::Timeout)?;
         }
         for _ in &self.pmds {
@@ -848,7 +857,7 @@ impl Inner {
         let n = self.pmds.len();
         for (i, mut port) in instances.into_iter().enumerate() {
             port.set_port_no(no);
-            let _ = self.pmds[(i + rotation) % n].tx.send(PmdMsg::AddPort {
+            let _ = self.pmds[(i + rotation) % n].send(PmdMsg::AddPort {
                 bridge: br.shared.id,
                 port_no: no,
                 port,
@@ -894,8 +903,7 @@ impl Inner {
         for (bridge, port_no, old, new) in moves {
             let (tx, rx) = bounded(n);
             for pmd in &self.pmds {
-                pmd.tx
-                    .send(PmdMsg::TakePort {
+                pmd.send(PmdMsg::TakePort {
                         bridge,
                         port_no,
                         reply: tx.clone(),
@@ -908,7 +916,7 @@ impl Inner {
                     .map_err(|_| SwitchError::Timeout)?;
                 let Some(port) = port else { continue };
                 let instance = (pmd + n - old) % n;
-                let _ = self.pmds[(instance + new) % n].tx.send(PmdMsg::AddPort {
+                let _ = self.pmds[(instance + new) % n].send(PmdMsg::AddPort {
                     bridge,
                     port_no,
                     port,
@@ -988,7 +996,7 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.inner.stop.store(true, Ordering::Relaxed);
         for pmd in &self.inner.pmds {
-            let _ = pmd.tx.send(PmdMsg::Stop);
+            let _ = pmd.send(PmdMsg::Stop);
         }
         // The PMD handles live in `inner`, which the housekeeper may briefly hold too.
         if let Some(h) = self.housekeeper.take() {

@@ -26,7 +26,8 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, SendError, Sender};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use flow_table::{CacheConfig, DpAction, FlowCache, Match, RuleChange};
 use ports::{Packet, PacketBatch, PacketPool, Port};
 
@@ -175,11 +176,43 @@ struct PmdBridge {
     n_patch: usize,
 }
 
+/// Wakes a PMD thread out of its idle wait, so that a control message is handled at once
+/// rather than at the end of the back-off step (up to [`MAX_IDLE_WAIT`] per PMD, on every rule
+/// change, which waits for every PMD).
+pub(crate) struct Wake(EventFd);
+
+impl Wake {
+    /// A new, unsignalled wake-up.
+    pub(crate) fn new() -> std::io::Result<Wake> {
+        EventFd::new(EFD_NONBLOCK).map(Wake)
+    }
+
+    /// Sends `msg` to the PMD over `tx` and wakes it.
+    pub(crate) fn send(&self, tx: &Sender<PmdMsg>, msg: PmdMsg) -> Result<(), SendError<PmdMsg>> {
+        tx.send(msg)?;
+        // A full counter (never, in practice) still leaves the descriptor readable.
+        let _ = self.0.write(1);
+        Ok(())
+    }
+
+    fn fd(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    /// Resets the signal once the thread is awake.
+    fn clear(&self) {
+        let _ = self.0.read();
+    }
+}
+
 /// A running PMD thread's state.
 pub(crate) struct Pmd {
     idx: usize,
     cfg: PmdConfig,
     rx: Receiver<PmdMsg>,
+    /// Signalled by the control plane with each message.
+    wake: Arc<Wake>,
     /// Senders of every PMD (for learning events), this one included.
     peers: Vec<Sender<PmdMsg>>,
     pool: PacketPool,
@@ -190,6 +223,8 @@ pub(crate) struct Pmd {
     last_sweep_ms: u64,
     fds: Vec<libc::pollfd>,
     fds_dirty: bool,
+    /// What an idle wait polls: `fds` when usable, and the wake-up (reused, no allocation).
+    poll_set: Vec<libc::pollfd>,
     /// Scratch state of the burst being processed, reused for every burst.
     burst: BurstScratch,
     /// The receive batch, reused: a new batch per poll writes its 32 empty slots each time.
@@ -203,6 +238,7 @@ impl Pmd {
         idx: usize,
         cfg: PmdConfig,
         rx: Receiver<PmdMsg>,
+        wake: Arc<Wake>,
         peers: Vec<Sender<PmdMsg>>,
         counters: Arc<PmdCounters>,
     ) -> std::io::Result<Pmd> {
@@ -211,6 +247,7 @@ impl Pmd {
             idx,
             cfg,
             rx,
+            wake,
             peers,
             pool,
             bridges: Vec::new(),
@@ -220,6 +257,7 @@ impl Pmd {
             last_sweep_ms: 0,
             fds: Vec::new(),
             fds_dirty: true,
+            poll_set: Vec::new(),
             burst: BurstScratch::new(),
             rx_batch: Some(Box::new(PacketBatch::new())),
             patch_spares: (0..MAX_PATCH_DEPTH)
@@ -412,24 +450,34 @@ impl Pmd {
                 .collect();
             self.fds_dirty = false;
         }
+        // The ports' descriptors when every port has one (else a wait on them alone could
+        // miss a port's packets: sleep on the wake-up alone), and the control plane's wake-up.
         let all_have_fds = !self.fds.is_empty() && self.fds.iter().all(|f| f.fd >= 0);
+        self.poll_set.clear();
         if all_have_fds {
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: wait.as_nanos() as libc::c_long,
-            };
-            // SAFETY: `fds` is a valid, exclusively borrowed array of `len` pollfd structs and
-            // `ts` outlives the call; ppoll only writes `revents`.
-            unsafe {
-                libc::ppoll(
-                    self.fds.as_mut_ptr(),
-                    self.fds.len() as libc::nfds_t,
-                    &ts,
-                    std::ptr::null(),
-                );
-            }
-        } else {
-            std::thread::sleep(wait);
+            self.poll_set.extend_from_slice(&self.fds);
+        }
+        self.poll_set.push(libc::pollfd {
+            fd: self.wake.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: wait.as_nanos() as libc::c_long,
+        };
+        // SAFETY: `poll_set` is a valid, exclusively borrowed array of `len` pollfd structs
+        // and `ts` outlives the call; ppoll only writes `revents`.
+        unsafe {
+            libc::ppoll(
+                self.poll_set.as_mut_ptr(),
+                self.poll_set.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            );
+        }
+        if self.poll_set.last().is_some_and(|f| f.revents != 0) {
+            self.wake.clear();
         }
     }
 

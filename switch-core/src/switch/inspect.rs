@@ -107,8 +107,7 @@ impl Switch {
         let tid = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded(self.inner.pmds.len());
         for pmd in &self.inner.pmds {
-            pmd.tx
-                .send(PmdMsg::ArmTrace {
+            pmd.send(PmdMsg::ArmTrace {
                     bridge: id,
                     port_no,
                     arm: TraceArm {
@@ -121,7 +120,7 @@ impl Switch {
         }
         let got = rx.recv_timeout(wait.min(MAX_TRACE_WAIT)).ok();
         for pmd in &self.inner.pmds {
-            let _ = pmd.tx.send(PmdMsg::DisarmTrace {
+            let _ = pmd.send(PmdMsg::DisarmTrace {
                 bridge: id,
                 port_no,
                 id: tid,
@@ -148,8 +147,7 @@ impl Switch {
         let lost = Arc::new(AtomicU64::new(0));
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         for pmd in &self.inner.pmds {
-            pmd.tx
-                .send(PmdMsg::ArmCapture {
+            pmd.send(PmdMsg::ArmCapture {
                     bridge: br.shared.id,
                     port_no,
                     tap: CaptureTap {
@@ -201,8 +199,7 @@ impl Switch {
     pub fn rxq_usage(&self) -> Result<Vec<RxqUsage>, SwitchError> {
         let (tx, rx) = bounded(self.inner.pmds.len());
         for pmd in &self.inner.pmds {
-            pmd.tx
-                .send(PmdMsg::RxqCycles(tx.clone()))
+            pmd.send(PmdMsg::RxqCycles(tx.clone()))
                 .map_err(|_| SwitchError::Timeout)?;
         }
         let mut raw = Vec::new();

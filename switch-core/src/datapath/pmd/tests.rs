@@ -56,7 +56,8 @@ impl Rig {
             megaflow_idle_ms: 10_000,
         };
         let counters = Arc::new(PmdCounters::default());
-        let mut pmd = Pmd::new(0, cfg, rx, vec![tx.clone()], counters).unwrap();
+        let wake = Arc::new(super::Wake::new().unwrap());
+        let mut pmd = Pmd::new(0, cfg, rx, wake, vec![tx.clone()], counters).unwrap();
         tx.send(PmdMsg::AddBridge(Arc::clone(&bridge))).unwrap();
         let mut handles = Vec::new();
         for &no in port_nos {
