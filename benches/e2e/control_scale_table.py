@@ -2,21 +2,36 @@
 """The markdown table of run-control-scale.sh: scale.csv (size,switch,metric,value) -> stdout.
 
 One table per size: vswitch, Open vSwitch, and the ratio "vswitch better by": OVS/vswitch for
-times and memory, vswitch/OVS for rates (above 1: vswitch is better).
+times and memory, vswitch/OVS for rates (above 1: vswitch is better). A metric recorded more
+than once (the restarts) is given as the median of its values.
 """
 import csv
+import statistics
 import sys
 from collections import defaultdict
 
 rows = list(csv.DictReader(open(sys.argv[1])))
 env = open(sys.argv[2]).read().strip() if len(sys.argv) > 2 else ""
-data = defaultdict(dict)  # (size, switch) -> metric -> value
+values = defaultdict(lambda: defaultdict(list))  # (size, switch) -> metric -> [value]
 sizes = []
 for r in rows:
     n = int(r["size"])
     if n not in sizes:
         sizes.append(n)
-    data[(n, r["switch"])][r["metric"]] = r["value"]
+    values[(n, r["switch"])][r["metric"]].append(r["value"])
+
+
+def median(vals):
+    nums = [float(v) for v in vals if v not in ("", None)]
+    if len(vals) == 1 or not nums:
+        return vals[0]
+    return str(statistics.median(nums))
+
+
+data = defaultdict(dict)  # (size, switch) -> metric -> value (median when repeated)
+for k, metrics in values.items():
+    for m, vals in metrics.items():
+        data[k][m] = median(vals)
 
 
 def num(v):

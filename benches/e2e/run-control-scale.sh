@@ -25,18 +25,19 @@
 #   cargo build --release -p cli -p vswitch-benches --bin vswitchd --bin vswitchctl --bin flow_churn
 #   benches/e2e/run-control-scale.sh [--sizes 1000,10000,100000,1000000] [--ovs-max N]
 #       [--samples 200] [--cli-samples 50] [--secs 5] [--max-secs 60] [--bin-dir DIR]
-#       [--no-restart-kill]
+#       [--restarts 3] [--no-restart-kill]
 #
 # --ovs-max N skips OVS at sizes above N ("skipped" in the table; its bulk install takes about
 # 10 s per 100k rules). --max-secs bounds each latency series (fewer samples if reached, said
-# in the table). Binaries: --bin-dir, else $VSWITCH_BIN_DIR, else $ROOT/target/release.
+# in the table). --restarts R: restarts of each kind per size (the table gives medians).
+# Binaries: --bin-dir, else $VSWITCH_BIN_DIR, else $ROOT/target/release.
 # Results: benches/e2e/results/<date>-control-scale/{scale.csv,scale.md} (and raw JSON);
 # RESULTS_DIR overrides the directory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SIZES=1000,10000,100000,1000000 OVS_MAX=1000000 SAMPLES=200 CLI_SAMPLES=50 SECS=5 MAX_SECS=60
 BIN_DIR=${VSWITCH_BIN_DIR:-$ROOT/target/release}
-RESTART_KILL=1
+RESTART_KILL=1 RESTARTS=3
 while (( $# )); do
     case $1 in
         --sizes) SIZES=$2; shift 2;;
@@ -46,6 +47,7 @@ while (( $# )); do
         --secs) SECS=$2; shift 2;;
         --max-secs) MAX_SECS=$2; shift 2;;
         --bin-dir) BIN_DIR=$2; shift 2;;
+        --restarts) RESTARTS=$2; shift 2;;
         --no-restart-kill) RESTART_KILL=0; shift;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
         *) echo "unknown arg $1" >&2; exit 2;;
@@ -169,13 +171,13 @@ record_tput() { # SIZE SWITCH PREFIX JSON
     for op in add del; do csv "$1" "$2" "$3_${op}_p50_ms" "$(jget "$f" ".$op.p50_ms")"; done
     if [[ $(jget "$f" .errors) != 0 ]]; then echo "  $3: $(jget "$f" .errors) errors, first: $(jget "$f" .first_error)" >&2; fi
 }
-restart_once() { # SIZE SIGNAL DST
-    local n=$1 sig=$2 dst=$3 t_kill t_stopped
+restart_once() { # SIZE SIGNAL DST ROUND
+    local n=$1 sig=$2 dst=$3 round=$4 t_kill t_stopped
     t_kill=$(now_ns)
     stop_pid "$vs_pid" "$sig"; vs_pid=""
     t_stopped=$(now_ns)
     start_vswitchd
-    local f=$results/raw/$n-vswitch-restart-$sig.json
+    local f=$results/raw/$n-vswitch-restart-$sig-$round.json
     timeout 900 "$FC" restart-probe --url "$URL" --bridge br0 --in-port p1 --out-port p2 \
         --dst "$dst" --timeout-secs 600 > "$f" || true
     local api fwd
@@ -226,9 +228,13 @@ measure_vswitch() { # SIZE RULES_FILE
         "CLI 4 loops $(jget "$f-cli-tput.json" .changes_per_s)/s"
     local dst
     dst=$(awk -v i=$((n - 1)) 'BEGIN { printf "10.%d.%d.%d", int(i / 65536) % 256, int(i / 256) % 256, i % 256 }')
-    restart_once "$n" TERM "$dst"
-    if (( RESTART_KILL )); then restart_once "$n" KILL "$dst"; fi
-    echo "  vswitch: restart (SIGTERM) to forwarding $(awk -F, -v n="$n" '$1==n && $3=="restart_TERM_forward_s" {print $4}' "$results/scale.csv") s"
+    for (( r = 1; r <= RESTARTS; r++ )); do
+        restart_once "$n" TERM "$dst" "$r"
+        if (( RESTART_KILL )); then restart_once "$n" KILL "$dst" "$r"; fi
+    done
+    echo "  vswitch: restart to forwarding (s), SIGTERM:" \
+        "$(awk -F, -v n="$n" '$1==n && $3=="restart_TERM_forward_s" {printf " %s", $4}' "$results/scale.csv");" \
+        "kill -9: $(awk -F, -v n="$n" '$1==n && $3=="restart_KILL_forward_s" {printf " %s", $4}' "$results/scale.csv")"
     stop_pid "$vs_pid"; vs_pid=""
 }
 
@@ -264,7 +270,7 @@ echo "size,switch,metric,value" > "$results/scale.csv"
     echo "date=$(date -u +%FT%TZ) host=$(hostname) nproc=$(nproc)"
     echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo -dirty)"
     echo "ovs=$(ovs-vswitchd --version | head -1)"
-    echo "sizes=$SIZES ovs_max=$OVS_MAX samples=$SAMPLES cli_samples=$CLI_SAMPLES secs=$SECS max_secs=$MAX_SECS"
+    echo "sizes=$SIZES ovs_max=$OVS_MAX samples=$SAMPLES cli_samples=$CLI_SAMPLES secs=$SECS max_secs=$MAX_SECS restarts=$RESTARTS"
 } > "$results/env.txt"
 cat "$results/env.txt"
 IFS=, read -r -a sizes <<< "$SIZES"
