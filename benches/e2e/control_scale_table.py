@@ -22,16 +22,15 @@ for r in rows:
 
 
 def median(vals):
-    nums = [float(v) for v in vals if v not in ("", None)]
-    if len(vals) == 1 or not nums:
+    if len(vals) == 1:
         return vals[0]
+    nums = [num(v) for v in vals]
+    nums = [v for v in nums if v is not None]
+    if not nums:
+        return vals[-1]
     return str(statistics.median(nums))
 
 
-data = defaultdict(dict)  # (size, switch) -> metric -> value (median when repeated)
-for k, metrics in values.items():
-    for m, vals in metrics.items():
-        data[k][m] = median(vals)
 
 
 def num(v):
@@ -41,11 +40,19 @@ def num(v):
         return None
 
 
+data = defaultdict(dict)  # (size, switch) -> metric -> value (median when repeated)
+for k, metrics in values.items():
+    for m, vals in metrics.items():
+        data[k][m] = median(vals)
+
+
 def fmt(v, digits):
     if v is None:
         return "—"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
+    if digits == 0 and abs(v) < 100 and v != int(v):
+        digits = 1 if abs(v) >= 10 else 2
     return f"{v:.{digits}f}"
 
 
@@ -106,7 +113,8 @@ for n in sizes:
             ocell = fmt(o, digits)
         ratio = "—"
         if lower is not None and v and o:
-            ratio = f"{(o / v if lower else v / o):.2f}"
+            r = o / v if lower else v / o
+            ratio = f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
         vcell = fmt(v, digits)
         # Series cut short by --max-secs, or with errors, say so.
         for prefix, d, key in (("rest", vs, vm), ("cli", vs, vm), ("cli", ovs, om)):
