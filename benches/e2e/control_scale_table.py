@@ -137,6 +137,18 @@ for n in sizes:
                     vcell += note
                 elif note:
                     ocell += note
+        # A rate below 1 per second in the window: what completed by the end, the tail too.
+        for d, key, which in ((vs, vm, "v"), (ovs, om, "o")):
+            if key and key.endswith("tput_per_s") and (num(d.get(key)) or 0) < 1 and d.get(key):
+                tail = key[: -len("_per_s")]
+                extra = (
+                    f" ({d.get(tail + '_total', '?')} changes in "
+                    f"{fmt(num(d.get(tail + '_total_s')), 1)} s, in-flight tail included)"
+                )
+                if which == "v":
+                    vcell += extra
+                else:
+                    ocell += extra
         print(f"| {label} | {vcell} | {ocell} | {ratio} |")
     if skipped:
         print(f"\nOVS skipped at this size ({skipped}).")

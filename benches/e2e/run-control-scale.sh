@@ -178,6 +178,8 @@ record_latency() { # SIZE SWITCH PREFIX JSON
 record_tput() { # SIZE SWITCH PREFIX JSON
     local f=$4
     csv "$1" "$2" "$3_per_s" "$(jget "$f" .changes_per_s)"
+    csv "$1" "$2" "$3_total" "$(jget "$f" .changes_total)"
+    csv "$1" "$2" "$3_total_s" "$(jget "$f" .total_s)"
     csv "$1" "$2" "$3_errors" "$(jget "$f" .errors)"
     for op in add del; do csv "$1" "$2" "$3_${op}_p50_ms" "$(jget "$f" ".$op.p50_ms")"; done
     if [[ $(jget "$f" .errors) != 0 ]]; then echo "  $3: $(jget "$f" .errors) errors, first: $(jget "$f" .first_error)" >&2; fi
