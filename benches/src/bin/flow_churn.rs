@@ -4,6 +4,7 @@
 //! Every mode prints one JSON object on stdout.
 //!
 //!     flow_churn rest-latency --url URL [--bridge br0] [--samples 200] [--max-secs 60] [--base 11]
+//!                             [--pause-ms 0]
 //!     flow_churn rest-throughput --url URL [--bridge br0] [--clients 4] [--secs 5] [--base 12]
 //!     flow_churn exec-latency --add 'CMD.. {flow}' --del 'CMD.. {match}' [--samples 50]
 //!                             [--max-secs 60] [--base 13]
@@ -178,6 +179,8 @@ fn rest_latency(args: &[String]) -> Value {
     let samples: u32 = num(args, "--samples", "200");
     let max = Duration::from_secs_f64(num(args, "--max-secs", "60"));
     let base: u32 = num(args, "--base", "11");
+    // A pause before each request (default none: back to back).
+    let pause = Duration::from_secs_f64(num::<f64>(args, "--pause-ms", "0") / 1e3);
     // Open the connection first: the samples measure requests on a kept-alive connection.
     if let Err(e) = rest.call("GET", "/health", None) {
         die(&format!("{}: {e}", rest.base));
@@ -188,11 +191,13 @@ fn rest_latency(args: &[String]) -> Value {
         if start.elapsed() > max {
             break;
         }
+        std::thread::sleep(pause);
         let t = Instant::now();
         match rest.add(&rule(base, i)) {
             Ok(()) => adds.push(t.elapsed()),
             Err(e) => errors.push(e),
         }
+        std::thread::sleep(pause);
         let t = Instant::now();
         match rest.del_strict(&rule_match(base, i)) {
             Ok(()) => dels.push(t.elapsed()),
