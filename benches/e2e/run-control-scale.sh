@@ -27,8 +27,8 @@
 #       [--samples 200] [--cli-samples 50] [--secs 5] [--max-secs 60] [--bin-dir DIR]
 #       [--restarts 3] [--no-restart-kill]
 #
-# --ovs-max N skips OVS at sizes above N ("skipped" in the table; its bulk install takes about
-# 10 s per 100k rules). --max-secs bounds each latency series (fewer samples if reached, said
+# --ovs-max N skips OVS at sizes above N ("skipped" in the table; its bulk install of 1M rules
+# took 20 s here). --max-secs bounds each latency series (fewer samples if reached, said
 # in the table). --restarts R: restarts of each kind per size (the table gives medians).
 # Binaries: --bin-dir, else $VSWITCH_BIN_DIR, else $ROOT/target/release.
 # Results: benches/e2e/results/<date>-control-scale/{scale.csv,scale.md} (and raw JSON);
