@@ -268,6 +268,8 @@ fn switch_config(cfg: &DaemonConfig) -> SwitchConfig {
         },
         megaflow_idle_ms: d.megaflow_idle_ms,
         mac_aging_secs: d.mac_aging_secs,
+        // The service answers 409 at this limit first; the switch's own check backs it.
+        max_rules: d.max_flows,
         ..defaults
     }
 }
@@ -319,8 +321,7 @@ impl Service {
                     tracing::error!(bridge = %br.name, mirror = %m.name, "mirror not restored: {e}");
                 }
             }
-            let mut tables = rules.remove(&br.name).unwrap_or_default();
-            tables.set_max_rules(flow_table::tables::DEFAULT_MAX_RULES);
+            let tables = rules.remove(&br.name).unwrap_or_default();
             svc.switch
                 .install_rules(&br.name, tables)
                 .map_err(|e| format!("restoring flows of {}: {e}", br.name))?;

@@ -67,6 +67,8 @@ pub struct SwitchConfig {
     pub mac_table_size: usize,
     /// Create each bridge's internal port (a tap named like the bridge), as OVS does.
     pub internal_ports: bool,
+    /// Most rules a bridge holds (a change beyond it is refused).
+    pub max_rules: usize,
 }
 
 impl Default for SwitchConfig {
@@ -84,6 +86,7 @@ impl Default for SwitchConfig {
             mac_aging_secs: DEFAULT_AGING_SECS,
             mac_table_size: DEFAULT_MAX_ENTRIES,
             internal_ports: true,
+            max_rules: flow_table::tables::DEFAULT_MAX_RULES,
         }
     }
 }
@@ -342,10 +345,12 @@ impl Switch {
         let id = ctl.next_bridge_id;
         ctl.next_bridge_id += 1;
         let cfg = &self.inner.cfg;
+        let mut rules = default_rules();
+        rules.set_max_rules(cfg.max_rules);
         let shared = Arc::new(BridgeShared::new(
             id,
             name,
-            default_rules(),
+            rules,
             MacTable::new(cfg.mac_aging_secs, cfg.mac_table_size),
         ));
         for pmd in &self.inner.pmds {
@@ -569,7 +574,8 @@ impl Switch {
     }
 
     /// Replaces every rule of a bridge by `tables` (a restored configuration).
-    pub fn install_rules(&self, bridge: &str, tables: RuleTables) -> Result<(), SwitchError> {
+    pub fn install_rules(&self, bridge: &str, mut tables: RuleTables) -> Result<(), SwitchError> {
+        tables.set_max_rules(self.inner.cfg.max_rules);
         self.update_rules(
             bridge,
             |t| {
