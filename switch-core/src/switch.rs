@@ -308,7 +308,9 @@ impl Switch {
         let housekeeper = std::thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || loop {
-                std::thread::sleep(HOUSEKEEPING);
+                // Parked, not asleep: dropping the switch unparks it, so a stop does not wait
+                // out the period.
+                std::thread::park_timeout(HOUSEKEEPING);
                 let Some(inner) = weak.upgrade() else { return };
                 if inner.stop.load(Ordering::Relaxed) {
                     return;
@@ -1006,6 +1008,7 @@ impl Drop for Switch {
         }
         // The PMD handles live in `inner`, which the housekeeper may briefly hold too.
         if let Some(h) = self.housekeeper.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
