@@ -40,7 +40,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract, which `System` shares.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -66,8 +69,18 @@ fn main() {
     } else {
         sizes
     };
+    println!(
+        "size_of: Rule {}, Match {}, Action {}, RuleStats {}",
+        std::mem::size_of::<flow_table::Rule>(),
+        std::mem::size_of::<Match>(),
+        std::mem::size_of::<Action>(),
+        std::mem::size_of::<flow_table::RuleStats>(),
+    );
     for n in sizes {
-        let (b0, k0) = (LIVE_BYTES.load(Ordering::Relaxed), LIVE_BLOCKS.load(Ordering::Relaxed));
+        let (b0, k0) = (
+            LIVE_BYTES.load(Ordering::Relaxed),
+            LIVE_BLOCKS.load(Ordering::Relaxed),
+        );
         let start = Instant::now();
         let mut t = RuleTables::new();
         t.set_max_rules(usize::MAX);
@@ -95,9 +108,7 @@ fn main() {
         let total = start.elapsed();
         assert_eq!(gone.len(), 1);
         assert_eq!(t.len(), n as usize);
-        println!(
-            "  clone {cloned:.2?}, clone+add {added:.2?}, +clone+strict delete {total:.2?}"
-        );
+        println!("  clone {cloned:.2?}, clone+add {added:.2?}, +clone+strict delete {total:.2?}");
         drop(copy);
         drop(t);
     }

@@ -91,8 +91,9 @@ pub struct Rule {
     pub priority: u16,
     /// Match.
     pub r#match: Match,
-    /// Actions (empty = drop).
-    pub actions: Vec<Action>,
+    /// Actions (empty = drop). A boxed slice: rules never grow their actions, and a `Vec`'s
+    /// capacity word and spare room would be paid once per installed rule.
+    pub actions: Box<[Action]>,
     /// Cookie.
     pub cookie: u64,
     /// Idle timeout in seconds (0 = none).
@@ -151,7 +152,7 @@ mod tests {
             table: 0,
             priority: 1,
             r#match: Match::any().in_port(1),
-            actions: vec![Action::Output(2)],
+            actions: [Action::Output(2)].into(),
             cookie: 0x10,
             idle_timeout: idle,
             hard_timeout: hard,

@@ -7,20 +7,33 @@
 //! adds its whole mask to the consulted set: the hash probe read all those bits, and a packet
 //! differing in any of them could have found a different rule there.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::{GenericHashMap, OrdMap};
 
 use crate::key::{FlowKey, FlowMask};
 use crate::matches::Match;
 use crate::rule::Rule;
 
+mod slot;
+
+use slot::{KeyHash, Probe, Slot};
+
+/// A subtable's rules: a persistent hash map (a HAMT), so that cloning a table for an edit
+/// shares every node and an edit copies only the nodes on one path, O(log n). A flat hash
+/// table would make each flow mod copy the whole table. The map's keys are the slots
+/// themselves (the value is empty): see [`slot`].
+type SlotMap = GenericHashMap<Slot, (), KeyHash, DefaultSharedPtr>;
+
+/// The rules with one mask. Cloning it is O(1): both maps are persistent.
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: FlowMask,
-    /// Masked key → rules with that match, highest priority first (priorities are distinct).
-    rules: HashMap<FlowKey, Vec<Arc<Rule>>, ahash::RandomState>,
+    /// Masked key → rules with that match, highest priority first.
+    rules: SlotMap,
     /// Priority → number of rules, to keep `max_priority` exact under deletion.
-    priorities: BTreeMap<u16, usize>,
+    priorities: OrdMap<u16, usize>,
     max_priority: u16,
 }
 
@@ -28,13 +41,19 @@ impl Subtable {
     fn new(mask: FlowMask) -> Subtable {
         Subtable {
             mask,
-            rules: HashMap::default(),
-            priorities: BTreeMap::new(),
+            rules: SlotMap::default(),
+            priorities: OrdMap::new(),
             max_priority: 0,
         }
     }
 
-    fn count_priority(&mut self, p: u16, add: bool) {
+    #[inline]
+    fn get(&self, key: &FlowKey) -> Option<&Slot> {
+        self.rules.get_key_value(&Probe(key)).map(|(slot, ())| slot)
+    }
+
+    /// Counts a rule of priority `p` in or out; true when `max_priority` changed.
+    fn count_priority(&mut self, p: u16, add: bool) -> bool {
         if add {
             *self.priorities.entry(p).or_default() += 1;
         } else if let Some(n) = self.priorities.get_mut(&p) {
@@ -43,11 +62,15 @@ impl Subtable {
                 self.priorities.remove(&p);
             }
         }
-        self.max_priority = self.priorities.keys().next_back().copied().unwrap_or(0);
+        let max = self.priorities.get_max().map_or(0, |(p, _)| *p);
+        std::mem::replace(&mut self.max_priority, max) != max
     }
 }
 
 /// The rules of one table.
+///
+/// Cloning costs O(number of subtables), whatever the number of rules; the clone and the
+/// original then change independently (each change copies only what it touches).
 #[derive(Clone, Debug, Default)]
 pub struct RuleTable {
     /// Ordered by `max_priority`, highest first.
@@ -82,56 +105,57 @@ impl RuleTable {
             .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 
+    fn subtable(&self, mask: &FlowMask) -> Option<usize> {
+        self.subtables.iter().position(|s| s.mask == *mask)
+    }
+
     /// Inserts `rule`, returning the rule it replaces (same match and priority), if any.
     pub fn insert(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
         let mask = *rule.r#match.mask();
-        let idx = match self.subtables.iter().position(|s| s.mask == mask) {
-            Some(i) => i,
-            None => {
-                self.subtables.push(Subtable::new(mask));
-                self.subtables.len() - 1
-            }
-        };
+        let idx = self.subtable(&mask).unwrap_or_else(|| {
+            self.subtables.push(Subtable::new(mask));
+            self.subtables.len() - 1
+        });
         let st = &mut self.subtables[idx];
-        let list = st.rules.entry(*rule.r#match.key()).or_default();
-        let replaced = match list.binary_search_by(|r| rule.priority.cmp(&r.priority)) {
-            Ok(i) => Some(std::mem::replace(&mut list[i], rule)),
-            Err(i) => {
-                let p = rule.priority;
-                list.insert(i, rule);
-                st.count_priority(p, true);
-                self.n_rules += 1;
-                None
-            }
+        let p = rule.priority;
+        let (slot, replaced) = match st.get(rule.r#match.key()) {
+            Some(slot) => slot.with(rule),
+            None => (Slot::One(rule), None),
         };
-        self.resort();
+        st.rules.insert(slot, ());
+        if replaced.is_none() {
+            self.n_rules += 1;
+            if st.count_priority(p, true) || st.rules.len() == 1 {
+                self.resort();
+            }
+        }
         replaced
     }
 
     /// The rule with exactly this match and priority.
     pub fn find_strict(&self, m: &Match, priority: u16) -> Option<&Arc<Rule>> {
-        let st = self.subtables.iter().find(|s| s.mask == *m.mask())?;
-        st.rules
-            .get(m.key())?
-            .iter()
-            .find(|r| r.priority == priority)
+        let st = &self.subtables[self.subtable(m.mask())?];
+        st.get(m.key())?.find(priority)
     }
 
     /// Removes the rule with exactly this match and priority.
     pub fn remove(&mut self, m: &Match, priority: u16) -> Option<Arc<Rule>> {
-        let idx = self.subtables.iter().position(|s| s.mask == *m.mask())?;
+        let idx = self.subtable(m.mask())?;
         let st = &mut self.subtables[idx];
-        let list = st.rules.get_mut(m.key())?;
-        let i = list.iter().position(|r| r.priority == priority)?;
-        let removed = list.remove(i);
-        if list.is_empty() {
-            st.rules.remove(m.key());
+        let (rest, removed) = st.get(m.key())?.without(priority)?;
+        match rest {
+            Some(slot) => {
+                st.rules.insert(slot, ());
+            }
+            None => {
+                st.rules.remove(&Probe(m.key()));
+            }
         }
-        st.count_priority(priority, false);
+        let max_changed = st.count_priority(priority, false);
         self.n_rules -= 1;
         if st.rules.is_empty() {
             self.subtables.remove(idx);
-        } else {
+        } else if max_changed {
             self.resort();
         }
         Some(removed)
@@ -139,23 +163,20 @@ impl RuleTable {
 
     /// Replaces an installed rule (same match and priority) by `rule`; returns the old one.
     pub fn replace(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
-        let st = self
-            .subtables
-            .iter_mut()
-            .find(|s| s.mask == *rule.r#match.mask())?;
-        let slot = st
-            .rules
-            .get_mut(rule.r#match.key())?
-            .iter_mut()
-            .find(|r| r.priority == rule.priority)?;
-        Some(std::mem::replace(slot, rule))
+        let idx = self.subtable(rule.r#match.mask())?;
+        let st = &mut self.subtables[idx];
+        let slot = st.get(rule.r#match.key())?;
+        slot.find(rule.priority)?;
+        let (slot, replaced) = slot.with(rule);
+        st.rules.insert(slot, ());
+        replaced
     }
 
     /// Every rule, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
         self.subtables
             .iter()
-            .flat_map(|s| s.rules.values().flatten())
+            .flat_map(|s| s.rules.keys().flat_map(Slot::rules))
     }
 
     /// The highest-priority rule matching `key` (the oldest among equals). Adds to `consulted`
@@ -167,8 +188,8 @@ impl RuleTable {
                 break;
             }
             consulted.union_with(&st.mask);
-            if let Some(list) = st.rules.get(&key.masked(&st.mask)) {
-                let cand = &list[0];
+            if let Some(slot) = st.get(&key.masked(&st.mask)) {
+                let cand = slot.first();
                 if best.is_none_or(|b| beats(cand, b)) {
                     best = Some(cand);
                 }
@@ -190,7 +211,7 @@ mod tests {
             table: 0,
             priority,
             r#match: m,
-            actions: vec![Action::Output(out)],
+            actions: [Action::Output(out)].into(),
             cookie: 0,
             idle_timeout: 0,
             hard_timeout: 0,
@@ -261,5 +282,59 @@ mod tests {
         assert!(t.remove(&m, 5).is_some());
         assert!(t.is_empty());
         assert_eq!(t.n_subtables(), 0);
+    }
+
+    #[test]
+    fn rules_sharing_a_match_are_kept_by_priority() {
+        let mut t = RuleTable::default();
+        let m = Match::any().in_port(4);
+        for (p, o) in [(5, 1), (9, 2), (7, 3)] {
+            t.insert(rule(p, m, o, u64::from(o)));
+        }
+        let mut k = FlowKey::ZERO;
+        k.in_port = 4;
+        assert_eq!(out(t.lookup(&k, &mut FlowMask::default())), Some(2));
+        let mut prios: Vec<u16> = t.iter().map(|r| r.priority).collect();
+        prios.sort_unstable();
+        assert_eq!(prios, vec![5, 7, 9]);
+        assert!(t.remove(&m, 9).is_some());
+        assert_eq!(out(t.lookup(&k, &mut FlowMask::default())), Some(3));
+        assert_eq!(out(t.replace(rule(5, m, 8, 1)).as_ref()), Some(1));
+        assert!(
+            t.replace(rule(6, m, 8, 1)).is_none(),
+            "replace needs an installed rule"
+        );
+        assert_eq!(t.len(), 2);
+        assert!(t.remove(&m, 7).is_some());
+        assert_eq!(out(t.lookup(&k, &mut FlowMask::default())), Some(8));
+    }
+
+    #[test]
+    fn a_clone_is_independent_of_the_original() {
+        let mut t = RuleTable::default();
+        let host = |i: u32| {
+            Match::any()
+                .eth_type(ethertype::IPV4)
+                .nw_dst(Ipv4Addr::from(i), 32)
+        };
+        for i in 0..5000 {
+            t.insert(rule(10, host(i), i, u64::from(i)));
+        }
+        let copy = t.clone();
+        for i in 0..2500 {
+            assert!(t.remove(&host(i), 10).is_some());
+        }
+        t.insert(rule(20, Match::any(), 7, 9999));
+        assert_eq!((t.len(), t.n_subtables()), (2501, 2));
+        assert_eq!((copy.len(), copy.n_subtables()), (5000, 1));
+        assert_eq!(copy.iter().count(), 5000);
+        for i in 0..5000 {
+            assert_eq!(out(copy.find_strict(&host(i), 10)), Some(i));
+        }
+        let mut k = FlowKey::ZERO;
+        k.eth_type = ethertype::IPV4;
+        k.nw_dst = 3;
+        assert_eq!(out(copy.lookup(&k, &mut FlowMask::default())), Some(3));
+        assert_eq!(out(t.lookup(&k, &mut FlowMask::default())), Some(7));
     }
 }

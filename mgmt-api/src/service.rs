@@ -651,7 +651,7 @@ pub fn spec_of(r: &Rule) -> RuleSpec {
         table: r.table,
         priority: r.priority,
         r#match: r.r#match,
-        actions: r.actions.clone(),
+        actions: r.actions.to_vec(),
         cookie: r.cookie,
         idle_timeout: r.idle_timeout,
         hard_timeout: r.hard_timeout,

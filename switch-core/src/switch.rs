@@ -852,10 +852,15 @@ impl Inner {
         for br in ctl.bridges.values() {
             let current = br.shared.tables.load();
             let mut changes = Vec::new();
-            if current.rules().iter().any(|r| r.expired(now)) {
+            // Only rules with a timeout are visited, and the copy costs O(tables), not
+            // O(rules); it is published only when a rule did expire.
+            if current.has_timeouts() {
                 let mut t = RuleTables::clone(&current);
-                changes.extend(t.expire(now).iter().map(|r| RuleChange::of(r)));
-                br.shared.tables.store(Arc::new(t));
+                let gone = t.expire(now);
+                if !gone.is_empty() {
+                    changes.extend(gone.iter().map(|r| RuleChange::of(r)));
+                    br.shared.tables.store(Arc::new(t));
+                }
             }
             changes.extend(
                 br.shared
