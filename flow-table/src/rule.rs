@@ -91,9 +91,10 @@ pub struct Rule {
     pub priority: u16,
     /// Match.
     pub r#match: Match,
-    /// Actions (empty = drop). A boxed slice: rules never grow their actions, and a `Vec`'s
-    /// capacity word and spare room would be paid once per installed rule.
-    pub actions: Box<[Action]>,
+    /// Actions (empty = drop). A shared slice: rules never change their actions (a modify
+    /// installs a new `Rule`), so rules with equal actions may share one list instead of
+    /// paying an allocation each (see [`crate::RuleTables::add`]).
+    pub actions: Arc<[Action]>,
     /// Cookie.
     pub cookie: u64,
     /// Idle timeout in seconds (0 = none).

@@ -6,66 +6,21 @@
 //! the walk stops once no remaining subtable can beat the best rule found. Every subtable visited
 //! adds its whole mask to the consulted set: the hash probe read all those bits, and a packet
 //! differing in any of them could have found a different rule there.
+//!
+//! The subtables' maps are persistent ([`imbl`]'s HAMT), so that a table can be cloned for
+//! every flow mod in O(subtables) and changed in O(log n) per rule; see `subtable.rs` for
+//! the cost this has on lookups.
 
 use std::sync::Arc;
-
-use imbl::shared_ptr::DefaultSharedPtr;
-use imbl::{GenericHashMap, OrdMap};
 
 use crate::key::{FlowKey, FlowMask};
 use crate::matches::Match;
 use crate::rule::Rule;
 
 mod slot;
+mod subtable;
 
-use slot::{KeyHash, Probe, Slot};
-
-/// A subtable's rules: a persistent hash map (a HAMT), so that cloning a table for an edit
-/// shares every node and an edit copies only the nodes on one path, O(log n). A flat hash
-/// table would make each flow mod copy the whole table. The map's keys are the slots
-/// themselves (the value is empty): see [`slot`].
-type SlotMap = GenericHashMap<Slot, (), KeyHash, DefaultSharedPtr>;
-
-/// The rules with one mask. Cloning it is O(1): both maps are persistent.
-#[derive(Clone, Debug)]
-struct Subtable {
-    mask: FlowMask,
-    /// Masked key → rules with that match, highest priority first.
-    rules: SlotMap,
-    /// Priority → number of rules, to keep `max_priority` exact under deletion.
-    priorities: OrdMap<u16, usize>,
-    max_priority: u16,
-}
-
-impl Subtable {
-    fn new(mask: FlowMask) -> Subtable {
-        Subtable {
-            mask,
-            rules: SlotMap::default(),
-            priorities: OrdMap::new(),
-            max_priority: 0,
-        }
-    }
-
-    #[inline]
-    fn get(&self, key: &FlowKey) -> Option<&Slot> {
-        self.rules.get_key_value(&Probe(key)).map(|(slot, ())| slot)
-    }
-
-    /// Counts a rule of priority `p` in or out; true when `max_priority` changed.
-    fn count_priority(&mut self, p: u16, add: bool) -> bool {
-        if add {
-            *self.priorities.entry(p).or_default() += 1;
-        } else if let Some(n) = self.priorities.get_mut(&p) {
-            *n -= 1;
-            if *n == 0 {
-                self.priorities.remove(&p);
-            }
-        }
-        let max = self.priorities.get_max().map_or(0, |(p, _)| *p);
-        std::mem::replace(&mut self.max_priority, max) != max
-    }
-}
+use subtable::Subtable;
 
 /// The rules of one table.
 ///
@@ -112,50 +67,40 @@ impl RuleTable {
     /// Inserts `rule`, returning the rule it replaces (same match and priority), if any.
     pub fn insert(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
         let mask = *rule.r#match.mask();
-        let idx = self.subtable(&mask).unwrap_or_else(|| {
-            self.subtables.push(Subtable::new(mask));
-            self.subtables.len() - 1
-        });
-        let st = &mut self.subtables[idx];
-        let p = rule.priority;
-        let (slot, replaced) = match st.get(rule.r#match.key()) {
-            Some(slot) => slot.with(rule),
-            None => (Slot::One(rule), None),
+        let (idx, new) = match self.subtable(&mask) {
+            Some(i) => (i, false),
+            None => {
+                self.subtables.push(Subtable::new(mask));
+                (self.subtables.len() - 1, true)
+            }
         };
-        st.rules.insert(slot, ());
+        let st = &mut self.subtables[idx];
+        let max = st.max_priority;
+        let replaced = st.insert(rule);
         if replaced.is_none() {
             self.n_rules += 1;
-            if st.count_priority(p, true) || st.rules.len() == 1 {
-                self.resort();
-            }
+        }
+        if new || st.max_priority != max {
+            self.resort();
         }
         replaced
     }
 
     /// The rule with exactly this match and priority.
     pub fn find_strict(&self, m: &Match, priority: u16) -> Option<&Arc<Rule>> {
-        let st = &self.subtables[self.subtable(m.mask())?];
-        st.get(m.key())?.find(priority)
+        self.subtables[self.subtable(m.mask())?].find(m.key(), priority)
     }
 
     /// Removes the rule with exactly this match and priority.
     pub fn remove(&mut self, m: &Match, priority: u16) -> Option<Arc<Rule>> {
         let idx = self.subtable(m.mask())?;
         let st = &mut self.subtables[idx];
-        let (rest, removed) = st.get(m.key())?.without(priority)?;
-        match rest {
-            Some(slot) => {
-                st.rules.insert(slot, ());
-            }
-            None => {
-                st.rules.remove(&Probe(m.key()));
-            }
-        }
-        let max_changed = st.count_priority(priority, false);
+        let max = st.max_priority;
+        let removed = st.remove(m.key(), priority)?;
         self.n_rules -= 1;
-        if st.rules.is_empty() {
+        if st.is_empty() {
             self.subtables.remove(idx);
-        } else if max_changed {
+        } else if st.max_priority != max {
             self.resort();
         }
         Some(removed)
@@ -165,18 +110,13 @@ impl RuleTable {
     pub fn replace(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
         let idx = self.subtable(rule.r#match.mask())?;
         let st = &mut self.subtables[idx];
-        let slot = st.get(rule.r#match.key())?;
-        slot.find(rule.priority)?;
-        let (slot, replaced) = slot.with(rule);
-        st.rules.insert(slot, ());
-        replaced
+        st.find(rule.r#match.key(), rule.priority)?;
+        st.insert(rule)
     }
 
     /// Every rule, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
-        self.subtables
-            .iter()
-            .flat_map(|s| s.rules.keys().flat_map(Slot::rules))
+        self.subtables.iter().flat_map(Subtable::iter)
     }
 
     /// The highest-priority rule matching `key` (the oldest among equals). Adds to `consulted`
@@ -188,8 +128,7 @@ impl RuleTable {
                 break;
             }
             consulted.union_with(&st.mask);
-            if let Some(slot) = st.get(&key.masked(&st.mask)) {
-                let cand = slot.first();
+            if let Some(cand) = st.top(&key.masked(&st.mask)) {
                 if best.is_none_or(|b| beats(cand, b)) {
                     best = Some(cand);
                 }

@@ -154,6 +154,9 @@ pub struct RuleTables {
     /// The rules with a timeout, which [`RuleTables::expire`] visits.
     timed: Timeouts,
     n_rules: usize,
+    /// The actions of the last rule added: a bulk add (a flow file, a restored state) mostly
+    /// repeats one action list, which its rules then share.
+    last_actions: Arc<[Action]>,
     next_seq: u64,
     generation: u64,
     max_rules: usize,
@@ -190,6 +193,7 @@ impl RuleTables {
             tables: Vec::new(),
             timed: Timeouts::default(),
             n_rules: 0,
+            last_actions: Arc::new([]),
             next_seq: 0,
             generation: 0,
             max_rules: DEFAULT_MAX_RULES,
@@ -250,7 +254,8 @@ impl RuleTables {
     }
 
     /// `add-flow`: installs a rule, replacing one with the same table, match and priority
-    /// (whose counters restart). Returns the changes the caches must apply.
+    /// (whose counters restart). Returns the changes the caches must apply. A rule whose
+    /// actions equal the previous added rule's shares that rule's action list.
     pub fn add(&mut self, spec: RuleSpec, now_ms: u64) -> Result<Vec<RuleChange>, FlowModError> {
         if spec.table as usize >= N_TABLES {
             return Err(FlowModError::BadTable(spec.table));
@@ -268,7 +273,7 @@ impl RuleTables {
             table: spec.table,
             priority: spec.priority,
             r#match: spec.r#match,
-            actions: spec.actions.into_boxed_slice(),
+            actions: self.share_actions(spec.actions),
             cookie: spec.cookie,
             idle_timeout: spec.idle_timeout,
             hard_timeout: spec.hard_timeout,
@@ -287,6 +292,13 @@ impl RuleTables {
         Ok(vec![change])
     }
 
+    fn share_actions(&mut self, actions: Vec<Action>) -> Arc<[Action]> {
+        if *self.last_actions != *actions {
+            self.last_actions = actions.into();
+        }
+        Arc::clone(&self.last_actions)
+    }
+
     /// `mod-flows`: replaces the actions of the selected rules, keeping their counters.
     /// Returns the changes (empty when nothing was selected). Strict: O(log n) per table
     /// searched; non-strict: a scan of the tables searched.
@@ -300,13 +312,14 @@ impl RuleTables {
         for r in &selected {
             check_actions(r.table, actions)?;
         }
+        let actions: Arc<[Action]> = actions.into();
         let mut changes = Vec::with_capacity(selected.len());
         for old in selected {
             let new = Arc::new(Rule {
                 table: old.table,
                 priority: old.priority,
                 r#match: old.r#match,
-                actions: actions.into(),
+                actions: Arc::clone(&actions),
                 cookie: old.cookie,
                 idle_timeout: old.idle_timeout,
                 hard_timeout: old.hard_timeout,
