@@ -349,3 +349,64 @@ fn strict_and_non_strict_select_differently() {
         )
         .is_empty());
 }
+
+/// A rule drawn from a small space, so that strict filters often hit: (table, port, priority,
+/// cookie, output, hard timeout).
+type Drawn = (u8, u32, u16, u64, u32, u16);
+
+fn drawn_spec((table, port, priority, cookie, out, hard): Drawn) -> RuleSpec {
+    let mut s = RuleSpec::new(
+        priority,
+        Match::any().in_port(port),
+        vec![Action::Output(out)],
+    )
+    .in_table(table);
+    s.cookie = cookie;
+    s.hard_timeout = hard;
+    s
+}
+
+proptest::proptest! {
+    /// A strict delete probes for one rule instead of scanning: it must remove exactly what a
+    /// scan with the filter would, and leave the counts and the timeout index right.
+    #[test]
+    fn strict_delete_selects_what_a_scan_selects(
+        rules in proptest::collection::vec(
+            (0u8..3, 0u32..3, 0u16..3, 0u64..2, 0u32..3, 0u16..2), 0..30),
+        filter in (proptest::option::of(0u8..3), 0u32..3, 0u16..3,
+            proptest::option::of(0u64..2), proptest::option::of(0u32..3)),
+    ) {
+        let mut t = RuleTables::new();
+        for r in rules {
+            t.add(drawn_spec(r), 0).unwrap();
+        }
+        let (table, port, priority, cookie, out_port) = filter;
+        let f = RuleFilter {
+            table,
+            out_port,
+            cookie: cookie.unwrap_or(0),
+            cookie_mask: if cookie.is_some() { u64::MAX } else { 0 },
+            ..RuleFilter::matching(Match::any().in_port(port), priority)
+        };
+        let want: Vec<u64> = t
+            .rules()
+            .iter()
+            .filter(|r| f.selects(r, true))
+            .map(|r| r.seq)
+            .collect();
+        let before = t.clone();
+        let mut gone: Vec<u64> = t.delete(&f, true).iter().map(|r| r.seq).collect();
+        gone.sort_unstable();
+        let mut want_sorted = want.clone();
+        want_sorted.sort_unstable();
+        proptest::prop_assert_eq!(gone, want_sorted);
+        proptest::prop_assert_eq!(t.len(), before.len() - want.len());
+        proptest::prop_assert_eq!(t.len(), t.rules().len());
+        let timed = t.rules().iter().any(|r| r.hard_timeout != 0);
+        proptest::prop_assert_eq!(t.has_timeouts(), timed);
+        let n_timed = t.rules().iter().filter(|r| r.hard_timeout != 0).count();
+        proptest::prop_assert_eq!(t.expire(u64::MAX / 2).len(), n_timed);
+        proptest::prop_assert!(!t.has_timeouts());
+        proptest::prop_assert_eq!(before.len(), before.rules().len());
+    }
+}
