@@ -85,13 +85,14 @@ impl BuildHasher for KeyHash {
     }
 }
 
-/// Passes on the one `u32` written to it (see [`KeyHash`]).
+/// Passes on the one `u32` written to it (see [`KeyHash`]), in both halves of the `u64`: imbl
+/// uses the low bits, other tables (hashbrown) the high ones.
 #[derive(Debug)]
 pub(super) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n);
+        self.0 = u64::from(n) << 32 | u64::from(n);
     }
 
     /// Not used by entries and probes; mixes the bytes in so that the hasher stays a hasher.
