@@ -1,6 +1,15 @@
 //! The rules of one table that share one mask, as persistent maps: cloning a subtable is
 //! O(1), and a change copies only the map nodes on its path, O(log n), so that rule tables
 //! can be copied for every flow mod. A flat hash table would make each copy O(rules).
+//!
+//! The price is on lookups: a HAMT probe walks a node per 5 bits of hash instead of one
+//! bucket group. Measured with the `rule_lookup` bench (32 lookups, one subtable hit each),
+//! against a hashbrown map with the same entries and hash: 1k rules 0.97 vs 0.72 µs, 100k
+//! 2.1 vs 1.15 µs, 900k 3.9 vs 2.0 µs; the whole upcall (`upcall/translate_and_install`)
+//! costs the same with either (15.0 vs 14.8 µs), and both beat the previous flat table
+//! hashed field by field (2.9, 4.5, 5.7 µs; upcall 24.7 µs). A hybrid of Arc'd flat shards
+//! would get closer to hashbrown but make every add copy a shard, O(n / shards) instead of
+//! O(log n), so the HAMT stays.
 
 use std::sync::Arc;
 
