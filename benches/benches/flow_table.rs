@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flow_table::{extract_into, CacheConfig, FlowCache, FlowKey, MacAddr, RuleTables};
+use flow_table::{extract_into, CacheConfig, FlowCache, FlowKey, FlowMask, MacAddr, RuleTables};
 use vswitch_benches::{
     bridge_rules, keys_of, megaflow_workload, tcp6_frames, udp4_frames, vlan_udp4_frames, BATCH,
 };
@@ -131,6 +131,50 @@ fn upcall_install(c: &mut Criterion) {
     g.finish();
 }
 
+/// `RuleTables::lookup` alone (the classifier step of an upcall), in a table of `n` exact /32
+/// UDP rules plus a few prefix rules (900k: under the default cap of a million): keys that hit spread over the whole table, so large
+/// tables also pay the cache misses of a big index.
+fn rule_lookup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rule_lookup");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for n in [1_000u32, 100_000, 900_000] {
+        let tables = bridge_rules(n);
+        let keys: Vec<Vec<FlowKey>> = (0..64u32)
+            .map(|b| {
+                (0..BATCH as u32)
+                    .map(|i| {
+                        let j = (b * BATCH as u32 + i).wrapping_mul(2_654_435_761) % n;
+                        let mut k = FlowKey::ZERO;
+                        k.in_port = 1;
+                        k.eth_type = 0x0800;
+                        k.nw_proto = 17;
+                        k.nw_src = 0x0a00_0001;
+                        k.nw_dst = 0xc0a8_0000 + j;
+                        k.tp_src = 1000;
+                        k.tp_dst = 53;
+                        k
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut next = 0;
+        g.bench_function(format!("{n}_rules"), |b| {
+            b.iter(|| {
+                let batch = &keys[next % keys.len()];
+                next += 1;
+                let mut hits = 0;
+                for k in batch {
+                    let mut consulted = FlowMask::EMPTY;
+                    hits += tables.lookup(0, black_box(k), &mut consulted).is_some() as usize;
+                    black_box(&consulted);
+                }
+                assert_eq!(hits, BATCH);
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -138,6 +182,6 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2))
         .sample_size(30)
         .without_plots();
-    targets = extraction, emc_hit, megaflow_hit, upcall_install
+    targets = extraction, emc_hit, megaflow_hit, upcall_install, rule_lookup
 }
 criterion_main!(benches);

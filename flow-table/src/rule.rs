@@ -91,8 +91,10 @@ pub struct Rule {
     pub priority: u16,
     /// Match.
     pub r#match: Match,
-    /// Actions (empty = drop).
-    pub actions: Vec<Action>,
+    /// Actions (empty = drop). A shared slice: rules never change their actions (a modify
+    /// installs a new `Rule`), so rules with equal actions may share one list instead of
+    /// paying an allocation each (see [`crate::RuleTables::add`]).
+    pub actions: Arc<[Action]>,
     /// Cookie.
     pub cookie: u64,
     /// Idle timeout in seconds (0 = none).
@@ -151,7 +153,7 @@ mod tests {
             table: 0,
             priority: 1,
             r#match: Match::any().in_port(1),
-            actions: vec![Action::Output(2)],
+            actions: [Action::Output(2)].into(),
             cookie: 0x10,
             idle_timeout: idle,
             hard_timeout: hard,

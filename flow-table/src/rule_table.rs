@@ -6,48 +6,26 @@
 //! the walk stops once no remaining subtable can beat the best rule found. Every subtable visited
 //! adds its whole mask to the consulted set: the hash probe read all those bits, and a packet
 //! differing in any of them could have found a different rule there.
+//!
+//! The subtables' maps are persistent ([`imbl`]'s HAMT), so that a table can be cloned for
+//! every flow mod in O(subtables) and changed in O(log n) per rule; see `subtable.rs` for
+//! the cost this has on lookups.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::key::{FlowKey, FlowMask};
 use crate::matches::Match;
 use crate::rule::Rule;
 
-#[derive(Clone, Debug)]
-struct Subtable {
-    mask: FlowMask,
-    /// Masked key → rules with that match, highest priority first (priorities are distinct).
-    rules: HashMap<FlowKey, Vec<Arc<Rule>>, ahash::RandomState>,
-    /// Priority → number of rules, to keep `max_priority` exact under deletion.
-    priorities: BTreeMap<u16, usize>,
-    max_priority: u16,
-}
+mod slot;
+mod subtable;
 
-impl Subtable {
-    fn new(mask: FlowMask) -> Subtable {
-        Subtable {
-            mask,
-            rules: HashMap::default(),
-            priorities: BTreeMap::new(),
-            max_priority: 0,
-        }
-    }
-
-    fn count_priority(&mut self, p: u16, add: bool) {
-        if add {
-            *self.priorities.entry(p).or_default() += 1;
-        } else if let Some(n) = self.priorities.get_mut(&p) {
-            *n -= 1;
-            if *n == 0 {
-                self.priorities.remove(&p);
-            }
-        }
-        self.max_priority = self.priorities.keys().next_back().copied().unwrap_or(0);
-    }
-}
+use subtable::Subtable;
 
 /// The rules of one table.
+///
+/// Cloning costs O(number of subtables), whatever the number of rules; the clone and the
+/// original then change independently (each change copies only what it touches).
 #[derive(Clone, Debug, Default)]
 pub struct RuleTable {
     /// Ordered by `max_priority`, highest first.
@@ -82,56 +60,47 @@ impl RuleTable {
             .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 
+    fn subtable(&self, mask: &FlowMask) -> Option<usize> {
+        self.subtables.iter().position(|s| s.mask == *mask)
+    }
+
     /// Inserts `rule`, returning the rule it replaces (same match and priority), if any.
     pub fn insert(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
         let mask = *rule.r#match.mask();
-        let idx = match self.subtables.iter().position(|s| s.mask == mask) {
-            Some(i) => i,
+        let (idx, new) = match self.subtable(&mask) {
+            Some(i) => (i, false),
             None => {
                 self.subtables.push(Subtable::new(mask));
-                self.subtables.len() - 1
+                (self.subtables.len() - 1, true)
             }
         };
         let st = &mut self.subtables[idx];
-        let list = st.rules.entry(*rule.r#match.key()).or_default();
-        let replaced = match list.binary_search_by(|r| rule.priority.cmp(&r.priority)) {
-            Ok(i) => Some(std::mem::replace(&mut list[i], rule)),
-            Err(i) => {
-                let p = rule.priority;
-                list.insert(i, rule);
-                st.count_priority(p, true);
-                self.n_rules += 1;
-                None
-            }
-        };
-        self.resort();
+        let max = st.max_priority;
+        let replaced = st.insert(rule);
+        if replaced.is_none() {
+            self.n_rules += 1;
+        }
+        if new || st.max_priority != max {
+            self.resort();
+        }
         replaced
     }
 
     /// The rule with exactly this match and priority.
     pub fn find_strict(&self, m: &Match, priority: u16) -> Option<&Arc<Rule>> {
-        let st = self.subtables.iter().find(|s| s.mask == *m.mask())?;
-        st.rules
-            .get(m.key())?
-            .iter()
-            .find(|r| r.priority == priority)
+        self.subtables[self.subtable(m.mask())?].find(m.key(), priority)
     }
 
     /// Removes the rule with exactly this match and priority.
     pub fn remove(&mut self, m: &Match, priority: u16) -> Option<Arc<Rule>> {
-        let idx = self.subtables.iter().position(|s| s.mask == *m.mask())?;
+        let idx = self.subtable(m.mask())?;
         let st = &mut self.subtables[idx];
-        let list = st.rules.get_mut(m.key())?;
-        let i = list.iter().position(|r| r.priority == priority)?;
-        let removed = list.remove(i);
-        if list.is_empty() {
-            st.rules.remove(m.key());
-        }
-        st.count_priority(priority, false);
+        let max = st.max_priority;
+        let removed = st.remove(m.key(), priority)?;
         self.n_rules -= 1;
-        if st.rules.is_empty() {
+        if st.is_empty() {
             self.subtables.remove(idx);
-        } else {
+        } else if st.max_priority != max {
             self.resort();
         }
         Some(removed)
@@ -139,23 +108,15 @@ impl RuleTable {
 
     /// Replaces an installed rule (same match and priority) by `rule`; returns the old one.
     pub fn replace(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
-        let st = self
-            .subtables
-            .iter_mut()
-            .find(|s| s.mask == *rule.r#match.mask())?;
-        let slot = st
-            .rules
-            .get_mut(rule.r#match.key())?
-            .iter_mut()
-            .find(|r| r.priority == rule.priority)?;
-        Some(std::mem::replace(slot, rule))
+        let idx = self.subtable(rule.r#match.mask())?;
+        let st = &mut self.subtables[idx];
+        st.find(rule.r#match.key(), rule.priority)?;
+        st.insert(rule)
     }
 
     /// Every rule, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
-        self.subtables
-            .iter()
-            .flat_map(|s| s.rules.values().flatten())
+        self.subtables.iter().flat_map(Subtable::iter)
     }
 
     /// The highest-priority rule matching `key` (the oldest among equals). Adds to `consulted`
@@ -167,8 +128,7 @@ impl RuleTable {
                 break;
             }
             consulted.union_with(&st.mask);
-            if let Some(list) = st.rules.get(&key.masked(&st.mask)) {
-                let cand = &list[0];
+            if let Some(cand) = st.top(&key.masked(&st.mask)) {
                 if best.is_none_or(|b| beats(cand, b)) {
                     best = Some(cand);
                 }
@@ -179,87 +139,4 @@ impl RuleTable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::actions::Action;
-    use crate::key::ethertype;
-    use std::net::Ipv4Addr;
-
-    fn rule(priority: u16, m: Match, out: u32, seq: u64) -> Arc<Rule> {
-        Arc::new(Rule {
-            table: 0,
-            priority,
-            r#match: m,
-            actions: vec![Action::Output(out)],
-            cookie: 0,
-            idle_timeout: 0,
-            hard_timeout: 0,
-            seq,
-            created_ms: 0,
-            stats: Arc::default(),
-        })
-    }
-
-    fn out(r: Option<&Arc<Rule>>) -> Option<u32> {
-        r.map(|r| match r.actions[0] {
-            Action::Output(p) => p,
-            _ => unreachable!(),
-        })
-    }
-
-    #[test]
-    fn highest_priority_wins_and_consulted_bits_are_recorded() {
-        let mut t = RuleTable::default();
-        let ip = Match::any().eth_type(ethertype::IPV4);
-        t.insert(rule(0, Match::any(), 1, 0));
-        t.insert(rule(10, ip.nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8), 2, 1));
-        t.insert(rule(20, ip.nw_dst(Ipv4Addr::new(10, 1, 0, 0), 16), 3, 2));
-        assert_eq!(t.len(), 3);
-        assert_eq!(t.n_subtables(), 3);
-
-        let mut k = FlowKey::ZERO;
-        k.eth_type = ethertype::IPV4;
-        k.nw_dst = u32::from(Ipv4Addr::new(10, 1, 2, 3));
-        let mut c = FlowMask::EMPTY;
-        assert_eq!(out(t.lookup(&k, &mut c)), Some(3));
-        // The /16 rule matched first and nothing below priority 20 can beat it.
-        assert_eq!(c.0.nw_dst, 0xffff_0000);
-
-        k.nw_dst = u32::from(Ipv4Addr::new(10, 2, 2, 3));
-        let mut c = FlowMask::EMPTY;
-        assert_eq!(out(t.lookup(&k, &mut c)), Some(2));
-        assert_eq!(c.0.nw_dst, 0xffff_0000, "the /16 miss must be remembered");
-
-        k.eth_type = ethertype::ARP;
-        let mut c = FlowMask::EMPTY;
-        assert_eq!(out(t.lookup(&k, &mut c)), Some(1));
-        assert_eq!(c.0.eth_type, 0xffff);
-    }
-
-    #[test]
-    fn equal_priority_prefers_the_older_rule() {
-        let mut t = RuleTable::default();
-        t.insert(rule(5, Match::any().in_port(1), 7, 9));
-        t.insert(rule(5, Match::any().eth_type(ethertype::IPV4), 8, 3));
-        let mut k = FlowKey::ZERO;
-        k.in_port = 1;
-        k.eth_type = ethertype::IPV4;
-        assert_eq!(out(t.lookup(&k, &mut FlowMask::default())), Some(8));
-    }
-
-    #[test]
-    fn insert_replaces_same_match_and_priority_and_remove_cleans_up() {
-        let mut t = RuleTable::default();
-        let m = Match::any().in_port(4);
-        assert!(t.insert(rule(5, m, 1, 0)).is_none());
-        assert!(t.insert(rule(6, m, 2, 1)).is_none());
-        assert_eq!(out(t.insert(rule(5, m, 3, 2)).as_ref()), Some(1));
-        assert_eq!(t.len(), 2);
-        assert_eq!(out(t.find_strict(&m, 5)), Some(3));
-        assert!(t.remove(&m, 7).is_none());
-        assert!(t.remove(&m, 6).is_some());
-        assert!(t.remove(&m, 5).is_some());
-        assert!(t.is_empty());
-        assert_eq!(t.n_subtables(), 0);
-    }
-}
+mod tests;

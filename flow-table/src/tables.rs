@@ -9,6 +9,10 @@ use crate::matches::{Match, MatchError};
 use crate::rule::{Rule, RuleSpec, RuleStats};
 use crate::rule_table::RuleTable;
 
+mod timeouts;
+
+use timeouts::Timeouts;
+
 /// Number of tables (ids 0 to 254; 255 means "all tables" in OpenFlow).
 pub const N_TABLES: usize = 255;
 
@@ -139,11 +143,20 @@ impl std::error::Error for FlowModError {}
 
 /// The rule tables of one bridge.
 ///
-/// Cloning is cheap per rule (rules are shared `Arc`s, so counters stay shared), which lets a
-/// control plane keep a copy for readers while it edits another.
+/// A persistent value: cloning costs O(number of tables and subtables), not O(rules), and the
+/// clone and the original then change independently, each change copying only the few nodes
+/// it touches. That lets a control plane publish a snapshot to readers and edit a copy for the
+/// next one at O(log n) per rule changed. Rules are shared `Arc`s, so counters stay shared.
 #[derive(Clone, Debug)]
 pub struct RuleTables {
-    tables: Vec<RuleTable>,
+    /// By table id; a table no change touches stays shared between clones.
+    tables: Vec<Arc<RuleTable>>,
+    /// The rules with a timeout, which [`RuleTables::expire`] visits.
+    timed: Timeouts,
+    n_rules: usize,
+    /// The actions of the last rule added: a bulk add (a flow file, a restored state) mostly
+    /// repeats one action list, which its rules then share.
+    last_actions: Arc<[Action]>,
     next_seq: u64,
     generation: u64,
     max_rules: usize,
@@ -178,6 +191,9 @@ impl RuleTables {
     pub fn new() -> RuleTables {
         RuleTables {
             tables: Vec::new(),
+            timed: Timeouts::default(),
+            n_rules: 0,
+            last_actions: Arc::new([]),
             next_seq: 0,
             generation: 0,
             max_rules: DEFAULT_MAX_RULES,
@@ -196,15 +212,7 @@ impl RuleTables {
 
     /// Number of rules in all tables.
     pub fn len(&self) -> usize {
-        self.tables.iter().map(RuleTable::len).sum()
-    }
-
-    /// True when some rule has an idle or hard timeout.
-    pub fn has_timeouts(&self) -> bool {
-        self.tables
-            .iter()
-            .flat_map(|t| t.iter())
-            .any(|r| r.idle_timeout != 0 || r.hard_timeout != 0)
+        self.n_rules
     }
 
     /// True when no table has a rule.
@@ -214,7 +222,13 @@ impl RuleTables {
 
     /// The table with this id, if it has ever held a rule.
     pub fn table(&self, id: u8) -> Option<&RuleTable> {
-        self.tables.get(id as usize)
+        self.tables.get(id as usize).map(|t| &**t)
+    }
+
+    /// True when some rule has an idle or hard timeout, i.e. when [`RuleTables::expire`] may
+    /// have work to do. O(1).
+    pub fn has_timeouts(&self) -> bool {
+        !self.timed.is_empty()
     }
 
     /// Every rule, ordered by table, then priority (highest first), then age.
@@ -230,16 +244,18 @@ impl RuleTables {
         self.tables.get(table as usize)?.lookup(key, consulted)
     }
 
+    /// The table to edit: copied first (O(subtables)) when a clone still shares it.
     fn table_mut(&mut self, id: u8) -> &mut RuleTable {
         let id = id as usize;
         if self.tables.len() <= id {
-            self.tables.resize_with(id + 1, RuleTable::default);
+            self.tables.resize_with(id + 1, Arc::default);
         }
-        &mut self.tables[id]
+        Arc::make_mut(&mut self.tables[id])
     }
 
     /// `add-flow`: installs a rule, replacing one with the same table, match and priority
-    /// (whose counters restart). Returns the changes the caches must apply.
+    /// (whose counters restart). Returns the changes the caches must apply. A rule whose
+    /// actions equal the previous added rule's shares that rule's action list.
     pub fn add(&mut self, spec: RuleSpec, now_ms: u64) -> Result<Vec<RuleChange>, FlowModError> {
         if spec.table as usize >= N_TABLES {
             return Err(FlowModError::BadTable(spec.table));
@@ -257,7 +273,7 @@ impl RuleTables {
             table: spec.table,
             priority: spec.priority,
             r#match: spec.r#match,
-            actions: spec.actions,
+            actions: self.share_actions(spec.actions),
             cookie: spec.cookie,
             idle_timeout: spec.idle_timeout,
             hard_timeout: spec.hard_timeout,
@@ -268,35 +284,42 @@ impl RuleTables {
         self.next_seq += 1;
         self.generation += 1;
         let change = RuleChange::of(&rule);
-        self.table_mut(spec.table).insert(rule);
+        self.timed.added(&rule);
+        match self.table_mut(spec.table).insert(rule) {
+            Some(old) => self.timed.removed(&old),
+            None => self.n_rules += 1,
+        }
         Ok(vec![change])
     }
 
+    fn share_actions(&mut self, actions: Vec<Action>) -> Arc<[Action]> {
+        if *self.last_actions != *actions {
+            self.last_actions = actions.into();
+        }
+        Arc::clone(&self.last_actions)
+    }
+
     /// `mod-flows`: replaces the actions of the selected rules, keeping their counters.
-    /// Returns the rules as they now are (empty when nothing was selected).
+    /// Returns the rules as they now are (empty when nothing was selected). Strict: O(log n)
+    /// per table searched; non-strict: a scan of the tables searched.
     pub fn modify(
         &mut self,
         filter: &RuleFilter,
         actions: &[Action],
         strict: bool,
     ) -> Result<Vec<Arc<Rule>>, FlowModError> {
-        let selected: Vec<Arc<Rule>> = self
-            .tables
-            .iter()
-            .flat_map(|t| t.iter())
-            .filter(|r| filter.selects(r, strict))
-            .cloned()
-            .collect();
+        let selected = self.select(filter, strict);
         for r in &selected {
             check_actions(r.table, actions)?;
         }
+        let actions: Arc<[Action]> = actions.into();
         let mut changes = Vec::with_capacity(selected.len());
         for old in selected {
             let new = Arc::new(Rule {
                 table: old.table,
                 priority: old.priority,
                 r#match: old.r#match,
-                actions: actions.to_vec(),
+                actions: Arc::clone(&actions),
                 cookie: old.cookie,
                 idle_timeout: old.idle_timeout,
                 hard_timeout: old.hard_timeout,
@@ -305,6 +328,7 @@ impl RuleTables {
                 stats: Arc::clone(&old.stats),
             });
             changes.push(Arc::clone(&new));
+            self.timed.added(&new);
             self.table_mut(old.table).replace(new);
         }
         if !changes.is_empty() {
@@ -313,31 +337,61 @@ impl RuleTables {
         Ok(changes)
     }
 
-    /// `del-flows`: removes the selected rules and returns them.
+    /// `del-flows`: removes the selected rules and returns them. Strict: O(log n) per table
+    /// searched; non-strict: a scan of the tables searched.
     pub fn delete(&mut self, filter: &RuleFilter, strict: bool) -> Vec<Arc<Rule>> {
-        self.remove_where(|r| filter.selects(r, strict))
+        let doomed = self.select(filter, strict);
+        self.remove_all(&doomed);
+        doomed
     }
 
-    /// Removes the rules whose timeouts ran out at `now_ms` and returns them.
+    /// Removes the rules whose timeouts ran out at `now_ms` and returns them. Visits only the
+    /// rules that have a timeout.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Arc<Rule>> {
-        self.remove_where(|r| r.expired(now_ms))
+        let doomed: Vec<Arc<Rule>> = self.timed.expired(now_ms).cloned().collect();
+        self.remove_all(&doomed);
+        doomed
     }
 
-    fn remove_where(&mut self, pred: impl Fn(&Rule) -> bool) -> Vec<Arc<Rule>> {
-        let doomed: Vec<Arc<Rule>> = self
-            .tables
-            .iter()
-            .flat_map(|t| t.iter())
-            .filter(|r| pred(r))
-            .cloned()
-            .collect();
-        for r in &doomed {
-            self.table_mut(r.table).remove(&r.r#match, r.priority);
+    /// The rules `filter` selects. A strict filter names one match and priority, so each table
+    /// searched is probed for that rule alone; a non-strict one is checked against every rule
+    /// of the tables searched (as in Open vSwitch).
+    fn select(&self, filter: &RuleFilter, strict: bool) -> Vec<Arc<Rule>> {
+        let tables = match filter.table {
+            Some(t) => self.tables.get(t as usize..=t as usize).unwrap_or_default(),
+            None => &self.tables[..],
+        };
+        if strict {
+            tables
+                .iter()
+                .filter_map(|t| t.find_strict(&filter.r#match, filter.priority))
+                .filter(|r| filter.selects(r, true))
+                .cloned()
+                .collect()
+        } else {
+            tables
+                .iter()
+                .flat_map(|t| t.iter())
+                .filter(|r| filter.selects(r, false))
+                .cloned()
+                .collect()
+        }
+    }
+
+    fn remove_all(&mut self, doomed: &[Arc<Rule>]) {
+        for r in doomed {
+            if self
+                .table_mut(r.table)
+                .remove(&r.r#match, r.priority)
+                .is_some()
+            {
+                self.n_rules -= 1;
+            }
+            self.timed.removed(r);
         }
         if !doomed.is_empty() {
             self.generation += 1;
         }
-        doomed
     }
 
     /// The counters of the rule with exactly this match and priority in `table`.
@@ -349,151 +403,4 @@ impl RuleTables {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::key::{ethertype, ipproto};
-    use std::net::Ipv4Addr;
-
-    fn ip() -> Match {
-        Match::any().eth_type(ethertype::IPV4)
-    }
-
-    fn setup() -> RuleTables {
-        let mut t = RuleTables::new();
-        t.add(RuleSpec::new(0, Match::any(), vec![Action::Normal]), 0)
-            .unwrap();
-        let mut s = RuleSpec::new(
-            10,
-            ip().nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8),
-            vec![Action::Output(2)],
-        );
-        s.cookie = 0xa;
-        t.add(s, 0).unwrap();
-        let mut s = RuleSpec::new(
-            20,
-            ip().nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8)
-                .nw_proto(ipproto::TCP)
-                .tp_dst(80),
-            vec![Action::Output(3)],
-        );
-        s.cookie = 0xb;
-        t.add(s, 0).unwrap();
-        t.add(
-            RuleSpec::new(5, Match::any().in_port(1), vec![Action::Output(4)]).in_table(1),
-            0,
-        )
-        .unwrap();
-        t
-    }
-
-    #[test]
-    fn non_strict_delete_removes_every_covered_rule() {
-        let mut t = setup();
-        let gone = t.delete(&RuleFilter::matching(ip(), 0), false);
-        assert_eq!(gone.len(), 2);
-        assert_eq!(t.len(), 2);
-    }
-
-    #[test]
-    fn strict_delete_needs_exact_match_and_priority() {
-        let mut t = setup();
-        let m = ip().nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8);
-        assert!(t.delete(&RuleFilter::matching(m, 11), true).is_empty());
-        assert!(t.delete(&RuleFilter::matching(ip(), 10), true).is_empty());
-        assert_eq!(t.delete(&RuleFilter::matching(m, 10), true).len(), 1);
-        assert_eq!(t.len(), 3);
-    }
-
-    #[test]
-    fn delete_by_cookie_and_table() {
-        let mut t = setup();
-        assert_eq!(t.delete(&RuleFilter::cookie(0xb), false).len(), 1);
-        let f = RuleFilter {
-            table: Some(1),
-            ..RuleFilter::all()
-        };
-        assert_eq!(t.delete(&f, false).len(), 1);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t.delete(&RuleFilter::all(), false).len(), 2);
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn modify_keeps_counters_and_changes_actions() {
-        let mut t = setup();
-        let m = ip().nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8);
-        let stats = t.stats(0, &m, 10).unwrap();
-        stats.credit(3, 300, 1);
-        let ch = t
-            .modify(&RuleFilter::cookie(0xa), &[Action::Output(9)], false)
-            .unwrap();
-        assert_eq!(ch.len(), 1);
-        assert_eq!(ch[0].actions, vec![Action::Output(9)]);
-        let r = t.table(0).unwrap().find_strict(&m, 10).unwrap();
-        assert_eq!(r.actions, vec![Action::Output(9)]);
-        assert_eq!(r.stats.packets(), 3);
-        // out_port filter.
-        let f = RuleFilter {
-            out_port: Some(9),
-            ..RuleFilter::all()
-        };
-        assert_eq!(t.delete(&f, false).len(), 1);
-    }
-
-    #[test]
-    fn add_replaces_and_resets_counters() {
-        let mut t = setup();
-        let m = ip().nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8);
-        t.stats(0, &m, 10).unwrap().credit(1, 1, 1);
-        let g = t.generation();
-        t.add(RuleSpec::new(10, m, vec![Action::Drop]), 5).unwrap();
-        assert!(t.generation() > g);
-        assert_eq!(t.len(), 4);
-        assert_eq!(t.stats(0, &m, 10).unwrap().packets(), 0);
-    }
-
-    #[test]
-    fn bad_flow_mods_are_refused_with_a_reason() {
-        let mut t = setup();
-        let e = t
-            .add(RuleSpec::new(1, Match::any().tp_dst(80), vec![]), 0)
-            .unwrap_err();
-        assert!(e.to_string().contains("tp_dst requires"), "{e}");
-        let e = t
-            .add(
-                RuleSpec::new(1, Match::any(), vec![Action::GotoTable(1)]).in_table(1),
-                0,
-            )
-            .unwrap_err();
-        assert_eq!(e, FlowModError::BadGoto { from: 1, to: 1 });
-        assert!(matches!(
-            t.add(RuleSpec::new(1, Match::any(), vec![]).in_table(255), 0),
-            Err(FlowModError::BadTable(255))
-        ));
-        t.set_max_rules(4);
-        assert!(matches!(
-            t.add(RuleSpec::new(99, Match::any(), vec![]), 0),
-            Err(FlowModError::TooManyRules(4))
-        ));
-        // Replacing an existing rule is still allowed at the cap.
-        assert!(t.add(RuleSpec::new(0, Match::any(), vec![]), 0).is_ok());
-    }
-
-    #[test]
-    fn expiry() {
-        let mut t = RuleTables::new();
-        let mut s = RuleSpec::new(1, Match::any().in_port(1), vec![]);
-        s.hard_timeout = 1;
-        t.add(s, 1000).unwrap();
-        assert!(t.expire(1999).is_empty());
-        assert_eq!(t.expire(2000).len(), 1);
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn rules_are_listed_in_table_priority_order() {
-        let t = setup();
-        let prios: Vec<(u8, u16)> = t.rules().iter().map(|r| (r.table, r.priority)).collect();
-        assert_eq!(prios, vec![(0, 20), (0, 10), (0, 0), (1, 5)]);
-    }
-}
+mod tests;

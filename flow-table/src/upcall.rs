@@ -258,7 +258,7 @@ impl Ctx<'_> {
         let step = self.trace.as_ref().map(|t| t.len() - 1);
         self.out.rules.push(Arc::clone(&rule));
         let mut flow = Flow::Continue;
-        for action in &rule.actions {
+        for action in rule.actions.iter() {
             match self.action(action, table, depth) {
                 Flow::Continue => {}
                 Flow::EndRule => break,

@@ -973,6 +973,8 @@ impl Inner {
         let ctl = self.lock();
         for br in ctl.bridges.values() {
             let mut changes = Vec::new();
+            // Only rules with a timeout are visited, and the copy costs O(tables), not
+            // O(rules); it is published only when a rule did expire.
             if br.shared.tables.load().has_timeouts() {
                 let _one_at_a_time = br
                     .shared

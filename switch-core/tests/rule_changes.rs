@@ -97,7 +97,7 @@ fn a_failed_record_changes_nothing() {
             &[Action::Normal],
             false,
             |changed| {
-                assert!(changed.iter().all(|r| r.actions == [Action::Normal]));
+                assert!(changed.iter().all(|r| *r.actions == [Action::Normal]));
                 Err("disk full".into())
             },
         )

@@ -847,7 +847,7 @@ fn rule(spec: RuleSpec) -> Rule {
         table: spec.table,
         priority: spec.priority,
         r#match: spec.r#match,
-        actions: spec.actions,
+        actions: spec.actions.into(),
         cookie: spec.cookie,
         idle_timeout: spec.idle_timeout,
         hard_timeout: spec.hard_timeout,
