@@ -315,7 +315,7 @@ impl MegaflowCache {
         let st = self.subtables[sid as usize]
             .as_mut()
             .expect("live subtable");
-        // Set before the outcome is known: it may only over-approximate.
+        // Set before the outcome is known: a superset is all it has to be.
         st.tables |= x.tables;
         let masked = key.masked(&x.mask);
         let hash = hash_masked(masked.words(), st.mask.words(), st.words());
@@ -501,6 +501,7 @@ impl MegaflowCache {
         for i in 0..self.slots.len() as u32 {
             self.remove_slot(i);
         }
+        self.tainted.clear();
     }
 
     /// Removes megaflows unused for `idle_ms` at `now_ms`. Returns how many.
