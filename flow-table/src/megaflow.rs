@@ -12,9 +12,10 @@
 //! table. A megaflow whose packets cannot match the rule (disjoint on the bits both masks share),
 //! or that never consulted the rule's table, keeps its answer; every other one is removed.
 //! Tainted megaflows (see [`crate::upcall`]) are removed on any change. The affected megaflows
-//! are found by hash probes per subtable rather than by comparing each with each change (see
-//! [`invalidate`] and [`index`]), so a change costs about the same with 10 megaflows cached or
-//! 100 000.
+//! are found by hash probes per subtable (with secondary indexes of a subtable's megaflows by
+//! the bits the changed rules match on) rather than by comparing each with each change, so a
+//! change costs about the same with 10 megaflows cached or 100 000: see
+//! [`MegaflowCache::invalidate`].
 
 use std::sync::Arc;
 

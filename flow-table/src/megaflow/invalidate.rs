@@ -98,7 +98,9 @@ impl MegaflowCache {
     /// Costs about one hash probe per change and subtable (plus the removals), however many
     /// megaflows are cached; when megaflows are few, it compares each with each change instead.
     pub fn invalidate(&mut self, changes: &[RuleChange]) -> usize {
-        // Per change, the scan compares every megaflow, the search probes every subtable.
+        // Per change, the scan compares every megaflow and the search probes every subtable,
+        // so the number of changes does not weigh in the choice. Flushing instead, cheaper
+        // still for a huge list, would cost an upcall for every flow still active: not done.
         let scan = self.n_flows <= PROBE_COST * self.order.len();
         self.invalidate_by(changes, scan)
     }
