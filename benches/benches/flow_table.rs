@@ -5,9 +5,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flow_table::{extract_into, CacheConfig, FlowCache, FlowKey, FlowMask, MacAddr, RuleTables};
+use flow_table::key::ethertype;
+use flow_table::{
+    extract_into, CacheConfig, FlowCache, FlowKey, FlowMask, MacAddr, Match, MegaflowCache,
+    RuleChange, RuleTables,
+};
 use vswitch_benches::{
-    bridge_rules, keys_of, megaflow_workload, tcp6_frames, udp4_frames, vlan_udp4_frames, BATCH,
+    bridge_rules, keys_of, megaflow_workload, output_translation, tcp6_frames, udp4_frames,
+    vlan_udp4_frames, BATCH,
 };
 
 fn extraction(c: &mut Criterion) {
@@ -175,6 +180,75 @@ fn rule_lookup(c: &mut Criterion) {
     g.finish();
 }
 
+/// The key of megaflow `(src, dst)` of the invalidation benchmark.
+fn inval_key(src: u32, dst: u32) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.in_port = 1;
+    k.eth_type = ethertype::IPV4;
+    k.nw_src = 0x0a00_0000 | src;
+    k.nw_dst = 0x0b00_0000 | dst;
+    k
+}
+
+/// A change of the exact `nw_dst` rule for destination `dst` of [`inval_key`], in table 0.
+fn inval_change(dst: u32) -> RuleChange {
+    RuleChange {
+        table: 0,
+        r#match: Match::any()
+            .eth_type(ethertype::IPV4)
+            .nw_dst((0x0b00_0000 | dst).into(), 32),
+    }
+}
+
+/// Rule-change invalidation with 10k megaflows cached (100 sources × 100 destinations, exact
+/// on port, type and both addresses, as an ACL on addresses leaves them): one changed exact
+/// `nw_dst` rule (which hits the 100 megaflows of its destination), and 1000 of them (10 of
+/// which hit, 1000 megaflows in all). The removed megaflows are put back between iterations,
+/// outside the timing, so every iteration sees the same 10k.
+fn invalidate(c: &mut Criterion) {
+    let mut mask = FlowMask::EMPTY;
+    mask.0.in_port = u32::MAX;
+    mask.0.eth_type = 0xffff;
+    mask.0.nw_src = u32::MAX;
+    mask.0.nw_dst = u32::MAX;
+    let x = output_translation(mask);
+    let mut cache = MegaflowCache::new(usize::MAX);
+    for src in 0..100 {
+        for dst in 0..100 {
+            cache.insert(&inval_key(src, dst), &x, 0).unwrap();
+        }
+    }
+    let one = vec![inval_change(7)];
+    // 10 destinations in the cache (every 100th change), 990 that are not.
+    let many: Vec<RuleChange> = (0..1000)
+        .map(|i| inval_change(if i % 100 == 0 { i / 100 } else { 1000 + i }))
+        .collect();
+    let mut g = c.benchmark_group("invalidate");
+    for (name, changes, dsts) in [
+        ("10k_flows_1_change", &one, vec![7]),
+        ("10k_flows_1000_changes", &many, (0..10).collect()),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let n = cache.invalidate(black_box(changes));
+                    total += start.elapsed();
+                    assert_eq!(n, 100 * dsts.len());
+                    for &dst in &dsts {
+                        for src in 0..100 {
+                            cache.insert(&inval_key(src, dst), &x, 0).unwrap();
+                        }
+                    }
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -182,6 +256,6 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2))
         .sample_size(30)
         .without_plots();
-    targets = extraction, emc_hit, megaflow_hit, upcall_install, rule_lookup
+    targets = extraction, emc_hit, megaflow_hit, upcall_install, rule_lookup, invalidate
 }
 criterion_main!(benches);

@@ -11,7 +11,11 @@
 //! **Invalidation.** A rule change affects only packets the changed rule matches, and only in its
 //! table. A megaflow whose packets cannot match the rule (disjoint on the bits both masks share),
 //! or that never consulted the rule's table, keeps its answer; every other one is removed.
-//! Tainted megaflows (see [`crate::upcall`]) are removed on any change.
+//! Tainted megaflows (see [`crate::upcall`]) are removed on any change. The affected megaflows
+//! are found by hash probes per subtable (with secondary indexes of a subtable's megaflows by
+//! the bits the changed rules match on) rather than by comparing each with each change, so a
+//! change costs about the same with 10 megaflows cached or 100 000: see
+//! [`MegaflowCache::invalidate`].
 
 use std::sync::Arc;
 
@@ -22,8 +26,12 @@ use crate::hash::hash_masked;
 use crate::hint::FlowHint;
 use crate::key::{FlowKey, FlowMask, KEY_WORDS};
 use crate::rule::Rule;
-use crate::tables::RuleChange;
-use crate::upcall::{table_bit, Translation};
+use crate::upcall::Translation;
+
+use index::{Indexes, Member};
+
+mod index;
+mod invalidate;
 
 /// Lookups between automatic re-sorts of the subtables.
 pub const RESORT_INTERVAL: u32 = 1 << 16;
@@ -96,6 +104,12 @@ struct Slot {
     flow: Option<Megaflow>,
 }
 
+impl Slot {
+    fn flow_is_tainted(&self) -> bool {
+        self.flow.as_ref().is_some_and(|f| f.tainted)
+    }
+}
+
 struct Subtable {
     mask: FlowMask,
     /// Indexes of the non-zero words of `mask`: the only words hashed and compared.
@@ -104,6 +118,11 @@ struct Subtable {
     /// Slot indexes, hashed by masked key.
     flows: HashTable<u32>,
     hits: u64,
+    /// The union of its megaflows' [`Megaflow::tables`] (of those it ever held: a superset),
+    /// which lets invalidation pass over it for a change in a table none of them consulted.
+    tables: u64,
+    /// Its megaflows by projections of their keys, for invalidation.
+    indexes: Indexes,
 }
 
 impl Subtable {
@@ -131,6 +150,14 @@ pub struct MegaflowCache {
     n_flows: usize,
     limit: usize,
     lookups: u32,
+    /// The tainted megaflows, which any rule change removes, so that invalidation finds them
+    /// without a walk over all; it may also list removed or no longer tainted ones (checked
+    /// when read), but at most about twice as many entries as `n_tainted`.
+    tainted: Vec<Member>,
+    /// Installed megaflows that are tainted.
+    n_tainted: usize,
+    /// Invalidations so far (the clock of the indexes' least-recently-used replacement).
+    inval_tick: u64,
 }
 
 impl Default for MegaflowCache {
@@ -150,6 +177,9 @@ impl MegaflowCache {
             n_flows: 0,
             limit,
             lookups: 0,
+            tainted: Vec::new(),
+            n_tainted: 0,
+            inval_tick: 0,
         }
     }
 
@@ -186,6 +216,12 @@ impl MegaflowCache {
             return None;
         }
         slot.flow.as_ref()
+    }
+
+    fn subtable(&self, id: u32) -> &Subtable {
+        self.subtables[id as usize]
+            .as_ref()
+            .expect("a live megaflow's subtable is live")
     }
 
     /// The masked key and mask of the megaflow `r` refers to.
@@ -280,10 +316,20 @@ impl MegaflowCache {
         let st = self.subtables[sid as usize]
             .as_mut()
             .expect("live subtable");
+        // Set before the outcome is known: a superset is all it has to be.
+        st.tables |= x.tables;
         let masked = key.masked(&x.mask);
         let hash = hash_masked(masked.words(), st.mask.words(), st.words());
         let slots = &self.slots;
         if let Some(&i) = st.flows.find(hash, |&i| slots[i as usize].key == masked) {
+            let slot = &self.slots[i as usize];
+            let version = slot.version;
+            match (slot.flow_is_tainted(), x.tainted) {
+                (false, true) => self.note_tainted(Member { idx: i, version }),
+                // Its entry in `tainted` stays, and is passed over as no longer tainted.
+                (true, false) => self.n_tainted -= 1,
+                _ => {}
+            }
             let slot = &mut self.slots[i as usize];
             let flow = slot.flow.as_mut().expect("indexed slot is live");
             flow.actions = x.actions.clone().into_boxed_slice();
@@ -340,11 +386,37 @@ impl MegaflowCache {
         st.flows.insert_unique(hash, idx, |&i| {
             slots[i as usize].flow.as_ref().map_or(0, |f| f.hash)
         });
+        let member = Member {
+            idx,
+            version: slots[idx as usize].version,
+        };
+        st.indexes.add(&masked, member, st.flows.len());
         self.n_flows += 1;
+        if x.tainted {
+            self.note_tainted(member);
+        }
         Ok(FlowRef {
             idx,
-            version: self.slots[idx as usize].version,
+            version: member.version,
         })
+    }
+
+    /// Lists a megaflow that just became tainted. Compacts the list when its stale entries
+    /// outnumber the live ones, so that it stays in proportion to the tainted megaflows even
+    /// when rule changes are rare.
+    fn note_tainted(&mut self, m: Member) {
+        self.n_tainted += 1;
+        self.tainted.push(m);
+        if self.tainted.len() > 2 * self.n_tainted + 32 {
+            let slots = &self.slots;
+            self.tainted.retain(|m| {
+                let s = &slots[m.idx as usize];
+                s.version == m.version && s.flow_is_tainted()
+            });
+            // A megaflow tainted, untainted and tainted again is listed twice.
+            self.tainted.sort_unstable_by_key(|m| m.idx);
+            self.tainted.dedup();
+        }
     }
 
     fn subtable_for(&mut self, mask: &FlowMask) -> u32 {
@@ -367,6 +439,8 @@ impl MegaflowCache {
             n_words: n as u8,
             flows: HashTable::new(),
             hits: 0,
+            tables: 0,
+            indexes: Indexes::default(),
         };
         let id = match self.subtables.iter().position(Option::is_none) {
             Some(i) => {
@@ -403,6 +477,10 @@ impl MegaflowCache {
             return;
         };
         flow.push_stats();
+        if flow.tainted {
+            self.n_tainted -= 1;
+        }
+        // Index entries of the megaflow go stale with this version change (see `index`).
         slot.version = slot.version.wrapping_add(1);
         let sid = flow.subtable;
         let st = self.subtables[sid as usize]
@@ -419,37 +497,12 @@ impl MegaflowCache {
         }
     }
 
-    /// Removes every megaflow whose decision the rule changes may alter. Returns how many.
-    pub fn invalidate(&mut self, changes: &[RuleChange]) -> usize {
-        if changes.is_empty() {
-            return 0;
-        }
-        let mut doomed = Vec::new();
-        for (i, slot) in self.slots.iter().enumerate() {
-            let Some(flow) = &slot.flow else { continue };
-            let mask = &self.subtables[flow.subtable as usize]
-                .as_ref()
-                .expect("live subtable")
-                .mask;
-            let hit = flow.tainted
-                || changes.iter().any(|c| {
-                    flow.tables & table_bit(c.table) != 0 && c.r#match.overlaps(&slot.key, mask)
-                });
-            if hit {
-                doomed.push(i as u32);
-            }
-        }
-        for &i in &doomed {
-            self.remove_slot(i);
-        }
-        doomed.len()
-    }
-
     /// Removes every megaflow.
     pub fn flush(&mut self) {
         for i in 0..self.slots.len() as u32 {
             self.remove_slot(i);
         }
+        self.tainted.clear();
     }
 
     /// Removes megaflows unused for `idle_ms` at `now_ms`. Returns how many.
@@ -515,202 +568,4 @@ impl MegaflowCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::actions::Action;
-    use crate::key::ethertype;
-    use crate::matches::Match;
-    use crate::rule::RuleSpec;
-    use crate::tables::RuleTables;
-    use crate::upcall::translate;
-    use std::net::Ipv4Addr;
-
-    fn key(in_port: u32, dst: [u8; 4], tp_dst: u16) -> FlowKey {
-        let mut k = FlowKey::ZERO;
-        k.in_port = in_port;
-        k.eth_type = ethertype::IPV4;
-        k.nw_proto = 17;
-        k.nw_dst = u32::from(Ipv4Addr::from(dst));
-        k.tp_dst = tp_dst;
-        k
-    }
-
-    fn tables() -> RuleTables {
-        let ip = Match::any().eth_type(ethertype::IPV4);
-        let mut t = RuleTables::new();
-        t.add(RuleSpec::new(1, Match::any(), vec![Action::Output(9)]), 0)
-            .unwrap();
-        t.add(
-            RuleSpec::new(
-                10,
-                ip.nw_dst(Ipv4Addr::new(10, 0, 0, 0), 8),
-                vec![Action::Output(2)],
-            ),
-            0,
-        )
-        .unwrap();
-        t
-    }
-
-    #[test]
-    fn insert_lookup_remove() {
-        let t = tables();
-        let mut c = MegaflowCache::default();
-        let k = key(1, [10, 1, 2, 3], 53);
-        assert!(c.lookup(&k).is_none());
-        let x = translate(&t, &k);
-        let r = c.insert(&k, &x, 0).unwrap();
-        assert_eq!(c.len(), 1);
-        // Another packet of the same megaflow (different host and port) hits it.
-        let k2 = key(1, [10, 9, 9, 9], 80);
-        assert_eq!(c.lookup(&k2), Some(r));
-        assert_eq!(&*c.get(r).unwrap().actions, &[DpAction::Output(2)]);
-        // A different in_port does not.
-        assert!(c.lookup(&key(2, [10, 1, 2, 3], 53)).is_none());
-        assert!(c.remove(r));
-        assert!(c.get(r).is_none(), "stale references stop resolving");
-        assert!(c.lookup(&k2).is_none());
-        assert_eq!(c.n_subtables(), 0);
-    }
-
-    /// A cache holding the megaflows of two keys of port 1 that the rules tell apart: the
-    /// tables, the cache, the keys and their megaflows.
-    fn two_megaflows() -> (
-        RuleTables,
-        MegaflowCache,
-        FlowKey,
-        FlowRef,
-        FlowKey,
-        FlowRef,
-    ) {
-        let t = tables();
-        let mut c = MegaflowCache::default();
-        let a = key(1, [10, 1, 2, 3], 53);
-        let ra = c.insert(&a, &translate(&t, &a), 0).unwrap();
-        let other = key(1, [192, 168, 0, 1], 53);
-        let ro = c.insert(&other, &translate(&t, &other), 0).unwrap();
-        (t, c, a, ra, other, ro)
-    }
-
-    #[test]
-    fn matches_answers_as_lookup_does_and_stops_once_removed() {
-        let (t, mut c, a, ra, other, ro) = two_megaflows();
-        // Same megaflow (bits outside its mask differ): matches, as lookup finds it.
-        let a2 = key(1, [10, 9, 9, 9], 80);
-        assert_eq!(c.lookup(&a2), Some(ra));
-        assert!(c.matches(ra, &a2));
-        // A key of another megaflow, or one on another port, does not match.
-        assert!(!c.matches(ra, &other));
-        assert!(c.matches(ro, &other));
-        assert!(!c.matches(ra, &key(2, [10, 1, 2, 3], 53)));
-        assert!(!c.matches(FlowRef::NONE, &a));
-        // Removed: the stale reference never matches, even when its slot is reused.
-        assert!(c.remove(ra));
-        assert!(!c.matches(ra, &a2));
-        let rb = c.insert(&a, &translate(&t, &a), 0).unwrap();
-        assert!(!c.matches(ra, &a2));
-        assert!(c.matches(rb, &a2));
-    }
-
-    #[test]
-    fn a_hint_matches_as_the_cache_does() {
-        let (_, mut c, a, ra, other, ro) = two_megaflows();
-        let (ha, ho) = (c.hint(ra).unwrap(), c.hint(ro).unwrap());
-        assert_eq!((ha.flow(), ho.flow()), (ra, ro));
-        let keys = [
-            a,
-            other,
-            key(1, [10, 9, 9, 9], 80),
-            key(2, [10, 1, 2, 3], 53),
-            key(1, [192, 168, 7, 7], 22),
-        ];
-        for k in &keys {
-            assert_eq!(ha.matches(k), c.matches(ra, k), "{k:?}");
-            assert_eq!(ho.matches(k), c.matches(ro, k), "{k:?}");
-        }
-        assert!(ha.matches(&keys[2]) && !ha.matches(&keys[1]) && !ha.matches(&keys[3]));
-        assert!(c.remove(ra));
-        assert!(c.hint(ra).is_none(), "no hint for a removed megaflow");
-        assert!(c.hint(FlowRef::NONE).is_none());
-    }
-
-    #[test]
-    fn flow_limit() {
-        let t = tables();
-        let mut c = MegaflowCache::new(2);
-        for p in 1..=2 {
-            let k = key(p, [10, 0, 0, 1], 1);
-            c.insert(&k, &translate(&t, &k), 0).unwrap();
-        }
-        let k = key(3, [10, 0, 0, 1], 1);
-        assert_eq!(c.insert(&k, &translate(&t, &k), 0), Err(InsertError::Full));
-        assert_eq!(c.len(), 2);
-    }
-
-    #[test]
-    fn targeted_invalidation_keeps_unrelated_megaflows() {
-        let mut t = tables();
-        let mut c = MegaflowCache::default();
-        let a = key(1, [10, 1, 2, 3], 53);
-        let b = key(1, [192, 168, 0, 1], 53);
-        let ra = c.insert(&a, &translate(&t, &a), 0).unwrap();
-        let rb = c.insert(&b, &translate(&t, &b), 0).unwrap();
-        let ip = Match::any().eth_type(ethertype::IPV4);
-        let ch = t
-            .add(
-                RuleSpec::new(20, ip.nw_dst(Ipv4Addr::new(10, 1, 0, 0), 16), vec![]),
-                0,
-            )
-            .unwrap();
-        assert_eq!(c.invalidate(&ch), 1);
-        assert!(c.get(ra).is_none());
-        assert!(c.get(rb).is_some());
-        // Rules in a table the megaflow never consulted do not touch it.
-        let ch = t
-            .add(RuleSpec::new(5, Match::any(), vec![]).in_table(3), 0)
-            .unwrap();
-        assert_eq!(c.invalidate(&ch), 0);
-    }
-
-    #[test]
-    fn credit_counts_flow_and_rules_and_idle_expiry() {
-        let t = tables();
-        let mut c = MegaflowCache::default();
-        let k = key(1, [10, 1, 2, 3], 53);
-        let x = translate(&t, &k);
-        let r = c.insert(&k, &x, 100).unwrap();
-        c.credit(r, 3, 180, 200);
-        assert_eq!(c.get(r).unwrap().packets, 3);
-        assert_eq!(
-            x.rules[0].stats.packets(),
-            0,
-            "rules hear of it at the next push"
-        );
-        c.push_stats();
-        c.push_stats();
-        assert_eq!(x.rules[0].stats.packets(), 3);
-        assert_eq!(x.rules[0].stats.last_used_ms(), 200);
-        c.credit(r, 1, 60, 300);
-        assert_eq!(c.expire_idle(1_000, 1_000), 0);
-        assert_eq!(c.expire_idle(1_300, 1_000), 1);
-        assert!(c.is_empty());
-        assert_eq!(
-            x.rules[0].stats.packets(),
-            4,
-            "a removed megaflow pushes what it had"
-        );
-    }
-
-    #[test]
-    fn slots_and_subtables_are_reused() {
-        let t = tables();
-        let mut c = MegaflowCache::default();
-        for round in 0..3 {
-            let k = key(1, [10, 1, 2, round], 53);
-            let r = c.insert(&k, &translate(&t, &k), 0).unwrap();
-            assert!(c.remove(r));
-        }
-        assert_eq!(c.slots.len(), 1);
-        assert_eq!(c.subtables.len(), 1);
-    }
-}
+mod tests;

@@ -31,7 +31,7 @@ use crate::datapath::bridge::{Bridge, BridgeShared, LOCAL_PORT};
 use crate::datapath::clock;
 use crate::datapath::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::datapath::normal;
-use crate::datapath::pmd::{MegaflowRow, Pmd, PmdConfig, PmdMsg, Wake};
+use crate::datapath::pmd::{MegaflowRow, Pmd, PmdConfig, PmdGone, PmdMsg, Wake};
 use crate::datapath::stats::{PmdCounters, PmdStats};
 
 pub mod bridge_options;
@@ -693,10 +693,10 @@ impl Switch {
         let (tx, rx) = bounded(self.inner.pmds.len());
         for pmd in &self.inner.pmds {
             pmd.send(PmdMsg::DumpMegaflows {
-                    bridge: id,
-                    reply: tx.clone(),
-                })
-                .map_err(|_| SwitchError::Timeout)?;
+                bridge: id,
+                reply: tx.clone(),
+            })
+            .map_err(|_| SwitchError::Timeout)?;
         }
         let mut rows = Vec::new();
         for _ in &self.inner.pmds {
@@ -777,7 +777,7 @@ impl Ctl {
 
 impl PmdHandle {
     /// Sends a control message and wakes the thread to handle it now.
-    fn send(&self, msg: PmdMsg) -> Result<(), crossbeam_channel::SendError<PmdMsg>> {
+    fn send(&self, msg: PmdMsg) -> Result<(), PmdGone> {
         self.wake.send(&self.tx, msg)
     }
 }
@@ -912,11 +912,11 @@ impl Inner {
             let (tx, rx) = bounded(n);
             for pmd in &self.pmds {
                 pmd.send(PmdMsg::TakePort {
-                        bridge,
-                        port_no,
-                        reply: tx.clone(),
-                    })
-                    .map_err(|_| SwitchError::Timeout)?;
+                    bridge,
+                    port_no,
+                    reply: tx.clone(),
+                })
+                .map_err(|_| SwitchError::Timeout)?;
             }
             for _ in 0..n {
                 let (pmd, port) = rx

@@ -26,10 +26,10 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, SendError, Sender};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use crossbeam_channel::{Receiver, Sender};
 use flow_table::{CacheConfig, DpAction, FlowCache, Match, RuleChange};
 use ports::{Packet, PacketBatch, PacketPool, Port};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 mod burst;
 mod classify;
@@ -176,6 +176,10 @@ struct PmdBridge {
     n_patch: usize,
 }
 
+/// The PMD thread has stopped (its channel is closed).
+#[derive(Debug)]
+pub(crate) struct PmdGone;
+
 /// Wakes a PMD thread out of its idle wait, so that a control message is handled at once
 /// rather than at the end of the back-off step (up to [`MAX_IDLE_WAIT`] per PMD, on every rule
 /// change, which waits for every PMD).
@@ -188,8 +192,8 @@ impl Wake {
     }
 
     /// Sends `msg` to the PMD over `tx` and wakes it.
-    pub(crate) fn send(&self, tx: &Sender<PmdMsg>, msg: PmdMsg) -> Result<(), SendError<PmdMsg>> {
-        tx.send(msg)?;
+    pub(crate) fn send(&self, tx: &Sender<PmdMsg>, msg: PmdMsg) -> Result<(), PmdGone> {
+        tx.send(msg).map_err(|_| PmdGone)?;
         // A full counter (never, in practice) still leaves the descriptor readable.
         let _ = self.0.write(1);
         Ok(())

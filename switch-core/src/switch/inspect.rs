@@ -108,15 +108,15 @@ impl Switch {
         let (tx, rx) = bounded(self.inner.pmds.len());
         for pmd in &self.inner.pmds {
             pmd.send(PmdMsg::ArmTrace {
-                    bridge: id,
-                    port_no,
-                    arm: TraceArm {
-                        id: tid,
-                        filter,
-                        reply: tx.clone(),
-                    },
-                })
-                .map_err(|_| SwitchError::Timeout)?;
+                bridge: id,
+                port_no,
+                arm: TraceArm {
+                    id: tid,
+                    filter,
+                    reply: tx.clone(),
+                },
+            })
+            .map_err(|_| SwitchError::Timeout)?;
         }
         let got = rx.recv_timeout(wait.min(MAX_TRACE_WAIT)).ok();
         for pmd in &self.inner.pmds {
@@ -148,17 +148,17 @@ impl Switch {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         for pmd in &self.inner.pmds {
             pmd.send(PmdMsg::ArmCapture {
-                    bridge: br.shared.id,
-                    port_no,
-                    tap: CaptureTap {
-                        id,
-                        dir,
-                        snaplen: snaplen.max(1),
-                        sink: sink.clone(),
-                        lost: Arc::clone(&lost),
-                    },
-                })
-                .map_err(|_| SwitchError::Timeout)?;
+                bridge: br.shared.id,
+                port_no,
+                tap: CaptureTap {
+                    id,
+                    dir,
+                    snaplen: snaplen.max(1),
+                    sink: sink.clone(),
+                    lost: Arc::clone(&lost),
+                },
+            })
+            .map_err(|_| SwitchError::Timeout)?;
         }
         Ok(Capture {
             frames,
