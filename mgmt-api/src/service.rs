@@ -27,6 +27,9 @@ use crate::config::DaemonConfig;
 use journal::Record;
 use state::{BridgeEntry, PortEntry, State, Store};
 
+/// Rules changed by one request from which its freed memory is given back to the kernel.
+const BULK_RULES: usize = 10_000;
+
 /// The highest port number a port may ask for (OpenFlow's `OFPP_MAX` is the next one).
 const MAX_OFPORT: u32 = 0xfeff;
 
@@ -326,6 +329,7 @@ impl Service {
                 .install_rules(&br.name, tables)
                 .map_err(|e| format!("restoring flows of {}: {e}", br.name))?;
         }
+        switch_core::memory::release_free_heap();
         Ok(svc)
     }
 
@@ -400,6 +404,7 @@ impl Service {
                     Err(e) => tracing::error!("compaction: {e}"),
                 }
                 store.compaction_done();
+                switch_core::memory::release_free_heap();
             });
         if let Err(e) = spawned {
             tracing::error!("compaction: {e}");
@@ -594,6 +599,7 @@ impl Service {
     fn change_flows<T>(
         &self,
         bridge: &str,
+        size: impl FnOnce(&T) -> usize,
         f: impl FnOnce() -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
         let out = {
@@ -606,6 +612,10 @@ impl Service {
             f()?
         };
         self.maybe_compact();
+        // A bulk change leaves its request's strings freed inside the heap.
+        if size(&out) >= BULK_RULES {
+            switch_core::memory::release_free_heap();
+        }
         Ok(out)
     }
 
@@ -639,16 +649,20 @@ impl Service {
         } else {
             flows.to_vec()
         };
-        self.change_flows(bridge, || {
-            let have = self.switch.n_flows(bridge)?;
-            self.limits.check_flows(bridge, have, n)?;
-            Ok(self.switch.add_flows_recorded(bridge, specs, || {
-                self.record(&Record::Add {
-                    bridge: bridge.to_owned(),
-                    flows: texts,
-                })
-            })?)
-        })?;
+        self.change_flows(
+            bridge,
+            |_| n,
+            || {
+                let have = self.switch.n_flows(bridge)?;
+                self.limits.check_flows(bridge, have, n)?;
+                Ok(self.switch.add_flows_recorded(bridge, specs, || {
+                    self.record(&Record::Add {
+                        bridge: bridge.to_owned(),
+                        flows: texts,
+                    })
+                })?)
+            },
+        )?;
         Ok(n)
     }
 
@@ -662,18 +676,22 @@ impl Service {
         } else {
             self.parse(bridge, flow, FlowMode::Delete)?.to_rule_filter()
         };
-        self.change_flows(bridge, || {
-            let gone = self
-                .switch
-                .del_flows_recorded(bridge, &filter, strict, |gone| {
-                    self.record(&Record::Del {
-                        bridge: bridge.to_owned(),
-                        all,
-                        flows: if all { Vec::new() } else { texts_of(gone) },
-                    })
-                })?;
-            Ok(gone.len())
-        })
+        self.change_flows(
+            bridge,
+            |n| *n,
+            || {
+                let gone = self
+                    .switch
+                    .del_flows_recorded(bridge, &filter, strict, |gone| {
+                        self.record(&Record::Del {
+                            bridge: bridge.to_owned(),
+                            all,
+                            flows: if all { Vec::new() } else { texts_of(gone) },
+                        })
+                    })?;
+                Ok(gone.len())
+            },
+        )
     }
 
     /// `mod-flows`: returns how many rules changed.
@@ -681,16 +699,24 @@ impl Service {
         let p = self.parse(bridge, flow, FlowMode::Modify)?;
         let filter = p.to_rule_filter();
         let actions = p.actions.clone();
-        self.change_flows(bridge, || {
-            Ok(self
-                .switch
-                .mod_flows_recorded(bridge, &filter, &actions, strict, |changed| {
-                    self.record(&Record::Mod {
-                        bridge: bridge.to_owned(),
-                        flows: texts_of(changed),
-                    })
-                })?)
-        })
+        self.change_flows(
+            bridge,
+            |n| *n,
+            || {
+                Ok(self.switch.mod_flows_recorded(
+                    bridge,
+                    &filter,
+                    &actions,
+                    strict,
+                    |changed| {
+                        self.record(&Record::Mod {
+                            bridge: bridge.to_owned(),
+                            flows: texts_of(changed),
+                        })
+                    },
+                )?)
+            },
+        )
     }
 
     /// The running configuration in the state file's TOML (flows with ports by number): what

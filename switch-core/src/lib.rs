@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod datapath;
+pub mod memory;
 pub mod switch;
 
 pub use datapath::bridge::LOCAL_PORT;

@@ -6,6 +6,7 @@
 //!     flow_churn rest-latency --url URL [--bridge br0] [--samples 200] [--max-secs 60] [--base 11]
 //!                             [--pause-ms 0]
 //!     flow_churn rest-throughput --url URL [--bridge br0] [--clients 4] [--secs 5] [--base 12]
+//!     flow_churn rest-floor --url URL [--clients 4] [--secs 5]   (GET /health: the HTTP floor)
 //!     flow_churn exec-latency --add 'CMD.. {flow}' --del 'CMD.. {match}' [--samples 50]
 //!                             [--max-secs 60] [--base 13]
 //!     flow_churn exec-throughput --add '..' --del '..' [--clients 4] [--secs 5] [--base 16]
@@ -305,6 +306,29 @@ fn rest_throughput(args: &[String]) -> Value {
     v
 }
 
+/// The floor of `rest-throughput`: the same clients and connections doing `GET /health` (no
+/// change), counted the same way (two requests per round).
+fn rest_floor(args: &[String]) -> Value {
+    let clients: u32 = num(args, "--clients", "4");
+    let secs: f64 = num(args, "--secs", "5");
+    let rests: Vec<Rest> = (0..clients).map(|_| Rest::new(args)).collect();
+    let health = |r: &Rest| match r.call("GET", "/health", None)? {
+        (200, _) => Ok(()),
+        (s, t) => Err(format!("health: HTTP {s}: {t}")),
+    };
+    let mut v = throughput(clients, secs, |c, _| {
+        let r = &rests[c as usize];
+        let t = Instant::now();
+        health(r)?;
+        let a = t.elapsed();
+        let t = Instant::now();
+        health(r)?;
+        Ok((a, t.elapsed()))
+    });
+    v["mode"] = json!("rest-floor");
+    v
+}
+
 // ---- command-line tools -------------------------------------------------------------------
 
 /// Runs a command template for change `i`, killing it after `timeout`: its duration.
@@ -514,12 +538,13 @@ fn main() {
     let v = match args.first().map(String::as_str) {
         Some("rest-latency") => rest_latency(&args),
         Some("rest-throughput") => rest_throughput(&args),
+        Some("rest-floor") => rest_floor(&args),
         Some("exec-latency") => exec_latency(&args),
         Some("exec-throughput") => exec_throughput(&args),
         Some("restart-probe") => restart_probe(&args),
         _ => die(
-            "usage: flow_churn rest-latency|rest-throughput|exec-latency|exec-throughput|\
-             restart-probe [options] (see the source's header)",
+            "usage: flow_churn rest-latency|rest-throughput|rest-floor|exec-latency|\
+             exec-throughput|restart-probe [options] (see the source's header)",
         ),
     };
     println!("{v}");
