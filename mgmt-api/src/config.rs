@@ -201,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn the_state_sync_mode_defaults_to_batch_and_takes_always() {
+        use crate::service::journal::SyncMode;
+        assert_eq!(DaemonConfig::default_config().state.sync, SyncMode::Batch);
+        let c = DaemonConfig::parse("[state]\nsync = \"always\"\n").unwrap();
+        assert_eq!(c.state.sync, SyncMode::Always);
+        let e = DaemonConfig::parse("[state]\nsync = \"sometimes\"\n").unwrap_err();
+        assert!(
+            e.contains("sometimes") || e.contains("unknown variant"),
+            "{e}"
+        );
+        let e = DaemonConfig::parse("[state]\nfsync = true\n").unwrap_err();
+        assert!(e.contains("fsync"), "{e}");
+    }
+
+    #[test]
     fn the_api_can_listen_on_a_unix_socket_without_a_token() {
         let c = DaemonConfig::parse("[api]\nlisten = \"unix:/run/vswitch/api.sock\"\n").unwrap();
         assert_eq!(c.api.unix_path(), Some(Path::new("/run/vswitch/api.sock")));
