@@ -28,8 +28,13 @@ fn spec(text: &str) -> Result<RuleSpec, String> {
 
 /// Parses many flows, on every core: a million flows are most of a restart.
 fn specs(texts: &[String]) -> Result<Vec<RuleSpec>, String> {
+    // Small lists (most journal records) parse in place: asking for the core count reads
+    // cgroup files, which would cost more than the parse.
+    if texts.len() < 10_000 {
+        return texts.iter().map(|t| spec(t)).collect();
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if texts.len() < 10_000 || threads == 1 {
+    if threads == 1 {
         return texts.iter().map(|t| spec(t)).collect();
     }
     let chunk = texts.len().div_ceil(threads);
