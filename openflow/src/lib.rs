@@ -17,6 +17,9 @@ pub mod error;
 pub mod features;
 pub mod header;
 pub mod hello;
+pub mod match10;
+pub mod oxm;
+pub mod ports;
 pub mod switch_config;
 
 pub use error::{DecodeError, ErrorCode};
