@@ -11,10 +11,12 @@
 
 #![warn(missing_docs)]
 
+pub mod actions;
 mod codec;
 pub mod echo;
 pub mod error;
 pub mod features;
+pub mod flow_mod;
 pub mod header;
 pub mod hello;
 pub mod match10;
@@ -23,4 +25,5 @@ pub mod ports;
 pub mod switch_config;
 
 pub use error::{DecodeError, ErrorCode};
+pub use flow_mod::{FlowMod, FlowModCommand};
 pub use header::{Header, MsgType, Version};

@@ -1,0 +1,367 @@
+//! Actions (1.0 and 1.3) and 1.3 instructions, into flow-table's [`Action`] list.
+//!
+//! vswitch runs a rule's actions in order with no action set, so of the instructions only
+//! APPLY_ACTIONS and GOTO_TABLE (which becomes a final [`Action::GotoTable`]) are taken;
+//! WRITE_ACTIONS, WRITE_METADATA and METER are BAD_INSTRUCTION/UNSUP_INST.
+
+use flow_table::key::ethertype;
+use flow_table::{Action, MacAddr, SetField};
+
+use crate::codec::Reader;
+use crate::error::{BadAction, BadInstruction, DecodeError, ErrorCode};
+use crate::oxm::{ofb, read_oxm};
+use crate::ports;
+
+fn bad_action(field: &'static str, msg: String, code: BadAction) -> DecodeError {
+    DecodeError::new(field, msg, ErrorCode::BadAction(code))
+}
+
+/// Splits a list of TLVs with a 16-bit type and a 16-bit length (a multiple of 8 covering
+/// the header) into (type, body) pairs.
+fn tlvs<'a>(
+    buf: &'a [u8],
+    what: &'static str,
+    len_error: ErrorCode,
+) -> Result<Vec<(u16, Reader<'a>)>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    while r.remaining() > 0 {
+        let t = r.u16(what)?;
+        let len = r.u16(what)? as usize;
+        if len < 8 || len % 8 != 0 || len - 4 > r.remaining() {
+            return Err(DecodeError::new(
+                what,
+                format!("length {len} of type {t} (a multiple of 8, at least 8, within the list)"),
+                len_error,
+            ));
+        }
+        out.push((t, Reader::new(r.bytes(len - 4, what)?)));
+    }
+    Ok(out)
+}
+
+fn check_len(r: &Reader<'_>, want: usize, what: &'static str) -> Result<(), DecodeError> {
+    if r.remaining() + 4 != want {
+        return Err(bad_action(
+            what,
+            format!("length {} (expected {want})", r.remaining() + 4),
+            BadAction::BadLen,
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a 1.0 action list (`ofp_action_header`s).
+pub fn parse_actions10(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
+    let mut out = Vec::new();
+    for (t, mut r) in tlvs(
+        buf,
+        "ofp_action_header",
+        ErrorCode::BadAction(BadAction::BadLen),
+    )? {
+        let a = match t {
+            0 => {
+                check_len(&r, 8, "ofp_action_output")?;
+                ports::output(r.u16("ofp_action_output.port")? as u32)?
+            }
+            1 => {
+                let vid = r.u16("ofp_action_vlan_vid.vlan_vid")?;
+                if vid > 0x0fff {
+                    return Err(bad_action(
+                        "ofp_action_vlan_vid.vlan_vid",
+                        format!("{vid} is not a VLAN id"),
+                        BadAction::BadArgument,
+                    ));
+                }
+                Action::Set(SetField::VlanVid(vid))
+            }
+            2 => {
+                let pcp = r.u8("ofp_action_vlan_pcp.vlan_pcp")?;
+                if pcp > 7 {
+                    return Err(bad_action(
+                        "ofp_action_vlan_pcp.vlan_pcp",
+                        format!("{pcp} is not a VLAN priority"),
+                        BadAction::BadArgument,
+                    ));
+                }
+                Action::Set(SetField::VlanPcp(pcp))
+            }
+            3 => Action::PopVlan,
+            4 | 5 => {
+                check_len(&r, 16, "ofp_action_dl_addr")?;
+                let mac = MacAddr(r.mac("ofp_action_dl_addr.dl_addr")?);
+                Action::Set(if t == 4 {
+                    SetField::EthSrc(mac)
+                } else {
+                    SetField::EthDst(mac)
+                })
+            }
+            6 | 7 => {
+                let a = r.u32("ofp_action_nw_addr.nw_addr")?;
+                Action::Set(if t == 6 {
+                    SetField::Ipv4Src(a)
+                } else {
+                    SetField::Ipv4Dst(a)
+                })
+            }
+            8 => {
+                let tos = r.u8("ofp_action_nw_tos.nw_tos")?;
+                if tos & 3 != 0 {
+                    return Err(bad_action(
+                        "ofp_action_nw_tos.nw_tos",
+                        format!("{tos} sets ECN bits"),
+                        BadAction::BadArgument,
+                    ));
+                }
+                Action::Set(SetField::IpTos(tos))
+            }
+            9 | 10 => {
+                let p = r.u16("ofp_action_tp_port.tp_port")?;
+                Action::Set(if t == 9 {
+                    SetField::TpSrc(p)
+                } else {
+                    SetField::TpDst(p)
+                })
+            }
+            _ => {
+                return Err(bad_action(
+                    "ofp_action_header.type",
+                    format!("1.0 action type {t} is not supported by vswitch"),
+                    BadAction::BadType,
+                ))
+            }
+        };
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// Decodes a 1.3 action list.
+pub fn parse_actions13(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
+    let mut out = Vec::new();
+    for (t, mut r) in tlvs(
+        buf,
+        "ofp_action_header",
+        ErrorCode::BadAction(BadAction::BadLen),
+    )? {
+        let a = match t {
+            0 => {
+                check_len(&r, 16, "ofp_action_output")?;
+                let port = r.u32("ofp_action_output.port")?;
+                ports::output(ports::from_of13(port))?
+            }
+            17 => {
+                let tpid = r.u16("ofp_action_push.ethertype")?;
+                if tpid != ethertype::VLAN && tpid != ethertype::QINQ {
+                    return Err(bad_action(
+                        "ofp_action_push.ethertype",
+                        format!("{tpid:#06x} is not a VLAN ethertype"),
+                        BadAction::BadArgument,
+                    ));
+                }
+                Action::PushVlan(tpid)
+            }
+            18 => Action::PopVlan,
+            22 => {
+                return Err(bad_action(
+                    "ofp_action_group",
+                    "vswitch has no group table".into(),
+                    BadAction::BadOutGroup,
+                ))
+            }
+            23 => Action::Set(SetField::IpTtl(r.u8("ofp_action_nw_ttl.nw_ttl")?)),
+            24 => Action::DecTtl,
+            25 => set_field(&mut r)?,
+            _ => {
+                return Err(bad_action(
+                    "ofp_action_header.type",
+                    format!("1.3 action type {t} is not supported by vswitch"),
+                    BadAction::BadType,
+                ))
+            }
+        };
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// SET_FIELD: one unmasked OXM (then padding).
+fn set_field(r: &mut Reader<'_>) -> Result<Action, DecodeError> {
+    let o = read_oxm(r, "ofp_action_set_field.field").map_err(|e| DecodeError {
+        reply: ErrorCode::BadAction(BadAction::BadSetType),
+        ..e
+    })?;
+    let what = "ofp_action_set_field.field";
+    if o.has_mask {
+        return Err(bad_action(
+            what,
+            "a masked set_field".into(),
+            BadAction::BadSetType,
+        ));
+    }
+    let v = o.value;
+    let mac = || MacAddr((v as u64).to_be_bytes()[2..].try_into().expect("6 bytes"));
+    let s = match o.field {
+        ofb::ETH_DST => SetField::EthDst(mac()),
+        ofb::ETH_SRC => SetField::EthSrc(mac()),
+        // The OFPVID_PRESENT bit may be there or not; the id is the low 12 bits.
+        ofb::VLAN_VID => SetField::VlanVid(v as u16 & 0x0fff),
+        ofb::VLAN_PCP => SetField::VlanPcp(v as u8 & 7),
+        ofb::IP_DSCP => SetField::IpTos((v as u8 & 0x3f) << 2),
+        ofb::IPV4_SRC => SetField::Ipv4Src(v as u32),
+        ofb::IPV4_DST => SetField::Ipv4Dst(v as u32),
+        ofb::TCP_SRC | ofb::UDP_SRC | ofb::SCTP_SRC => SetField::TpSrc(v as u16),
+        ofb::TCP_DST | ofb::UDP_DST | ofb::SCTP_DST => SetField::TpDst(v as u16),
+        ofb::TUNNEL_ID => SetField::TunId(v as u64),
+        f => {
+            return Err(bad_action(
+                what,
+                format!("set_field of OXM field {f} is not supported by vswitch"),
+                BadAction::BadSetType,
+            ))
+        }
+    };
+    Ok(Action::Set(s))
+}
+
+/// Decodes 1.3 instructions into one action list: APPLY_ACTIONS' actions, then
+/// GOTO_TABLE (instructions run in that order whatever their order in the message).
+pub fn parse_instructions(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
+    let bad = |msg: String, code| {
+        Err(DecodeError::new(
+            "ofp_instruction.type",
+            msg,
+            ErrorCode::BadInstruction(code),
+        ))
+    };
+    let mut actions = Vec::new();
+    let mut goto = None;
+    let list = tlvs(
+        buf,
+        "ofp_instruction",
+        ErrorCode::BadInstruction(BadInstruction::BadLen),
+    )?;
+    for (t, mut r) in list {
+        match t {
+            1 => {
+                let table = r.u8("ofp_instruction_goto_table.table_id")?;
+                goto = Some(Action::GotoTable(table));
+            }
+            4 => {
+                r.skip(4, "ofp_instruction_actions.pad")?;
+                actions.extend(parse_actions13(r.rest())?);
+            }
+            // Clears the action set, which vswitch never fills: nothing to do.
+            5 => {}
+            2 => {
+                return bad(
+                    "WRITE_METADATA is not supported by vswitch".into(),
+                    BadInstruction::UnsupInst,
+                )
+            }
+            3 => {
+                return bad(
+                    "WRITE_ACTIONS is not supported by vswitch (use APPLY_ACTIONS)".into(),
+                    BadInstruction::UnsupInst,
+                )
+            }
+            6 => {
+                return bad(
+                    "METER is not supported by vswitch".into(),
+                    BadInstruction::UnsupInst,
+                )
+            }
+            _ => {
+                return bad(
+                    format!("unknown instruction type {t}"),
+                    BadInstruction::UnknownInst,
+                )
+            }
+        }
+    }
+    actions.extend(goto);
+    Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions10() {
+        let b = [
+            0, 0, 0, 8, 0, 2, 0, 0, // output:2
+            0, 3, 0, 8, 0, 0, 0, 0, // strip_vlan
+            0, 1, 0, 8, 0, 10, 0, 0, // mod_vlan_vid:10
+            0, 5, 0, 16, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0, // mod_dl_dst
+            0, 7, 0, 8, 10, 0, 0, 1, // mod_nw_dst
+            0, 10, 0, 8, 0, 80, 0, 0, // mod_tp_dst:80
+            0, 0, 0, 8, 0xff, 0xf8, 0, 0, // in_port
+        ];
+        assert_eq!(
+            parse_actions10(&b).unwrap(),
+            vec![
+                Action::Output(2),
+                Action::PopVlan,
+                Action::Set(SetField::VlanVid(10)),
+                Action::Set(SetField::EthDst(MacAddr([1, 2, 3, 4, 5, 6]))),
+                Action::Set(SetField::Ipv4Dst(0x0a00_0001)),
+                Action::Set(SetField::TpDst(80)),
+                Action::InPort,
+            ]
+        );
+        let ctl = [0, 0, 0, 8, 0xff, 0xfd, 0, 0];
+        assert_eq!(
+            parse_actions10(&ctl).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadOutPort)
+        );
+        let enqueue = [0, 11, 0, 16, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(
+            parse_actions10(&enqueue).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadType)
+        );
+        let bad_len = [0, 0, 0, 12, 0, 2, 0, 0];
+        assert_eq!(
+            parse_actions10(&bad_len).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadLen)
+        );
+    }
+
+    #[test]
+    fn instructions13() {
+        let b = [
+            0, 1, 0, 8, 3, 0, 0, 0, // goto_table:3 (listed first, runs last)
+            0, 4, 0, 40, 0, 0, 0, 0, // apply_actions, 32 bytes of actions:
+            0, 17, 0, 8, 0x81, 0, 0, 0, // push_vlan:0x8100
+            0, 25, 0, 16, 0x80, 0, 12, 2, 0x10, 5, 0, 0, 0, 0, 0, 0, // set_field vlan_vid
+            0, 24, 0, 8, 0, 0, 0, 0, // dec_ttl
+        ];
+        assert_eq!(
+            parse_instructions(&b).unwrap(),
+            vec![
+                Action::PushVlan(0x8100),
+                Action::Set(SetField::VlanVid(5)),
+                Action::DecTtl,
+                Action::GotoTable(3),
+            ]
+        );
+        let write = [0, 3, 0, 8, 0, 0, 0, 0];
+        assert_eq!(
+            parse_instructions(&write).unwrap_err().reply,
+            ErrorCode::BadInstruction(BadInstruction::UnsupInst)
+        );
+        let group = [0, 4, 0, 16, 0, 0, 0, 0, 0, 22, 0, 8, 0, 0, 0, 1];
+        assert_eq!(
+            parse_instructions(&group).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadOutGroup)
+        );
+        let out_local = [
+            0, 4, 0, 24, 0, 0, 0, 0, 0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xe5, 0, 0, 0, 0,
+            0, 0,
+        ];
+        assert_eq!(
+            parse_instructions(&out_local).unwrap(),
+            vec![Action::Output(0xfffe)]
+        );
+    }
+}
