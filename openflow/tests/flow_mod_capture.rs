@@ -1,0 +1,213 @@
+//! Decode oracle: FLOW_MODs as ovs-ofctl sends them, decoded to what flow-table's parser
+//! makes of the same flow text.
+//!
+//! The test plays a minimal switch on a unix socket (HELLO, FEATURES, BARRIER answered with
+//! this crate's encoders) and captures what `ovs-ofctl add-flow`/`del-flows` send. It skips,
+//! saying so, only when ovs-ofctl is not installed.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use flow_table::flow_syntax::{parse_flow, FlowMode};
+use openflow::error::{encode_error, BadRequest};
+use openflow::features::FeaturesReply;
+use openflow::hello::{encode_hello, negotiate, Hello};
+use openflow::switch_config::SwitchConfig;
+use openflow::{echo, ErrorCode, FlowMod, FlowModCommand, Header, MsgType, Version};
+
+fn have_ovs_ofctl() -> bool {
+    match Command::new("ovs-ofctl").arg("--version").output() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIPPED: ovs-ofctl missing");
+            false
+        }
+        Err(e) => panic!("running ovs-ofctl: {e}"),
+    }
+}
+
+fn read_msg(s: &mut UnixStream) -> Option<Vec<u8>> {
+    let mut m = vec![0u8; 8];
+    if s.read_exact(&mut m).is_err() {
+        return None;
+    }
+    let len = Header::peek_len(&m).unwrap();
+    assert!(len >= 8, "bad length {len}");
+    m.resize(len, 0);
+    s.read_exact(&mut m[8..]).expect("message body");
+    Some(m)
+}
+
+/// Runs `ovs-ofctl -O PROTO CMD unix:SOCK FLOW` against a minimal switch and returns the
+/// FLOW_MODs it sent, with the version agreed.
+fn capture(proto: &str, cmd: &str, flow: &str) -> (Version, Vec<FlowMod>) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "ofcodec-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("sw");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut child = Command::new("ovs-ofctl")
+        .args(["-O", proto, "--timeout=10", "--no-names", cmd])
+        .arg(format!("unix:{}", sock.display()))
+        .arg(flow)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "ovs-ofctl never connected");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let ours = Version::ALL;
+    s.write_all(&encode_hello(&ours, 1)).unwrap();
+    let mut version = None;
+    let mut mods = Vec::new();
+    while let Some(m) = read_msg(&mut s) {
+        let h = Header::parse(&m).unwrap();
+        eprintln!("{cmd} {flow}: got {m:02x?}");
+        if h.msg_type == 0 {
+            let v = negotiate(&Hello::parse(&m).unwrap(), &ours).expect("a common version");
+            version = Some(v);
+            continue;
+        }
+        let v = version.expect("HELLO first");
+        let reply = match h.msg_type().unwrap() {
+            MsgType::EchoRequest => echo::echo_reply(&m).unwrap(),
+            MsgType::FeaturesRequest => FeaturesReply {
+                datapath_id: 1,
+                n_buffers: 0,
+                n_tables: 254,
+                capabilities: 0,
+                ports: vec![],
+            }
+            .encode(v, h.xid),
+            MsgType::GetConfigRequest => SwitchConfig::default().encode_reply(v, h.xid),
+            MsgType::FlowMod => {
+                mods.push(FlowMod::parse(&m).unwrap_or_else(|e| panic!("{flow}: {e}")));
+                continue;
+            }
+            // ovs-ofctl asks for table statistics; an empty reply of the same kind will do.
+            MsgType::MultipartRequest => {
+                let kind = [m[8], m[9]];
+                openflow::header::message(v, MsgType::MultipartReply, h.xid, |b| {
+                    b.extend_from_slice(&kind);
+                    b.extend_from_slice(&[0, 0]);
+                    if v == Version::Of13 {
+                        b.extend_from_slice(&[0; 4]);
+                    }
+                })
+            }
+            MsgType::BarrierRequest => {
+                s.write_all(&echo::barrier_reply(v, h.xid)).unwrap();
+                break;
+            }
+            _ => encode_error(v, h.xid, ErrorCode::BadRequest(BadRequest::BadType), &m),
+        };
+        s.write_all(&reply).unwrap();
+    }
+    drop(s);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ovs-ofctl {cmd} {flow}: {out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    (version.expect("a HELLO"), mods)
+}
+
+fn check_add(proto: &str, want_version: Version, flow: &str) {
+    let (v, mods) = capture(proto, "add-flow", flow);
+    assert_eq!(v, want_version);
+    assert_eq!(mods.len(), 1, "{flow}");
+    let got = &mods[0];
+    let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+    assert_eq!(got.command, FlowModCommand::Add);
+    assert_eq!(got.r#match, want.r#match, "{proto} {flow}");
+    assert_eq!(got.actions, want.actions, "{proto} {flow}");
+    assert_eq!(got.to_rule_spec(), want.to_rule_spec(), "{proto} {flow}");
+}
+
+const COMMON: [&str; 5] = [
+    "priority=100,in_port=1,ip,nw_dst=10.0.0.0/8,actions=output:2",
+    "cookie=0x55,idle_timeout=30,hard_timeout=60,udp,nw_src=192.168.0.0/16,tp_src=53,actions=mod_dl_src:02:00:00:00:00:01,mod_tp_src:5353,IN_PORT",
+    "tcp,dl_dst=01:02:03:04:05:06,tp_dst=80,actions=mod_nw_dst:10.0.0.1,mod_tp_dst:8080,output:3",
+    "arp,arp_tpa=10.0.0.1,actions=FLOOD",
+    "icmp,icmp_type=8,nw_tos=32,actions=NORMAL,LOCAL",
+];
+
+#[test]
+fn ovs_ofctl_add_flow_of10() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for flow in COMMON {
+        check_add("OpenFlow10", Version::Of10, flow);
+    }
+    for flow in [
+        "dl_vlan=10,dl_vlan_pcp=3,actions=mod_vlan_vid:20,mod_vlan_pcp:1,output:1",
+        "dl_vlan=0xffff,actions=drop",
+        "dl_vlan=5,actions=strip_vlan,output:4",
+    ] {
+        check_add("OpenFlow10", Version::Of10, flow);
+    }
+}
+
+#[test]
+fn ovs_ofctl_add_flow_of13() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for flow in COMMON {
+        check_add("OpenFlow13", Version::Of13, flow);
+    }
+    for flow in [
+        "table=1,priority=5,ip,nw_src=1.2.3.4,actions=dec_ttl,goto_table:2",
+        "ipv6,ipv6_src=2001:db8::/32,actions=output:7",
+        "dl_vlan=10,actions=pop_vlan,output:1",
+        "vlan_tci=0x1000/0x1000,dl_src=00:00:00:00:00:01/01:00:00:00:00:00,actions=drop",
+    ] {
+        check_add("OpenFlow13", Version::Of13, flow);
+    }
+}
+
+#[test]
+fn ovs_ofctl_del_flows() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for (proto, v) in [("OpenFlow10", Version::Of10), ("OpenFlow13", Version::Of13)] {
+        let flow = "ip,nw_dst=10.0.0.0/8";
+        let (got_v, mods) = capture(proto, "del-flows", flow);
+        assert_eq!(got_v, v);
+        assert_eq!(mods.len(), 1);
+        assert_eq!(mods[0].command, FlowModCommand::Delete);
+        let want = parse_flow(flow, FlowMode::Delete, &|_| None).unwrap();
+        let got = mods[0].to_rule_filter();
+        let want = want.to_rule_filter();
+        assert_eq!(got.table, want.table, "{proto}");
+        assert_eq!(got.r#match, want.r#match, "{proto}");
+        assert_eq!(got.out_port, want.out_port, "{proto}");
+        assert_eq!(
+            (got.cookie, got.cookie_mask),
+            (want.cookie, want.cookie_mask),
+            "{proto}"
+        );
+    }
+}
