@@ -28,7 +28,7 @@ fn tlvs<'a>(
     while r.remaining() > 0 {
         let t = r.u16(what)?;
         let len = r.u16(what)? as usize;
-        if len < 8 || len % 8 != 0 || len - 4 > r.remaining() {
+        if len < 8 || len & 7 != 0 || len - 4 > r.remaining() {
             return Err(DecodeError::new(
                 what,
                 format!("length {len} of type {t} (a multiple of 8, at least 8, within the list)"),

@@ -352,7 +352,6 @@ pub fn put_match13(b: &mut Vec<u8>, m: &Match) {
         }
     }
     put(TUNNEL_ID, Field::TunId);
-    drop(put);
     let (tos, tos_mask) = get(Field::NwTos);
     if tos_mask & 0xfc != 0 {
         put_oxm(b, IP_DSCP, 1, (tos >> 2) & 0x3f, 0xff);

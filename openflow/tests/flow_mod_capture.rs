@@ -56,7 +56,7 @@ fn capture(proto: &str, cmd: &str, flow: &str) -> (Version, Vec<FlowMod>) {
     let sock = dir.join("sw");
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let mut child = Command::new("ovs-ofctl")
+    let child = Command::new("ovs-ofctl")
         .args(["-O", proto, "--timeout=10", "--no-names", cmd])
         .arg(format!("unix:{}", sock.display()))
         .arg(flow)
