@@ -7,7 +7,7 @@
 use flow_table::key::ethertype;
 use flow_table::{Action, MacAddr, SetField};
 
-use crate::codec::Reader;
+use crate::codec::{patch_u16, Put, Reader};
 use crate::error::{BadAction, BadInstruction, DecodeError, ErrorCode};
 use crate::oxm::{ofb, read_oxm};
 use crate::ports;
@@ -283,6 +283,180 @@ pub fn parse_instructions(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
     Ok(actions)
 }
 
+/// A vswitch output action's port in vswitch numbering (reserved ports as 1.0 numbers them).
+fn out_port(a: &Action) -> Option<u32> {
+    match a {
+        Action::Output(p) => Some(*p),
+        Action::InPort => Some(ports::OFPP_IN_PORT),
+        Action::Normal => Some(ports::OFPP_NORMAL),
+        Action::Flood => Some(ports::OFPP_FLOOD),
+        _ => None,
+    }
+}
+
+/// Appends `actions` as 1.0 actions (for flow statistics). Actions 1.0 has no form for
+/// (push_vlan, mod_nw_ttl, dec_ttl, set_tunnel, goto_table, resubmit: Nicira extensions in
+/// OVS) are left out.
+pub fn put_actions10(b: &mut Vec<u8>, actions: &[Action]) {
+    let put = |b: &mut Vec<u8>, t: u16, len: u16| {
+        b.put_u16(t);
+        b.put_u16(len);
+    };
+    for a in actions {
+        if let Some(p) = out_port(a) {
+            put(b, 0, 8);
+            b.put_u16(p as u16);
+            b.put_u16(0);
+            continue;
+        }
+        match a {
+            Action::PopVlan => {
+                put(b, 3, 8);
+                b.put_u32(0);
+            }
+            Action::Set(s) => match *s {
+                SetField::VlanVid(v) => {
+                    put(b, 1, 8);
+                    b.put_u16(v);
+                    b.put_u16(0);
+                }
+                SetField::VlanPcp(p) => {
+                    put(b, 2, 8);
+                    b.put_u8(p);
+                    b.put_zeros(3);
+                }
+                SetField::EthSrc(m) | SetField::EthDst(m) => {
+                    put(
+                        b,
+                        if matches!(s, SetField::EthSrc(_)) {
+                            4
+                        } else {
+                            5
+                        },
+                        16,
+                    );
+                    b.extend_from_slice(&m.0);
+                    b.put_zeros(6);
+                }
+                SetField::Ipv4Src(a) | SetField::Ipv4Dst(a) => {
+                    put(
+                        b,
+                        if matches!(s, SetField::Ipv4Src(_)) {
+                            6
+                        } else {
+                            7
+                        },
+                        8,
+                    );
+                    b.put_u32(a);
+                }
+                SetField::IpTos(t) => {
+                    put(b, 8, 8);
+                    b.put_u8(t);
+                    b.put_zeros(3);
+                }
+                SetField::TpSrc(p) | SetField::TpDst(p) => {
+                    put(
+                        b,
+                        if matches!(s, SetField::TpSrc(_)) {
+                            9
+                        } else {
+                            10
+                        },
+                        8,
+                    );
+                    b.put_u16(p);
+                    b.put_u16(0);
+                }
+                SetField::IpTtl(_) | SetField::TunId(_) => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+fn put_set_field(b: &mut Vec<u8>, field: u8, value: &[u8]) {
+    let start = b.len();
+    b.put_u16(25);
+    b.put_u16(0);
+    b.put_u16(crate::oxm::CLASS_BASIC);
+    b.put_u8(field << 1);
+    b.put_u8(value.len() as u8);
+    b.extend_from_slice(value);
+    b.pad8(start);
+    let len = (b.len() - start) as u16;
+    patch_u16(b, start + 2, len);
+}
+
+/// Appends `actions` as 1.3 actions (the part of a rule before any goto_table; resubmit,
+/// a Nicira extension, is left out).
+pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action]) {
+    for a in actions {
+        if let Some(p) = out_port(a) {
+            b.put_u16(0);
+            b.put_u16(16);
+            b.put_u32(ports::to_of13(p));
+            b.put_u16(0xffff); // max_len: OFPCML_NO_BUFFER, the whole packet
+            b.put_zeros(6);
+            continue;
+        }
+        let simple = |b: &mut Vec<u8>, t: u16, arg: u16| {
+            b.put_u16(t);
+            b.put_u16(8);
+            b.put_u16(arg);
+            b.put_u16(0);
+        };
+        match a {
+            Action::PushVlan(t) => simple(b, 17, *t),
+            Action::PopVlan => simple(b, 18, 0),
+            Action::DecTtl => simple(b, 24, 0),
+            Action::Set(SetField::IpTtl(t)) => simple(b, 23, (*t as u16) << 8),
+            Action::Set(s) => match *s {
+                SetField::EthDst(m) => put_set_field(b, ofb::ETH_DST, &m.0),
+                SetField::EthSrc(m) => put_set_field(b, ofb::ETH_SRC, &m.0),
+                SetField::VlanVid(v) => {
+                    put_set_field(b, ofb::VLAN_VID, &(v | 0x1000).to_be_bytes())
+                }
+                SetField::VlanPcp(p) => put_set_field(b, ofb::VLAN_PCP, &[p]),
+                SetField::Ipv4Src(a) => put_set_field(b, ofb::IPV4_SRC, &a.to_be_bytes()),
+                SetField::Ipv4Dst(a) => put_set_field(b, ofb::IPV4_DST, &a.to_be_bytes()),
+                SetField::IpTos(t) => put_set_field(b, ofb::IP_DSCP, &[t >> 2]),
+                // The OXM names the protocol; OVS accepts TCP's for any L4 port rewrite
+                // only under a TCP match, so this is exact for TCP rules alone.
+                SetField::TpSrc(p) => put_set_field(b, ofb::TCP_SRC, &p.to_be_bytes()),
+                SetField::TpDst(p) => put_set_field(b, ofb::TCP_DST, &p.to_be_bytes()),
+                SetField::TunId(id) => put_set_field(b, ofb::TUNNEL_ID, &id.to_be_bytes()),
+                SetField::IpTtl(_) => unreachable!("matched above"),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Appends a rule's actions as 1.3 instructions: APPLY_ACTIONS (when there are actions)
+/// then GOTO_TABLE (when the list ends with one). Nothing at all for a drop rule.
+pub fn put_instructions13(b: &mut Vec<u8>, actions: &[Action]) {
+    let (list, goto) = match actions.split_last() {
+        Some((Action::GotoTable(t), rest)) => (rest, Some(*t)),
+        _ => (actions, None),
+    };
+    if !list.is_empty() {
+        let start = b.len();
+        b.put_u16(4);
+        b.put_u16(0);
+        b.put_u32(0);
+        put_actions13(b, list);
+        let len = (b.len() - start) as u16;
+        patch_u16(b, start + 2, len);
+    }
+    if let Some(t) = goto {
+        b.put_u16(1);
+        b.put_u16(8);
+        b.put_u8(t);
+        b.put_zeros(3);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +499,38 @@ mod tests {
             parse_actions10(&bad_len).unwrap_err().reply,
             ErrorCode::BadAction(BadAction::BadLen)
         );
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let list = vec![
+            Action::Output(2),
+            Action::Set(SetField::VlanVid(10)),
+            Action::Set(SetField::EthSrc(MacAddr([2, 0, 0, 0, 0, 1]))),
+            Action::Set(SetField::Ipv4Dst(0x0a00_0001)),
+            Action::Set(SetField::IpTos(32)),
+            Action::Set(SetField::TpDst(80)),
+            Action::PopVlan,
+            Action::Normal,
+            Action::Flood,
+            Action::InPort,
+            Action::Output(0xfffe),
+        ];
+        let mut b = Vec::new();
+        put_actions10(&mut b, &list);
+        assert_eq!(parse_actions10(&b).unwrap(), list);
+        let mut list13 = list.clone();
+        list13.extend([
+            Action::PushVlan(0x88a8),
+            Action::DecTtl,
+            Action::GotoTable(4),
+        ]);
+        let mut b = Vec::new();
+        put_instructions13(&mut b, &list13);
+        assert_eq!(parse_instructions(&b).unwrap(), list13);
+        let mut b = Vec::new();
+        put_instructions13(&mut b, &[]);
+        assert!(b.is_empty());
     }
 
     #[test]

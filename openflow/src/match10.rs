@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use flow_table::key::{ethertype, ipproto};
 use flow_table::{Field, MacAddr, Match};
 
-use crate::codec::Reader;
+use crate::codec::{Put, Reader};
 use crate::error::DecodeError;
 
 /// Length of `ofp_match` in 1.0.
@@ -118,6 +118,95 @@ pub(crate) fn read_match10(r: &mut Reader<'_>) -> Result<Match, DecodeError> {
     Ok(m)
 }
 
+/// Appends `m` as an `ofp_match` (for flow statistics).
+///
+/// 1.0 cannot say everything a [`Match`] can: partial MAC and L4 masks, IPv6, ARP hardware
+/// addresses, TCP flags... A field 1.0 cannot express is left wildcarded (the printed match
+/// is wider than the rule's); an IPv4 mask that is not a prefix is widened to its leading
+/// ones.
+pub fn put_match10(b: &mut Vec<u8>, m: &Match) {
+    let get = |f: Field| m.field(f);
+    let exact = |f: Field| get(f).1 == f.all_ones();
+    let mut wc = (1u32 << 22) - 1;
+    let mut clear = |bit: u32| wc &= !bit;
+    let (in_port, in_mask) = get(Field::InPort);
+    if in_mask != 0 {
+        clear(FW_IN_PORT);
+    }
+    let mac = |f: Field| -> [u8; 6] {
+        if exact(f) {
+            (get(f).0 as u64).to_be_bytes()[2..]
+                .try_into()
+                .expect("6 bytes")
+        } else {
+            [0; 6]
+        }
+    };
+    if exact(Field::EthSrc) {
+        clear(FW_DL_SRC);
+    }
+    if exact(Field::EthDst) {
+        clear(FW_DL_DST);
+    }
+    let (tci, tci_mask) = get(Field::VlanTci);
+    let (tci, tci_mask) = (tci as u16, tci_mask as u16);
+    let present = flow_table::key::VLAN_PRESENT;
+    let mut dl_vlan = 0u16;
+    let mut pcp = 0u8;
+    if tci_mask & present != 0 && tci & present == 0 {
+        dl_vlan = VLAN_NONE;
+        clear(FW_DL_VLAN);
+    } else {
+        if tci_mask & 0x0fff == 0x0fff {
+            dl_vlan = tci & 0x0fff;
+            clear(FW_DL_VLAN);
+        }
+        if tci_mask & 0xe000 == 0xe000 {
+            pcp = (tci >> 13) as u8;
+            clear(FW_DL_VLAN_PCP);
+        }
+    }
+    if exact(Field::EthType) {
+        clear(FW_DL_TYPE);
+    }
+    let (tos, tos_mask) = get(Field::NwTos);
+    if tos_mask & 0xfc == 0xfc {
+        clear(FW_NW_TOS);
+    }
+    if exact(Field::NwProto) {
+        clear(FW_NW_PROTO);
+    }
+    let prefix = |f: Field, shift: u32, wc: &mut u32| {
+        let (v, mask) = get(f);
+        let len = (mask as u32).leading_ones();
+        *wc = (*wc & !(0x3f << shift)) | (32 - len) << shift;
+        (v as u32) & (mask as u32)
+    };
+    let nw_src = prefix(Field::NwSrc, FW_NW_SRC_SHIFT, &mut wc);
+    let nw_dst = prefix(Field::NwDst, FW_NW_DST_SHIFT, &mut wc);
+    if exact(Field::TpSrc) {
+        wc &= !FW_TP_SRC;
+    }
+    if exact(Field::TpDst) {
+        wc &= !FW_TP_DST;
+    }
+    b.put_u32(wc);
+    b.put_u16(in_port as u16);
+    b.extend_from_slice(&mac(Field::EthSrc));
+    b.extend_from_slice(&mac(Field::EthDst));
+    b.put_u16(dl_vlan);
+    b.put_u8(pcp);
+    b.put_u8(0);
+    b.put_u16(get(Field::EthType).0 as u16);
+    b.put_u8(tos as u8 & 0xfc);
+    b.put_u8(get(Field::NwProto).0 as u8);
+    b.put_u16(0);
+    b.put_u32(nw_src);
+    b.put_u32(nw_dst);
+    b.put_u16(get(Field::TpSrc).0 as u16);
+    b.put_u16(get(Field::TpDst).0 as u16);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +267,30 @@ mod tests {
             b[20] = 5;
         });
         assert_eq!(parse_match10(&none).unwrap(), Match::any().no_vlan());
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        for m in [
+            Match::any(),
+            Match::any()
+                .in_port(3)
+                .eth_type(0x0800)
+                .nw_proto(6)
+                .nw_src(Ipv4Addr::new(192, 168, 0, 0), 16)
+                .tp_dst(443)
+                .ip_dscp(10),
+            Match::any()
+                .eth_src(MacAddr([2, 0, 0, 0, 0, 1]))
+                .vlan_vid(7)
+                .vlan_pcp(2),
+            Match::any().no_vlan().eth_type(0x0806).arp_op(2),
+        ] {
+            let mut b = Vec::new();
+            put_match10(&mut b, &m);
+            assert_eq!(b.len(), MATCH10_LEN);
+            assert_eq!(parse_match10(&b).unwrap(), m);
+        }
     }
 
     #[test]
