@@ -20,6 +20,7 @@ pub mod flow_mod;
 pub mod header;
 pub mod hello;
 pub mod match10;
+pub mod multipart;
 pub mod oxm;
 pub mod ports;
 pub mod switch_config;

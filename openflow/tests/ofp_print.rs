@@ -164,3 +164,104 @@ fn config_echo_barrier() {
         "{t}"
     );
 }
+
+/// A rule as flow-table would hold it after `parse_flow(text)`.
+fn rule_of(text: &str, created_ms: u64) -> flow_table::Rule {
+    let p =
+        flow_table::flow_syntax::parse_flow(text, flow_table::flow_syntax::FlowMode::Add, &|_| {
+            None
+        })
+        .unwrap();
+    let s = p.to_rule_spec();
+    flow_table::Rule {
+        table: s.table,
+        priority: s.priority,
+        r#match: s.r#match,
+        actions: s.actions.into(),
+        cookie: s.cookie,
+        idle_timeout: s.idle_timeout,
+        hard_timeout: s.hard_timeout,
+        seq: 0,
+        created_ms,
+        stats: Default::default(),
+    }
+}
+
+/// Flow statistics print as flows that read back (through flow-table's parser) to the
+/// rules they came from.
+#[test]
+fn flow_stats_reply() {
+    use openflow::multipart::{encode_flow_stats, MAX_MSG_LEN};
+    let common = [
+        "priority=100,in_port=1,ip,nw_dst=10.0.0.0/8,actions=output:2",
+        "cookie=0x55,idle_timeout=30,hard_timeout=60,udp,nw_src=192.168.0.0/16,tp_src=53,actions=mod_dl_src:02:00:00:00:00:01,IN_PORT",
+        "tcp,dl_dst=01:02:03:04:05:06,tp_dst=80,actions=mod_nw_dst:10.0.0.1,mod_tp_dst:8080,output:3",
+        "arp,arp_tpa=10.0.0.1,actions=FLOOD",
+        "icmp,icmp_type=8,nw_tos=32,actions=NORMAL,LOCAL",
+        "dl_vlan=0xffff,actions=drop",
+    ];
+    let of13_only = [
+        "table=1,priority=5,ip,nw_src=1.2.3.4,actions=dec_ttl,goto_table:2",
+        "ipv6,ipv6_src=2001:db8::/32,actions=push_vlan:0x8100,output:7",
+    ];
+    for (v, flows) in [
+        (Version::Of10, common.to_vec()),
+        (Version::Of13, [&common[..], &of13_only[..]].concat()),
+    ] {
+        let rules: Vec<_> = flows.iter().map(|f| rule_of(f, 500)).collect();
+        rules[0].stats.credit(3, 180, 1000);
+        let msgs = encode_flow_stats(v, 9, &rules, 2500, MAX_MSG_LEN);
+        assert_eq!(msgs.len(), 1);
+        let Some(t) = ofp_print(&msgs[0]) else {
+            return;
+        };
+        let lines: Vec<&str> = t.lines().skip(1).collect();
+        assert_eq!(lines.len(), rules.len(), "{t}");
+        for (line, rule) in lines.iter().zip(&rules) {
+            assert!(line.contains("duration=2s,"), "{line}");
+            let back = flow_table::flow_syntax::parse_flow(
+                line.trim(),
+                flow_table::flow_syntax::FlowMode::Add,
+                &|_| None,
+            )
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+            if line.contains("vlan_tci=0x0000/0x1fff") {
+                // OVS reads 1.3's OFPVID_NONE as "no VID, no tag bit": untagged, as is
+                // flow-table's 0/0xffff (an untagged packet's TCI is all zero).
+                assert_eq!(v, Version::Of13);
+                assert_eq!(rule.r#match, flow_table::Match::any().no_vlan());
+                continue;
+            }
+            assert_eq!(back.r#match, rule.r#match, "{v:?} {line}");
+            assert_eq!(back.actions, rule.actions.to_vec(), "{v:?} {line}");
+            assert_eq!(back.table.unwrap_or(0), rule.table, "{line}");
+            assert_eq!(
+                (back.priority, back.cookie),
+                (rule.priority, rule.cookie),
+                "{line}"
+            );
+        }
+        assert!(
+            lines[0].contains("n_packets=3, n_bytes=180"),
+            "{}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn desc_reply() {
+    let d = openflow::multipart::Desc {
+        mfr_desc: "vswitch project".into(),
+        hw_desc: "userspace".into(),
+        sw_desc: "vswitch 0.1.0".into(),
+        serial_num: "None".into(),
+        dp_desc: "br0".into(),
+    };
+    let Some(t) = ofp_print(&d.encode_reply(Version::Of13, 1)) else {
+        return;
+    };
+    assert!(t.starts_with("OFPST_DESC reply (OF1.3) (xid=0x1):"), "{t}");
+    assert!(t.contains("Manufacturer: vswitch project"), "{t}");
+    assert!(t.contains("DP Description: br0"), "{t}");
+}
