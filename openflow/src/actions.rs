@@ -389,8 +389,15 @@ fn put_set_field(b: &mut Vec<u8>, field: u8, value: &[u8]) {
 }
 
 /// Appends `actions` as 1.3 actions (the part of a rule before any goto_table; resubmit,
-/// a Nicira extension, is left out).
-pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action]) {
+/// a Nicira extension, is left out). `nw_proto` is the rule's exact IP protocol, if any: it
+/// picks the OXM of an L4 port rewrite (UDP_SRC for UDP...), as the peer checks it against
+/// the match.
+pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action], nw_proto: Option<u8>) {
+    let (tp_src, tp_dst) = match nw_proto {
+        Some(17) => (ofb::UDP_SRC, ofb::UDP_DST),
+        Some(132) => (ofb::SCTP_SRC, ofb::SCTP_DST),
+        _ => (ofb::TCP_SRC, ofb::TCP_DST),
+    };
     for a in actions {
         if let Some(p) = out_port(a) {
             b.put_u16(0);
@@ -421,10 +428,8 @@ pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action]) {
                 SetField::Ipv4Src(a) => put_set_field(b, ofb::IPV4_SRC, &a.to_be_bytes()),
                 SetField::Ipv4Dst(a) => put_set_field(b, ofb::IPV4_DST, &a.to_be_bytes()),
                 SetField::IpTos(t) => put_set_field(b, ofb::IP_DSCP, &[t >> 2]),
-                // The OXM names the protocol; OVS accepts TCP's for any L4 port rewrite
-                // only under a TCP match, so this is exact for TCP rules alone.
-                SetField::TpSrc(p) => put_set_field(b, ofb::TCP_SRC, &p.to_be_bytes()),
-                SetField::TpDst(p) => put_set_field(b, ofb::TCP_DST, &p.to_be_bytes()),
+                SetField::TpSrc(p) => put_set_field(b, tp_src, &p.to_be_bytes()),
+                SetField::TpDst(p) => put_set_field(b, tp_dst, &p.to_be_bytes()),
                 SetField::TunId(id) => put_set_field(b, ofb::TUNNEL_ID, &id.to_be_bytes()),
                 SetField::IpTtl(_) => unreachable!("matched above"),
             },
@@ -435,7 +440,8 @@ pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action]) {
 
 /// Appends a rule's actions as 1.3 instructions: APPLY_ACTIONS (when there are actions)
 /// then GOTO_TABLE (when the list ends with one). Nothing at all for a drop rule.
-pub fn put_instructions13(b: &mut Vec<u8>, actions: &[Action]) {
+/// `nw_proto`: as for [`put_actions13`].
+pub fn put_instructions13(b: &mut Vec<u8>, actions: &[Action], nw_proto: Option<u8>) {
     let (list, goto) = match actions.split_last() {
         Some((Action::GotoTable(t), rest)) => (rest, Some(*t)),
         _ => (actions, None),
@@ -445,7 +451,7 @@ pub fn put_instructions13(b: &mut Vec<u8>, actions: &[Action]) {
         b.put_u16(4);
         b.put_u16(0);
         b.put_u32(0);
-        put_actions13(b, list);
+        put_actions13(b, list, nw_proto);
         let len = (b.len() - start) as u16;
         patch_u16(b, start + 2, len);
     }
@@ -526,10 +532,10 @@ mod tests {
             Action::GotoTable(4),
         ]);
         let mut b = Vec::new();
-        put_instructions13(&mut b, &list13);
+        put_instructions13(&mut b, &list13, Some(17));
         assert_eq!(parse_instructions(&b).unwrap(), list13);
         let mut b = Vec::new();
-        put_instructions13(&mut b, &[]);
+        put_instructions13(&mut b, &[], None);
         assert!(b.is_empty());
     }
 

@@ -172,7 +172,8 @@ fn put_flow_stats(b: &mut Vec<u8>, version: Version, rule: &Rule, now_ms: u64) {
         Version::Of10 => put_actions10(b, &rule.actions),
         Version::Of13 => {
             put_match13(b, &rule.r#match);
-            put_instructions13(b, &rule.actions);
+            let (proto, mask) = rule.r#match.field(flow_table::Field::NwProto);
+            put_instructions13(b, &rule.actions, (mask == 0xff).then_some(proto as u8));
         }
     }
     let len = (b.len() - start) as u16;

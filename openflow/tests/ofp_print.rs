@@ -194,7 +194,7 @@ fn flow_stats_reply() {
     use openflow::multipart::{encode_flow_stats, MAX_MSG_LEN};
     let common = [
         "priority=100,in_port=1,ip,nw_dst=10.0.0.0/8,actions=output:2",
-        "cookie=0x55,idle_timeout=30,hard_timeout=60,udp,nw_src=192.168.0.0/16,tp_src=53,actions=mod_dl_src:02:00:00:00:00:01,IN_PORT",
+        "cookie=0x55,idle_timeout=30,hard_timeout=60,udp,nw_src=192.168.0.0/16,tp_src=53,actions=mod_dl_src:02:00:00:00:00:01,mod_tp_src:5353,IN_PORT",
         "tcp,dl_dst=01:02:03:04:05:06,tp_dst=80,actions=mod_nw_dst:10.0.0.1,mod_tp_dst:8080,output:3",
         "arp,arp_tpa=10.0.0.1,actions=FLOOD",
         "icmp,icmp_type=8,nw_tos=32,actions=NORMAL,LOCAL",
