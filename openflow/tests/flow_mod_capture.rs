@@ -182,6 +182,9 @@ fn ovs_ofctl_add_flow_of13() {
         "ipv6,ipv6_src=2001:db8::/32,actions=output:7",
         "dl_vlan=10,actions=pop_vlan,output:1",
         "vlan_tci=0x1000/0x1000,dl_src=00:00:00:00:00:01/01:00:00:00:00:00,actions=drop",
+        "dl_vlan=0xffff,actions=drop",
+        "dl_vlan=10,dl_vlan_pcp=3,actions=mod_vlan_vid:20,mod_vlan_pcp:1,output:1",
+        "in_port=LOCAL,ipv6,ipv6_dst=fe80::/10,actions=mod_dl_dst:02:00:00:00:00:09,output:1",
     ] {
         check_add("OpenFlow13", Version::Of13, flow);
     }
