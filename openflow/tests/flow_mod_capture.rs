@@ -248,3 +248,27 @@ fn ovs_ofctl_unsupported() {
         assert_eq!(&msg[12..], &mods[0][..mods[0].len().min(64)]);
     }
 }
+
+/// `mod_vlan_vid` on a rule that does not match a tag: ovs-ofctl's 1.3 encoding pushes a tag
+/// first (PUSH_VLAN, SET_FIELD), where flow-table's one action pushes only when the packet
+/// has none. The decoder keeps what the wire says.
+#[test]
+fn ovs_ofctl_mod_vlan_vid_of13_pushes() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let (_, mods) = capture(
+        "OpenFlow13",
+        "add-flow",
+        "ip,actions=mod_vlan_vid:5,output:1",
+    );
+    let got = FlowMod::parse(&mods[0]).unwrap();
+    assert_eq!(
+        got.actions,
+        vec![
+            flow_table::Action::PushVlan(0x8100),
+            flow_table::Action::Set(flow_table::SetField::VlanVid(5)),
+            flow_table::Action::Output(1),
+        ]
+    );
+}
