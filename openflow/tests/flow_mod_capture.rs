@@ -50,7 +50,7 @@ fn capture(proto: &str, cmd: &str, flow: &str) -> (Version, Vec<Vec<u8>>) {
 }
 
 /// Answers a flow statistics request (whole message, agreed version) with reply messages.
-type FlowStats<'a> = &'a dyn Fn(Version, &[u8]) -> Vec<Vec<u8>>;
+type FlowStats<'a> = &'a (dyn Fn(Version, &[u8]) -> Vec<Vec<u8>> + Sync);
 
 /// [`capture`], answering flow statistics requests with `stats`; also returns ovs-ofctl's
 /// standard output.
@@ -71,32 +71,61 @@ fn capture_with(
     let sock = dir.join("sw");
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let child = Command::new("ovs-ofctl")
+    let mut child = Command::new("ovs-ofctl")
         .args(["-O", proto, "--timeout=10", "--no-names", cmd])
         .arg(format!("unix:{}", sock.display()))
-        .arg(flow)
+        .args((!flow.is_empty()).then_some(flow))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut s = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "ovs-ofctl never connected");
-                std::thread::sleep(Duration::from_millis(10));
+    // ovs-ofctl may open several connections (`show` does); serve each until it exits.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // Connections are served concurrently: ovs-ofctl keeps one open while using the next.
+    let mods = std::sync::Mutex::new(Vec::new());
+    let version = std::thread::scope(|scope| {
+        let mut served = Vec::new();
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    let mods = &mods;
+                    served.push(scope.spawn(move || serve(s, cmd, flow, stats, mods)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "ovs-ofctl did not finish");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
             }
-            Err(e) => panic!("accept: {e}"),
         }
-    };
+        served.into_iter().filter_map(|t| t.join().unwrap()).next()
+    });
+    let mods = mods.into_inner().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ovs-ofctl {cmd} {flow}: {out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    (version.expect("a HELLO"), mods, stdout)
+}
+
+/// Plays the switch on one connection until ovs-ofctl closes it; FLOW_MODs go to `mods`.
+/// Returns the version agreed.
+fn serve(
+    mut s: UnixStream,
+    cmd: &str,
+    flow: &str,
+    stats: FlowStats<'_>,
+    mods: &std::sync::Mutex<Vec<Vec<u8>>>,
+) -> Option<Version> {
     s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let ours = Version::ALL;
     s.write_all(&encode_hello(&ours, 1)).unwrap();
     let mut version = None;
-    let mut mods = Vec::new();
     while let Some(m) = read_msg(&mut s) {
         let h = Header::parse(&m).unwrap();
         eprintln!("{cmd} {flow}: got {m:02x?}");
@@ -118,7 +147,7 @@ fn capture_with(
             .encode(v, h.xid),
             MsgType::GetConfigRequest => SwitchConfig::default().encode_reply(v, h.xid),
             MsgType::FlowMod => {
-                mods.push(m);
+                mods.lock().unwrap().push(m);
                 continue;
             }
             // ovs-ofctl asks for table statistics; an empty reply of the same kind will do.
@@ -143,12 +172,7 @@ fn capture_with(
         };
         s.write_all(&reply).unwrap();
     }
-    drop(s);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "ovs-ofctl {cmd} {flow}: {out:?}");
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    (version.expect("a HELLO"), mods, stdout)
+    version
 }
 
 fn check_add(proto: &str, want_version: Version, flow: &str) {
@@ -356,5 +380,28 @@ fn ovs_ofctl_dump_flows() {
             );
             assert!(line.contains("duration=1.5"), "{line}");
         }
+    }
+}
+
+/// `ovs-ofctl show`: the handshake replies (FEATURES_REPLY, GET_CONFIG_REPLY) as a real
+/// client reads them.
+#[test]
+fn ovs_ofctl_show() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for (proto, tag) in [("OpenFlow13", " (OF1.3)"), ("OpenFlow10", "")] {
+        let (_, _, out) = capture_with(proto, "show", "", &|_, _| unreachable!());
+        assert!(
+            out.starts_with(&format!("OFPT_FEATURES_REPLY{tag} (xid=")),
+            "{proto}: {out}"
+        );
+        assert!(out.contains("dpid:0000000000000001"), "{proto}: {out}");
+        assert!(out.contains("n_tables:254"), "{proto}: {out}");
+        assert!(out.contains("OFPT_GET_CONFIG_REPLY"), "{proto}: {out}");
+        assert!(
+            out.contains("frags=normal miss_send_len=128"),
+            "{proto}: {out}"
+        );
     }
 }
