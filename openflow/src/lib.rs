@@ -23,8 +23,10 @@ pub mod match10;
 pub mod multipart;
 pub mod oxm;
 pub mod ports;
+pub mod request;
 pub mod switch_config;
 
 pub use error::{DecodeError, ErrorCode};
 pub use flow_mod::{FlowMod, FlowModCommand};
 pub use header::{Header, MsgType, Version};
+pub use request::{Received, Request};
