@@ -89,6 +89,8 @@ pub enum BadMatch {
 pub enum FlowModFailed {
     /// Unspecified (1.3 UNKNOWN; 1.0 has no such code and gets UNSUPPORTED).
     Unknown,
+    /// No room for the rule (1.3 TABLE_FULL, 1.0 ALL_TABLES_FULL).
+    TableFull,
     /// Table id out of range.
     BadTableId,
     /// Unknown command.
@@ -167,6 +169,7 @@ impl ErrorCode {
             ErrorCode::FlowModFailed(c) if of10 => (
                 3,
                 match c {
+                    FlowModFailed::TableFull => 0,
                     FlowModFailed::BadCommand => 4,
                     _ => 5,
                 },
@@ -175,11 +178,25 @@ impl ErrorCode {
                 5,
                 match c {
                     FlowModFailed::Unknown | FlowModFailed::Unsupported => 0,
+                    FlowModFailed::TableFull => 1,
                     FlowModFailed::BadTableId => 2,
                     FlowModFailed::BadCommand => 6,
                     FlowModFailed::BadFlags => 7,
                 },
             ),
+        }
+    }
+}
+
+impl From<&flow_table::FlowModError> for ErrorCode {
+    /// The error answering a flow mod the rule tables refused.
+    fn from(e: &flow_table::FlowModError) -> ErrorCode {
+        use flow_table::FlowModError as E;
+        match e {
+            E::BadMatch(_) => ErrorCode::BadMatch(BadMatch::BadPrereq),
+            E::BadGoto { .. } => ErrorCode::BadInstruction(BadInstruction::BadTableId),
+            E::BadTable(_) => ErrorCode::FlowModFailed(FlowModFailed::BadTableId),
+            E::TooManyRules(_) => ErrorCode::FlowModFailed(FlowModFailed::TableFull),
         }
     }
 }
@@ -268,6 +285,15 @@ mod tests {
             ErrorCode::BadRequest(BadRequest::BadMultipart).wire(Version::Of10),
             (1, 2)
         );
+    }
+
+    #[test]
+    fn rule_table_refusals() {
+        let e = flow_table::FlowModError::BadGoto { from: 3, to: 1 };
+        assert_eq!(ErrorCode::from(&e).wire(Version::Of13), (3, 2));
+        let full = flow_table::FlowModError::TooManyRules(10);
+        assert_eq!(ErrorCode::from(&full).wire(Version::Of13), (5, 1));
+        assert_eq!(ErrorCode::from(&full).wire(Version::Of10), (3, 0));
     }
 
     #[test]

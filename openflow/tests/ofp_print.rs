@@ -117,6 +117,30 @@ fn errors() {
             ErrorCode::FlowModFailed(openflow::error::FlowModFailed::BadCommand),
             "OFPFMFC_BAD_COMMAND",
         ),
+        (
+            ErrorCode::FlowModFailed(openflow::error::FlowModFailed::TableFull),
+            "OFPFMFC_TABLE_FULL",
+        ),
+        (
+            ErrorCode::BadInstruction(openflow::error::BadInstruction::BadTableId),
+            "OFPBIC_BAD_TABLE_ID",
+        ),
+        (
+            ErrorCode::BadInstruction(openflow::error::BadInstruction::UnsupInst),
+            "OFPBIC_UNSUP_INST",
+        ),
+        (
+            ErrorCode::BadAction(BadAction::BadOutGroup),
+            "OFPBAC_BAD_OUT_GROUP",
+        ),
+        (
+            ErrorCode::BadAction(BadAction::BadSetType),
+            "OFPBAC_BAD_SET_TYPE",
+        ),
+        (
+            ErrorCode::BadMatch(BadMatch::BadPrereq),
+            "OFPBMC_BAD_PREREQ",
+        ),
     ];
     for (code, name) in cases {
         let Some(t) = ofp_print(&encode_error(Version::Of13, 0x55, code, &req)) else {
