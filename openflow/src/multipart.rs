@@ -18,6 +18,10 @@ use crate::ports;
 pub const MP_DESC: u16 = 0;
 /// OFPMP_FLOW.
 pub const MP_FLOW: u16 = 1;
+/// OFPMP_AGGREGATE.
+pub const MP_AGGREGATE: u16 = 2;
+/// OFPMP_PORT_DESC (1.3).
+pub const MP_PORT_DESC: u16 = 13;
 /// OFPMPF_REPLY_MORE: more messages of this reply follow.
 pub const REPLY_MORE: u16 = 1;
 /// The largest message: the 16-bit length field's limit.
@@ -65,9 +69,10 @@ impl<'a> MultipartRequest<'a> {
         })
     }
 
-    /// The rules a FLOW request asks about (BAD_REQUEST/BAD_MULTIPART for other kinds).
+    /// The rules a FLOW or AGGREGATE request asks about (the two share their request
+    /// body); BAD_REQUEST/BAD_MULTIPART for other kinds.
     pub fn flow_filter(&self) -> Result<RuleFilter, DecodeError> {
-        if self.kind != MP_FLOW {
+        if self.kind != MP_FLOW && self.kind != MP_AGGREGATE {
             return Err(DecodeError::new(
                 "ofp_multipart_request.type",
                 format!("{} is not a flow statistics request", self.kind),
@@ -141,6 +146,48 @@ impl Desc {
             put_str(b, &self.dp_desc, 256);
         })
     }
+}
+
+/// The AGGREGATE reply: totals over the rules a request selected.
+pub fn encode_aggregate<'r>(
+    version: Version,
+    xid: u32,
+    rules: impl IntoIterator<Item = &'r Rule>,
+) -> Vec<u8> {
+    let (mut packets, mut bytes, mut flows) = (0u64, 0u64, 0u32);
+    for r in rules {
+        packets += r.stats.packets();
+        bytes += r.stats.bytes();
+        flows += 1;
+    }
+    message(version, MsgType::MultipartReply, xid, |b| {
+        put_mp_header(b, version, MP_AGGREGATE, 0);
+        b.put_u64(packets);
+        b.put_u64(bytes);
+        b.put_u32(flows);
+        b.put_zeros(4);
+    })
+}
+
+/// The 1.3 PORT_DESC reply listing `ports` (1.0 lists them in the FEATURES_REPLY instead).
+/// Port numbers are widened to 1.3's reserved range (`LOCAL`).
+pub fn encode_port_desc(xid: u32, ports: &[crate::features::PhyPort]) -> Vec<u8> {
+    let version = Version::Of13;
+    message(version, MsgType::MultipartReply, xid, |b| {
+        put_mp_header(b, version, MP_PORT_DESC, 0);
+        for p in ports {
+            b.put_u32(ports::to_of13(p.port_no as u32));
+            b.put_zeros(4);
+            b.extend_from_slice(&p.hw_addr.0);
+            b.put_zeros(2);
+            put_str(b, &p.name, 16);
+            b.put_u32(p.config);
+            b.put_u32(p.state);
+            b.put_u32(p.curr);
+            b.put_zeros(12); // advertised, supported, peer
+            b.put_zeros(8); // curr_speed, max_speed (kb/s; unknown for virtual ports)
+        }
+    })
 }
 
 /// One `ofp_flow_stats` entry for `rule` at `now_ms` (the rules' clock).

@@ -142,7 +142,7 @@ fn serve(
                 n_buffers: 0,
                 n_tables: 254,
                 capabilities: 0,
-                ports: vec![],
+                ports: vec![local_port()],
             }
             .encode(v, h.xid),
             MsgType::GetConfigRequest => SwitchConfig::default().encode_reply(v, h.xid),
@@ -156,6 +156,9 @@ fn serve(
                     s.write_all(&r).unwrap();
                 }
                 continue;
+            }
+            MsgType::MultipartRequest if v == Version::Of13 && m[8..10] == [0, 13] => {
+                openflow::multipart::encode_port_desc(h.xid, &[local_port()])
             }
             MsgType::MultipartRequest => {
                 let kind = [m[8], m[9]];
@@ -173,6 +176,18 @@ fn serve(
         s.write_all(&reply).unwrap();
     }
     version
+}
+
+/// The port the test switch reports.
+fn local_port() -> openflow::features::PhyPort {
+    openflow::features::PhyPort {
+        port_no: 0xfffe,
+        hw_addr: flow_table::MacAddr([2, 0, 0, 0, 0, 0xab]),
+        name: "br0".into(),
+        config: 0,
+        state: 0,
+        curr: 0,
+    }
 }
 
 fn check_add(proto: &str, want_version: Version, flow: &str) {
@@ -398,6 +413,10 @@ fn ovs_ofctl_show() {
         );
         assert!(out.contains("dpid:0000000000000001"), "{proto}: {out}");
         assert!(out.contains("n_tables:254"), "{proto}: {out}");
+        assert!(
+            out.contains(" LOCAL(br0): addr:02:00:00:00:00:ab"),
+            "{proto}: {out}"
+        );
         assert!(out.contains("OFPT_GET_CONFIG_REPLY"), "{proto}: {out}");
         assert!(
             out.contains("frags=normal miss_send_len=128"),

@@ -289,3 +289,37 @@ fn desc_reply() {
     assert!(t.contains("Manufacturer: vswitch project"), "{t}");
     assert!(t.contains("DP Description: br0"), "{t}");
 }
+
+#[test]
+fn port_desc_and_aggregate() {
+    use openflow::multipart::{encode_aggregate, encode_port_desc};
+    let ports = [PhyPort {
+        port_no: 0xfffe,
+        hw_addr: MacAddr([2, 0, 0, 0, 0, 0xab]),
+        name: "br0".into(),
+        config: 0,
+        state: 0,
+        curr: 0,
+    }];
+    let Some(t) = ofp_print(&encode_port_desc(4, &ports)) else {
+        return;
+    };
+    assert!(
+        t.starts_with("OFPST_PORT_DESC reply (OF1.3) (xid=0x4):"),
+        "{t}"
+    );
+    assert!(t.contains(" LOCAL(br0): addr:02:00:00:00:00:ab"), "{t}");
+    let rules = [
+        rule_of("ip,actions=output:1", 0),
+        rule_of("arp,actions=NORMAL", 0),
+    ];
+    rules[0].stats.credit(2, 100, 1);
+    rules[1].stats.credit(1, 60, 1);
+    for v in Version::ALL {
+        let t = ofp_print(&encode_aggregate(v, 5, &rules)).unwrap();
+        assert!(
+            t.contains("packet_count=3 byte_count=160 flow_count=2"),
+            "{t}"
+        );
+    }
+}
