@@ -20,6 +20,8 @@ pub const MP_DESC: u16 = 0;
 pub const MP_FLOW: u16 = 1;
 /// OFPMP_AGGREGATE.
 pub const MP_AGGREGATE: u16 = 2;
+/// OFPMP_TABLE.
+pub const MP_TABLE: u16 = 3;
 /// OFPMP_PORT_DESC (1.3).
 pub const MP_PORT_DESC: u16 = 13;
 /// OFPMPF_REPLY_MORE: more messages of this reply follow.
@@ -146,6 +148,39 @@ impl Desc {
             put_str(b, &self.dp_desc, 256);
         })
     }
+}
+
+/// One table's counters, for the TABLE reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableStats {
+    /// Table id.
+    pub table_id: u8,
+    /// Rules in the table.
+    pub active_count: u32,
+    /// Packets looked up in the table.
+    pub lookup_count: u64,
+    /// Packets that hit a rule.
+    pub matched_count: u64,
+}
+
+/// The TABLE reply (1.0 names each table `table<N>` and says every field can be
+/// wildcarded; 1.3 has neither).
+pub fn encode_table_stats(version: Version, xid: u32, tables: &[TableStats]) -> Vec<u8> {
+    message(version, MsgType::MultipartReply, xid, |b| {
+        put_mp_header(b, version, MP_TABLE, 0);
+        for t in tables {
+            b.put_u8(t.table_id);
+            b.put_zeros(3);
+            if version == Version::Of10 {
+                put_str(b, &format!("table{}", t.table_id), 32);
+                b.put_u32((1 << 22) - 1); // OFPFW_ALL: every field may be wildcarded
+                b.put_u32(1_000_000); // max_entries
+            }
+            b.put_u32(t.active_count);
+            b.put_u64(t.lookup_count);
+            b.put_u64(t.matched_count);
+        }
+    })
 }
 
 /// The AGGREGATE reply: totals over the rules a request selected.

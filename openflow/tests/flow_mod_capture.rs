@@ -45,7 +45,9 @@ fn read_msg(s: &mut UnixStream) -> Option<Vec<u8>> {
 /// Runs `ovs-ofctl -O PROTO CMD unix:SOCK FLOW` against a minimal switch and returns the
 /// FLOW_MODs it sent (whole messages), with the version agreed.
 fn capture(proto: &str, cmd: &str, flow: &str) -> (Version, Vec<Vec<u8>>) {
-    let (v, mods, _) = capture_with(proto, cmd, flow, &|_, _| unreachable!("no flow stats"));
+    let (v, mods, _) = capture_with(proto, cmd, flow, false, &|_, _| {
+        unreachable!("no flow stats")
+    });
     (v, mods)
 }
 
@@ -53,14 +55,16 @@ fn capture(proto: &str, cmd: &str, flow: &str) -> (Version, Vec<Vec<u8>>) {
 type FlowStats<'a> = &'a (dyn Fn(Version, &[u8]) -> Vec<Vec<u8>> + Sync);
 
 /// [`capture`], answering flow statistics requests with `stats`; also returns ovs-ofctl's
-/// standard output.
+/// standard output. `names`: let ovs-ofctl look table and port names up (`--names`).
 fn capture_with(
     proto: &str,
     cmd: &str,
     flow: &str,
+    names: bool,
     stats: FlowStats<'_>,
 ) -> (Version, Vec<Vec<u8>>, String) {
     static N: AtomicUsize = AtomicUsize::new(0);
+    let names = if names { "--names" } else { "--no-names" };
     let dir: PathBuf = std::env::temp_dir().join(format!(
         "ofcodec-{}-{}",
         std::process::id(),
@@ -72,7 +76,7 @@ fn capture_with(
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
     let mut child = Command::new("ovs-ofctl")
-        .args(["-O", proto, "--timeout=10", "--no-names", cmd])
+        .args(["-O", proto, "--timeout=10", names, cmd])
         .arg(format!("unix:{}", sock.display()))
         .args((!flow.is_empty()).then_some(flow))
         .stdin(Stdio::null())
@@ -159,6 +163,17 @@ fn serve(
             }
             MsgType::MultipartRequest if v == Version::Of13 && m[8..10] == [0, 13] => {
                 openflow::multipart::encode_port_desc(h.xid, &[local_port()])
+            }
+            MsgType::MultipartRequest if m[8..10] == [0, 3] => {
+                let tables: Vec<_> = (0..254)
+                    .map(|t| openflow::multipart::TableStats {
+                        table_id: t,
+                        active_count: 0,
+                        lookup_count: 0,
+                        matched_count: 0,
+                    })
+                    .collect();
+                openflow::multipart::encode_table_stats(v, h.xid, &tables)
             }
             MsgType::MultipartRequest => {
                 let kind = [m[8], m[9]];
@@ -380,7 +395,7 @@ fn ovs_ofctl_dump_flows() {
             assert_eq!(pages.len(), rules.len());
             pages
         };
-        let (_, _, out) = capture_with(proto, "dump-flows", filter_text, &handler);
+        let (_, _, out) = capture_with(proto, "dump-flows", filter_text, false, &handler);
         let lines: Vec<&str> = out.lines().filter(|l| l.contains("actions=")).collect();
         assert_eq!(lines.len(), rules.len(), "{proto}: {out}");
         for (line, rule) in lines.iter().zip(&rules) {
@@ -406,7 +421,7 @@ fn ovs_ofctl_show() {
         return;
     }
     for (proto, tag) in [("OpenFlow13", " (OF1.3)"), ("OpenFlow10", "")] {
-        let (_, _, out) = capture_with(proto, "show", "", &|_, _| unreachable!());
+        let (_, _, out) = capture_with(proto, "show", "", false, &|_, _| unreachable!());
         assert!(
             out.starts_with(&format!("OFPT_FEATURES_REPLY{tag} (xid=")),
             "{proto}: {out}"
@@ -423,4 +438,18 @@ fn ovs_ofctl_show() {
             "{proto}: {out}"
         );
     }
+}
+
+/// Without `--no-names`, ovs-ofctl (1.0) first asks for table statistics to learn table
+/// names; the TABLE reply satisfies it.
+#[test]
+fn ovs_ofctl_add_flow_of10_with_names() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flow = "in_port=1,actions=output:2";
+    let (_, mods, _) = capture_with("OpenFlow10", "add-flow", flow, true, &|_, _| unreachable!());
+    let got = FlowMod::parse(&mods[0]).unwrap();
+    let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+    assert_eq!(got.to_rule_spec(), want.to_rule_spec());
 }
