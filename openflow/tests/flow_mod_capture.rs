@@ -72,6 +72,14 @@ fn capture_with(
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // Removes the directory however the capture ends (ovs-ofctl ends on its own --timeout).
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = RemoveDir(dir.clone());
     let sock = dir.join("sw");
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -111,7 +119,6 @@ fn capture_with(
     let mods = mods.into_inner().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "ovs-ofctl {cmd} {flow}: {out:?}");
-    let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8(out.stdout).unwrap();
     (version.expect("a HELLO"), mods, stdout)
 }
