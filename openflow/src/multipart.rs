@@ -271,13 +271,28 @@ pub fn encode_flow_stats<'r>(
     now_ms: u64,
     max_len: usize,
 ) -> Vec<Vec<u8>> {
+    let entries = rules.into_iter().map(|rule| {
+        let mut e = Vec::new();
+        put_flow_stats(&mut e, version, rule, now_ms);
+        e
+    });
+    paged(version, xid, MP_FLOW, entries, max_len)
+}
+
+/// Packs `entries` into reply messages of kind `kind` of at most `max_len` bytes (capped at
+/// 65535), REPLY_MORE on all but the last; no entries gives one empty reply.
+fn paged(
+    version: Version,
+    xid: u32,
+    kind: u16,
+    entries: impl IntoIterator<Item = Vec<u8>>,
+    max_len: usize,
+) -> Vec<Vec<u8>> {
     let max_len = max_len.min(MAX_MSG_LEN);
     let mut pages: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
     let head = HEADER_LEN + if version == Version::Of13 { 8 } else { 4 };
     let mut used = head;
-    for rule in rules {
-        let mut e = Vec::new();
-        put_flow_stats(&mut e, version, rule, now_ms);
+    for e in entries {
         // A page always takes its first entry, so an entry over the limit still goes out.
         if used + e.len() > max_len && !pages.last().expect("a page").is_empty() {
             pages.push(Vec::new());
@@ -292,13 +307,95 @@ pub fn encode_flow_stats<'r>(
         .enumerate()
         .map(|(i, page)| {
             message(version, MsgType::MultipartReply, xid, |b| {
-                put_mp_header(b, version, MP_FLOW, if i + 1 < n { REPLY_MORE } else { 0 });
+                put_mp_header(b, version, kind, if i + 1 < n { REPLY_MORE } else { 0 });
                 for e in page {
                     b.extend_from_slice(&e);
                 }
             })
         })
         .collect()
+}
+
+/// OFPMP_TABLE_FEATURES (1.3).
+pub const MP_TABLE_FEATURES: u16 = 12;
+
+/// The 1.3 TABLE_FEATURES reply to a query (a request without a body): tables
+/// `0..n_tables`, named `table<N>`, each with room for `max_entries` rules and the
+/// instructions, actions and fields this codec decodes. Paged like flow statistics.
+pub fn encode_table_features(xid: u32, n_tables: u8, max_entries: u32) -> Vec<Vec<u8>> {
+    use crate::oxm::{ofb, width, CLASS_BASIC};
+    // Matchable and settable fields, as OXM headers (class, field, hasmask, length).
+    let fields: Vec<u8> = (0..40u8).filter(|f| width(*f).is_some()).collect();
+    let oxm = |f: u8, masked: bool| -> u32 {
+        let (w, _) = width(f).expect("known field");
+        (CLASS_BASIC as u32) << 16 | (f as u32) << 9 | (masked as u32) << 8 | w as u32
+    };
+    let settable = [
+        ofb::ETH_DST,
+        ofb::ETH_SRC,
+        ofb::VLAN_VID,
+        ofb::VLAN_PCP,
+        ofb::IP_DSCP,
+        ofb::IPV4_SRC,
+        ofb::IPV4_DST,
+        ofb::TCP_SRC,
+        ofb::TCP_DST,
+        ofb::UDP_SRC,
+        ofb::UDP_DST,
+        ofb::SCTP_SRC,
+        ofb::SCTP_DST,
+        ofb::TUNNEL_ID,
+    ];
+    let entries = (0..n_tables).map(|t| {
+        let mut b = Vec::new();
+        b.put_u16(0);
+        b.put_u8(t);
+        b.put_zeros(5);
+        put_str(&mut b, &format!("table{t}"), 32);
+        b.put_u64(0); // metadata_match: vswitch has no metadata
+        b.put_u64(0); // metadata_write
+        b.put_u32(0); // config
+        b.put_u32(max_entries);
+        let prop = |b: &mut Vec<u8>, ty: u16, body: &[u8]| {
+            let start = b.len();
+            b.put_u16(ty);
+            b.put_u16((4 + body.len()) as u16);
+            b.extend_from_slice(body);
+            b.pad8(start);
+        };
+        let headers = |list: &[u16]| -> Vec<u8> {
+            list.iter()
+                .flat_map(|t| [t.to_be_bytes(), 4u16.to_be_bytes()].concat())
+                .collect()
+        };
+        let oxms = |list: &[u8], masked: bool| -> Vec<u8> {
+            list.iter()
+                .flat_map(|f| {
+                    let m = masked && width(*f).is_some_and(|(_, can)| can);
+                    oxm(*f, m).to_be_bytes()
+                })
+                .collect()
+        };
+        // GOTO_TABLE only where a later table exists; APPLY_ACTIONS, CLEAR_ACTIONS.
+        let inst: &[u16] = if t + 1 < n_tables {
+            &[1, 4, 5]
+        } else {
+            &[4, 5]
+        };
+        prop(&mut b, 0, &headers(inst)); // INSTRUCTIONS
+        let next: Vec<u8> = (t + 1..n_tables).collect();
+        prop(&mut b, 2, &next); // NEXT_TABLES
+        prop(&mut b, 4, &[]); // WRITE_ACTIONS: none
+        prop(&mut b, 6, &headers(&[0, 17, 18, 23, 24, 25])); // APPLY_ACTIONS
+        prop(&mut b, 8, &oxms(&fields, true)); // MATCH
+        prop(&mut b, 10, &oxms(&fields, false)); // WILDCARDS
+        prop(&mut b, 12, &[]); // WRITE_SETFIELD: none
+        prop(&mut b, 14, &oxms(&settable, false)); // APPLY_SETFIELD
+        let len = b.len() as u16;
+        patch_u16(&mut b, 0, len);
+        b
+    });
+    paged(Version::Of13, xid, MP_TABLE_FEATURES, entries, MAX_MSG_LEN)
 }
 
 #[cfg(test)]

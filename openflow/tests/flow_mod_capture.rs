@@ -171,6 +171,12 @@ fn serve(
             MsgType::MultipartRequest if v == Version::Of13 && m[8..10] == [0, 13] => {
                 openflow::multipart::encode_port_desc(h.xid, &[local_port()])
             }
+            MsgType::MultipartRequest if v == Version::Of13 && m[8..10] == [0, 12] => {
+                for r in openflow::multipart::encode_table_features(h.xid, 254, 1_000_000) {
+                    s.write_all(&r).unwrap();
+                }
+                continue;
+            }
             MsgType::MultipartRequest if m[8..10] == [0, 3] => {
                 let tables: Vec<_> = (0..254)
                     .map(|t| openflow::multipart::TableStats {
@@ -447,18 +453,18 @@ fn ovs_ofctl_show() {
     }
 }
 
-/// Without `--no-names`, ovs-ofctl (1.0) first asks for table statistics to learn table
-/// names; the TABLE reply satisfies it. (In 1.3 it asks for TABLE_FEATURES, whose reply OVS
-/// takes only with its eight required property lists: not encoded yet, so the 1.3 captures
-/// use `--no-names`.)
+/// Without `--no-names`, ovs-ofctl first asks for table statistics (1.0) or features (1.3)
+/// to learn table names; the TABLE and (paged) TABLE_FEATURES replies satisfy it.
 #[test]
-fn ovs_ofctl_add_flow_of10_with_names() {
+fn ovs_ofctl_add_flow_with_names() {
     if !have_ovs_ofctl() {
         return;
     }
     let flow = "in_port=1,actions=output:2";
-    let (_, mods, _) = capture_with("OpenFlow10", "add-flow", flow, true, &|_, _| unreachable!());
-    let got = FlowMod::parse(&mods[0]).unwrap();
-    let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
-    assert_eq!(got.to_rule_spec(), want.to_rule_spec());
+    for proto in ["OpenFlow10", "OpenFlow13"] {
+        let (_, mods, _) = capture_with(proto, "add-flow", flow, true, &|_, _| unreachable!());
+        let got = FlowMod::parse(&mods[0]).unwrap();
+        let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+        assert_eq!(got.to_rule_spec(), want.to_rule_spec(), "{proto}");
+    }
 }

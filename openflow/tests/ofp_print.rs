@@ -323,3 +323,28 @@ fn port_desc_and_aggregate() {
         );
     }
 }
+
+#[test]
+fn table_features() {
+    let msgs = openflow::multipart::encode_table_features(6, 2, 1000);
+    assert_eq!(msgs.len(), 1);
+    let Some(t) = ofp_print(&msgs[0]) else {
+        return;
+    };
+    assert!(
+        t.starts_with("OFPST_TABLE_FEATURES reply (OF1.3) (xid=0x6):"),
+        "{t}"
+    );
+    assert!(t.contains("table 0 (\"table0\")"), "{t}");
+    assert!(t.contains("max_entries=1000"), "{t}");
+    assert!(!t.contains("WARN"), "{t}");
+    // 254 tables do not fit one message: paged.
+    let all = openflow::multipart::encode_table_features(7, 254, 1000);
+    assert!(all.len() > 1);
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(u16::from_be_bytes([m[2], m[3]]) as usize, m.len());
+        let more = u16::from_be_bytes([m[10], m[11]]) == 1;
+        assert_eq!(more, i + 1 < all.len());
+    }
+    // (Too big for ofp-print's command line; ovs_ofctl_add_flow_with_names reads them.)
+}
