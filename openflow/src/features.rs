@@ -15,6 +15,8 @@ pub const CAP_PORT_STATS: u32 = 1 << 2;
 
 /// Length of a 1.0 `ofp_phy_port`.
 pub const PHY_PORT10_LEN: usize = 48;
+/// The most ports a 1.0 FEATURES_REPLY can list (its 16-bit length).
+pub const MAX_PORTS10: usize = (65535 - 32) / PHY_PORT10_LEN;
 /// Length of the port name field.
 const NAME_LEN: usize = 16;
 
@@ -66,7 +68,9 @@ impl FeaturesReply {
                     b.put_zeros(3);
                     b.put_u32(self.capabilities);
                     b.put_u32(OF10_ACTIONS);
-                    for p in &self.ports {
+                    // A message holds at most 1364 ports; a peer seeing a full reply asks
+                    // for the rest by PORT_DESC, as OVS does.
+                    for p in self.ports.iter().take(MAX_PORTS10) {
                         put_phy_port10(b, p);
                     }
                 }
@@ -126,5 +130,9 @@ mod tests {
         assert_eq!(m10.len(), 32 + PHY_PORT10_LEN);
         assert_eq!(&m10[32..34], &[0, 1]);
         assert_eq!(&m10[40..56], b"a-very-long-por\0");
+        let mut many = reply();
+        many.ports = vec![many.ports[0].clone(); 2000];
+        let m = many.encode(Version::Of10, 1);
+        assert_eq!(m.len(), 32 + MAX_PORTS10 * PHY_PORT10_LEN);
     }
 }
