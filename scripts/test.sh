@@ -20,7 +20,8 @@ command -v busybox >/dev/null || need_pkgs+=(busybox-static)
 command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
 # Turns checksum offload off in namespaces behind AF_XDP ports (cli/tests/vm.rs).
 command -v ethtool >/dev/null || need_pkgs+=(ethtool)
-# ovs-ofctl is the reference the flow parser is compared with (flow-table/tests/ofctl_parity.rs).
+# ovs-ofctl is the reference the flow parser is compared with (flow-table/tests/ofctl_parity.rs)
+# and the OpenFlow codec's oracle (openflow/tests/ofp_print.rs, flow_mod_capture.rs).
 command -v ovs-ofctl >/dev/null || need_pkgs+=(openvswitch-switch)
 # The soak script (scripts/soak.sh) drives the REST API with curl and jq.
 command -v curl >/dev/null || need_pkgs+=(curl)

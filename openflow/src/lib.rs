@@ -1,0 +1,47 @@
+//! The OpenFlow wire codec: the switch side of OpenFlow 1.0 and 1.3 messages, with no I/O.
+//!
+//! Decoders take one whole message (header included, as framed by [`header::Header::parse`])
+//! and return typed values; every failure names the field and carries the OpenFlow error
+//! ([`error::ErrorCode`]) the switch answers with. Encoders return whole messages with the
+//! header's length filled in.
+//!
+//! Rules are expressed with flow-table's types ([`flow_table::Match`], [`flow_table::Action`]),
+//! so a decoded flow mod installs through the same [`flow_table::RuleTables`] as `ovs-ofctl`
+//! flows given over the management API.
+//!
+//! A connection's life, as the channel (a later step) will run it:
+//! - send [`hello::encode_hello`], read the peer's HELLO ([`hello::Hello::parse`]) and
+//!   [`hello::negotiate`] a [`Version`] (or send the HELLO_FAILED it returns and close);
+//! - frame the stream with [`Header::peek_len`], decode each message with
+//!   [`Received::parse`], and answer: [`echo::echo_reply`], [`echo::barrier_reply`],
+//!   [`features::FeaturesReply::encode`], [`switch_config::SwitchConfig::encode_reply`],
+//!   [`FlowMod::to_rule_spec`]/[`FlowMod::to_rule_filter`] for the rule tables,
+//!   [`multipart::MultipartRequest::flow_filter`] then [`multipart::encode_flow_stats`],
+//!   [`multipart::Desc::encode_reply`];
+//! - answer every refusal with [`DecodeError::to_error_msg`] (or [`error::encode_error`]
+//!   with `ErrorCode::from(&FlowModError)` for what the rule tables refuse).
+//!
+//! Port numbers follow flow-table (OpenFlow 1.0's 16-bit numbering, `LOCAL` = 0xfffe); 1.3's
+//! 32-bit reserved ports are folded onto it ([`ports`]).
+
+#![warn(missing_docs)]
+
+pub mod actions;
+mod codec;
+pub mod echo;
+pub mod error;
+pub mod features;
+pub mod flow_mod;
+pub mod header;
+pub mod hello;
+pub mod match10;
+pub mod multipart;
+pub mod oxm;
+pub mod ports;
+pub mod request;
+pub mod switch_config;
+
+pub use error::{DecodeError, ErrorCode};
+pub use flow_mod::{FlowMod, FlowModCommand};
+pub use header::{Header, MsgType, Version};
+pub use request::{Received, Request};

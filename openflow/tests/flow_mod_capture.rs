@@ -1,0 +1,470 @@
+//! Decode oracle: FLOW_MODs as ovs-ofctl sends them, decoded to what flow-table's parser
+//! makes of the same flow text.
+//!
+//! The test plays a minimal switch on a unix socket (HELLO, FEATURES, BARRIER answered with
+//! this crate's encoders) and captures what `ovs-ofctl add-flow`/`del-flows` send. It skips,
+//! saying so, only when ovs-ofctl is not installed.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use flow_table::flow_syntax::{parse_flow, FlowMode};
+use openflow::error::{encode_error, BadRequest};
+use openflow::features::FeaturesReply;
+use openflow::hello::{encode_hello, negotiate, Hello};
+use openflow::switch_config::SwitchConfig;
+use openflow::{echo, ErrorCode, FlowMod, FlowModCommand, Header, MsgType, Version};
+
+fn have_ovs_ofctl() -> bool {
+    match Command::new("ovs-ofctl").arg("--version").output() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIPPED: ovs-ofctl missing");
+            false
+        }
+        Err(e) => panic!("running ovs-ofctl: {e}"),
+    }
+}
+
+fn read_msg(s: &mut UnixStream) -> Option<Vec<u8>> {
+    let mut m = vec![0u8; 8];
+    if s.read_exact(&mut m).is_err() {
+        return None;
+    }
+    let len = Header::peek_len(&m).unwrap();
+    assert!(len >= 8, "bad length {len}");
+    m.resize(len, 0);
+    s.read_exact(&mut m[8..]).expect("message body");
+    Some(m)
+}
+
+/// Runs `ovs-ofctl -O PROTO CMD unix:SOCK FLOW` against a minimal switch and returns the
+/// FLOW_MODs it sent (whole messages), with the version agreed.
+fn capture(proto: &str, cmd: &str, flow: &str) -> (Version, Vec<Vec<u8>>) {
+    let (v, mods, _) = capture_with(proto, cmd, flow, false, &|_, _| {
+        unreachable!("no flow stats")
+    });
+    (v, mods)
+}
+
+/// Answers a flow statistics request (whole message, agreed version) with reply messages.
+type FlowStats<'a> = &'a (dyn Fn(Version, &[u8]) -> Vec<Vec<u8>> + Sync);
+
+/// [`capture`], answering flow statistics requests with `stats`; also returns ovs-ofctl's
+/// standard output. `names`: let ovs-ofctl look table and port names up (`--names`).
+fn capture_with(
+    proto: &str,
+    cmd: &str,
+    flow: &str,
+    names: bool,
+    stats: FlowStats<'_>,
+) -> (Version, Vec<Vec<u8>>, String) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let names = if names { "--names" } else { "--no-names" };
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "ofcodec-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Removes the directory however the capture ends (ovs-ofctl ends on its own --timeout).
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = RemoveDir(dir.clone());
+    let sock = dir.join("sw");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut child = Command::new("ovs-ofctl")
+        .args(["-O", proto, "--timeout=10", names, cmd])
+        .arg(format!("unix:{}", sock.display()))
+        .args((!flow.is_empty()).then_some(flow))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ovs-ofctl may open several connections (`show` does); serve each until it exits.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // Connections are served concurrently: ovs-ofctl keeps one open while using the next.
+    let mods = std::sync::Mutex::new(Vec::new());
+    let version = std::thread::scope(|scope| {
+        let mut served = Vec::new();
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    let mods = &mods;
+                    served.push(scope.spawn(move || serve(s, cmd, flow, stats, mods)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "ovs-ofctl did not finish");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        served.into_iter().filter_map(|t| t.join().unwrap()).next()
+    });
+    let mods = mods.into_inner().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ovs-ofctl {cmd} {flow}: {out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    (version.expect("a HELLO"), mods, stdout)
+}
+
+/// Plays the switch on one connection until ovs-ofctl closes it; FLOW_MODs go to `mods`.
+/// Returns the version agreed.
+fn serve(
+    mut s: UnixStream,
+    cmd: &str,
+    flow: &str,
+    stats: FlowStats<'_>,
+    mods: &std::sync::Mutex<Vec<Vec<u8>>>,
+) -> Option<Version> {
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let ours = Version::ALL;
+    s.write_all(&encode_hello(&ours, 1)).unwrap();
+    let mut version = None;
+    while let Some(m) = read_msg(&mut s) {
+        let h = Header::parse(&m).unwrap();
+        eprintln!("{cmd} {flow}: got {m:02x?}");
+        if h.msg_type == 0 {
+            let v = negotiate(&Hello::parse(&m).unwrap(), &ours).expect("a common version");
+            version = Some(v);
+            continue;
+        }
+        let v = version.expect("HELLO first");
+        let reply = match h.msg_type().unwrap() {
+            MsgType::EchoRequest => echo::echo_reply(&m).unwrap(),
+            MsgType::FeaturesRequest => FeaturesReply {
+                datapath_id: 1,
+                n_buffers: 0,
+                n_tables: 254,
+                capabilities: 0,
+                ports: vec![local_port()],
+            }
+            .encode(v, h.xid),
+            MsgType::GetConfigRequest => SwitchConfig::default().encode_reply(v, h.xid),
+            MsgType::FlowMod => {
+                mods.lock().unwrap().push(m);
+                continue;
+            }
+            // ovs-ofctl asks for table statistics; an empty reply of the same kind will do.
+            MsgType::MultipartRequest if m[8..10] == [0, 1] => {
+                for r in stats(v, &m) {
+                    s.write_all(&r).unwrap();
+                }
+                continue;
+            }
+            MsgType::MultipartRequest if v == Version::Of13 && m[8..10] == [0, 13] => {
+                openflow::multipart::encode_port_desc(h.xid, &[local_port()])
+            }
+            MsgType::MultipartRequest if v == Version::Of13 && m[8..10] == [0, 12] => {
+                for r in openflow::multipart::encode_table_features(h.xid, 254, 1_000_000) {
+                    s.write_all(&r).unwrap();
+                }
+                continue;
+            }
+            MsgType::MultipartRequest if m[8..10] == [0, 3] => {
+                let tables: Vec<_> = (0..254)
+                    .map(|t| openflow::multipart::TableStats {
+                        table_id: t,
+                        active_count: 0,
+                        lookup_count: 0,
+                        matched_count: 0,
+                    })
+                    .collect();
+                openflow::multipart::encode_table_stats(v, h.xid, &tables)
+            }
+            MsgType::MultipartRequest => {
+                let kind = [m[8], m[9]];
+                openflow::header::message(v, MsgType::MultipartReply, h.xid, |b| {
+                    b.extend_from_slice(&kind);
+                    b.extend_from_slice(&[0, 0]);
+                    if v == Version::Of13 {
+                        b.extend_from_slice(&[0; 4]);
+                    }
+                })
+            }
+            MsgType::BarrierRequest => echo::barrier_reply(v, h.xid),
+            _ => encode_error(v, h.xid, ErrorCode::BadRequest(BadRequest::BadType), &m),
+        };
+        s.write_all(&reply).unwrap();
+    }
+    version
+}
+
+/// The port the test switch reports.
+fn local_port() -> openflow::features::PhyPort {
+    openflow::features::PhyPort {
+        port_no: 0xfffe,
+        hw_addr: flow_table::MacAddr([2, 0, 0, 0, 0, 0xab]),
+        name: "br0".into(),
+        config: 0,
+        state: 0,
+        curr: 0,
+    }
+}
+
+fn check_add(proto: &str, want_version: Version, flow: &str) {
+    let (v, mods) = capture(proto, "add-flow", flow);
+    assert_eq!(v, want_version);
+    assert_eq!(mods.len(), 1, "{flow}");
+    let got = &FlowMod::parse(&mods[0]).unwrap_or_else(|e| panic!("{flow}: {e}"));
+    let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+    assert_eq!(got.command, FlowModCommand::Add);
+    assert_eq!(got.r#match, want.r#match, "{proto} {flow}");
+    assert_eq!(got.actions, want.actions, "{proto} {flow}");
+    assert_eq!(got.to_rule_spec(), want.to_rule_spec(), "{proto} {flow}");
+}
+
+const COMMON: [&str; 5] = [
+    "priority=100,in_port=1,ip,nw_dst=10.0.0.0/8,actions=output:2",
+    "cookie=0x55,idle_timeout=30,hard_timeout=60,udp,nw_src=192.168.0.0/16,tp_src=53,actions=mod_dl_src:02:00:00:00:00:01,mod_tp_src:5353,IN_PORT",
+    "tcp,dl_dst=01:02:03:04:05:06,tp_dst=80,actions=mod_nw_dst:10.0.0.1,mod_tp_dst:8080,output:3",
+    "arp,arp_tpa=10.0.0.1,actions=FLOOD",
+    "icmp,icmp_type=8,nw_tos=32,actions=NORMAL,LOCAL",
+];
+
+#[test]
+fn ovs_ofctl_add_flow_of10() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for flow in COMMON {
+        check_add("OpenFlow10", Version::Of10, flow);
+    }
+    for flow in [
+        "dl_vlan=10,dl_vlan_pcp=3,actions=mod_vlan_vid:20,mod_vlan_pcp:1,output:1",
+        "dl_vlan=0xffff,actions=drop",
+        "dl_vlan=5,actions=strip_vlan,output:4",
+    ] {
+        check_add("OpenFlow10", Version::Of10, flow);
+    }
+}
+
+#[test]
+fn ovs_ofctl_add_flow_of13() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for flow in COMMON {
+        check_add("OpenFlow13", Version::Of13, flow);
+    }
+    for flow in [
+        "table=1,priority=5,ip,nw_src=1.2.3.4,actions=dec_ttl,goto_table:2",
+        "ipv6,ipv6_src=2001:db8::/32,actions=output:7",
+        "dl_vlan=10,actions=pop_vlan,output:1",
+        "vlan_tci=0x1000/0x1000,dl_src=00:00:00:00:00:01/01:00:00:00:00:00,actions=drop",
+        "dl_vlan=0xffff,actions=drop",
+        "dl_vlan=10,dl_vlan_pcp=3,actions=mod_vlan_vid:20,mod_vlan_pcp:1,output:1",
+        "in_port=LOCAL,ipv6,ipv6_dst=fe80::/10,actions=mod_dl_dst:02:00:00:00:00:09,output:1",
+    ] {
+        check_add("OpenFlow13", Version::Of13, flow);
+    }
+}
+
+#[test]
+fn ovs_ofctl_del_flows() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for (proto, v) in [("OpenFlow10", Version::Of10), ("OpenFlow13", Version::Of13)] {
+        let flow = "ip,nw_dst=10.0.0.0/8";
+        let (got_v, mods) = capture(proto, "del-flows", flow);
+        assert_eq!(got_v, v);
+        assert_eq!(mods.len(), 1);
+        let got = FlowMod::parse(&mods[0]).unwrap();
+        assert_eq!(got.command, FlowModCommand::Delete);
+        let want = parse_flow(flow, FlowMode::Delete, &|_| None).unwrap();
+        let got = got.to_rule_filter();
+        let want = want.to_rule_filter();
+        assert_eq!(got.table, want.table, "{proto}");
+        assert_eq!(got.r#match, want.r#match, "{proto}");
+        assert_eq!(got.out_port, want.out_port, "{proto}");
+        assert_eq!(
+            (got.cookie, got.cookie_mask),
+            (want.cookie, want.cookie_mask),
+            "{proto}"
+        );
+    }
+}
+
+/// What vswitch cannot do is refused with the error OpenFlow names for it.
+#[test]
+fn ovs_ofctl_unsupported() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let cases: [(&str, Version, &str, (u16, u16)); 4] = [
+        // nw_ttl is a Nicira (NXM) field in OVS's 1.3 encoding.
+        (
+            "OpenFlow13",
+            Version::Of13,
+            "ip,nw_ttl=3,actions=output:1",
+            (4, 6),
+        ),
+        ("OpenFlow13", Version::Of13, "actions=CONTROLLER", (2, 4)),
+        ("OpenFlow13", Version::Of13, "actions=group:1", (2, 9)),
+        ("OpenFlow10", Version::Of10, "actions=ALL", (2, 4)),
+    ];
+    for (proto, v, flow, want) in cases {
+        let (got_v, mods) = capture(proto, "add-flow", flow);
+        assert_eq!(got_v, v);
+        let e = FlowMod::parse(&mods[0]).expect_err(flow);
+        assert_eq!(e.reply.wire(v), want, "{flow}: {e}");
+        let msg = e.to_error_msg(v, &mods[0]);
+        assert_eq!(
+            &msg[4..8],
+            &mods[0][4..8],
+            "the error carries the flow mod's xid"
+        );
+        assert_eq!(&msg[12..], &mods[0][..mods[0].len().min(64)]);
+    }
+}
+
+/// `mod_vlan_vid` on a rule that does not match a tag: ovs-ofctl's 1.3 encoding pushes a tag
+/// first (PUSH_VLAN, SET_FIELD), where flow-table's one action pushes only when the packet
+/// has none. The decoder keeps what the wire says.
+#[test]
+fn ovs_ofctl_mod_vlan_vid_of13_pushes() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let (_, mods) = capture(
+        "OpenFlow13",
+        "add-flow",
+        "ip,actions=mod_vlan_vid:5,output:1",
+    );
+    let got = FlowMod::parse(&mods[0]).unwrap();
+    assert_eq!(
+        got.actions,
+        vec![
+            flow_table::Action::PushVlan(0x8100),
+            flow_table::Action::Set(flow_table::SetField::VlanVid(5)),
+            flow_table::Action::Output(1),
+        ]
+    );
+}
+
+/// `ovs-ofctl dump-flows`: its request decodes to the filter flow-table's parser gives for
+/// the same text, and the reply we send (paged small, to exercise REPLY_MORE) prints as the
+/// rules it came from.
+#[test]
+fn ovs_ofctl_dump_flows() {
+    use openflow::multipart::{encode_flow_stats, MultipartRequest};
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flows = [
+        "priority=100,in_port=1,ip,nw_dst=10.0.0.0/8,actions=output:2",
+        "cookie=0x7,tcp,tp_dst=22,actions=mod_nw_tos:32,NORMAL",
+        "priority=1,actions=drop",
+    ];
+    let rules: Vec<flow_table::Rule> = flows
+        .iter()
+        .map(|f| {
+            let s = parse_flow(f, FlowMode::Add, &|_| None)
+                .unwrap()
+                .to_rule_spec();
+            flow_table::Rule {
+                table: s.table,
+                priority: s.priority,
+                r#match: s.r#match,
+                actions: s.actions.into(),
+                cookie: s.cookie,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                seq: 0,
+                created_ms: 0,
+                stats: Default::default(),
+            }
+        })
+        .collect();
+    for proto in ["OpenFlow10", "OpenFlow13"] {
+        let filter_text = "ip";
+        let handler = |v: Version, req: &[u8]| {
+            let r = MultipartRequest::parse(req).unwrap();
+            let f = r.flow_filter().unwrap();
+            let want = parse_flow(filter_text, FlowMode::Delete, &|_| None)
+                .unwrap()
+                .to_rule_filter();
+            assert_eq!(f.r#match, want.r#match, "{proto}");
+            assert_eq!((f.table, f.out_port), (None, None), "{proto}");
+            // Every rule (filtering is the switch's job, not the codec's), one per message.
+            let pages = encode_flow_stats(v, r.xid, &rules, 1500, 64);
+            assert_eq!(pages.len(), rules.len());
+            pages
+        };
+        let (_, _, out) = capture_with(proto, "dump-flows", filter_text, false, &handler);
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("actions=")).collect();
+        assert_eq!(lines.len(), rules.len(), "{proto}: {out}");
+        for (line, rule) in lines.iter().zip(&rules) {
+            let back = parse_flow(line.trim(), FlowMode::Add, &|_| None)
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(back.r#match, rule.r#match, "{proto} {line}");
+            assert_eq!(back.actions, rule.actions.to_vec(), "{proto} {line}");
+            assert_eq!(
+                (back.priority, back.cookie),
+                (rule.priority, rule.cookie),
+                "{line}"
+            );
+            assert!(line.contains("duration=1.5"), "{line}");
+        }
+    }
+}
+
+/// `ovs-ofctl show`: the handshake replies (FEATURES_REPLY, GET_CONFIG_REPLY) as a real
+/// client reads them.
+#[test]
+fn ovs_ofctl_show() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for (proto, tag) in [("OpenFlow13", " (OF1.3)"), ("OpenFlow10", "")] {
+        let (_, _, out) = capture_with(proto, "show", "", false, &|_, _| unreachable!());
+        assert!(
+            out.starts_with(&format!("OFPT_FEATURES_REPLY{tag} (xid=")),
+            "{proto}: {out}"
+        );
+        assert!(out.contains("dpid:0000000000000001"), "{proto}: {out}");
+        assert!(out.contains("n_tables:254"), "{proto}: {out}");
+        assert!(
+            out.contains(" LOCAL(br0): addr:02:00:00:00:00:ab"),
+            "{proto}: {out}"
+        );
+        assert!(out.contains("OFPT_GET_CONFIG_REPLY"), "{proto}: {out}");
+        assert!(
+            out.contains("frags=normal miss_send_len=128"),
+            "{proto}: {out}"
+        );
+    }
+}
+
+/// Without `--no-names`, ovs-ofctl first asks for table statistics (1.0) or features (1.3)
+/// to learn table names; the TABLE and (paged) TABLE_FEATURES replies satisfy it.
+#[test]
+fn ovs_ofctl_add_flow_with_names() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flow = "in_port=1,actions=output:2";
+    for proto in ["OpenFlow10", "OpenFlow13"] {
+        let (_, mods, _) = capture_with(proto, "add-flow", flow, true, &|_, _| unreachable!());
+        let got = FlowMod::parse(&mods[0]).unwrap();
+        let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+        assert_eq!(got.to_rule_spec(), want.to_rule_spec(), "{proto}");
+    }
+}
