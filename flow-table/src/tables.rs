@@ -87,7 +87,8 @@ impl RuleFilter {
         }
     }
 
-    fn selects(&self, rule: &Rule, strict: bool) -> bool {
+    /// True when a modify or delete with this filter applies to `rule`.
+    pub fn selects(&self, rule: &Rule, strict: bool) -> bool {
         if self.table.is_some_and(|t| t != rule.table) {
             return false;
         }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod config;
 pub mod limits;
+pub mod ofchannel;
 pub mod service;
 
 use std::future::Future;
@@ -39,6 +40,10 @@ pub async fn serve(
         api::router(Arc::clone(&app), cfg.api.max_body_bytes),
         cfg.api.max_clients,
     );
+    let openflow = tokio::spawn(ofchannel::supervise(
+        Arc::clone(&app),
+        cfg.datapath.run_dir.clone(),
+    ));
     if let Some(path) = cfg.api.unix_path() {
         let listener = listen_unix(path)?;
         tracing::info!(listen = %cfg.api.listen, "REST API ready");
@@ -58,6 +63,16 @@ pub async fn serve(
             .map_err(|e| e.to_string())?;
     }
     tracing::info!("shutting down");
+    openflow.abort();
+    let _ = openflow.await;
+    // Aborted OpenFlow connections release their reference to the service as the runtime
+    // drops them; the datapath stops below once this is the last one.
+    for _ in 0..100 {
+        if Arc::strong_count(&app) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // Stop the datapath on a blocking thread: it joins the PMD threads.
     tokio::task::spawn_blocking(move || drop(app))
         .await

@@ -642,13 +642,25 @@ impl Service {
             })?;
             specs.push(p.to_rule_spec());
         }
-        let n = specs.len();
         // The journal keeps ports by number; flows that named none are kept as given.
         let texts: Vec<String> = if named.get() {
             specs.iter().map(spec_text_of).collect()
         } else {
             flows.to_vec()
         };
+        self.add_rules(bridge, specs, Some(texts))
+    }
+
+    /// Adds rules given as specs (all or nothing), as `add-flows` does; `texts` are their
+    /// journal form when the caller has it (ports by number), else it is printed.
+    pub fn add_rules(
+        &self,
+        bridge: &str,
+        specs: Vec<RuleSpec>,
+        texts: Option<Vec<String>>,
+    ) -> Result<usize, ServiceError> {
+        let n = specs.len();
+        let texts = texts.unwrap_or_else(|| specs.iter().map(spec_text_of).collect());
         self.change_flows(
             bridge,
             |_| n,
@@ -676,13 +688,25 @@ impl Service {
         } else {
             self.parse(bridge, flow, FlowMode::Delete)?.to_rule_filter()
         };
+        self.del_rules(bridge, &filter, strict, all)
+    }
+
+    /// Removes the rules `filter` selects, as `del-flows` does; `all` says that it selects
+    /// every rule (the journal then records just that). Returns how many went.
+    pub fn del_rules(
+        &self,
+        bridge: &str,
+        filter: &RuleFilter,
+        strict: bool,
+        all: bool,
+    ) -> Result<usize, ServiceError> {
         self.change_flows(
             bridge,
             |n| *n,
             || {
                 let gone = self
                     .switch
-                    .del_flows_recorded(bridge, &filter, strict, |gone| {
+                    .del_flows_recorded(bridge, filter, strict, |gone| {
                         self.record(&Record::Del {
                             bridge: bridge.to_owned(),
                             all,
@@ -697,24 +721,30 @@ impl Service {
     /// `mod-flows`: returns how many rules changed.
     pub fn mod_flows(&self, bridge: &str, flow: &str, strict: bool) -> Result<usize, ServiceError> {
         let p = self.parse(bridge, flow, FlowMode::Modify)?;
-        let filter = p.to_rule_filter();
-        let actions = p.actions.clone();
+        self.mod_rules(bridge, &p.to_rule_filter(), &p.actions, strict)
+    }
+
+    /// Replaces the actions of the rules `filter` selects, as `mod-flows` does. Returns how
+    /// many changed.
+    pub fn mod_rules(
+        &self,
+        bridge: &str,
+        filter: &RuleFilter,
+        actions: &[flow_table::Action],
+        strict: bool,
+    ) -> Result<usize, ServiceError> {
         self.change_flows(
             bridge,
             |n| *n,
             || {
-                Ok(self.switch.mod_flows_recorded(
-                    bridge,
-                    &filter,
-                    &actions,
-                    strict,
-                    |changed| {
+                Ok(self
+                    .switch
+                    .mod_flows_recorded(bridge, filter, actions, strict, |changed| {
                         self.record(&Record::Mod {
                             bridge: bridge.to_owned(),
                             flows: texts_of(changed),
                         })
-                    },
-                )?)
+                    })?)
             },
         )
     }
