@@ -130,6 +130,18 @@ fn ovs_ofctl_programs_a_bridge_over_its_unix_socket() {
         assert!(dump.contains("priority=80,arp"), "{dump}");
     }
 
+    // By bridge name, as with OVS: ovs-ofctl finds `$OVS_RUNDIR/BR.mgmt`.
+    let o = Command::new("timeout")
+        .args(["10", "ovs-ofctl", "dump-flows", &br])
+        .env("OVS_RUNDIR", &d.run)
+        .output()
+        .unwrap();
+    let by_name = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && by_name.contains("nw_dst=10.0.0.2"),
+        "{by_name}"
+    );
+
     // The rule from OpenFlow forwards: a frame to 10.0.0.2 injected into p1 leaves p2.
     let f = ipv4_frame(2);
     d.ok(&["dummy-receive", &br, &p1, &f]);
