@@ -318,7 +318,22 @@ fn outer_checksum_and_df_as_configured_reach_a_kernel_vxlan_device() {
             cfg.local_ip = Some(Ipv4Addr::new(10, 250, 0, 1));
             cfg.csum = csum;
             cfg.df = df;
-            let mut port = VxlanPort::open_instances(&cfg, 1).unwrap().remove(0);
+            // The previous round's socket on 10.250.0.1:4789 was closed when its port dropped,
+            // but once in CI (2 cores, loaded) the next bind still found the address taken:
+            // wait a moment for it rather than fail on the machine's timing.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let mut port = loop {
+                match VxlanPort::open_instances(&cfg, 1) {
+                    Ok(mut v) => break v.remove(0),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AddrInUse
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("csum={csum} df={df}: {e}"),
+                }
+            };
             let cap = OuterCapture::open("vxo0");
             let before = vx0_rx();
             let mut batch = PacketBatch::new();
