@@ -102,22 +102,24 @@ where
     }
 }
 
-/// Runs a blocking service call off the async workers.
+/// Runs a blocking service call off the async workers; a call that panicked is a
+/// [`ServiceError::Datapath`] (500).
+pub(crate) async fn service_call<T: Send + 'static>(
+    app: &Arc<AppState>,
+    f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || f(&app.service))
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::Datapath(e.to_string())))
+}
+
+/// [`service_call`] for a route: its error as the API answers it.
 pub(crate) async fn blocking<T: Send + 'static>(
     app: &Arc<AppState>,
     f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || f(&app.service))
-        .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-                serde_json::Value::Null,
-            )
-        })?
-        .map_err(ApiError::from)
+    service_call(app, f).await.map_err(ApiError::from)
 }
 
 // ---- bodies and views ---------------------------------------------------------------------

@@ -283,10 +283,16 @@ where
     })
 }
 
-fn rest_throughput(args: &[String]) -> Value {
+/// `throughput` over REST: one keep-alive connection per client, each round `first` then
+/// `second` (given the connection, the client and the round), timed apart.
+fn rest_rounds(
+    args: &[String],
+    mode: &str,
+    first: impl Fn(&Rest, u32, u32) -> Result<(), String> + Sync,
+    second: impl Fn(&Rest, u32, u32) -> Result<(), String> + Sync,
+) -> Value {
     let clients: u32 = num(args, "--clients", "4");
     let secs: f64 = num(args, "--secs", "5");
-    let base: u32 = num(args, "--base", "12");
     let rests: Vec<Rest> = (0..clients).map(|_| Rest::new(args)).collect();
     for r in &rests {
         if let Err(e) = r.call("GET", "/health", None) {
@@ -296,37 +302,34 @@ fn rest_throughput(args: &[String]) -> Value {
     let mut v = throughput(clients, secs, |c, i| {
         let r = &rests[c as usize];
         let t = Instant::now();
-        r.add(&rule(base + c, i))?;
+        first(r, c, i)?;
         let a = t.elapsed();
         let t = Instant::now();
-        r.del_strict(&rule_match(base + c, i))?;
+        second(r, c, i)?;
         Ok((a, t.elapsed()))
     });
-    v["mode"] = json!("rest-throughput");
+    v["mode"] = json!(mode);
     v
+}
+
+fn rest_throughput(args: &[String]) -> Value {
+    let base: u32 = num(args, "--base", "12");
+    rest_rounds(
+        args,
+        "rest-throughput",
+        |r, c, i| r.add(&rule(base + c, i)),
+        |r, c, i| r.del_strict(&rule_match(base + c, i)),
+    )
 }
 
 /// The floor of `rest-throughput`: the same clients and connections doing `GET /health` (no
 /// change), counted the same way (two requests per round).
 fn rest_floor(args: &[String]) -> Value {
-    let clients: u32 = num(args, "--clients", "4");
-    let secs: f64 = num(args, "--secs", "5");
-    let rests: Vec<Rest> = (0..clients).map(|_| Rest::new(args)).collect();
-    let health = |r: &Rest| match r.call("GET", "/health", None)? {
+    let health = |r: &Rest, _, _| match r.call("GET", "/health", None)? {
         (200, _) => Ok(()),
         (s, t) => Err(format!("health: HTTP {s}: {t}")),
     };
-    let mut v = throughput(clients, secs, |c, _| {
-        let r = &rests[c as usize];
-        let t = Instant::now();
-        health(r)?;
-        let a = t.elapsed();
-        let t = Instant::now();
-        health(r)?;
-        Ok((a, t.elapsed()))
-    });
-    v["mode"] = json!("rest-floor");
-    v
+    rest_rounds(args, "rest-floor", health, health)
 }
 
 // ---- command-line tools -------------------------------------------------------------------

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use flow_table::RuleFilter;
 use openflow::echo::{barrier_reply, echo_reply};
-use openflow::error::{encode_error, BadRequest, FlowModFailed, ERROR_DATA_LEN};
+use openflow::error::{encode_error, BadRequest, FlowModFailed};
 use openflow::features::{FeaturesReply, PhyPort};
 use openflow::hello::{encode_hello, negotiate, Hello};
 use openflow::multipart::{
@@ -22,8 +22,8 @@ use switch_core::LOCAL_PORT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::api::AppState;
-use crate::service::{Service, ServiceError};
+use crate::api::{service_call, AppState};
+use crate::service::ServiceError;
 
 /// The versions vswitch speaks, as its HELLO offers them.
 const VERSIONS: [Version; 2] = [Version::Of10, Version::Of13];
@@ -83,24 +83,9 @@ async fn read_msg(s: &mut UnixStream) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(msg))
 }
 
+/// The ERROR for `msg` (which carries its first bytes).
 fn error(version: Version, xid: u32, code: ErrorCode, msg: &[u8]) -> Vec<Vec<u8>> {
-    vec![encode_error(
-        version,
-        xid,
-        code,
-        &msg[..msg.len().min(ERROR_DATA_LEN)],
-    )]
-}
-
-/// Runs a service call off the async threads.
-async fn blocking<T: Send + 'static>(
-    app: &Arc<AppState>,
-    f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ServiceError> {
-    let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || f(&app.service))
-        .await
-        .unwrap_or_else(|e| Err(ServiceError::Datapath(e.to_string())))
+    vec![encode_error(version, xid, code, msg)]
 }
 
 /// The replies to one message.
@@ -144,7 +129,7 @@ async fn handle(app: &Arc<AppState>, bridge: &str, version: Version, msg: &[u8])
 /// The bridge's ports as OpenFlow describes them, and its datapath id.
 async fn phy_ports(app: &Arc<AppState>, bridge: &str) -> (Vec<PhyPort>, u64) {
     let b = bridge.to_owned();
-    let ports = blocking(app, move |s| Ok(s.switch().ports(&b)?))
+    let ports = service_call(app, move |s| Ok(s.switch().ports(&b)?))
         .await
         .unwrap_or_default();
     // The datapath id is the bridge's own MAC address, as Open vSwitch picks by default.
@@ -207,7 +192,7 @@ async fn flow_mod(
         }
     };
     let b = bridge.to_owned();
-    let done = blocking(app, move |s| {
+    let done = service_call(app, move |s| {
         let strict = fm.command.is_strict();
         match fm.command {
             FlowModCommand::Add => s.add_rules(&b, vec![fm.to_rule_spec()], None).map(drop),
@@ -261,7 +246,7 @@ async fn multipart(
                 Err(e) => return vec![e.to_error_msg(version, msg)],
             };
             let b = bridge.to_owned();
-            let rules = blocking(app, move |s| s.flows(&b))
+            let rules = service_call(app, move |s| s.flows(&b))
                 .await
                 .unwrap_or_default();
             let selected = rules
@@ -281,7 +266,7 @@ async fn multipart(
         }
         MP_TABLE => {
             let b = bridge.to_owned();
-            let counts = blocking(app, move |s| Ok(s.switch().rule_counts(&b)?))
+            let counts = service_call(app, move |s| Ok(s.switch().rule_counts(&b)?))
                 .await
                 .unwrap_or_default();
             let tables: Vec<TableStats> = (0..N_TABLES)

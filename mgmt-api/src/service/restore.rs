@@ -30,10 +30,11 @@ fn spec(text: &str) -> Result<RuleSpec, String> {
 fn specs(texts: &[String]) -> Result<Vec<RuleSpec>, String> {
     // Small lists (most journal records) parse in place: asking for the core count reads
     // cgroup files, which would cost more than the parse.
-    if texts.len() < 10_000 {
-        return texts.iter().map(|t| spec(t)).collect();
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if texts.len() < 10_000 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
     if threads == 1 {
         return texts.iter().map(|t| spec(t)).collect();
     }
