@@ -335,6 +335,33 @@ pub fn mirrors(items: &Value) -> String {
     out
 }
 
+/// `get-controller`: one target per line, as `ovs-vsctl get-controller` prints them; with
+/// `status`, each followed by whether it is connected, its roles and its last error.
+pub fn controllers(v: &Value, status: bool) -> String {
+    let mut out = String::new();
+    for c in v["controllers"].as_array().into_iter().flatten() {
+        let _ = write!(out, "{}", s(c, "target"));
+        if status {
+            let connected = c["is_connected"].as_bool() == Some(true);
+            let _ = write!(out, " is_connected={connected}");
+            let roles: Vec<&str> = c["roles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if !roles.is_empty() {
+                let _ = write!(out, " role={}", roles.join(","));
+            }
+            if let Some(e) = c["last_error"].as_str() {
+                let _ = write!(out, " last_error=\"{e}\"");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// `list-netns`: namespace, interface inside it, switch port.
 pub fn attached(items: &Value) -> String {
     let mut out = String::new();

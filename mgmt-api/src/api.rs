@@ -26,6 +26,8 @@ pub struct AppState {
     pub service: Service,
     /// Required bearer token, if any.
     pub token: Option<String>,
+    /// What the OpenFlow connections share (events, roles, controller status).
+    pub openflow: Arc<crate::ofchannel::hub::Hub>,
 }
 
 type App = State<Arc<AppState>>;
@@ -885,7 +887,13 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         net::attach_netns,
         net::detach_netns,
         dummy::receive,
-        dummy::sent
+        dummy::sent,
+        controller::get_controller,
+        controller::set_controller,
+        controller::del_controller,
+        controller::get_fail_mode,
+        controller::set_fail_mode,
+        controller::del_fail_mode
     ),
     components(schemas(
         ErrorBody,
@@ -906,7 +914,12 @@ async fn pmd_rxqs(State(app): App) -> Result<Json<Vec<RxqView>>, ApiError> {
         crate::service::state::NetnsEntry,
         dummy::DummyPackets,
         dummy::DummyQueued,
-        dummy::DummySent
+        dummy::DummySent,
+        controller::ControllerTargets,
+        controller::ControllerView,
+        controller::ControllerStatus,
+        controller::FailModeBody,
+        crate::ofchannel::hub::Role
     ))
 )]
 struct ApiDoc;
@@ -977,6 +990,7 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
         .route("/bridges/{bridge}/megaflows", get(megaflows))
         .merge(net::routes())
         .merge(dummy::routes())
+        .merge(controller::routes())
         .merge(trace_capture::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
@@ -986,6 +1000,9 @@ pub fn router(app: Arc<AppState>, max_body: usize) -> Router {
 
 // Port VLAN settings, mirrors, namespace attachment (issue 8).
 mod net;
+
+// OpenFlow controllers and fail mode.
+mod controller;
 
 // Frames in and out of dummy ports.
 pub mod dummy;

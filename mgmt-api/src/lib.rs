@@ -34,6 +34,7 @@ pub async fn serve(
     tracing::info!(state = %dir.display(), "datapath started");
     let app = Arc::new(api::AppState {
         service,
+        openflow: Default::default(),
         token: cfg.api.token.clone(),
     });
     let router = limits::limit_clients(

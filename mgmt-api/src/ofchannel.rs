@@ -5,7 +5,10 @@
 //! A supervisor keeps one listener per bridge: it looks at the bridges every
 //! [`RECONCILE_EVERY`] and opens or closes sockets to match, so bridges restored at start,
 //! added or deleted over REST all get theirs without the bridge code knowing about OpenFlow.
-//! Each connection is served by [`session`].
+//! The same supervisor keeps each bridge's controller connections (`set-controller`) and
+//! listeners ([`connect`]), its table-miss behaviour with the fail mode ([`fail_mode`]), and
+//! reports port changes to the connections ([`port_status`]). Each connection is served by
+//! [`session`]; what connections share is in [`hub`].
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -18,7 +21,14 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::api::AppState;
 
+mod connect;
+mod fail_mode;
+pub mod hub;
+mod port_status;
 mod session;
+pub mod target;
+
+use target::Target;
 
 /// How often the supervisor compares its listeners with the bridges.
 pub const RECONCILE_EVERY: Duration = Duration::from_millis(200);
@@ -44,14 +54,19 @@ fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-/// Serves every bridge's OpenFlow socket until the task is aborted. Listeners and their
-/// connections are tasks of sets this task owns, so aborting it ends them all (and with them
-/// their references to the service, which the daemon waits for before stopping the datapath).
+/// Serves every bridge's OpenFlow socket and controllers until the task is aborted.
+/// Listeners, controller connections and their sessions are tasks of sets this task owns, so
+/// aborting it ends them all (and with them their references to the service, which the
+/// daemon waits for before stopping the datapath).
 pub async fn supervise(app: Arc<AppState>, run_dir: PathBuf) {
     let mut tasks = JoinSet::new();
     let mut listeners: BTreeMap<String, AbortHandle> = BTreeMap::new();
     // Bridges whose socket could not be bound, so the error is logged once.
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    // Controller connections and passive listeners, by bridge and target.
+    let mut controllers: BTreeMap<(String, String), AbortHandle> = BTreeMap::new();
+    let mut ports = port_status::Tracker::default();
+    let mut miss = fail_mode::Applied::default();
     loop {
         let bridges = app.service.bridges();
         listeners.retain(|name, task| {
@@ -59,35 +74,71 @@ pub async fn supervise(app: Arc<AppState>, run_dir: PathBuf) {
             if !keep {
                 task.abort();
                 let _ = std::fs::remove_file(socket_path(&run_dir, name));
+                app.openflow.forget_bridge(name);
             }
             keep
         });
         failed.retain(|name, _| bridges.contains(name));
-        for b in bridges {
-            if listeners.contains_key(&b) {
-                continue;
-            }
-            let path = socket_path(&run_dir, &b);
-            match bind(&path) {
-                Ok(l) => {
-                    failed.remove(&b);
-                    tracing::info!(bridge = %b, socket = %path.display(), "OpenFlow channel ready");
-                    let task = tasks.spawn(accept(Arc::clone(&app), b.clone(), l));
-                    listeners.insert(b, task);
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if failed.get(&b) != Some(&msg) {
-                        tracing::error!(bridge = %b, socket = %path.display(),
-                            "cannot open the OpenFlow socket: {msg}");
-                        failed.insert(b, msg);
+        let mut wanted: BTreeMap<(String, String), Target> = BTreeMap::new();
+        for b in &bridges {
+            if !listeners.contains_key(b) {
+                let path = socket_path(&run_dir, b);
+                match bind(&path) {
+                    Ok(l) => {
+                        failed.remove(b);
+                        tracing::info!(bridge = %b, socket = %path.display(), "OpenFlow channel ready");
+                        let task = tasks.spawn(accept(Arc::clone(&app), b.clone(), l));
+                        listeners.insert(b.clone(), task);
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if failed.get(b) != Some(&msg) {
+                            tracing::error!(bridge = %b, socket = %path.display(),
+                                "cannot open the OpenFlow socket: {msg}");
+                            failed.insert(b.clone(), msg);
+                        }
                     }
                 }
             }
+            let Ok(settings) = app.service.controller_settings(b) else {
+                continue;
+            };
+            let names: Vec<String> = settings.targets.iter().map(Target::to_string).collect();
+            app.openflow.retain_targets(b, &names);
+            for t in settings.targets.iter() {
+                wanted.insert((b.clone(), t.to_string()), t.clone());
+            }
+            miss.apply(&app, b, &settings);
+            ports.poll(&app, b);
         }
-        // Reap finished listeners (none finish but by abort) so the set does not grow.
+        controllers.retain(|key, task| {
+            let keep = wanted.contains_key(key);
+            if !keep {
+                tracing::info!(bridge = %key.0, target = %key.1, "OpenFlow controller removed");
+                task.abort();
+            }
+            keep
+        });
+        for (key, target) in wanted {
+            if controllers.contains_key(&key) {
+                continue;
+            }
+            let (app, bridge) = (Arc::clone(&app), key.0.clone());
+            let task = if target.is_passive() {
+                tasks.spawn(connect::passive(app, bridge, target))
+            } else {
+                tasks.spawn(connect::active(app, bridge, target))
+            };
+            controllers.insert(key, task);
+        }
+        miss.retain(&bridges);
+        ports.retain(&bridges);
+        // Reap finished tasks (none finish but by abort) so the set does not grow.
         while tasks.try_join_next().is_some() {}
-        tokio::time::sleep(RECONCILE_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = app.openflow.changed.notified() => {}
+        }
     }
 }
 
@@ -99,7 +150,11 @@ async fn accept(app: Arc<AppState>, bridge: String, listener: UnixListener) {
             Ok((stream, _)) => {
                 let (app, bridge) = (Arc::clone(&app), bridge.clone());
                 sessions.spawn(async move {
-                    if let Err(e) = session::serve(app, &bridge, stream).await {
+                    let peer = session::Peer {
+                        kind: hub::Kind::Service,
+                        target: None,
+                    };
+                    if let Err(e) = session::serve(app, &bridge, peer, stream).await {
                         // A controller that misbehaves breaks only its own connection.
                         tracing::warn!(bridge = %bridge, "OpenFlow connection closed: {e}");
                     }

@@ -447,6 +447,8 @@ impl Service {
             flows: Vec::new(),
             mirrors: Vec::new(),
             attached: Vec::new(),
+            controllers: Vec::new(),
+            fail_mode: None,
         });
         self.commit(&mut state, next, || {
             let _ = self.switch.del_bridge(name);
@@ -1044,6 +1046,7 @@ mod tests {
 }
 
 // Port VLAN settings, patch and VXLAN ports, mirrors, namespace attachment (issue 8).
+pub mod controller;
 pub mod net;
 
 pub mod journal;

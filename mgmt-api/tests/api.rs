@@ -44,6 +44,7 @@ impl Api {
         Api {
             app: Arc::new(AppState {
                 service,
+                openflow: Default::default(),
                 token: token.map(str::to_owned),
             }),
             max_body: 4096,

@@ -28,6 +28,7 @@ impl Api {
         Api {
             app: Arc::new(AppState {
                 service,
+                openflow: Default::default(),
                 token: None,
             }),
         }

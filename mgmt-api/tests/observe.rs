@@ -44,6 +44,7 @@ impl Api {
         Api {
             app: Arc::new(AppState {
                 service,
+                openflow: Default::default(),
                 token: None,
             }),
             _dir: dir,

@@ -31,6 +31,8 @@ pub enum BadRequest {
     BadMultipart,
     /// Wrong length for the message type.
     BadLen,
+    /// A slave controller tried to change the switch (EPERM in 1.0).
+    IsSlave,
 }
 
 /// OFPET_BAD_ACTION codes (numbered alike in 1.0 and 1.3 for these).
@@ -126,6 +128,8 @@ impl ErrorCode {
                     BadRequest::BadType => 1,
                     BadRequest::BadMultipart => 2,
                     BadRequest::BadLen => 6,
+                    BadRequest::IsSlave if of10 => 5,
+                    BadRequest::IsSlave => 10,
                 },
             ),
             ErrorCode::BadAction(c) => (

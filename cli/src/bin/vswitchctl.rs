@@ -124,6 +124,29 @@ enum Verb {
     DelMirror { bridge: String, name: String },
     /// Lists the mirrors of a bridge.
     ListMirrors { bridge: String },
+    /// Sets the OpenFlow controllers of a bridge (replacing any before), in OVS's syntax:
+    /// `tcp:IP[:PORT]`, `unix:PATH` (connect), `ptcp:[PORT][:IP]`, `punix:PATH` (listen;
+    /// `ptcp` on loopback unless an address is given). The default port is 6653.
+    SetController {
+        bridge: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Prints the controllers of a bridge, one per line (`--status`: with connection state).
+    GetController {
+        bridge: String,
+        #[arg(long)]
+        status: bool,
+    },
+    /// Removes the controllers of a bridge.
+    DelController { bridge: String },
+    /// Sets what a bridge with controllers does while none is connected: `standalone`
+    /// (forward as a learning switch) or `secure` (only by the installed flows).
+    SetFailMode { bridge: String, mode: String },
+    /// Prints the fail mode of a bridge (nothing when unset, which acts as standalone).
+    GetFailMode { bridge: String },
+    /// Clears the fail mode of a bridge.
+    DelFailMode { bridge: String },
     /// Attaches a network namespace (a container): creates a veth pair, moves one end into
     /// NETNS as IFNAME (default eth0) with the address and MAC given, and adds the other end
     /// to BR as a port (an access port of VLAN N with --vlan).
@@ -213,6 +236,7 @@ enum Method {
     Post,
     Delete,
     Patch,
+    Put,
 }
 
 impl Client {
@@ -242,6 +266,9 @@ impl Client {
                 .header("Content-Type", "application/json")
                 .send(body_text.unwrap_or_default().as_bytes()),
             Method::Patch => send!(self.agent.patch(&url))
+                .header("Content-Type", "application/json")
+                .send(body_text.unwrap_or_default().as_bytes()),
+            Method::Put => send!(self.agent.put(&url))
                 .header("Content-Type", "application/json")
                 .send(body_text.unwrap_or_default().as_bytes()),
         };
@@ -338,6 +365,43 @@ fn run(args: Args) -> Result<String, String> {
         Verb::DelMirror { bridge, name } => {
             let path = format!("/bridges/{}/mirrors/{}", enc(&bridge), enc(&name));
             client.call(Delete, &path, None)?;
+            String::new()
+        }
+        Verb::SetController { bridge, targets } => {
+            let path = format!("/bridges/{}/controller", enc(&bridge));
+            client.call(Put, &path, Some(json!({ "targets": targets })))?;
+            String::new()
+        }
+        Verb::GetController { bridge, status } => {
+            let v = client.call(Get, &format!("/bridges/{}/controller", enc(&bridge)), None)?;
+            format::controllers(&v, status)
+        }
+        Verb::DelController { bridge } => {
+            client.call(
+                Delete,
+                &format!("/bridges/{}/controller", enc(&bridge)),
+                None,
+            )?;
+            String::new()
+        }
+        Verb::SetFailMode { bridge, mode } => {
+            let path = format!("/bridges/{}/fail-mode", enc(&bridge));
+            client.call(Put, &path, Some(json!({ "fail_mode": mode })))?;
+            String::new()
+        }
+        Verb::GetFailMode { bridge } => {
+            let v = client.call(Get, &format!("/bridges/{}/fail-mode", enc(&bridge)), None)?;
+            v["fail_mode"]
+                .as_str()
+                .map(|m| format!("{m}\n"))
+                .unwrap_or_default()
+        }
+        Verb::DelFailMode { bridge } => {
+            client.call(
+                Delete,
+                &format!("/bridges/{}/fail-mode", enc(&bridge)),
+                None,
+            )?;
             String::new()
         }
         Verb::ListMirrors { bridge } => {

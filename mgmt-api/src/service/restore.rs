@@ -171,6 +171,8 @@ mod tests {
             flows: flows.iter().map(|f| f.to_string()).collect(),
             mirrors: vec![],
             attached: vec![],
+            controllers: vec![],
+            fail_mode: None,
         }
     }
 

@@ -64,6 +64,12 @@ pub struct BridgeEntry {
     /// Namespaces attached with `attach-netns` (their ports are in `ports`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached: Vec<NetnsEntry>,
+    /// OpenFlow controller targets (`set-controller`), as OVS writes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+    /// `standalone` or `secure` (`set-fail-mode`); unset behaves as `standalone`, as in OVS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_mode: Option<String>,
 }
 
 fn netdev() -> String {
@@ -407,6 +413,8 @@ mod tests {
                     options: [("mode".to_string(), "afpacket".to_string())].into(),
                 }],
                 flows: vec!["priority=0 actions=NORMAL".into()],
+                controllers: vec!["tcp:127.0.0.1:6653".into()],
+                fail_mode: Some("secure".into()),
                 mirrors: vec![],
                 attached: vec![],
             }],
