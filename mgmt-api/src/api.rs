@@ -70,6 +70,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Datapath(m) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, m, Null),
             ServiceError::Storage(m) => ApiError(StatusCode::INSUFFICIENT_STORAGE, m, Null),
             ServiceError::Unavailable(m) => ApiError(StatusCode::SERVICE_UNAVAILABLE, m, Null),
+            ServiceError::FlowMod(e) => ApiError(StatusCode::BAD_REQUEST, e.to_string(), Null),
         }
     }
 }

@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// 503: the datapath cannot take it now (a dummy port's receive queue is full); the same
     /// request may succeed later.
     Unavailable(String),
+    /// 400: the rule tables refused a rule (kept whole, so OpenFlow can answer with the exact
+    /// error).
+    FlowMod(flow_table::FlowModError),
 }
 
 impl From<SwitchError> for ServiceError {
@@ -61,7 +64,7 @@ impl From<SwitchError> for ServiceError {
             | SwitchError::PortExists(_)
             | SwitchError::NotDummy(_) => ServiceError::Conflict(e.to_string()),
             SwitchError::DummyFull(..) => ServiceError::Unavailable(e.to_string()),
-            SwitchError::FlowMod(_) => ServiceError::BadRequest(e.to_string(), None),
+            SwitchError::FlowMod(e) => ServiceError::FlowMod(e),
             SwitchError::Port(..) | SwitchError::BadFdbEntry | SwitchError::BadMirror(_) => {
                 ServiceError::BadRequest(e.to_string(), None)
             }

@@ -467,6 +467,9 @@ pub(super) fn describe_ports(ports: &[switch_core::PortInfo]) -> (Vec<PhyPort>, 
 /// The OpenFlow error for a flow mod the service refused.
 fn flow_mod_error(e: &ServiceError) -> ErrorCode {
     match e {
+        ServiceError::FlowMod(e) => ErrorCode::from(e),
+        // datapath.max_flows.
+        ServiceError::Conflict(_) => ErrorCode::FlowModFailed(FlowModFailed::TableFull),
         ServiceError::BadRequest(..) => ErrorCode::FlowModFailed(FlowModFailed::Unsupported),
         _ => ErrorCode::FlowModFailed(FlowModFailed::Unknown),
     }
