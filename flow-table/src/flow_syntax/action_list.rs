@@ -431,7 +431,14 @@ pub(super) fn parse_action<'a>(
         }
         // A bare port number or name is an output (`actions=2`), its argument ignored.
         _ if parse_dec(p.key).is_some() || reserved(p.key).is_some() || ports(p.key).is_some() => {
-            Meaning::of(output_to(parse_port(p.key, ports)?, p.key)?)
+            match output_to(parse_port(p.key, ports)?, p.key)? {
+                // ovs-ofctl reads a bare CONTROLLER port number as an output with no bytes
+                // (`CONTROLLER:0`); the name is the `controller` action above.
+                Action::Controller { .. } if parse_dec(p.key).is_some() => {
+                    Meaning::of(Action::Controller { max_len: 0 })
+                }
+                a => Meaning::of(a),
+            }
         }
         _ => return Err(format!("unknown action '{}'", p.key)),
     };

@@ -1232,6 +1232,11 @@ fn controller_action_and_send_flow_rem_read_and_print_as_ovs_ofctl() {
         add("actions=controller:64").actions,
         vec![Action::Controller { max_len: 64 }]
     );
+    // ovs-ofctl's quirk: the bare port number is an output of no bytes.
+    assert_eq!(
+        add("actions=65533").actions,
+        vec![Action::Controller { max_len: 0 }]
+    );
 
     let f = add("send_flow_rem,idle_timeout=5,hard_timeout=7,priority=100,actions=drop");
     assert!(f.send_flow_rem);
