@@ -5,7 +5,8 @@
 //! operations (bridges, ports, rules, statistics) that the management API exposes.
 //!
 //! Two halves: [`datapath`] is what the PMD threads run per packet (no locks, no allocation on
-//! the per-packet path), [`switch`] the control plane that builds and changes it.
+//! the per-packet path), [`switch`] the control plane that builds and changes it. [`events`]
+//! is what flows back: packet-ins and flow-removed for an OpenFlow controller.
 
 #![warn(missing_docs)]
 

@@ -7,9 +7,10 @@
 //! This module is the control plane: the [`Switch`] and what it needs to build and change
 //! bridges — bridge and port settings ([`bridge_options`], [`port_config`]), the placement of
 //! receive queues on PMD threads ([`rxq_sched`]), the bridges' L2 settings and patch links kept
-//! in step with their ports ([`l2_ctl`]), dummy-port I/O, and the observability operations
-//! (traces, captures, drop and queue counters). Nothing here runs per packet, so it may lock,
-//! allocate and wait; what the PMD threads run is in [`crate::datapath`], which the control
+//! in step with their ports ([`l2_ctl`]), dummy-port I/O, the observability operations
+//! (traces, captures, drop and queue counters), and what an OpenFlow controller needs besides
+//! rules ([`openflow`]: events, packet-out, fail mode and table-miss behaviour). Nothing here
+//! runs per packet, so it may lock, allocate and wait; what the PMD threads run is in [`crate::datapath`], which the control
 //! plane reaches only through the PMDs' channels and the bridge state it replaces whole.
 
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ use crate::events::{FlowRemovedReason, SwitchEvent, EVENT_QUEUE};
 
 pub mod bridge_options;
 mod dummy;
-mod openflow;
+pub mod openflow;
 // Port VLAN settings, mirrors and patch links (issue 8).
 mod inspect;
 pub mod l2_ctl;
