@@ -97,7 +97,13 @@ impl RuleFilter {
             return false;
         }
         if let Some(p) = self.out_port {
-            if !rule.actions.contains(&Action::Output(p)) {
+            let outputs_to = |a: &Action| match a {
+                Action::Output(o) => *o == p,
+                // `out_port=CONTROLLER` selects the rules with a controller action.
+                Action::Controller { .. } => p == crate::flow_syntax::OFPP_CONTROLLER,
+                _ => false,
+            };
+            if !rule.actions.iter().any(outputs_to) {
                 return false;
             }
         }

@@ -124,21 +124,29 @@ struct Ctx<'a> {
     trace: Option<Vec<TraceStep>>,
 }
 
-/// The rule whose actions are running, as a `controller` action reports it.
+/// What runs the actions, as a `controller` action reports it: a rule, or a packet-out's
+/// list (no rule, table 0).
 #[derive(Clone, Copy)]
-struct Running {
-    table: u8,
-    cookie: u64,
-    /// A table-miss entry (priority 0, empty match): its packet-ins say `no_match`.
-    miss: bool,
+enum Running<'r> {
+    Rule(&'r Rule),
+    NoRule(u8),
 }
 
-impl Running {
-    fn of(rule: &Rule) -> Running {
-        Running {
-            table: rule.table,
-            cookie: rule.cookie,
-            miss: rule.is_table_miss(),
+impl Running<'_> {
+    fn table(self) -> u8 {
+        match self {
+            Running::Rule(r) => r.table,
+            Running::NoRule(t) => t,
+        }
+    }
+
+    /// The packet-in's reason and cookie. Asked only when a `controller` action runs, so the
+    /// table-miss test (a match comparison) costs nothing otherwise.
+    fn packet_in(self) -> (PacketInReason, u64) {
+        match self {
+            Running::Rule(r) if r.is_table_miss() => (PacketInReason::NoMatch, r.cookie),
+            Running::Rule(r) => (PacketInReason::Action, r.cookie),
+            Running::NoRule(_) => (PacketInReason::Action, NO_COOKIE),
         }
     }
 }
@@ -173,11 +181,7 @@ pub fn translate_actions(
     resolver: &mut dyn Resolver,
 ) -> Translation {
     let mut ctx = Ctx::new(tables, key, resolver, None);
-    let running = Running {
-        table: 0,
-        cookie: NO_COOKIE,
-        miss: false,
-    };
+    let running = Running::NoRule(0);
     for a in actions {
         let flow = match a {
             // OFPP_TABLE: the packet goes through the pipeline as a received one does.
@@ -312,15 +316,7 @@ impl<'a> Ctx<'a> {
             // Fail-open: NORMAL outranks every rule, which is not even looked up (the
             // megaflow depends on what NORMAL reads only). Table 0's bit is set above, so a
             // change of the fail mode or of table 0 discards it.
-            return self.action(
-                &Action::Normal,
-                Running {
-                    table,
-                    cookie: NO_COOKIE,
-                    miss: false,
-                },
-                depth,
-            );
+            return self.action(&Action::Normal, Running::NoRule(table), depth);
         }
         let mut lk = self.key;
         if let Some(p) = in_port {
@@ -372,7 +368,7 @@ impl<'a> Ctx<'a> {
         };
         let step = self.trace.as_ref().map(|t| t.len() - 1);
         self.out.rules.push(Arc::clone(&rule));
-        let running = Running::of(&rule);
+        let running = Running::Rule(&rule);
         let mut flow = Flow::Continue;
         for action in rule.actions.iter() {
             match self.action(action, running, depth) {
@@ -390,8 +386,8 @@ impl<'a> Ctx<'a> {
         flow
     }
 
-    fn action(&mut self, action: &Action, running: Running, depth: usize) -> Flow {
-        let table = running.table;
+    fn action(&mut self, action: &Action, running: Running<'_>, depth: usize) -> Flow {
+        let table = running.table();
         match action {
             Action::Output(p) => {
                 if *p != self.key.in_port {
@@ -458,15 +454,12 @@ impl<'a> Ctx<'a> {
                 return self.table_from(t.unwrap_or(table), depth + 1, *port, false);
             }
             Action::Controller { max_len } => {
+                let (reason, cookie) = running.packet_in();
                 self.out.actions.push(DpAction::Controller {
                     max_len: *max_len,
-                    reason: if running.miss {
-                        PacketInReason::NoMatch
-                    } else {
-                        PacketInReason::Action
-                    },
-                    table: running.table,
-                    cookie: running.cookie,
+                    reason,
+                    table,
+                    cookie,
                 });
             }
         }

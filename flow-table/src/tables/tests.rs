@@ -435,6 +435,18 @@ fn send_flow_rem_is_kept_by_a_modify_and_set_by_an_add() {
         .map(|r| (r.priority, r.send_flow_rem))
         .collect();
     assert_eq!(flags, vec![(6, false), (5, true)]);
+    // out_port=CONTROLLER selects the rules with a controller action.
+    t.add(
+        RuleSpec::new(7, ip(), vec![Action::Controller { max_len: 64 }]),
+        0,
+    )
+    .unwrap();
+    let f = RuleFilter {
+        out_port: Some(crate::flow_syntax::OFPP_CONTROLLER),
+        ..RuleFilter::all()
+    };
+    assert_eq!(t.delete(&f, false).len(), 1);
+    assert_eq!(t.len(), 2);
     // The miss settings travel with the tables and survive rule changes.
     let miss = MissConfig {
         fail_open: false,
