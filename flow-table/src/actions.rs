@@ -7,7 +7,12 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::packet_in::PacketInReason;
 use crate::wire::MacAddr;
+
+/// `max_len` of a controller action that sends the whole packet (OpenFlow's
+/// `OFPCML_NO_BUFFER`).
+pub const CONTROLLER_MAX_LEN: u16 = 0xffff;
 
 /// A field rewrite, shared by rule actions and datapath actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +75,13 @@ pub enum Action {
         /// Table for the nested lookup.
         table: Option<u8>,
     },
+    /// `controller:max_len` / `output:CONTROLLER`: send the packet (as modified so far, its
+    /// first `max_len` bytes; [`CONTROLLER_MAX_LEN`] for all of it) to the controller, then go
+    /// on with the next action.
+    Controller {
+        /// Bytes of the packet the packet-in carries.
+        max_len: u16,
+    },
 }
 
 /// An action the datapath executes, with no table lookups left.
@@ -95,6 +107,17 @@ pub enum DpAction {
     Set(SetField),
     /// Decrement the IP TTL (known to be above 1).
     DecTtl,
+    /// Send the packet as modified so far to the controller (a packet-in), then go on.
+    Controller {
+        /// Bytes of the packet the packet-in carries ([`CONTROLLER_MAX_LEN`]: all).
+        max_len: u16,
+        /// Why, as the packet-in says.
+        reason: PacketInReason,
+        /// The table of the rule that sent it (or where the packet missed).
+        table: u8,
+        /// That rule's cookie (all ones for a miss without a rule, as OpenFlow 1.3 says).
+        cookie: u64,
+    },
 }
 
 impl fmt::Display for SetField {
@@ -140,6 +163,7 @@ impl fmt::Display for Action {
                 }
                 f.write_str(")")
             }
+            Action::Controller { max_len } => write!(f, "CONTROLLER:{max_len}"),
         }
     }
 }
@@ -156,6 +180,15 @@ impl fmt::Display for DpAction {
             DpAction::PopVlan => f.write_str("pop_vlan"),
             DpAction::Set(s) => write!(f, "{s}"),
             DpAction::DecTtl => f.write_str("dec_ttl"),
+            DpAction::Controller {
+                max_len,
+                reason,
+                table,
+                cookie,
+            } => write!(
+                f,
+                "controller(reason={reason},max_len={max_len},table={table},cookie={cookie:#x})"
+            ),
         }
     }
 }

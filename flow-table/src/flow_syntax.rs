@@ -44,7 +44,7 @@ mod print;
 mod tokens;
 mod values;
 
-pub use ports::OFPP_LOCAL;
+pub use ports::{OFPP_CONTROLLER, OFPP_LOCAL, OFPP_NONE};
 pub use print::{format_actions, format_match, format_match_named, format_rule};
 
 use match_fields::MatchBuilder;
@@ -87,6 +87,8 @@ pub struct ParsedFlow {
     pub hard_timeout: u16,
     /// `out_port=`: modify/delete only rules that output to this port.
     pub out_port: Option<u32>,
+    /// `send_flow_rem`: the controller hears when the rule expires or is deleted.
+    pub send_flow_rem: bool,
 }
 
 impl ParsedFlow {
@@ -100,6 +102,7 @@ impl ParsedFlow {
             cookie: self.cookie,
             idle_timeout: self.idle_timeout,
             hard_timeout: self.hard_timeout,
+            send_flow_rem: self.send_flow_rem,
         }
     }
 
@@ -175,8 +178,7 @@ pub fn parse_actions(
 }
 
 /// Flow-mod flags ovs-ofctl takes and vswitch does not implement.
-const UNSUPPORTED_FLAGS: [&str; 6] = [
-    "send_flow_rem",
+const UNSUPPORTED_FLAGS: [&str; 5] = [
     "check_overlap",
     "reset_counts",
     "no_packet_counts",
@@ -210,6 +212,7 @@ pub fn parse_flow(
         idle_timeout: 0,
         hard_timeout: 0,
         out_port: None,
+        send_flow_rem: false,
     };
     let mut b = MatchBuilder::new();
     for p in pieces(match_part, 0) {
@@ -246,7 +249,7 @@ pub fn parse_flow(
 }
 
 /// Reads `p` into `flow` when it is one of the flow's own fields (table, priority, cookie,
-/// timeouts, out_port, counters to ignore); false when it is a match field.
+/// timeouts, flags, out_port, counters to ignore); false when it is a match field.
 fn parse_meta(
     p: &Piece<'_>,
     mode: FlowMode,
@@ -260,6 +263,14 @@ fn parse_meta(
     };
     let k = p.key;
     if ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"].contains(&k) {
+        return Ok(true);
+    }
+    if k == "send_flow_rem" {
+        // A flag: ovs-ofctl takes it with no value only.
+        if !p.value.is_empty() {
+            return err(p.pos, p.text, "send_flow_rem takes no value");
+        }
+        flow.send_flow_rem = true;
         return Ok(true);
     }
     if UNSUPPORTED_FLAGS.contains(&k) {

@@ -46,6 +46,8 @@ pub mod hint;
 pub mod key;
 pub mod matches;
 pub mod megaflow;
+pub mod miss;
+pub mod packet_in;
 pub mod rule;
 pub mod rule_table;
 pub mod tables;
@@ -54,7 +56,7 @@ pub mod testpkt;
 pub mod upcall;
 pub mod wire;
 
-pub use actions::{Action, DpAction, SetField};
+pub use actions::{Action, DpAction, SetField, CONTROLLER_MAX_LEN};
 pub use cache::{CacheConfig, CacheStats, Decision, FlowCache, Hit};
 pub use extract::{extract, extract_checked, extract_into};
 pub use fields::Field;
@@ -62,9 +64,12 @@ pub use hint::FlowHint;
 pub use key::{FlowKey, FlowMask};
 pub use matches::{Match, MatchError};
 pub use megaflow::{FlowRef, Megaflow, MegaflowCache};
+pub use miss::MissConfig;
+pub use packet_in::PacketInReason;
 pub use rule::{Rule, RuleSpec, RuleStats};
 pub use tables::{FlowModError, RuleChange, RuleFilter, RuleTables};
 pub use upcall::{
-    translate, translate_traced, translate_with, Resolver, TraceStep, Translation, Unresolved,
+    translate, translate_actions, translate_traced, translate_with, Resolver, TraceStep,
+    Translation, Unresolved,
 };
 pub use wire::MacAddr;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use crate::actions::{fmt_actions, Action};
 use crate::matches::Match;
 
-/// What a caller asks to install.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a caller asks to install. `Default` is a drop rule matching everything at priority 0
+/// in table 0, so that callers can write `RuleSpec { priority, r#match, ..Default::default() }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleSpec {
     /// Table id (0–254).
     pub table: u8,
@@ -25,6 +26,9 @@ pub struct RuleSpec {
     pub idle_timeout: u16,
     /// Seconds after installation before the rule expires (0 = never).
     pub hard_timeout: u16,
+    /// OpenFlow's `OFPFF_SEND_FLOW_REM`: tell the controller when the rule expires or is
+    /// deleted.
+    pub send_flow_rem: bool,
 }
 
 impl RuleSpec {
@@ -38,6 +42,7 @@ impl RuleSpec {
             cookie: 0,
             idle_timeout: 0,
             hard_timeout: 0,
+            send_flow_rem: false,
         }
     }
 
@@ -101,6 +106,8 @@ pub struct Rule {
     pub idle_timeout: u16,
     /// Hard timeout in seconds (0 = none).
     pub hard_timeout: u16,
+    /// `send_flow_rem`: the controller hears when the rule expires or is deleted.
+    pub send_flow_rem: bool,
     /// Installation order: breaks ties between overlapping rules of equal priority (the older
     /// rule wins), so lookups are deterministic.
     pub seq: u64,
@@ -120,6 +127,12 @@ impl Rule {
                 >= self.stats.last_used_ms().max(self.created_ms) + self.idle_timeout as u64 * 1000;
         hard || idle
     }
+
+    /// True for an OpenFlow table-miss entry: priority 0 with an empty match. A packet it
+    /// sends to the controller goes with reason `no_match` (OpenFlow 1.3, 5.4).
+    pub fn is_table_miss(&self) -> bool {
+        self.priority == 0 && self.r#match == Match::any()
+    }
 }
 
 impl fmt::Display for Rule {
@@ -134,6 +147,9 @@ impl fmt::Display for Rule {
         }
         if self.hard_timeout != 0 {
             write!(f, ",hard_timeout={}", self.hard_timeout)?;
+        }
+        if self.send_flow_rem {
+            f.write_str(",send_flow_rem")?;
         }
         let m = self.r#match.to_string();
         if !m.is_empty() {
@@ -157,6 +173,7 @@ mod tests {
             cookie: 0x10,
             idle_timeout: idle,
             hard_timeout: hard,
+            send_flow_rem: false,
             seq: 0,
             created_ms: 1_000,
             stats: Arc::default(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::actions::Action;
 use crate::key::{FlowKey, FlowMask};
 use crate::matches::{Match, MatchError};
+use crate::miss::MissConfig;
 use crate::rule::{Rule, RuleSpec, RuleStats};
 use crate::rule_table::RuleTable;
 
@@ -96,7 +97,13 @@ impl RuleFilter {
             return false;
         }
         if let Some(p) = self.out_port {
-            if !rule.actions.contains(&Action::Output(p)) {
+            let outputs_to = |a: &Action| match a {
+                Action::Output(o) => *o == p,
+                // `out_port=CONTROLLER` selects the rules with a controller action.
+                Action::Controller { .. } => p == crate::flow_syntax::OFPP_CONTROLLER,
+                _ => false,
+            };
+            if !rule.actions.iter().any(outputs_to) {
                 return false;
             }
         }
@@ -161,6 +168,8 @@ pub struct RuleTables {
     next_seq: u64,
     generation: u64,
     max_rules: usize,
+    /// Fail mode and table-miss behaviour, which the translation reads.
+    miss: MissConfig,
 }
 
 impl Default for RuleTables {
@@ -198,7 +207,29 @@ impl RuleTables {
             next_seq: 0,
             generation: 0,
             max_rules: DEFAULT_MAX_RULES,
+            miss: MissConfig::default(),
         }
+    }
+
+    /// The fail mode and table-miss behaviour.
+    #[inline]
+    pub fn miss(&self) -> MissConfig {
+        self.miss
+    }
+
+    /// Sets the fail mode and table-miss behaviour. Returns the change the caches must apply:
+    /// every translation starts with a lookup in table 0, so a change of table 0 matching
+    /// everything drops every cached decision (and none when nothing changed).
+    pub fn set_miss(&mut self, miss: MissConfig) -> Vec<RuleChange> {
+        if miss == self.miss {
+            return Vec::new();
+        }
+        self.miss = miss;
+        self.generation += 1;
+        vec![RuleChange {
+            table: 0,
+            r#match: Match::any(),
+        }]
     }
 
     /// Sets the cap on the number of rules.
@@ -278,6 +309,7 @@ impl RuleTables {
             cookie: spec.cookie,
             idle_timeout: spec.idle_timeout,
             hard_timeout: spec.hard_timeout,
+            send_flow_rem: spec.send_flow_rem,
             seq: self.next_seq,
             created_ms: now_ms,
             stats: Arc::default(),
@@ -324,6 +356,8 @@ impl RuleTables {
                 cookie: old.cookie,
                 idle_timeout: old.idle_timeout,
                 hard_timeout: old.hard_timeout,
+                // A modify keeps the flags of the rule it changes (OpenFlow 1.3, 6.4).
+                send_flow_rem: old.send_flow_rem,
                 seq: old.seq,
                 created_ms: old.created_ms,
                 stats: Arc::clone(&old.stats),

@@ -16,6 +16,7 @@ use crate::key::{
     ethertype, ipproto, FlowKey, FlowMask, FRAG_ANY, FRAG_LATER, VLAN_PCP_MASK, VLAN_PCP_SHIFT,
     VLAN_PRESENT, VLAN_VID_MASK,
 };
+use crate::packet_in::PacketInReason;
 use crate::rule::Rule;
 use crate::tables::RuleTables;
 
@@ -123,6 +124,36 @@ struct Ctx<'a> {
     trace: Option<Vec<TraceStep>>,
 }
 
+/// What runs the actions, as a `controller` action reports it: a rule, or a packet-out's
+/// list (no rule, table 0).
+#[derive(Clone, Copy)]
+enum Running<'r> {
+    Rule(&'r Rule),
+    NoRule(u8),
+}
+
+impl Running<'_> {
+    fn table(self) -> u8 {
+        match self {
+            Running::Rule(r) => r.table,
+            Running::NoRule(t) => t,
+        }
+    }
+
+    /// The packet-in's reason and cookie. Asked only when a `controller` action runs, so the
+    /// table-miss test (a match comparison) costs nothing otherwise.
+    fn packet_in(self) -> (PacketInReason, u64) {
+        match self {
+            Running::Rule(r) if r.is_table_miss() => (PacketInReason::NoMatch, r.cookie),
+            Running::Rule(r) => (PacketInReason::Action, r.cookie),
+            Running::NoRule(_) => (PacketInReason::Action, NO_COOKIE),
+        }
+    }
+}
+
+/// The cookie of a packet-in no rule sent (OpenFlow 1.3: all ones).
+const NO_COOKIE: u64 = u64::MAX;
+
 /// Translates `key` through `tables`, starting at table 0, leaving `normal` and `flood` to the
 /// datapath ([`Unresolved`]).
 pub fn translate(tables: &RuleTables, key: &FlowKey) -> Translation {
@@ -136,6 +167,35 @@ pub fn translate_with(
     resolver: &mut dyn Resolver,
 ) -> Translation {
     run(tables, key, resolver, None).0
+}
+
+/// Translates an action list given with a packet (an OpenFlow packet-out) for a packet of
+/// `key`, as if a rule of table 0 ran it: `resubmit(,0)` (OpenFlow's output to `TABLE`) runs
+/// the packet through the tables from table 0, crediting the rules it hits (table misses
+/// handled as for a received packet); outputs to the packet's `in_port` are skipped as in a
+/// rule (`in_port` sends there).
+pub fn translate_actions(
+    tables: &RuleTables,
+    key: &FlowKey,
+    actions: &[Action],
+    resolver: &mut dyn Resolver,
+) -> Translation {
+    let mut ctx = Ctx::new(tables, key, resolver, None);
+    let running = Running::NoRule(0);
+    for a in actions {
+        let flow = match a {
+            // OFPP_TABLE: the packet goes through the pipeline as a received one does.
+            Action::Resubmit {
+                port: None,
+                table: Some(0),
+            } => ctx.table(0, 1),
+            _ => ctx.action(a, running, 0),
+        };
+        if matches!(flow, Flow::Stop | Flow::EndRule) {
+            break;
+        }
+    }
+    ctx.finish().0
 }
 
 /// Like [`translate_with`], also recording each table lookup (`ofproto/trace`). Reads the
@@ -155,50 +215,73 @@ fn run(
     resolver: &mut dyn Resolver,
     trace: Option<Vec<TraceStep>>,
 ) -> (Translation, Option<Vec<TraceStep>>) {
-    let mut ctx = Ctx {
-        tables,
-        resolver,
-        orig: *key,
-        key: *key,
-        lookups: 0,
-        out: Translation {
-            actions: Vec::new(),
-            mask: FlowMask::EMPTY,
-            rules: Vec::new(),
-            tainted: false,
-            tables: 0,
-            error: None,
-            normal: false,
-        },
-        trace,
-    };
-    // The datapath keys every megaflow on its ingress port (as OVS does), and outputs compare
-    // against it.
-    ctx.consult(Field::InPort);
+    let mut ctx = Ctx::new(tables, key, resolver, trace);
     ctx.table(0, 0);
-    if let Some(steps) = &mut ctx.trace {
-        for s in steps {
-            s.emitted = ctx.out.actions[s.span.0..s.span.1].to_vec();
-        }
-    }
-    if ctx.out.error.is_some() {
-        // OVS drops the packet of a failed translation, outputs made before the failure too.
-        ctx.out.actions.clear();
-    } else {
-        // Rewrites after the last output change nothing anyone sees (a NORMAL that restored
-        // the tag it changed leaves some).
-        let keep = ctx
-            .out
-            .actions
-            .iter()
-            .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Flood | DpAction::Normal))
-            .map_or(0, |i| i + 1);
-        ctx.out.actions.truncate(keep);
-    }
-    (ctx.out, ctx.trace)
+    ctx.finish()
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(
+        tables: &'a RuleTables,
+        key: &FlowKey,
+        resolver: &'a mut dyn Resolver,
+        trace: Option<Vec<TraceStep>>,
+    ) -> Ctx<'a> {
+        let mut ctx = Ctx {
+            tables,
+            resolver,
+            orig: *key,
+            key: *key,
+            lookups: 0,
+            out: Translation {
+                actions: Vec::new(),
+                mask: FlowMask::EMPTY,
+                rules: Vec::new(),
+                tainted: false,
+                tables: 0,
+                error: None,
+                normal: false,
+            },
+            trace,
+        };
+        // The datapath keys every megaflow on its ingress port (as OVS does), and outputs
+        // compare against it.
+        ctx.consult(Field::InPort);
+        ctx
+    }
+
+    fn finish(mut self) -> (Translation, Option<Vec<TraceStep>>) {
+        if let Some(steps) = &mut self.trace {
+            for s in steps {
+                s.emitted = self.out.actions[s.span.0..s.span.1].to_vec();
+            }
+        }
+        if self.out.error.is_some() {
+            // OVS drops the packet of a failed translation, outputs made before the failure
+            // too.
+            self.out.actions.clear();
+        } else {
+            // Rewrites after the last output change nothing anyone sees (a NORMAL that
+            // restored the tag it changed leaves some).
+            let keep = self
+                .out
+                .actions
+                .iter()
+                .rposition(|a| {
+                    matches!(
+                        a,
+                        DpAction::Output(_)
+                            | DpAction::Flood
+                            | DpAction::Normal
+                            | DpAction::Controller { .. }
+                    )
+                })
+                .map_or(0, |i| i + 1);
+            self.out.actions.truncate(keep);
+        }
+        (self.out, self.trace)
+    }
+
     fn consult(&mut self, f: Field) {
         f.set(&mut self.out.mask.0, f.all_ones());
     }
@@ -207,10 +290,18 @@ impl Ctx<'_> {
     /// `resubmit(port,table)`, replaces the ingress port for the lookup only: as in OVS, the
     /// rule's actions see the packet's own (outputs to it are skipped, `in_port` sends back).
     fn table(&mut self, table: u8, depth: usize) -> Flow {
-        self.table_from(table, depth, None)
+        self.table_from(table, depth, None, true)
     }
 
-    fn table_from(&mut self, table: u8, depth: usize, in_port: Option<u32>) -> Flow {
+    /// `honor_miss`: a miss follows the bridge's [`crate::MissConfig`] (table 0 and
+    /// `goto_table`), rather than going on silently (`resubmit`), as in OVS.
+    fn table_from(
+        &mut self,
+        table: u8,
+        depth: usize,
+        in_port: Option<u32>,
+        honor_miss: bool,
+    ) -> Flow {
         if depth > MAX_DEPTH {
             self.out.error = Some(XlateError::TooDeep);
             return Flow::Stop;
@@ -221,6 +312,12 @@ impl Ctx<'_> {
             return Flow::Stop;
         }
         self.out.tables |= table_bit(table);
+        if self.tables.miss().fail_open {
+            // Fail-open: NORMAL outranks every rule, which is not even looked up (the
+            // megaflow depends on what NORMAL reads only). Table 0's bit is set above, so a
+            // change of the fail mode or of table 0 discards it.
+            return self.action(&Action::Normal, Running::NoRule(table), depth);
+        }
         let mut lk = self.key;
         if let Some(p) = in_port {
             lk.in_port = p;
@@ -253,13 +350,28 @@ impl Ctx<'_> {
             });
         }
         let Some(rule) = rule else {
+            if let (true, Some(max_len)) = (honor_miss, self.tables.miss().controller) {
+                let at = self.out.actions.len();
+                self.out.actions.push(DpAction::Controller {
+                    max_len,
+                    reason: PacketInReason::NoMatch,
+                    table,
+                    cookie: NO_COOKIE,
+                });
+                if let Some(t) = &mut self.trace {
+                    if let Some(last) = t.last_mut() {
+                        last.span = (at, at + 1);
+                    }
+                }
+            }
             return Flow::Continue;
         };
         let step = self.trace.as_ref().map(|t| t.len() - 1);
         self.out.rules.push(Arc::clone(&rule));
+        let running = Running::Rule(&rule);
         let mut flow = Flow::Continue;
         for action in rule.actions.iter() {
-            match self.action(action, table, depth) {
+            match self.action(action, running, depth) {
                 Flow::Continue => {}
                 Flow::EndRule => break,
                 Flow::Stop => {
@@ -274,7 +386,8 @@ impl Ctx<'_> {
         flow
     }
 
-    fn action(&mut self, action: &Action, table: u8, depth: usize) -> Flow {
+    fn action(&mut self, action: &Action, running: Running<'_>, depth: usize) -> Flow {
+        let table = running.table();
         match action {
             Action::Output(p) => {
                 if *p != self.key.in_port {
@@ -338,7 +451,16 @@ impl Ctx<'_> {
                 };
             }
             Action::Resubmit { port, table: t } => {
-                return self.table_from(t.unwrap_or(table), depth + 1, *port);
+                return self.table_from(t.unwrap_or(table), depth + 1, *port, false);
+            }
+            Action::Controller { max_len } => {
+                let (reason, cookie) = running.packet_in();
+                self.out.actions.push(DpAction::Controller {
+                    max_len: *max_len,
+                    reason,
+                    table,
+                    cookie,
+                });
             }
         }
         Flow::Continue

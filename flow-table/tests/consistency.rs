@@ -142,6 +142,7 @@ fn arb_spec() -> impl Strategy<Value = RuleSpec> {
             cookie,
             idle_timeout: 0,
             hard_timeout: 0,
+            send_flow_rem: false,
         })
     })
 }

@@ -438,6 +438,20 @@ const HAND: &[&str] = &[
     "actions=foo:1",
     "actions=enqueue:1:2",
     "actions=controller(reason=no_match)",
+    "actions=controller",
+    "actions=CONTROLLER,output:1",
+    "actions=controller:64",
+    "actions=controller:0",
+    "actions=controller(max_len=100)",
+    "actions=controller(max_len=100,reason=action)",
+    "actions=controller(id=3)",
+    "actions=controller(userdata=01.02)",
+    "actions=output:CONTROLLER",
+    "actions=output:controller,output:2",
+    "actions=output:65533",
+    "actions=output:4294967293",
+    "actions=4294967293",
+    "send_flow_rem,idle_timeout=5,hard_timeout=7,actions=controller:64",
     "actions=note:00",
     "actions=learn(table=1)",
     "actions=clear_actions",
@@ -1148,6 +1162,9 @@ fn vswitch_text(f: &ParsedFlow) -> String {
     if f.hard_timeout != 0 {
         parts.push(format!("hard_timeout={}", f.hard_timeout));
     }
+    if f.send_flow_rem {
+        parts.push("send_flow_rem".into());
+    }
     let m = format_match(&f.r#match);
     if !m.is_empty() {
         parts.push(m);
@@ -1190,8 +1207,9 @@ const DELIBERATE: &[(&str, &str)] = &[
     ),
     (
         "not supported by vswitch",
-        "an action, set_field target or flow flag vswitch does not implement (ALL, CONTROLLER, \
-         enqueue, learn, load, group, masked set_field, send_flow_rem, ...)",
+        "an action, set_field target or flow flag vswitch does not implement (ALL, \
+         controller(reason/id/userdata/pause), enqueue, learn, load, group, masked set_field, \
+         check_overlap, ...)",
     ),
     (
         "table 255 does not exist",

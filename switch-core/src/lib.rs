@@ -5,20 +5,24 @@
 //! operations (bridges, ports, rules, statistics) that the management API exposes.
 //!
 //! Two halves: [`datapath`] is what the PMD threads run per packet (no locks, no allocation on
-//! the per-packet path), [`switch`] the control plane that builds and changes it.
+//! the per-packet path), [`switch`] the control plane that builds and changes it. [`events`]
+//! is what flows back: packet-ins and flow-removed for an OpenFlow controller.
 
 #![warn(missing_docs)]
 
 pub mod datapath;
+pub mod events;
 pub mod memory;
 pub mod switch;
 
-pub use datapath::bridge::LOCAL_PORT;
+pub use datapath::bridge::{CONTROLLER_PORT, LOCAL_PORT, NONE_PORT};
 pub use datapath::pmd::MegaflowRow;
 pub use datapath::port_obs::{CaptureDir, CapturedFrame, PacketTrace};
 pub use datapath::stats::{DropReason, PmdStats};
 pub use datapath::trace::TraceReport;
 pub use datapath::vlan::{PortVlan, VlanMode};
+pub use events::{FlowRemoved, FlowRemovedReason, PacketIn, SwitchEvent};
+pub use flow_table::{MissConfig, PacketInReason};
 pub use switch::bridge_options::{BridgeOptions, DatapathType};
 pub use switch::l2_ctl::MirrorSpec;
 pub use switch::port_config::PortConfig;

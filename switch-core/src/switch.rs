@@ -7,9 +7,10 @@
 //! This module is the control plane: the [`Switch`] and what it needs to build and change
 //! bridges — bridge and port settings ([`bridge_options`], [`port_config`]), the placement of
 //! receive queues on PMD threads ([`rxq_sched`]), the bridges' L2 settings and patch links kept
-//! in step with their ports ([`l2_ctl`]), dummy-port I/O, and the observability operations
-//! (traces, captures, drop and queue counters). Nothing here runs per packet, so it may lock,
-//! allocate and wait; what the PMD threads run is in [`crate::datapath`], which the control
+//! in step with their ports ([`l2_ctl`]), dummy-port I/O, the observability operations
+//! (traces, captures, drop and queue counters), and what an OpenFlow controller needs besides
+//! rules ([`openflow`]: events, packet-out, fail mode and table-miss behaviour). Nothing here
+//! runs per packet, so it may lock, allocate and wait; what the PMD threads run is in [`crate::datapath`], which the control
 //! plane reaches only through the PMDs' channels and the bridge state it replaces whole.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, unbounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use flow_table::{
     Action, CacheConfig, FlowModError, MacAddr, Match, Rule, RuleChange, RuleFilter, RuleSpec,
     RuleTables,
@@ -33,9 +34,11 @@ use crate::datapath::mac_table::{FdbRow, MacTable, DEFAULT_AGING_SECS, DEFAULT_M
 use crate::datapath::normal;
 use crate::datapath::pmd::{MegaflowRow, Pmd, PmdConfig, PmdGone, PmdMsg, Wake};
 use crate::datapath::stats::{PmdCounters, PmdStats};
+use crate::events::{FlowRemovedReason, SwitchEvent, EVENT_QUEUE};
 
 pub mod bridge_options;
 mod dummy;
+pub mod openflow;
 // Port VLAN settings, mirrors and patch links (issue 8).
 mod inspect;
 pub mod l2_ctl;
@@ -118,6 +121,8 @@ pub enum SwitchError {
     DummyFull(String, ports::DummyFull),
     /// The caller's record of a rule change failed, so the change was not made.
     NotRecorded(String),
+    /// A packet-out that cannot be sent (the message says why).
+    BadPacketOut(String),
 }
 
 impl fmt::Display for SwitchError {
@@ -136,6 +141,7 @@ impl fmt::Display for SwitchError {
             ),
             SwitchError::BadMirror(m) => f.write_str(m),
             SwitchError::NotRecorded(m) => f.write_str(m),
+            SwitchError::BadPacketOut(m) => write!(f, "packet-out refused: {m}"),
             SwitchError::NotDummy(p) => write!(
                 f,
                 "port '{p}' is not a dummy port: frames are injected and taken only on \
@@ -240,6 +246,8 @@ struct Inner {
     ctl: Mutex<Ctl>,
     pmds: Vec<PmdHandle>,
     stop: AtomicBool,
+    /// The datapath's events (packet-ins, flow-removed), for [`Switch::events`].
+    events: (Sender<SwitchEvent>, Receiver<SwitchEvent>),
 }
 
 /// A running switch. Dropping it stops its threads and closes its ports.
@@ -303,6 +311,7 @@ impl Switch {
             }),
             pmds,
             stop: AtomicBool::new(false),
+            events: bounded(EVENT_QUEUE),
         });
         let weak = Arc::downgrade(&inner);
         let housekeeper = std::thread::Builder::new()
@@ -349,12 +358,15 @@ impl Switch {
         let cfg = &self.inner.cfg;
         let mut rules = default_rules();
         rules.set_max_rules(cfg.max_rules);
-        let shared = Arc::new(BridgeShared::new(
-            id,
-            name,
-            rules,
-            MacTable::new(cfg.mac_aging_secs, cfg.mac_table_size),
-        ));
+        let shared = Arc::new(
+            BridgeShared::new(
+                id,
+                name,
+                rules,
+                MacTable::new(cfg.mac_aging_secs, cfg.mac_table_size),
+            )
+            .with_events(self.inner.events.0.clone()),
+        );
         for pmd in &self.inner.pmds {
             let _ = pmd.send(PmdMsg::AddBridge(Arc::clone(&shared)));
         }
@@ -559,7 +571,7 @@ impl Switch {
         strict: bool,
         record: impl FnOnce(&[Arc<Rule>]) -> Result<(), String>,
     ) -> Result<Vec<Arc<Rule>>, SwitchError> {
-        self.update_rules(
+        let gone = self.update_rules(
             bridge,
             |t| {
                 let gone = t.delete(filter, strict);
@@ -572,7 +584,15 @@ impl Switch {
                     record(gone)
                 }
             },
-        )
+        )?;
+        // Every PMD has dropped the rules' megaflows, which pushed their last counts into them:
+        // the counters the events carry are final.
+        if gone.iter().any(|r| r.send_flow_rem) {
+            if let Ok(sink) = self.event_sink(bridge) {
+                sink.flows_removed(&gone, Some(FlowRemovedReason::Delete), clock::now_ms());
+            }
+        }
+        Ok(gone)
     }
 
     /// Replaces every rule of a bridge by `tables` (a restored configuration).
@@ -589,6 +609,8 @@ impl Switch {
                         r#match: Match::any(),
                     })
                     .collect();
+                // The bridge's fail mode and miss behaviour are not part of a rule set.
+                tables.set_miss(t.miss());
                 *t = tables;
                 Ok((changes, ()))
             },
@@ -973,6 +995,7 @@ impl Inner {
         let ctl = self.lock();
         for br in ctl.bridges.values() {
             let mut changes = Vec::new();
+            let mut expired = Vec::new();
             // Only rules with a timeout are visited, and the copy costs O(tables), not
             // O(rules); it is published only when a rule did expire.
             if br.shared.tables.load().has_timeouts() {
@@ -986,6 +1009,7 @@ impl Inner {
                 if !gone.is_empty() {
                     changes.extend(gone.iter().map(|r| RuleChange::of(r)));
                     br.shared.tables.store(Arc::new(t));
+                    expired = gone;
                 }
             }
             changes.extend(
@@ -998,6 +1022,8 @@ impl Inner {
             if let Err(e) = self.invalidate(&br.shared, changes) {
                 tracing::error!(bridge = %br.shared.name, "housekeeping: {e}");
             }
+            // After the invalidation, which pushed the megaflows' last counts into the rules.
+            br.shared.events.flows_removed(&expired, None, now);
         }
     }
 }

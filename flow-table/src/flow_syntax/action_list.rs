@@ -12,7 +12,7 @@ use super::values::{
     parse_dec, parse_int_masked, parse_ipv4_masked, parse_ipv4_strict, parse_mac_loose,
     parse_mac_masked, parse_max,
 };
-use crate::actions::{Action, SetField};
+use crate::actions::{Action, SetField, CONTROLLER_MAX_LEN};
 use crate::key::{ethertype, ipproto};
 use crate::wire::MacAddr;
 
@@ -78,8 +78,7 @@ pub(super) struct ParsedAction<'a> {
 }
 
 /// Actions ovs-ofctl knows and vswitch does not implement.
-const UNSUPPORTED: [&str; 37] = [
-    "controller",
+const UNSUPPORTED: [&str; 36] = [
     "enqueue",
     "note",
     "learn",
@@ -268,6 +267,36 @@ fn parse_resubmit(p: &Piece<'_>, ports: &dyn Fn(&str) -> Option<u32>) -> Result<
     Ok(Action::Resubmit { port, table })
 }
 
+/// Reads `controller`, `controller:MAX_LEN` or `controller(max_len=N[,reason=action])`. The
+/// other keys ovs-ofctl knows there (`reason=` other than `action`, `id=`, `userdata=`,
+/// `pause`, `meter_id=`) ask for what vswitch does not do, so they are refused by name.
+fn parse_controller(p: &Piece<'_>) -> Result<Action, String> {
+    let max = |v: &str| parse_max(v, 0xffff, "controller max_len").map(|n| n as u16);
+    if !p.parens {
+        return Ok(Action::Controller {
+            max_len: match p.value {
+                "" => CONTROLLER_MAX_LEN,
+                v => max(v)?,
+            },
+        });
+    }
+    let mut max_len = CONTROLLER_MAX_LEN;
+    for arg in p.value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let (k, v) = arg.split_once('=').unwrap_or((arg, ""));
+        match (k, v) {
+            ("max_len", v) => max_len = max(v)?,
+            // The reason a controller action gives anyway.
+            ("reason", "action") => {}
+            _ => {
+                return Err(format!(
+                    "controller({arg}) is not supported by vswitch (it takes max_len only)"
+                ))
+            }
+        }
+    }
+    Ok(Action::Controller { max_len })
+}
+
 /// An action with the conditions its spelling comes with.
 struct Meaning {
     action: Option<Action>,
@@ -396,12 +425,20 @@ pub(super) fn parse_action<'a>(
             t => Meaning::of(Action::GotoTable(t)),
         },
         "resubmit" => Meaning::of(parse_resubmit(&p, ports)?),
+        "controller" => Meaning::of(parse_controller(&p)?),
         n if UNSUPPORTED.contains(&n) => {
             return Err(format!("action '{}' is not supported by vswitch", p.key))
         }
         // A bare port number or name is an output (`actions=2`), its argument ignored.
         _ if parse_dec(p.key).is_some() || reserved(p.key).is_some() || ports(p.key).is_some() => {
-            Meaning::of(output_to(parse_port(p.key, ports)?, p.key)?)
+            match output_to(parse_port(p.key, ports)?, p.key)? {
+                // ovs-ofctl reads a bare CONTROLLER port number as an output with no bytes
+                // (`CONTROLLER:0`); the name is the `controller` action above.
+                Action::Controller { .. } if parse_dec(p.key).is_some() => {
+                    Meaning::of(Action::Controller { max_len: 0 })
+                }
+                a => Meaning::of(a),
+            }
         }
         _ => return Err(format!("unknown action '{}'", p.key)),
     };

@@ -5,10 +5,15 @@
 //! only the named ones below can be used, and as an output only those vswitch implements.
 
 use super::values::parse_dec;
-use crate::actions::Action;
+use crate::actions::{Action, CONTROLLER_MAX_LEN};
 
 /// OpenFlow's number for the bridge's own (internal) port, `LOCAL`.
 pub const OFPP_LOCAL: u32 = 0xfffe;
+
+/// `CONTROLLER`: the OpenFlow controller.
+pub const OFPP_CONTROLLER: u32 = 0xfffd;
+/// `NONE` (and `ANY`): no port.
+pub const OFPP_NONE: u32 = 0xffff;
 
 /// `IN_PORT`: the packet's ingress port.
 const OFPP_IN_PORT: u32 = 0xfff8;
@@ -22,7 +27,7 @@ const RESERVED: [(&str, u32); 9] = [
     ("NORMAL", 0xfffa),
     ("FLOOD", 0xfffb),
     ("ALL", 0xfffc),
-    ("CONTROLLER", 0xfffd),
+    ("CONTROLLER", OFPP_CONTROLLER),
     ("LOCAL", OFPP_LOCAL),
     ("ANY", 0xffff),
     ("NONE", 0xffff),
@@ -61,7 +66,11 @@ pub(super) fn output_to(port: u32, text: &str) -> Result<Action, String> {
         0xfffa => Ok(Action::Normal),
         0xfffb => Ok(Action::Flood),
         OFPP_LOCAL => Ok(Action::Output(OFPP_LOCAL)),
-        0xfff9 | 0xfffc | 0xfffd => Err(format!(
+        // The whole packet, as ovs-ofctl reads `output:CONTROLLER`.
+        OFPP_CONTROLLER => Ok(Action::Controller {
+            max_len: CONTROLLER_MAX_LEN,
+        }),
+        0xfff9 | 0xfffc => Err(format!(
             "output to the reserved port '{text}' is not supported by vswitch"
         )),
         p if (OFPP_MAX..=0xffff).contains(&p) => Err(format!(
@@ -94,5 +103,9 @@ mod tests {
             .contains("not supported"));
         assert!(output_to(0xff00, "65280").is_err());
         assert!(output_to(0xffff, "ANY").is_err());
+        assert_eq!(
+            output_to(OFPP_CONTROLLER, "CONTROLLER"),
+            Ok(Action::Controller { max_len: 65535 })
+        );
     }
 }

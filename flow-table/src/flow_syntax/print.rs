@@ -230,6 +230,7 @@ pub fn format_actions(actions: &[Action], port_name: &dyn Fn(u32) -> Option<Stri
                 port.map(|p| port_str(p, port_name)).unwrap_or_default(),
                 table.map(|t| t.to_string()).unwrap_or_default()
             ),
+            // `CONTROLLER:65535`, as ovs-ofctl prints it (from `Display`).
             other => other.to_string(),
         })
         .collect();
@@ -257,6 +258,10 @@ pub fn format_rule(rule: &Rule, now_ms: u64, port_name: &dyn Fn(u32) -> Option<S
     }
     if rule.hard_timeout != 0 {
         s += &format!("hard_timeout={}, ", rule.hard_timeout);
+    }
+    // ovs-ofctl ends the flags with a space, not a comma.
+    if rule.send_flow_rem {
+        s += "send_flow_rem ";
     }
     let mut m = Vec::new();
     if rule.priority != DEFAULT_PRIORITY {

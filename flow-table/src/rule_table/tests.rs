@@ -14,6 +14,7 @@ fn rule(priority: u16, m: Match, out: u32, seq: u64) -> Arc<Rule> {
         cookie: 0,
         idle_timeout: 0,
         hard_timeout: 0,
+        send_flow_rem: false,
         seq,
         created_ms: 0,
         stats: Arc::default(),

@@ -1,5 +1,6 @@
 use super::*;
 use crate::key::{ethertype, ipproto};
+use crate::miss::MissConfig;
 use std::net::Ipv4Addr;
 
 fn ip() -> Match {
@@ -409,4 +410,49 @@ proptest::proptest! {
         proptest::prop_assert!(!t.has_timeouts());
         proptest::prop_assert_eq!(before.len(), before.rules().len());
     }
+}
+
+#[test]
+fn send_flow_rem_is_kept_by_a_modify_and_set_by_an_add() {
+    let mut t = RuleTables::new();
+    let flagged = RuleSpec {
+        priority: 5,
+        r#match: ip(),
+        actions: vec![Action::Output(1)],
+        send_flow_rem: true,
+        ..Default::default()
+    };
+    t.add(flagged, 0).unwrap();
+    t.add(RuleSpec::new(6, ip(), vec![Action::Output(1)]), 0)
+        .unwrap();
+    let changed = t
+        .modify(&RuleFilter::all(), &[Action::Output(2)], false)
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    let flags: Vec<(u16, bool)> = t
+        .rules()
+        .iter()
+        .map(|r| (r.priority, r.send_flow_rem))
+        .collect();
+    assert_eq!(flags, vec![(6, false), (5, true)]);
+    // out_port=CONTROLLER selects the rules with a controller action.
+    t.add(
+        RuleSpec::new(7, ip(), vec![Action::Controller { max_len: 64 }]),
+        0,
+    )
+    .unwrap();
+    let f = RuleFilter {
+        out_port: Some(crate::flow_syntax::OFPP_CONTROLLER),
+        ..RuleFilter::all()
+    };
+    assert_eq!(t.delete(&f, false).len(), 1);
+    assert_eq!(t.len(), 2);
+    // The miss settings travel with the tables and survive rule changes.
+    let miss = MissConfig {
+        fail_open: false,
+        controller: Some(64),
+    };
+    assert_eq!(t.set_miss(miss).len(), 1);
+    t.delete(&RuleFilter::all(), false);
+    assert_eq!(t.clone().miss(), miss);
 }

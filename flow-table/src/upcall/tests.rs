@@ -1,5 +1,6 @@
 use super::*;
 use crate::matches::Match;
+use crate::miss::MissConfig;
 use crate::rule::RuleSpec;
 use std::net::Ipv4Addr;
 
@@ -416,4 +417,181 @@ fn fragments_match_with_ports_zero() {
     first.nw_frag = crate::key::FRAG_ANY;
     let x = translate(&t, &first);
     assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+fn controller(max_len: u16, reason: PacketInReason, table: u8, cookie: u64) -> DpAction {
+    DpAction::Controller {
+        max_len,
+        reason,
+        table,
+        cookie,
+    }
+}
+
+#[test]
+fn a_controller_action_reports_its_rule_and_the_actions_go_on() {
+    let mut spec = RuleSpec::new(
+        10,
+        ip(),
+        vec![
+            Action::Controller { max_len: 64 },
+            Action::Set(SetField::IpTtl(3)),
+            Action::Output(2),
+        ],
+    )
+    .in_table(0);
+    spec.cookie = 0x42;
+    let t = tables(vec![spec]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(
+        x.actions,
+        vec![
+            controller(64, PacketInReason::Action, 0, 0x42),
+            DpAction::Set(SetField::IpTtl(3)),
+            DpAction::Output(2)
+        ]
+    );
+    assert_eq!(x.rules.len(), 1);
+    // A controller action alone is kept (not trimmed as a trailing rewrite).
+    let t = tables(vec![RuleSpec::new(
+        10,
+        ip(),
+        vec![Action::Controller { max_len: 65535 }],
+    )]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(
+        x.actions,
+        vec![controller(65535, PacketInReason::Action, 0, 0)]
+    );
+}
+
+#[test]
+fn a_table_miss_entry_sends_with_reason_no_match() {
+    // Priority 0 with an empty match is OpenFlow's table-miss entry; in table 1 too.
+    let t = tables(vec![
+        RuleSpec::new(5, ip(), vec![Action::GotoTable(1)]),
+        RuleSpec::new(0, Match::any(), vec![Action::Controller { max_len: 128 }]).in_table(1),
+    ]);
+    let x = translate(&t, &ip_key(1, [1, 1, 1, 1], 5));
+    assert_eq!(
+        x.actions,
+        vec![controller(128, PacketInReason::NoMatch, 1, 0)]
+    );
+    // Priority 0 with a match, or an empty match above priority 0, is an ordinary rule.
+    for spec in [
+        RuleSpec::new(0, ip(), vec![Action::Controller { max_len: 128 }]),
+        RuleSpec::new(1, Match::any(), vec![Action::Controller { max_len: 128 }]),
+    ] {
+        let x = translate(&tables(vec![spec]), &ip_key(1, [1, 1, 1, 1], 5));
+        assert_eq!(
+            x.actions,
+            vec![controller(128, PacketInReason::Action, 0, 0)]
+        );
+    }
+}
+
+#[test]
+fn a_miss_goes_to_the_controller_when_the_bridge_says_so() {
+    let mut t = tables(vec![
+        RuleSpec::new(
+            5,
+            ip().nw_dst(Ipv4Addr::new(9, 9, 9, 9), 32),
+            vec![Action::GotoTable(2)],
+        ),
+        RuleSpec::new(
+            5,
+            ip().nw_dst(Ipv4Addr::new(8, 8, 8, 8), 32),
+            vec![
+                Action::Resubmit {
+                    port: None,
+                    table: Some(3),
+                },
+                Action::Output(4),
+            ],
+        ),
+    ]);
+    let key = ip_key(1, [1, 1, 1, 1], 5);
+    assert!(translate(&t, &key).actions.is_empty(), "dropped by default");
+    let changes = t.set_miss(MissConfig {
+        fail_open: false,
+        controller: Some(128),
+    });
+    assert_eq!(changes.len(), 1, "the caches must hear of it");
+    assert!(t
+        .set_miss(MissConfig {
+            fail_open: false,
+            controller: Some(128)
+        })
+        .is_empty());
+    let x = translate(&t, &key);
+    assert_eq!(
+        x.actions,
+        vec![controller(128, PacketInReason::NoMatch, 0, u64::MAX)]
+    );
+    assert!(x.rules.is_empty());
+    // A miss after goto_table too, in the table missed.
+    let x = translate(&t, &ip_key(1, [9, 9, 9, 9], 5));
+    assert_eq!(
+        x.actions,
+        vec![controller(128, PacketInReason::NoMatch, 2, u64::MAX)]
+    );
+    // Not after resubmit: it goes on, as in OVS.
+    let x = translate(&t, &ip_key(1, [8, 8, 8, 8], 5));
+    assert_eq!(x.actions, vec![DpAction::Output(4)]);
+}
+
+#[test]
+fn fail_open_sends_everything_to_normal_and_keeps_the_rules() {
+    let mut t = tables(vec![RuleSpec::new(5, ip(), vec![Action::Output(2)])]);
+    let key = ip_key(1, [1, 1, 1, 1], 5);
+    t.set_miss(MissConfig {
+        fail_open: true,
+        controller: Some(128),
+    });
+    let x = translate(&t, &key);
+    assert_eq!(x.actions, vec![DpAction::Normal]);
+    assert!(x.normal && x.rules.is_empty());
+    assert_eq!(x.tables & table_bit(0), table_bit(0));
+    // The megaflow depends on what NORMAL reads, not on the rules' fields.
+    assert_eq!(x.mask.0.nw_dst, 0);
+    assert_eq!(x.mask.0.eth_type, 0);
+    assert_eq!(t.len(), 1);
+    t.set_miss(MissConfig::default());
+    assert_eq!(translate(&t, &key).actions, vec![DpAction::Output(2)]);
+}
+
+#[test]
+fn packet_out_actions_translate_like_a_rules() {
+    let mut spec = RuleSpec::new(5, ip(), vec![Action::Output(7)]);
+    spec.cookie = 9;
+    let t = tables(vec![spec]);
+    let key = ip_key(1, [1, 1, 1, 1], 5);
+    let x = translate_actions(
+        &t,
+        &key,
+        &[
+            Action::Output(1),
+            Action::Output(2),
+            Action::InPort,
+            Action::Controller { max_len: 10 },
+            Action::Resubmit {
+                port: None,
+                table: Some(0),
+            },
+        ],
+        &mut Unresolved,
+    );
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::Output(2),
+            DpAction::Output(1),
+            controller(10, PacketInReason::Action, 0, u64::MAX),
+            DpAction::Output(7)
+        ]
+    );
+    assert_eq!(x.rules.len(), 1, "the rule TABLE hit is credited");
+    assert_eq!(x.rules[0].cookie, 9);
+    let x = translate_actions(&t, &key, &[Action::Flood], &mut Unresolved);
+    assert_eq!(x.actions, vec![DpAction::Flood]);
 }

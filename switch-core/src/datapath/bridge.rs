@@ -5,15 +5,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use flow_table::Translation;
-use flow_table::{translate_traced, translate_with, FlowKey, RuleChange, RuleTables, TraceStep};
+use flow_table::{
+    translate_actions, translate_traced, translate_with, Action, FlowKey, RuleChange, RuleTables,
+    TraceStep,
+};
 
 use crate::datapath::l2::L2Config;
 use crate::datapath::mac_table::MacTable;
 use crate::datapath::normal::{BridgeResolver, NormalNote};
 use crate::datapath::port_obs::PortDrops;
+use crate::events::{EventSink, SwitchEvent};
 
 /// OpenFlow's number for the bridge's own (internal) port.
 pub const LOCAL_PORT: u32 = 65534;
+/// OpenFlow's `CONTROLLER` port (as the flow syntax numbers it): the `in_port` of a packet the
+/// controller sends out.
+pub const CONTROLLER_PORT: u32 = flow_table::flow_syntax::OFPP_CONTROLLER;
+/// OpenFlow's `NONE` port (OpenFlow 1.0's `in_port` for a packet the controller sends out).
+pub const NONE_PORT: u32 = flow_table::flow_syntax::OFPP_NONE;
 
 /// The state of a bridge that PMD threads read.
 #[derive(Debug)]
@@ -35,6 +44,8 @@ pub struct BridgeShared {
     /// Datapath drops by reason of the packets each port (by number) received. Locked only
     /// when a port is added or removed and when counters are read.
     pub port_drops: Mutex<BTreeMap<u32, Arc<PortDrops>>>,
+    /// Where packet-ins and flow-removed events go.
+    pub(crate) events: EventSink,
 }
 
 impl BridgeShared {
@@ -48,7 +59,14 @@ impl BridgeShared {
             macs: Mutex::new(macs),
             l2: ArcSwap::from_pointee(L2Config::default()),
             port_drops: Mutex::new(BTreeMap::new()),
+            events: EventSink::none(name),
         }
+    }
+
+    /// The same bridge, its events going to `tx`.
+    pub(crate) fn with_events(mut self, tx: crossbeam_channel::Sender<SwitchEvent>) -> Self {
+        self.events = EventSink::new(&self.name, tx);
+        self
     }
 
     /// The drop counters of a port (created on first use).
@@ -71,6 +89,25 @@ impl BridgeShared {
         let l2 = self.l2.load();
         let mut r = BridgeResolver::new(&l2, &self.macs, now_ms, true);
         let mut x = translate_with(&tables, key, &mut r);
+        learned.append(&mut r.learned);
+        l2.apply_mirrors(&mut x, key);
+        x
+    }
+
+    /// The translation of a packet-out's `actions` for a packet of `key` (see
+    /// [`translate_actions`]), NORMAL and FLOOD resolved as on an upcall (learning), mirrors
+    /// added. A learning event is appended to `learned`.
+    pub fn packet_out(
+        &self,
+        key: &FlowKey,
+        actions: &[Action],
+        now_ms: u64,
+        learned: &mut Vec<RuleChange>,
+    ) -> Translation {
+        let tables = self.tables.load();
+        let l2 = self.l2.load();
+        let mut r = BridgeResolver::new(&l2, &self.macs, now_ms, true);
+        let mut x = translate_actions(&tables, key, actions, &mut r);
         learned.append(&mut r.learned);
         l2.apply_mirrors(&mut x, key);
         x

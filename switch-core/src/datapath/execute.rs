@@ -1,11 +1,12 @@
 //! Runs a megaflow's datapath actions on one packet, queueing its copies on output ports.
 
-use flow_table::DpAction;
+use flow_table::{DpAction, PacketInReason, CONTROLLER_MAX_LEN};
 use ports::{Packet, PacketBatch, PacketPool, Port};
 
 use crate::datapath::modify;
 use crate::datapath::port_obs::PortObs;
 use crate::datapath::stats::{DropReason, LocalCounters};
+use crate::events::{EventSink, PacketIn, SwitchEvent};
 
 /// A port as one PMD thread sees it: its own instance and its pending transmit batch.
 pub(crate) struct PmdPort {
@@ -84,8 +85,49 @@ fn output(
     }
 }
 
+/// A packet-in of `pkt` as it is now: its first `max_len` bytes to the controller, through the
+/// bridge's event channel. Never waits: a full queue loses the packet-in, counted as
+/// [`DropReason::ControllerQueue`]. The slow path (like OVS's upcall to userspace), so the copy
+/// is allocated here.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn packet_in(
+    pkt: &Packet,
+    in_port: u32,
+    max_len: u16,
+    reason: PacketInReason,
+    table: u8,
+    cookie: u64,
+    events: &EventSink,
+    local: &mut LocalCounters,
+) {
+    if events.is_full() {
+        local.drop(DropReason::ControllerQueue, 1);
+        return;
+    }
+    let data = pkt.data();
+    let n = if max_len == CONTROLLER_MAX_LEN {
+        data.len()
+    } else {
+        data.len().min(usize::from(max_len))
+    };
+    let ev = SwitchEvent::PacketIn(PacketIn {
+        bridge: std::sync::Arc::clone(&events.bridge),
+        in_port,
+        reason,
+        table,
+        cookie,
+        total_len: data.len() as u32,
+        data: data[..n].to_vec(),
+        tun_id: pkt.tun.id,
+    });
+    if !events.try_send(ev) {
+        local.drop(DropReason::ControllerQueue, 1);
+    }
+}
+
 /// Executes `actions` on `pkt` (received on `in_port`). The packet is consumed: queued on
-/// its last output, or returned to the pool.
+/// its last output, or returned to the pool. Packet-ins go to `events`.
 #[inline]
 pub(crate) fn execute(
     actions: &[DpAction],
@@ -94,6 +136,7 @@ pub(crate) fn execute(
     ports: &mut [PmdPort],
     pool: &mut PacketPool,
     local: &mut LocalCounters,
+    events: &EventSink,
 ) {
     // The common single output: straight into the port's transmit batch.
     if let [DpAction::Output(p)] = actions {
@@ -101,10 +144,12 @@ pub(crate) fn execute(
         return;
     }
     // Rewrites after the last output change nothing anyone sees.
-    let Some(last) = actions
-        .iter()
-        .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Flood))
-    else {
+    let Some(last) = actions.iter().rposition(|a| {
+        matches!(
+            a,
+            DpAction::Output(_) | DpAction::Flood | DpAction::Controller { .. }
+        )
+    }) else {
         pool.free(pkt);
         local.drop(DropReason::Policy, 1);
         return;
@@ -152,6 +197,22 @@ pub(crate) fn execute(
             }
             DpAction::Set(sf) => modify::set_field(&mut pkt, sf),
             DpAction::DecTtl => modify::dec_ttl(pkt.data_mut()),
+            DpAction::Controller {
+                max_len,
+                reason,
+                table,
+                cookie,
+            } => {
+                packet_in(
+                    &pkt, in_port, *max_len, *reason, *table, *cookie, events, local,
+                );
+                if is_last {
+                    // Delivered (to the controller): not a drop.
+                    pool.free(pkt);
+                    return;
+                }
+                true
+            }
             // NORMAL is resolved at upcall time; a megaflow never holds it.
             _ => true,
         };

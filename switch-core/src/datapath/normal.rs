@@ -16,6 +16,7 @@ use flow_table::key::{
 };
 use flow_table::{DpAction, MacAddr, Match, Resolver, RuleChange, SetField};
 
+use crate::datapath::bridge::{CONTROLLER_PORT, NONE_PORT};
 use crate::datapath::l2::L2Config;
 use crate::datapath::mac_table::{Learned, MacTable};
 
@@ -100,7 +101,10 @@ impl<'a> BridgeResolver<'a> {
         if is_reserved(&key.eth_dst) {
             return NormalNote::Reserved;
         }
-        if !l2.ports.contains(&key.in_port) {
+        // A packet the controller sends out (packet-out from CONTROLLER or NONE) comes from no
+        // port: NORMAL forwards it by the MAC table without learning its source, as OVS does.
+        let injected = key.in_port == CONTROLLER_PORT || key.in_port == NONE_PORT;
+        if !injected && !l2.ports.contains(&key.in_port) {
             return NormalNote::NoInputPort;
         }
         if l2.is_mirror_output(key.in_port) {
@@ -114,7 +118,7 @@ impl<'a> BridgeResolver<'a> {
             // or remove.
             self.macs.lock().unwrap_or_else(|e| e.into_inner())
         });
-        if self.learn {
+        if self.learn && !injected {
             let learned = macs.learn(vlan, key.eth_src, key.in_port, self.now_ms);
             if matches!(learned, Some(Learned::New | Learned::Moved { .. })) {
                 self.learned.push(towards(key.eth_src));

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use flow_table::{CacheConfig, DpAction, FlowCache, Match, RuleChange};
+use flow_table::{Action, CacheConfig, DpAction, FlowCache, Match, RuleChange};
 use ports::{Packet, PacketBatch, PacketPool, Port};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -35,6 +35,7 @@ mod burst;
 mod classify;
 mod dispatch;
 mod extract;
+mod packet_out;
 mod patch_path;
 #[cfg(test)]
 mod tests;
@@ -122,6 +123,13 @@ pub(crate) enum PmdMsg {
     DisarmTrace { bridge: u32, port_no: u32, id: u64 },
     /// Report the busy cycles of each receive queue (`pmd-rxq-show`).
     RxqCycles(Sender<Vec<RxqCycles>>),
+    /// OpenFlow packet-out: run `actions` on the frame `data` as if received on `in_port`.
+    PacketOut {
+        bridge: u32,
+        in_port: u32,
+        data: Vec<u8>,
+        actions: Vec<Action>,
+    },
     /// Exit the thread.
     Stop,
 }
@@ -654,6 +662,12 @@ impl Pmd {
                         .collect();
                     let _ = reply.send(rows);
                 }
+                PmdMsg::PacketOut {
+                    bridge,
+                    in_port,
+                    data,
+                    actions,
+                } => self.packet_out(bridge, in_port, &data, &actions),
                 PmdMsg::Stop => return false,
             }
         }

@@ -18,10 +18,13 @@ pub enum DropReason {
     Malformed = 3,
     /// Translation failed (resubmit loop, too many lookups).
     UpcallFailed = 4,
+    /// A packet-in was lost: the controller event queue was full (the packet's other actions
+    /// still ran).
+    ControllerQueue = 5,
 }
 
 /// Number of [`DropReason`]s.
-pub const N_DROP_REASONS: usize = 5;
+pub const N_DROP_REASONS: usize = 6;
 
 impl DropReason {
     /// Every reason.
@@ -31,6 +34,7 @@ impl DropReason {
         DropReason::NoBuffer,
         DropReason::Malformed,
         DropReason::UpcallFailed,
+        DropReason::ControllerQueue,
     ];
 
     /// Short name, as shown by `pmd-stats-show` and metrics.
@@ -41,6 +45,7 @@ impl DropReason {
             DropReason::NoBuffer => "no_buffer",
             DropReason::Malformed => "malformed",
             DropReason::UpcallFailed => "upcall_failed",
+            DropReason::ControllerQueue => "controller_queue",
         }
     }
 }

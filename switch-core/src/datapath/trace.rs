@@ -66,6 +66,10 @@ pub struct TraceReport {
     /// With a packet: the frames that leave, (port, bytes) in output order, exactly as the
     /// datapath's actions make them.
     pub copies: Option<Vec<(u32, Vec<u8>)>>,
+    /// The bridge is fail-open: NORMAL decided, the rules were not consulted.
+    pub fail_open: bool,
+    /// Packet-ins the packet would cause: (reason, max_len), in order.
+    pub to_controller: Vec<(flow_table::PacketInReason, u16)>,
 }
 
 /// The fields of `key` worth showing: every non-zero one, with the ingress port and type.
@@ -111,7 +115,18 @@ pub fn trace(
             .collect(),
     };
     let has_output = x.actions.iter().any(|a| matches!(a, DpAction::Output(_)));
-    if drop.is_none() && outputs.is_empty() {
+    let to_controller: Vec<_> = x
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            DpAction::Controller {
+                reason, max_len, ..
+            } => Some((*reason, *max_len)),
+            _ => None,
+        })
+        .collect();
+    // A packet that goes to the controller only is delivered, not dropped.
+    if drop.is_none() && outputs.is_empty() && to_controller.is_empty() {
         drop = Some(if x.error.is_some() {
             DropReason::UpcallFailed
         } else if has_output || (x.normal && !normal.is_empty()) {
@@ -144,6 +159,8 @@ pub fn trace(
         drop,
         error: x.error,
         copies,
+        fail_open: bridge.tables.load().miss().fail_open,
+        to_controller,
     }
 }
 
@@ -186,6 +203,12 @@ impl TraceReport {
         );
         let _ = writeln!(s, "\nbridge(\"{}\")", self.bridge);
         let _ = writeln!(s, "{}", "-".repeat(self.bridge.len() + 10));
+        if self.fail_open {
+            let _ = writeln!(
+                s,
+                "fail-open: every packet goes to NORMAL, the rules are not consulted"
+            );
+        }
         for t in &self.tables {
             let pad = "    ".repeat(t.depth);
             match &t.rule {
@@ -207,7 +230,14 @@ impl TraceReport {
                 }
                 None => {
                     let _ = writeln!(s, "{pad}{:2}. No match.", t.table);
-                    let _ = writeln!(s, "{pad}    drop");
+                    match t.emitted.first() {
+                        Some(DpAction::Controller { max_len, .. }) => {
+                            let _ = writeln!(s, "{pad}    CONTROLLER:{max_len} (no_match)");
+                        }
+                        _ => {
+                            let _ = writeln!(s, "{pad}    drop");
+                        }
+                    }
                 }
             }
         }
@@ -261,6 +291,12 @@ impl TraceReport {
         } else {
             let list: Vec<String> = self.outputs.iter().map(|p| port(*p, names)).collect();
             let _ = writeln!(s, "Output ports: {}", list.join(", "));
+        }
+        for (reason, max_len) in &self.to_controller {
+            let _ = writeln!(
+                s,
+                "Sent to the controller: packet-in, reason {reason}, max_len {max_len}"
+            );
         }
         if let Some(d) = self.drop {
             let _ = writeln!(s, "Drop reason: {}", d.name());

@@ -11,6 +11,7 @@ use ports::{DummyHandle, DummyPort, Packet, PacketBatch, PacketPool, PoolConfig,
 use super::{execute, single_output, PmdPort};
 use crate::datapath::port_obs::{PortDrops, PortObs};
 use crate::datapath::stats::{DropReason, LocalCounters};
+use crate::events::{EventSink, SwitchEvent};
 
 /// A PMD's view of some dummy ports, with its pool and counters.
 struct Rig {
@@ -61,7 +62,7 @@ impl Rig {
         let Rig {
             pool, ports, local, ..
         } = self;
-        execute(actions, pkt, 1, ports, pool, local);
+        execute(actions, pkt, 1, ports, pool, local, &EventSink::none("br0"));
     }
 
     /// Flushes every port and returns the keys of what port number `no` sent, in order.
@@ -184,4 +185,87 @@ fn single_output_is_recognised_only_for_a_port_of_the_bridge() {
         None
     );
     assert_eq!(single_output(&[], &rig.ports), None);
+}
+
+fn to_controller(max_len: u16) -> DpAction {
+    DpAction::Controller {
+        max_len,
+        reason: flow_table::PacketInReason::Action,
+        table: 3,
+        cookie: 0x77,
+    }
+}
+
+#[test]
+fn a_packet_in_carries_the_packet_as_modified_so_far_and_the_actions_go_on() {
+    let mut rig = Rig::new(&[1, 2], 16);
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    let sink = EventSink::new("br0", tx);
+    let frame = udp(7);
+    let pkt = rig.packet(&frame);
+    let actions = [
+        DpAction::Set(SetField::TpDst(1001)),
+        to_controller(20),
+        DpAction::Output(2),
+    ];
+    execute(
+        &actions,
+        pkt,
+        1,
+        &mut rig.ports,
+        &mut rig.pool,
+        &mut rig.local,
+        &sink,
+    );
+    let Ok(SwitchEvent::PacketIn(pi)) = rx.try_recv() else {
+        panic!("no packet-in")
+    };
+    assert_eq!(&*pi.bridge, "br0");
+    assert_eq!((pi.in_port, pi.table, pi.cookie), (1, 3, 0x77));
+    assert_eq!(pi.total_len as usize, frame.len());
+    assert_eq!(pi.data, frame[..20]);
+    assert_eq!(rig.sent(2).len(), 1, "the output after it still runs");
+    // The whole packet, rewritten, when max_len is 65535; alone, it consumes the packet
+    // without a drop.
+    let pkt = rig.packet(&frame);
+    let actions = [DpAction::Set(SetField::TpDst(1001)), to_controller(65535)];
+    execute(
+        &actions,
+        pkt,
+        1,
+        &mut rig.ports,
+        &mut rig.pool,
+        &mut rig.local,
+        &sink,
+    );
+    let Ok(SwitchEvent::PacketIn(pi)) = rx.try_recv() else {
+        panic!("no packet-in")
+    };
+    assert_eq!(pi.data.len(), frame.len());
+    assert_eq!(extract(&pi.data, 0).tp_dst, 1001);
+    assert_eq!(rig.local.drops, [0; crate::datapath::stats::N_DROP_REASONS]);
+    rig.no_leak();
+}
+
+#[test]
+fn a_full_event_queue_drops_the_packet_in_only() {
+    let mut rig = Rig::new(&[1, 2], 16);
+    let (tx, _rx) = crossbeam_channel::bounded(1);
+    let sink = EventSink::new("br0", tx);
+    for _ in 0..3 {
+        let pkt = rig.packet(&udp(7));
+        let actions = [to_controller(64), DpAction::Output(2)];
+        execute(
+            &actions,
+            pkt,
+            1,
+            &mut rig.ports,
+            &mut rig.pool,
+            &mut rig.local,
+            &sink,
+        );
+    }
+    assert_eq!(rig.drops(DropReason::ControllerQueue), 2);
+    assert_eq!(rig.sent(2).len(), 3);
+    rig.no_leak();
 }

@@ -11,6 +11,7 @@ use super::burst::{BurstScratch, Verdict};
 use super::PmdBridge;
 use crate::datapath::execute::{execute, PmdPort};
 use crate::datapath::stats::LocalCounters;
+use crate::events::EventSink;
 
 /// Sends, runs the actions of, or drops each packet of `batch` as `classify_burst` decided in
 /// `s`, queueing the copies on the transmit batches of `br`'s ports (sent when the PMD
@@ -23,9 +24,22 @@ pub(super) fn dispatch_burst(
     pool: &mut PacketPool,
     local: &mut LocalCounters,
 ) {
-    let PmdBridge { cache, ports, .. } = br;
+    let PmdBridge {
+        cache,
+        ports,
+        shared,
+        ..
+    } = br;
     if s.n_slow > 0 {
-        run_slow(s, batch, &cache.megaflows, ports, pool, local);
+        run_slow(
+            s,
+            batch,
+            &cache.megaflows,
+            ports,
+            pool,
+            local,
+            &shared.events,
+        );
     }
     let (n, kept, dest) = (s.n, s.kept, &s.dest);
     let to = dest[0] as usize;
@@ -51,6 +65,7 @@ fn run_slow(
     ports: &mut [PmdPort],
     pool: &mut PacketPool,
     local: &mut LocalCounters,
+    events: &EventSink,
 ) {
     for &(i, v) in &s.slow[..s.n_slow] {
         let Some(pkt) = batch.take(usize::from(i)) else {
@@ -70,7 +85,7 @@ fn run_slow(
                 continue;
             }
         };
-        execute(actions, pkt, s.in_port, ports, pool, local);
+        execute(actions, pkt, s.in_port, ports, pool, local, events);
     }
     // The translations' buffers are freed here, as the decisions were before.
     s.uncached.clear();
