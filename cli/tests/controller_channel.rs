@@ -200,3 +200,81 @@ fn a_passive_target_accepts_controllers_and_bad_settings_are_refused() {
     d.ok(&["del-fail-mode", &br]);
     assert_eq!(d.ok(&["get-fail-mode", &br]), "");
 }
+
+/// Frames `port` sent since the last call, waiting up to `within` for the first.
+fn sent(d: &Daemon, br: &str, port: &str, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got: Vec<String> = d
+            .ok(&["dummy-sent", br, port])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if !got.is_empty() || Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A broadcast ARP request as hex (NORMAL floods it).
+const ARP: &str =
+    "ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000002";
+
+#[test]
+fn standalone_fails_open_while_no_controller_is_connected_and_secure_does_not() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), "", "");
+    let br = unique("vsfm");
+    d.ok(&["add-br", &br, "datapath_type=dummy"]);
+    let (p1, p2) = (format!("{br}p1"), format!("{br}p2"));
+    d.ok(&["add-port", &br, &p1, "type=dummy", "ofport_request=1"]);
+    d.ok(&["add-port", &br, &p2, "type=dummy", "ofport_request=2"]);
+    d.ok(&["del-flows", &br]);
+    // No rules and no controller: nothing is forwarded.
+    d.ok(&["dummy-receive", &br, &p1, ARP]);
+    assert!(sent(&d, &br, &p2, Duration::from_millis(300)).is_empty());
+
+    // A controller that is not there, standalone (the default): NORMAL.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("tcp:127.0.0.1:{}", l.local_addr().unwrap().port());
+    drop(l);
+    d.ok(&["set-controller", &br, &target]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        d.ok(&["dummy-receive", &br, &p1, ARP]);
+        if !sent(&d, &br, &p2, Duration::from_millis(200)).is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standalone never failed open: {}",
+            d.log()
+        );
+    }
+    let trace = d.ok(&["trace", &br, "in_port=1,dl_dst=ff:ff:ff:ff:ff:ff,arp"]);
+    assert!(trace.to_lowercase().contains("fail"), "{trace}");
+
+    // Secure: only the flows installed (none).
+    d.ok(&["set-fail-mode", &br, "secure"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = d.ok(&["dummy-sent", &br, &p2]);
+    d.ok(&["dummy-receive", &br, &p1, ARP]);
+    assert!(
+        sent(&d, &br, &p2, Duration::from_millis(300)).is_empty(),
+        "secure forwards nothing without flows"
+    );
+
+    // Standalone again, with the controller connected: its flows (none) decide.
+    let l = TcpListener::bind(target.strip_prefix("tcp:").unwrap()).unwrap();
+    d.ok(&["del-fail-mode", &br]);
+    let _s = accept_switch(&l, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = d.ok(&["dummy-sent", &br, &p2]);
+    d.ok(&["dummy-receive", &br, &p1, ARP]);
+    assert!(
+        sent(&d, &br, &p2, Duration::from_millis(300)).is_empty(),
+        "a connected controller's flows decide"
+    );
+}

@@ -66,6 +66,7 @@ pub async fn supervise(app: Arc<AppState>, run_dir: PathBuf) {
     // Controller connections and passive listeners, by bridge and target.
     let mut controllers: BTreeMap<(String, String), AbortHandle> = BTreeMap::new();
     let mut ports = port_status::Tracker::default();
+    let _relay = Relay::start(&app);
     let mut miss = fail_mode::Applied::default();
     loop {
         let bridges = app.service.bridges();
@@ -139,6 +140,51 @@ pub async fn supervise(app: Arc<AppState>, run_dir: PathBuf) {
             _ = tokio::time::sleep(RECONCILE_EVERY) => {}
             _ = app.openflow.changed.notified() => {}
         }
+    }
+}
+
+/// A thread that hands the datapath's events (packet-ins, flow removals) to the bridges'
+/// connections through the hub, until dropped. The datapath's queue is bounded and the hub's
+/// fan-out never blocks, so the PMDs never wait for a connection.
+struct Relay {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(app: &Arc<AppState>) -> Relay {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let events = app.service.switch().events();
+        let hub = Arc::clone(&app.openflow);
+        let flag = Arc::clone(&stop);
+        let spawned = std::thread::Builder::new()
+            .name("of-relay".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match events.recv_timeout(RECONCILE_EVERY) {
+                        Ok(switch_core::SwitchEvent::PacketIn(p)) => {
+                            let b = Arc::clone(&p.bridge);
+                            hub.publish(&b, hub::Event::PacketIn(p));
+                        }
+                        Ok(switch_core::SwitchEvent::FlowRemoved(f)) => {
+                            let b = Arc::clone(&f.bridge);
+                            hub.publish(&b, hub::Event::FlowRemoved(f));
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the OpenFlow event relay: {e}");
+        }
+        Relay { stop }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -65,9 +65,10 @@ impl From<SwitchError> for ServiceError {
             | SwitchError::NotDummy(_) => ServiceError::Conflict(e.to_string()),
             SwitchError::DummyFull(..) => ServiceError::Unavailable(e.to_string()),
             SwitchError::FlowMod(e) => ServiceError::FlowMod(e),
-            SwitchError::Port(..) | SwitchError::BadFdbEntry | SwitchError::BadMirror(_) => {
-                ServiceError::BadRequest(e.to_string(), None)
-            }
+            SwitchError::Port(..)
+            | SwitchError::BadFdbEntry
+            | SwitchError::BadMirror(_)
+            | SwitchError::BadPacketOut(_) => ServiceError::BadRequest(e.to_string(), None),
             SwitchError::Timeout => ServiceError::Datapath(e.to_string()),
             SwitchError::NotRecorded(m) => ServiceError::Storage(format!(
                 "the change was not saved, so nothing was changed: {m}"
@@ -792,6 +793,9 @@ pub fn spec_text(r: &Rule, names: &dyn Fn(u32) -> Option<String>) -> String {
     if r.hard_timeout != 0 {
         parts.push(format!("hard_timeout={}", r.hard_timeout));
     }
+    if r.send_flow_rem {
+        parts.push("send_flow_rem".into());
+    }
     parts.push(format!("priority={}", r.priority));
     let m = flow_syntax::format_match_named(&r.r#match, names);
     if !m.is_empty() {
@@ -846,6 +850,7 @@ fn spec_text_of(s: &RuleSpec) -> String {
             cookie: s.cookie,
             idle_timeout: s.idle_timeout,
             hard_timeout: s.hard_timeout,
+            send_flow_rem: s.send_flow_rem,
             seq: 0,
             created_ms: 0,
             stats: Default::default(),
@@ -864,6 +869,7 @@ pub fn spec_of(r: &Rule) -> RuleSpec {
         cookie: r.cookie,
         idle_timeout: r.idle_timeout,
         hard_timeout: r.hard_timeout,
+        send_flow_rem: r.send_flow_rem,
     }
 }
 

@@ -15,6 +15,8 @@ use crate::ports;
 pub const TABLE_ALL: u8 = 0xff;
 /// OFP_NO_BUFFER: the flow mod applies to no buffered packet.
 pub const NO_BUFFER: u32 = 0xffff_ffff;
+/// OFPFF_SEND_FLOW_REM: tell the controller when the rule goes.
+pub const OFPFF_SEND_FLOW_REM: u16 = 1;
 
 /// OFPFC_*: what a flow mod does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +77,8 @@ pub struct FlowMod {
     pub idle_timeout: u16,
     /// Seconds after installation before it expires (0 = never).
     pub hard_timeout: u16,
-    /// OFPFF_* flags, as sent; vswitch acts on none of them (no flow-removed messages, no
-    /// overlap check) and leaves the policy to the caller.
+    /// OFPFF_* flags, as sent; vswitch acts on SEND_FLOW_REM (see [`FlowMod::to_rule_spec`])
+    /// and not on the others (no overlap check, counters always kept).
     pub flags: u16,
     /// A buffered packet to run through the new rule ([`NO_BUFFER`]: none; vswitch buffers
     /// nothing, so anything else is for the caller to refuse).
@@ -122,6 +124,7 @@ impl FlowMod {
             cookie: self.cookie,
             idle_timeout: self.idle_timeout,
             hard_timeout: self.hard_timeout,
+            send_flow_rem: self.flags & OFPFF_SEND_FLOW_REM != 0,
         }
     }
 

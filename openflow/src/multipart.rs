@@ -243,7 +243,8 @@ fn put_flow_stats(b: &mut Vec<u8>, version: Version, rule: &Rule, now_ms: u64) {
     match version {
         Version::Of10 => b.put_zeros(6),
         Version::Of13 => {
-            b.put_u16(0); // flags: vswitch keeps none
+            // OFPFF_SEND_FLOW_REM is the one flag vswitch keeps.
+            b.put_u16(u16::from(rule.send_flow_rem));
             b.put_zeros(4);
         }
     }
@@ -418,6 +419,7 @@ mod tests {
             cookie: 0x42,
             idle_timeout: 0,
             hard_timeout: 0,
+            send_flow_rem: false,
             seq: 0,
             created_ms: 0,
             stats: Arc::new(RuleStats::default()),

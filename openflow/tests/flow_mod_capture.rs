@@ -387,6 +387,7 @@ fn ovs_ofctl_dump_flows() {
                 cookie: s.cookie,
                 idle_timeout: 0,
                 hard_timeout: 0,
+                send_flow_rem: false,
                 seq: 0,
                 created_ms: 0,
                 stats: Default::default(),

@@ -205,6 +205,7 @@ fn rule_of(text: &str, created_ms: u64) -> flow_table::Rule {
         cookie: s.cookie,
         idle_timeout: s.idle_timeout,
         hard_timeout: s.hard_timeout,
+        send_flow_rem: s.send_flow_rem,
         seq: 0,
         created_ms,
         stats: Default::default(),

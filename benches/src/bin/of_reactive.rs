@@ -206,7 +206,10 @@ impl Conn {
                     self.send(&r);
                     self.flush();
                 }
-                ERROR => die(&format!("the switch sent an ERROR: {:02x?}", &m[..m.len().min(24)])),
+                ERROR => die(&format!(
+                    "the switch sent an ERROR: {:02x?}",
+                    &m[..m.len().min(24)]
+                )),
                 _ => {}
             }
         }
@@ -264,7 +267,11 @@ fn main() {
     let mut next = 1u32;
     let mut xid = 100u32;
     for _ in 0..window {
-        c.send(&msg(PACKET_OUT, xid, &packet_out(1, &to_table, &frame(next))));
+        c.send(&msg(
+            PACKET_OUT,
+            xid,
+            &packet_out(1, &to_table, &frame(next)),
+        ));
         next += 1;
         xid += 1;
     }
@@ -285,7 +292,11 @@ fn main() {
         };
         c.send(&msg(FLOW_MOD, xid, &flow_mod(0, 100, &fields, &to_two)));
         c.send(&msg(PACKET_OUT, xid + 1, &packet_out(1, &to_two, data)));
-        c.send(&msg(PACKET_OUT, xid + 2, &packet_out(1, &to_table, &frame(next))));
+        c.send(&msg(
+            PACKET_OUT,
+            xid + 2,
+            &packet_out(1, &to_table, &frame(next)),
+        ));
         c.flush();
         next += 1;
         xid = xid.wrapping_add(3);

@@ -73,9 +73,15 @@ impl Applied {
     }
 }
 
-// MERGE-A: switch_core::MissConfig / Switch::set_miss
-fn set_miss(_app: &Arc<AppState>, _bridge: &str, _m: Miss) -> Result<(), String> {
-    Ok(())
+fn set_miss(app: &Arc<AppState>, bridge: &str, m: Miss) -> Result<(), String> {
+    let cfg = flow_table::MissConfig {
+        fail_open: m.fail_open,
+        controller: m.controller,
+    };
+    app.service
+        .switch()
+        .set_miss(bridge, cfg)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -16,10 +16,10 @@ const EVENT_BACKLOG: usize = 1024;
 /// An asynchronous message for a bridge's connections.
 #[derive(Debug)]
 pub enum Event {
-    // MERGE-A: /// A packet for the controller.
-    // MERGE-A: PacketIn(switch_core::PacketIn),
-    // MERGE-A: /// A rule with `send_flow_rem` went away.
-    // MERGE-A: FlowRemoved(switch_core::FlowRemoved),
+    /// A packet for the controller.
+    PacketIn(switch_core::events::PacketIn),
+    /// A rule with `send_flow_rem` went away.
+    FlowRemoved(switch_core::events::FlowRemoved),
     /// A port was added (`reason` 0), deleted (1) or changed (2).
     PortStatus {
         /// OFPPR_*.

@@ -292,7 +292,8 @@ impl Conn {
             return None;
         }
         match ev {
-            Event::PortStatus { .. } => None,
+            // MERGE-B: encoders.
+            Event::PortStatus { .. } | Event::PacketIn(_) | Event::FlowRemoved(_) => None,
         }
     }
 
