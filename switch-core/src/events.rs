@@ -30,7 +30,7 @@ pub struct PacketIn {
     pub cookie: u64,
     /// Length of the whole packet.
     pub total_len: u32,
-    /// Its first `max_len` bytes, as modified by earlier actions.
+    /// The whole packet, as modified by earlier actions (unbuffered, as OpenFlow wants).
     pub data: Vec<u8>,
     /// Its tunnel id (0 when it came in no tunnel).
     pub tun_id: u64,

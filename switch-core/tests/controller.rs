@@ -93,7 +93,7 @@ fn packet_in(events: &Receiver<SwitchEvent>) -> PacketIn {
 }
 
 #[test]
-fn a_controller_action_sends_the_packets_first_bytes_with_its_rules_table_and_cookie() {
+fn a_controller_action_sends_the_whole_packet_with_its_rules_table_and_cookie() {
     let br = "ofc0";
     let sw = setup(br);
     let events = sw.events();
@@ -113,7 +113,8 @@ fn a_controller_action_sends_the_packets_first_bytes_with_its_rules_table_and_co
     assert_eq!(p.reason, PacketInReason::Action);
     assert_eq!((p.in_port, p.table, p.cookie), (1, 0, 0x99));
     assert_eq!(p.total_len, 100);
-    assert_eq!(p.data, f[..64]);
+    // Unbuffered, so the complete packet, past max_len (as OpenFlow says and OVS does).
+    assert_eq!(p.data, f);
     assert_eq!(p.tun_id, 0);
     // The packet went nowhere else, and was not counted as a drop.
     assert!(quiet(&sw, br, "p2", 20).is_empty());
@@ -134,7 +135,7 @@ fn a_controller_action_sends_the_packets_first_bytes_with_its_rules_table_and_co
     let frames: Vec<Vec<u8>> = (0..20).map(|i| frame(9, 1, i, 70)).collect();
     sw.dummy_receive(br, "p1", frames.clone()).unwrap();
     for f in &frames {
-        assert_eq!(&packet_in(&events).data, &f[..64]);
+        assert_eq!(&packet_in(&events).data, f);
     }
 }
 
@@ -158,8 +159,8 @@ fn a_miss_goes_to_the_controller_when_the_bridge_says_so() {
     let p = packet_in(&events);
     assert_eq!(p.reason, PacketInReason::NoMatch);
     assert_eq!((p.in_port, p.table, p.cookie), (1, 0, u64::MAX));
-    assert_eq!((p.total_len, p.data.len()), (200, 128));
-    assert_eq!(p.data, f[..128]);
+    assert_eq!((p.total_len, p.data.len()), (200, 200));
+    assert_eq!(p.data, f);
     // trace shows it.
     let key = extract(&f, 1);
     let t = sw.trace(br, &key, Some(&f)).unwrap();
@@ -290,7 +291,7 @@ fn packet_out_outputs_floods_and_runs_the_tables() {
     .unwrap();
     let p = packet_in(&events);
     assert_eq!((p.in_port, p.reason), (LOCAL_PORT, PacketInReason::Action));
-    assert_eq!(p.data, f[..20]);
+    assert_eq!(p.data, f);
 
     // Refused: no such bridge, no such port, too short, too long.
     assert!(matches!(

@@ -1,6 +1,6 @@
 //! Runs a megaflow's datapath actions on one packet, queueing its copies on output ports.
 
-use flow_table::{DpAction, PacketInReason, CONTROLLER_MAX_LEN};
+use flow_table::{DpAction, PacketInReason};
 use ports::{Packet, PacketBatch, PacketPool, Port};
 
 use crate::datapath::modify;
@@ -85,8 +85,10 @@ fn output(
     }
 }
 
-/// A packet-in of `pkt` as it is now: its first `max_len` bytes to the controller, through the
-/// bridge's event channel. Never waits: a full queue loses the packet-in, counted as
+/// A packet-in of `pkt` as it is now, to the controller through the bridge's event channel.
+/// The whole packet: vswitch keeps no packet buffers, and OpenFlow says an unbuffered
+/// packet-in carries the complete packet (`max_len` only bounds a buffered one's copy), which
+/// is what Open vSwitch sends too. Never waits: a full queue loses the packet-in, counted as
 /// [`DropReason::ControllerQueue`]. The slow path (like OVS's upcall to userspace), so the copy
 /// is allocated here.
 #[cold]
@@ -105,12 +107,8 @@ fn packet_in(
         local.drop(DropReason::ControllerQueue, 1);
         return;
     }
+    let _ = max_len;
     let data = pkt.data();
-    let n = if max_len == CONTROLLER_MAX_LEN {
-        data.len()
-    } else {
-        data.len().min(usize::from(max_len))
-    };
     let ev = SwitchEvent::PacketIn(PacketIn {
         bridge: std::sync::Arc::clone(&events.bridge),
         in_port,
@@ -118,7 +116,7 @@ fn packet_in(
         table,
         cookie,
         total_len: data.len() as u32,
-        data: data[..n].to_vec(),
+        data: data.to_vec(),
         tun_id: pkt.tun.id,
     });
     if !events.try_send(ev) {

@@ -223,9 +223,12 @@ fn a_packet_in_carries_the_packet_as_modified_so_far_and_the_actions_go_on() {
     assert_eq!(&*pi.bridge, "br0");
     assert_eq!((pi.in_port, pi.table, pi.cookie), (1, 3, 0x77));
     assert_eq!(pi.total_len as usize, frame.len());
-    assert_eq!(pi.data, frame[..20]);
+    // Unbuffered: the whole packet, past max_len, with the rewrite before the action.
+    assert_eq!(pi.data.len(), frame.len());
+    assert_eq!(pi.data[..20], frame[..20]);
+    assert_ne!(pi.data, frame);
     assert_eq!(rig.sent(2).len(), 1, "the output after it still runs");
-    // The whole packet, rewritten, when max_len is 65535; alone, it consumes the packet
+    // The packet as rewritten; alone, the controller action consumes the packet
     // without a drop.
     let pkt = rig.packet(&frame);
     let actions = [DpAction::Set(SetField::TpDst(1001)), to_controller(65535)];
