@@ -17,7 +17,9 @@
 //! Needs root (namespaces), `ovs-ofctl` (to read the flows), os-ken (Debian's
 //! python3-os-ken: `/usr/bin/osken-manager`, or `$OSKEN_MANAGER`) and faucet (a virtual
 //! environment, `/opt/vswitch-tests/faucet-venv` or `$FAUCET_VENV`); `scripts/test.sh`
-//! installs them. Each scenario prints `TIMING: <test>: <seconds>`.
+//! installs them. Each scenario prints `TIMING: <test>: <seconds>`; with `CONTROLLERS_KEEP`
+//! set, its directory (controller output, faucet's log, the switch's logs: Open vSwitch's has
+//! every OpenFlow message at debug level) is kept and named.
 
 mod support;
 
@@ -36,6 +38,20 @@ const CONNECT: Duration = Duration::from_secs(20);
 const FALLBACK: Duration = Duration::from_secs(30);
 /// How long, after its controller stopped, a secure switch is watched for not falling back.
 const SECURE_HOLDS: Duration = Duration::from_secs(18);
+
+/// The test's directory (switch state, controller output, logs), kept when
+/// `CONTROLLERS_KEEP` is set, to read them afterwards.
+fn workdir(test: &str) -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new()
+        .prefix(&format!("{test}-"))
+        .tempdir()
+        .unwrap();
+    if std::env::var_os("CONTROLLERS_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("{test}: keeping {}", dir.path().display());
+    }
+    dir
+}
 
 /// Whether `test` can run against `kind` here; prints `SKIPPED: ...` when not.
 fn runnable(test: &str, kind: Kind) -> bool {
@@ -110,7 +126,8 @@ fn learnt(pa: u32, a: &Host, pb: u32, b: &Host) -> (String, String) {
 }
 
 fn has_flow(dump: &str, (m, a): &(String, String)) -> bool {
-    dump.lines().any(|l| l.contains(m.as_str()) && l.contains(a.as_str()))
+    dump.lines()
+        .any(|l| l.contains(m.as_str()) && l.contains(a.as_str()))
 }
 
 /// Starts the switch, 3 hosts, the learning switch, and connects them in `mode`; every pair
@@ -149,8 +166,22 @@ fn learning_setup(
         std::thread::sleep(Duration::from_millis(50));
     }
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
-        ping_ok(&sw, &ctl, &h[a], &h[b], Duration::from_secs(10), "controller up");
-        ping_ok(&sw, &ctl, &h[b], &h[a], Duration::from_secs(10), "controller up");
+        ping_ok(
+            &sw,
+            &ctl,
+            &h[a],
+            &h[b],
+            Duration::from_secs(10),
+            "controller up",
+        );
+        ping_ok(
+            &sw,
+            &ctl,
+            &h[b],
+            &h[a],
+            Duration::from_secs(10),
+            "controller up",
+        );
     }
     // Every ordered pair has its learnt flow, and the controller said it installed it.
     ctl.wait_lines("six FLOW lines", 6, Duration::from_secs(5), |l| {
@@ -178,7 +209,7 @@ fn oskenlearning_secure_on(kind: Kind, test: &str) {
         return;
     };
     let t0 = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workdir(test);
     let (sw, h, mut ctl) = learning_setup(kind, "secure", &manager, dir.path());
 
     ctl.stop();
@@ -220,7 +251,7 @@ fn oskenlearning_standalone_on(kind: Kind, test: &str) {
         return;
     };
     let t0 = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workdir(test);
     let (sw, h, mut ctl) = learning_setup(kind, "standalone", &manager, dir.path());
 
     ctl.stop();
@@ -258,7 +289,7 @@ fn faucet_two_vlans_on(kind: Kind, test: &str) {
         return;
     };
     let t0 = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workdir(test);
     let sw = Switch::start(kind, dir.path());
     // One subnet for all four: what separates them is the VLAN, not routing.
     let h = hosts(&sw, 222, 4);
@@ -325,7 +356,7 @@ fn controller_reconnects_on(kind: Kind, test: &str) {
         return;
     };
     let t0 = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workdir(test);
     let sw = Switch::start(kind, dir.path());
     let h = hosts(&sw, 223, 3);
     sw.set_fail_mode("secure");
@@ -337,7 +368,14 @@ fn controller_reconnects_on(kind: Kind, test: &str) {
     let dpid = sw.dpid();
     let hello = format!("SWITCH dpid={dpid:016x}");
     first.wait_lines("first connection", 1, CONNECT, |l| l == hello);
-    ping_ok(&sw, &first, &h[0], &h[1], Duration::from_secs(10), "first controller");
+    ping_ok(
+        &sw,
+        &first,
+        &h[0],
+        &h[1],
+        Duration::from_secs(10),
+        "first controller",
+    );
     first.wait_lines("first controller's flows", 2, Duration::from_secs(5), |l| {
         l.starts_with("FLOW ")
     });
@@ -346,7 +384,9 @@ fn controller_reconnects_on(kind: Kind, test: &str) {
     std::thread::sleep(Duration::from_secs(3));
     let restarted = Instant::now();
     let second = Controller::learning_switch(&manager, dir.path(), port, "osken-2");
-    second.wait_lines("the switch reconnects by itself", 1, CONNECT, |l| l == hello);
+    second.wait_lines("the switch reconnects by itself", 1, CONNECT, |l| {
+        l == hello
+    });
     eprintln!(
         "{test}: reconnected {:.1} s after the controller came back",
         restarted.elapsed().as_secs_f64()
@@ -354,11 +394,21 @@ fn controller_reconnects_on(kind: Kind, test: &str) {
     let got = sw.get_controller();
     assert!(got.contains(&target), "get-controller: {got}");
     // The new controller is in charge: a host it has never seen gets through it.
-    ping_ok(&sw, &second, &h[0], &h[2], Duration::from_secs(10), "second controller");
+    ping_ok(
+        &sw,
+        &second,
+        &h[0],
+        &h[2],
+        Duration::from_secs(10),
+        "second controller",
+    );
     let mac3 = h[2].mac();
-    second.wait_lines("the second controller learns h3", 1, Duration::from_secs(5), |l| {
-        l.starts_with("LEARN ") && l.contains(&format!("mac={mac3} port=3"))
-    });
+    second.wait_lines(
+        "the second controller learns h3",
+        1,
+        Duration::from_secs(5),
+        |l| l.starts_with("LEARN ") && l.contains(&format!("mac={mac3} port=3")),
+    );
     // And it lets go: without a controller the bridge has no connection target.
     sw.del_controller();
     let got = sw.get_controller();

@@ -175,9 +175,18 @@ impl PrivOvs {
         let log = std::fs::File::create(d.join(format!("{name}.out"))).unwrap();
         self.command(name)
             .args(args)
-            .arg(format!("--pidfile={}", d.join(format!("{name}.pid")).display()))
-            .arg(format!("--unixctl={}", d.join(format!("{name}.ctl")).display()))
-            .arg(format!("--log-file={}", d.join(format!("{name}.log")).display()))
+            .arg(format!(
+                "--pidfile={}",
+                d.join(format!("{name}.pid")).display()
+            ))
+            .arg(format!(
+                "--unixctl={}",
+                d.join(format!("{name}.ctl")).display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                d.join(format!("{name}.log")).display()
+            ))
             .args(["--no-chdir", "-vconsole:off"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -328,7 +337,14 @@ impl Switch {
             }
             Backend::Ovs(o) => {
                 o.vsctl(&[
-                    "add-port", &self.br, ifname, "--", "set", "Interface", ifname, &req,
+                    "add-port",
+                    &self.br,
+                    ifname,
+                    "--",
+                    "set",
+                    "Interface",
+                    ifname,
+                    &req,
                 ]);
             }
         }
@@ -415,6 +431,25 @@ impl Switch {
             .filter(|l| l.contains("vconn|DBG|tcp:") && l.contains("received: "))
             .map(|l| l.split("received: ").nth(1).unwrap_or("").to_owned())
             .collect()
+    }
+}
+
+impl Drop for Switch {
+    /// Deletes the bridge before the switch stops: Open vSwitch's userspace datapath makes the
+    /// bridge's own port a persistent tap named after it, which would outlive the daemon.
+    fn drop(&mut self) {
+        match &self.backend {
+            Backend::Vswitch(d) => {
+                let _ = d.ctl(&["del-br", &self.br]);
+            }
+            Backend::Ovs(o) => {
+                let db = format!("--db=unix:{}", o.dir.join("db.sock").display());
+                let _ = o.run("ovs-vsctl", &[&db, "--timeout=10", "del-br", &self.br]);
+            }
+        }
+        if Path::new("/sys/class/net").join(&self.br).exists() {
+            let _ = bounded("ip", &["link", "del", &self.br], &[], 10);
+        }
     }
 }
 
