@@ -29,6 +29,14 @@ command -v jq >/dev/null || need_pkgs+=(jq)
 # The private Open vSwitch the flow-semantics differential test compares with
 # (cli/tests/ovs_diff.rs, testkit::ovs); it never uses the system instance the package starts.
 command -v ovs-vswitchd >/dev/null || [ -x /usr/sbin/ovs-vswitchd ] || need_pkgs+=(openvswitch-switch)
+# The controller tests (cli/tests/controllers.rs): an os-ken app run by Debian's os-ken 2.5
+# (/usr/bin/osken-manager under /usr/bin/python3), and faucet from PyPI in a virtual
+# environment (below), which needs venv, and a compiler and Python's headers for pytricia.
+[ -x /usr/bin/osken-manager ] || need_pkgs+=(python3-os-ken)
+python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+command -v gcc >/dev/null || need_pkgs+=(gcc)
+[ -e "/usr/include/python3.$(python3 -c 'import sys; print(sys.version_info[1])')/Python.h" ] ||
+    need_pkgs+=(python3-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
@@ -39,6 +47,28 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     fi
 fi
 command -v dpdk-testpmd >/dev/null || echo "WARNING: no dpdk-testpmd: vhost-user tests will skip" >&2
+
+# faucet 1.10 (cli/tests/controllers.rs) in its own virtual environment, with the versions it
+# was tested with (cli/tests/controllers/faucet-constraints.txt); about a minute the first
+# time, nothing once there. DEBINSTALL=1: faucet's setup.py would otherwise copy its sample
+# configuration to /etc/faucet.
+faucet_venv=/opt/vswitch-tests/faucet-venv
+faucet_version=1.10.12
+if ! "$faucet_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('faucet') != '$faucet_version')" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        rm -rf "$faucet_venv"
+        if python3 -m venv "$faucet_venv" &&
+            DEBINSTALL=1 "$faucet_venv/bin/pip" install -q --disable-pip-version-check \
+                -c cli/tests/controllers/faucet-constraints.txt "faucet==$faucet_version"; then
+            echo "faucet $faucet_version installed in $faucet_venv"
+        else
+            rm -rf "$faucet_venv"
+            echo "WARNING: cannot install faucet $faucet_version: the faucet tests will skip" >&2
+        fi
+    else
+        echo "WARNING: not root; cannot install faucet: the faucet tests will skip" >&2
+    fi
+fi
 
 # 2 MB hugepages for testpmd (128 MB per instance) and the switch's pools. The tests grow the
 # pool themselves if they can; doing it here first fails early and visibly.

@@ -12,6 +12,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use testkit::netns::unique;
 
+pub mod controllers;
+
 pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
 pub const VSWITCHCTL: &str = env!("CARGO_BIN_EXE_vswitchctl");
 
