@@ -70,6 +70,12 @@ pub enum Action {
         /// Table for the nested lookup.
         table: Option<u8>,
     },
+    /// `controller:max_len`: send the packet to the OpenFlow controller as a PACKET_IN,
+    /// cut to `max_len` bytes (0xffff: the whole packet).
+    Controller {
+        /// Bytes of the packet the PACKET_IN carries.
+        max_len: u16,
+    },
 }
 
 /// An action the datapath executes, with no table lookups left.
@@ -129,6 +135,7 @@ impl fmt::Display for Action {
             Action::Set(s) => write!(f, "{s}"),
             Action::DecTtl => f.write_str("dec_ttl"),
             Action::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Action::Controller { max_len } => write!(f, "CONTROLLER:{max_len}"),
             Action::Resubmit { port, table } => {
                 f.write_str("resubmit(")?;
                 if let Some(p) = port {

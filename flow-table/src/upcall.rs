@@ -296,6 +296,8 @@ impl Ctx<'_> {
             }
             Action::Flood => self.resolver.flood(self.key.in_port, &mut self.out.actions),
             Action::Drop => {}
+            // Placeholder until the controller channel's version lands: no PACKET_IN yet.
+            Action::Controller { .. } => {}
             Action::PushVlan(tpid) => {
                 // As OVS: the new tag has VLAN id 0 and priority 0, on a tagged frame too
                 // (OpenFlow would copy the outer tag's fields).

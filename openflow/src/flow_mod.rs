@@ -90,8 +90,16 @@ pub struct FlowMod {
 }
 
 impl FlowMod {
-    /// Decodes a whole FLOW_MOD message of either version.
+    /// Decodes a whole FLOW_MOD message of either version, on a connection that has not
+    /// enabled Nicira's flow-mod table id (see [`FlowMod::parse_with`]).
     pub fn parse(msg: &[u8]) -> Result<FlowMod, DecodeError> {
+        FlowMod::parse_with(msg, false)
+    }
+
+    /// Decodes a whole FLOW_MOD. `table_id_ext`: the connection enabled Nicira's
+    /// NXT_FLOW_MOD_TABLE_ID, so a 1.0 flow mod's 16-bit command carries the table in its
+    /// high byte (ovs-ofctl's `table=N` in 1.0). 1.3 has a table field and ignores it.
+    pub fn parse_with(msg: &[u8], table_id_ext: bool) -> Result<FlowMod, DecodeError> {
         let h = Header::parse(msg)?;
         let version = h.version()?;
         if h.msg_type()? != MsgType::FlowMod {
@@ -103,9 +111,15 @@ impl FlowMod {
         }
         let mut r = Reader::new(&msg[HEADER_LEN..h.length as usize]);
         match version {
-            Version::Of10 => parse10(&mut r),
+            Version::Of10 => parse10(&mut r, table_id_ext),
             Version::Of13 => parse13(&mut r),
         }
+    }
+
+    /// Whether the controller asked for a FLOW_REMOVED when the rule goes (OFPFF_SEND_FLOW_REM
+    /// in [`FlowMod::flags`]).
+    pub fn send_flow_rem(&self) -> bool {
+        self.flags & crate::flow_removed::FF_SEND_FLOW_REM != 0
     }
 
     /// The rule an ADD installs.
@@ -143,10 +157,16 @@ impl FlowMod {
     }
 }
 
-fn parse10(r: &mut Reader<'_>) -> Result<FlowMod, DecodeError> {
+fn parse10(r: &mut Reader<'_>, table_id_ext: bool) -> Result<FlowMod, DecodeError> {
     let m = read_match10(r)?;
     let cookie = r.u64("ofp_flow_mod.cookie")?;
-    let command = FlowModCommand::from_wire(r.u16("ofp_flow_mod.command")?)?;
+    let raw = r.u16("ofp_flow_mod.command")?;
+    let (command, table) = if table_id_ext {
+        (raw & 0xff, Some((raw >> 8) as u8))
+    } else {
+        (raw, None)
+    };
+    let command = FlowModCommand::from_wire(command)?;
     let idle_timeout = r.u16("ofp_flow_mod.idle_timeout")?;
     let hard_timeout = r.u16("ofp_flow_mod.hard_timeout")?;
     let priority = r.u16("ofp_flow_mod.priority")?;
@@ -156,10 +176,10 @@ fn parse10(r: &mut Reader<'_>) -> Result<FlowMod, DecodeError> {
     let actions = parse_actions10(r.rest())?;
     Ok(FlowMod {
         command,
-        table_id: if command == FlowModCommand::Add {
-            0
-        } else {
-            TABLE_ALL
+        table_id: match table {
+            Some(t) => t,
+            None if command == FlowModCommand::Add => 0,
+            None => TABLE_ALL,
         },
         priority,
         cookie,
@@ -253,6 +273,26 @@ mod tests {
         assert_eq!(f.actions, vec![Action::Output(2)]);
         let spec = f.to_rule_spec();
         assert_eq!((spec.table, spec.priority, spec.cookie), (0, 0x8000, 7));
+    }
+
+    /// `ovs-ofctl -O OpenFlow10 add-flow table=3,actions=output:1`, after it enabled
+    /// NXT_FLOW_MOD_TABLE_ID: the command's high byte is the table.
+    #[test]
+    fn decode10_table_id() {
+        let hex = "010e005000000004003820ff0000000000000000000000000000000000000000\
+                   0000000000000000000000000000000000000000000000000300000000008000\
+                   ffffffffffff00000000000800010000";
+        let m: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let f = FlowMod::parse_with(&m, true).unwrap();
+        assert_eq!((f.command, f.table_id), (FlowModCommand::Add, 3));
+        assert_eq!(f.actions, vec![Action::Output(1)]);
+        assert!(!f.send_flow_rem());
+        // Without the extension the command is 0x300: unknown.
+        let e = FlowMod::parse(&m).unwrap_err();
+        assert_eq!(e.field, "ofp_flow_mod.command");
     }
 
     #[test]

@@ -27,21 +27,30 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod async_config;
+pub mod bundle;
 mod codec;
 pub mod echo;
 pub mod error;
 pub mod features;
 pub mod flow_mod;
+pub mod flow_removed;
 pub mod header;
 pub mod hello;
 pub mod match10;
 pub mod multipart;
+pub mod nicira;
 pub mod oxm;
+pub mod packet_in;
+pub mod packet_out;
+pub mod port_stats;
+pub mod port_status;
 pub mod ports;
 pub mod request;
+pub mod role;
 pub mod switch_config;
 
 pub use error::{DecodeError, ErrorCode};
 pub use flow_mod::{FlowMod, FlowModCommand};
 pub use header::{Header, MsgType, Version};
-pub use request::{Received, Request};
+pub use request::{ParseOptions, Received, Request};

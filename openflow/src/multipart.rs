@@ -24,6 +24,8 @@ pub const MP_AGGREGATE: u16 = 2;
 pub const MP_TABLE: u16 = 3;
 /// OFPMP_PORT_DESC (1.3).
 pub const MP_PORT_DESC: u16 = 13;
+/// OFPMP_EXPERIMENTER (OFPST_VENDOR in 1.0).
+pub const MP_EXPERIMENTER: u16 = 0xffff;
 /// OFPMPF_REPLY_MORE: more messages of this reply follow.
 pub const REPLY_MORE: u16 = 1;
 /// The largest message: the 16-bit length field's limit.
@@ -61,6 +63,21 @@ impl<'a> MultipartRequest<'a> {
         let flags = r.u16("ofp_multipart_request.flags")?;
         if version == Version::Of13 {
             r.skip(4, "ofp_multipart_request.pad")?;
+        }
+        if kind == MP_EXPERIMENTER {
+            // Nicira's and ONF's flow monitor (`ovs-ofctl monitor ... watch:`) and the like.
+            let exp = r.u32("ofp_experimenter_multipart_header.experimenter")?;
+            let sub = r.u32("ofp_experimenter_multipart_header.exp_type")?;
+            let known = exp == crate::actions::NX_VENDOR || exp == crate::error::ONF_EXPERIMENTER;
+            return Err(DecodeError::new(
+                "ofp_experimenter_multipart_header",
+                format!("experimenter {exp:#x} statistics {sub} are not supported by vswitch"),
+                ErrorCode::BadRequest(if known {
+                    BadRequest::BadExpType
+                } else {
+                    BadRequest::BadExperimenter
+                }),
+            ));
         }
         Ok(MultipartRequest {
             version,
@@ -122,13 +139,13 @@ pub struct Desc {
     pub dp_desc: String,
 }
 
-fn put_str(b: &mut Vec<u8>, s: &str, len: usize) {
+pub(crate) fn put_str(b: &mut Vec<u8>, s: &str, len: usize) {
     let n = s.len().min(len - 1);
     b.extend_from_slice(&s.as_bytes()[..n]);
     b.put_zeros(len - n);
 }
 
-fn put_mp_header(b: &mut Vec<u8>, version: Version, kind: u16, flags: u16) {
+pub(crate) fn put_mp_header(b: &mut Vec<u8>, version: Version, kind: u16, flags: u16) {
     b.put_u16(kind);
     b.put_u16(flags);
     if version == Version::Of13 {
@@ -211,16 +228,7 @@ pub fn encode_port_desc(xid: u32, ports: &[crate::features::PhyPort]) -> Vec<u8>
     message(version, MsgType::MultipartReply, xid, |b| {
         put_mp_header(b, version, MP_PORT_DESC, 0);
         for p in ports {
-            b.put_u32(ports::to_of13(p.port_no as u32));
-            b.put_zeros(4);
-            b.extend_from_slice(&p.hw_addr.0);
-            b.put_zeros(2);
-            put_str(b, &p.name, 16);
-            b.put_u32(p.config);
-            b.put_u32(p.state);
-            b.put_u32(p.curr);
-            b.put_zeros(12); // advertised, supported, peer
-            b.put_zeros(8); // curr_speed, max_speed (kb/s; unknown for virtual ports)
+            crate::features::put_port13(b, p);
         }
     })
 }
@@ -281,7 +289,7 @@ pub fn encode_flow_stats<'r>(
 
 /// Packs `entries` into reply messages of kind `kind` of at most `max_len` bytes (capped at
 /// 65535), REPLY_MORE on all but the last; no entries gives one empty reply.
-fn paged(
+pub(crate) fn paged(
     version: Version,
     xid: u32,
     kind: u16,

@@ -16,6 +16,8 @@ use flow_table::flow_syntax::{parse_flow, FlowMode};
 use openflow::error::{encode_error, BadRequest};
 use openflow::features::FeaturesReply;
 use openflow::hello::{encode_hello, negotiate, Hello};
+use openflow::nicira::{parse_experimenter, Experimenter};
+use openflow::port_stats::{encode_port_stats, PortStats};
 use openflow::switch_config::SwitchConfig;
 use openflow::{echo, ErrorCode, FlowMod, FlowModCommand, Header, MsgType, Version};
 
@@ -84,7 +86,8 @@ fn capture_with(
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
     let mut child = Command::new("ovs-ofctl")
-        .args(["-O", proto, "--timeout=10", names, cmd])
+        .args(["-O", proto, "--timeout=10", names])
+        .args(cmd.split(' '))
         .arg(format!("unix:{}", sock.display()))
         .args((!flow.is_empty()).then_some(flow))
         .stdin(Stdio::null())
@@ -123,8 +126,9 @@ fn capture_with(
     (version.expect("a HELLO"), mods, stdout)
 }
 
-/// Plays the switch on one connection until ovs-ofctl closes it; FLOW_MODs go to `mods`.
-/// Returns the version agreed.
+/// Plays the switch on one connection until ovs-ofctl closes it; FLOW_MODs, PACKET_OUTs
+/// and experimenter messages go to `mods` (bundles are answered, table-id and format
+/// requests accepted or refused as the decoder says). Returns the version agreed.
 fn serve(
     mut s: UnixStream,
     cmd: &str,
@@ -157,8 +161,42 @@ fn serve(
             }
             .encode(v, h.xid),
             MsgType::GetConfigRequest => SwitchConfig::default().encode_reply(v, h.xid),
-            MsgType::FlowMod => {
+            MsgType::FlowMod | MsgType::PacketOut => {
                 mods.lock().unwrap().push(m);
+                continue;
+            }
+            MsgType::Experimenter => {
+                let reply = match parse_experimenter(&m) {
+                    Ok(Experimenter::BundleControl(c)) => Some(c.encode_reply(h.xid)),
+                    Ok(_) => None,
+                    Err(e) => Some(e.to_error_msg(v, &m)),
+                };
+                mods.lock().unwrap().push(m);
+                match reply {
+                    Some(r) => r,
+                    None => continue,
+                }
+            }
+            MsgType::MultipartRequest if m[8..10] == [0, 4] => {
+                let req = openflow::multipart::MultipartRequest::parse(&m).unwrap();
+                let port = req.port_stats_port().unwrap();
+                let stats: Vec<PortStats> = [1, 0xfffe]
+                    .into_iter()
+                    .filter(|p| port.is_none_or(|q| q == *p))
+                    .map(|p| PortStats {
+                        port_no: p,
+                        rx_packets: 5,
+                        tx_packets: 6,
+                        rx_bytes: 500,
+                        tx_bytes: 600,
+                        duration_ms: 1500,
+                        ..Default::default()
+                    })
+                    .collect();
+                // One entry a message, to exercise REPLY_MORE.
+                for r in encode_port_stats(v, h.xid, &stats, 130) {
+                    s.write_all(&r).unwrap();
+                }
                 continue;
             }
             // ovs-ofctl asks for table statistics; an empty reply of the same kind will do.
@@ -308,7 +346,7 @@ fn ovs_ofctl_unsupported() {
     if !have_ovs_ofctl() {
         return;
     }
-    let cases: [(&str, Version, &str, (u16, u16)); 4] = [
+    let cases: [(&str, Version, &str, (u16, u16)); 5] = [
         // nw_ttl is a Nicira (NXM) field in OVS's 1.3 encoding.
         (
             "OpenFlow13",
@@ -316,9 +354,17 @@ fn ovs_ofctl_unsupported() {
             "ip,nw_ttl=3,actions=output:1",
             (4, 6),
         ),
-        ("OpenFlow13", Version::Of13, "actions=CONTROLLER", (2, 4)),
+        // TABLE is for packet-outs only.
+        ("OpenFlow13", Version::Of13, "actions=output:TABLE", (2, 4)),
         ("OpenFlow13", Version::Of13, "actions=group:1", (2, 9)),
-        ("OpenFlow10", Version::Of10, "actions=ALL", (2, 4)),
+        ("OpenFlow10", Version::Of10, "actions=enqueue:1:2", (2, 0)),
+        // A Nicira action vswitch does not do: BAD_VENDOR_TYPE.
+        (
+            "OpenFlow13",
+            Version::Of13,
+            "actions=learn(table=1,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])",
+            (2, 3),
+        ),
     ];
     for (proto, v, flow, want) in cases {
         let (got_v, mods) = capture(proto, "add-flow", flow);
@@ -467,4 +513,205 @@ fn ovs_ofctl_add_flow_with_names() {
         let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
         assert_eq!(got.to_rule_spec(), want.to_rule_spec(), "{proto}");
     }
+}
+
+/// CONTROLLER, ALL and Nicira's resubmit, as ovs-ofctl encodes them in both versions.
+#[test]
+fn ovs_ofctl_controller_all_resubmit() {
+    use flow_table::Action;
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flow = "actions=CONTROLLER:100,ALL,resubmit(,2),resubmit(3),resubmit(4,5),controller";
+    for proto in ["OpenFlow10", "OpenFlow13"] {
+        let (_, mods) = capture(proto, "add-flow", flow);
+        let got = FlowMod::parse(&mods[0]).unwrap_or_else(|e| panic!("{proto}: {e}"));
+        assert_eq!(
+            got.actions,
+            vec![
+                Action::Controller { max_len: 100 },
+                Action::Flood,
+                Action::Resubmit {
+                    port: None,
+                    table: Some(2)
+                },
+                Action::Resubmit {
+                    port: Some(3),
+                    table: None
+                },
+                Action::Resubmit {
+                    port: Some(4),
+                    table: Some(5)
+                },
+                Action::Controller { max_len: 0xffff },
+            ],
+            "{proto}"
+        );
+    }
+}
+
+/// `table=N` in 1.0: ovs-ofctl enables Nicira's flow-mod table id first, then puts the
+/// table in the command's high byte.
+#[test]
+fn ovs_ofctl_table_id_of10() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flow = "table=3,priority=7,ip,actions=resubmit(,4)";
+    let (_, mods) = capture("OpenFlow10", "add-flow", flow);
+    assert_eq!(mods.len(), 2, "{mods:02x?}");
+    assert_eq!(
+        parse_experimenter(&mods[0]).unwrap(),
+        Experimenter::FlowModTableId(true)
+    );
+    let got = FlowMod::parse_with(&mods[1], true).unwrap();
+    let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+    assert_eq!(got.to_rule_spec(), want.to_rule_spec());
+    assert_eq!(got.table_id, 3);
+    // Through the dispatcher, with the connection's option.
+    let opts = openflow::ParseOptions {
+        flow_mod_table_id: true,
+    };
+    let r = openflow::Received::parse_with(&mods[1], Version::Of10, opts).unwrap();
+    assert!(matches!(r.request, openflow::Request::FlowMod(f) if f.table_id == 3));
+}
+
+/// `tun_id=N` in 1.0 needs the NXM flow format, which the decoder refuses: ovs-ofctl gives
+/// up, saying the switch lacks the format.
+#[test]
+fn ovs_ofctl_nxm_refused_of10() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ofcodec-nxm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("sw");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let child = Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow10", "--timeout=10", "--no-names", "add-flow"])
+        .arg(format!("unix:{}", sock.display()))
+        .arg("tun_id=5,actions=output:1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (s, _) = listener.accept().unwrap();
+    let mods = std::sync::Mutex::new(Vec::new());
+    serve(s, "add-flow", "tun_id", &|_, _| unreachable!(), &mods);
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not support any of the usable flow formats"),
+        "{err}"
+    );
+    let mods = mods.into_inner().unwrap();
+    // NXT_SET_FLOW_FORMAT(NXM), each refused with EPERM; never an NXT_FLOW_MOD.
+    assert!(!mods.is_empty());
+    for m in &mods {
+        let e = parse_experimenter(m).unwrap_err();
+        assert_eq!(e.reply.wire(Version::Of10), (1, 5));
+    }
+}
+
+/// `ovs-ofctl packet-out`: the decoded PACKET_OUT, TABLE as resubmit(,0).
+#[test]
+fn ovs_ofctl_packet_out() {
+    use flow_table::Action;
+    use openflow::packet_out::PacketOut;
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let packet =
+        "ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000002";
+    let spec = format!("in_port=LOCAL,packet={packet},actions=mod_vlan_vid:5,TABLE,output:2");
+    for proto in ["OpenFlow10", "OpenFlow13"] {
+        let (_, mods) = capture(proto, "packet-out", &spec);
+        assert_eq!(mods.len(), 1, "{proto}");
+        let p = PacketOut::parse(&mods[0]).unwrap_or_else(|e| panic!("{proto}: {e}"));
+        assert_eq!(p.in_port, 0xfffe, "{proto}");
+        let hex: String = p.data.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, packet, "{proto}");
+        let table = Action::Resubmit {
+            port: None,
+            table: Some(0),
+        };
+        let tail = [table, Action::Output(2)];
+        assert!(p.actions.ends_with(&tail), "{proto}: {:?}", p.actions);
+        assert!(
+            p.actions
+                .contains(&Action::Set(flow_table::SetField::VlanVid(5))),
+            "{proto}: {:?}",
+            p.actions
+        );
+        // The same bytes, cut anywhere, never panic.
+        for len in 8..mods[0].len() {
+            let mut t = mods[0][..len].to_vec();
+            t[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            let _ = PacketOut::parse(&t);
+        }
+    }
+}
+
+/// `ovs-ofctl dump-ports`: the request's port and the (paged) reply as ovs-ofctl prints it.
+#[test]
+fn ovs_ofctl_dump_ports() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for proto in ["OpenFlow10", "OpenFlow13"] {
+        let (_, _, out) = capture_with(proto, "dump-ports", "", false, &|_, _| unreachable!());
+        assert_eq!(out.matches("rx pkts=5").count(), 2, "{proto}: {out}");
+        assert!(
+            out.contains("port  1: rx pkts=5, bytes=500, drop=0, errs=0"),
+            "{proto}: {out}"
+        );
+        assert!(out.contains("port LOCAL: rx pkts=5"), "{proto}: {out}");
+        assert!(out.contains("tx pkts=6, bytes=600"), "{proto}: {out}");
+        let (_, _, one) = capture_with(proto, "dump-ports", "LOCAL", false, &|_, _| unreachable!());
+        assert!(one.contains("port LOCAL"), "{proto}: {one}");
+        assert!(!one.contains("port  1:"), "{proto}: {one}");
+    }
+}
+
+/// `ovs-ofctl --bundle add-flows` (1.3): OPEN, two ADD_MESSAGEs holding FLOW_MODs, COMMIT,
+/// each control answered with its reply.
+#[test]
+fn ovs_ofctl_bundle_of13() {
+    use openflow::bundle::BundleCtrlType;
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ofcodec-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flows");
+    let flows = ["in_port=1,actions=output:2", "table=2,ip,actions=drop"];
+    std::fs::write(&file, flows.join("\n")).unwrap();
+    let (_, mods) = capture("OpenFlow13", "--bundle add-flows", file.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    let kinds: Vec<_> = mods
+        .iter()
+        .map(|m| parse_experimenter(m).unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    let Experimenter::BundleControl(open) = kinds[0] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(open.kind, BundleCtrlType::Open);
+    for (k, flow) in kinds[1..3].iter().zip(flows) {
+        let Experimenter::BundleAdd(a) = k else {
+            panic!("{kinds:?}")
+        };
+        assert_eq!(a.bundle_id, open.bundle_id);
+        let got = FlowMod::parse(a.message).unwrap();
+        let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+        assert_eq!(got.to_rule_spec(), want.to_rule_spec());
+    }
+    let Experimenter::BundleControl(commit) = kinds[3] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(commit.kind, BundleCtrlType::Commit);
 }
