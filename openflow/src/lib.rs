@@ -35,6 +35,8 @@ pub mod error;
 pub mod features;
 pub mod flow_mod;
 pub mod flow_removed;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod header;
 pub mod hello;
 pub mod match10;

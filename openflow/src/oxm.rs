@@ -172,6 +172,18 @@ pub(crate) fn apply(m: &mut Match, o: Oxm) -> Result<(), DecodeError> {
             // OFPVID_PRESENT is the bit flow-table keeps as VLAN_PRESENT; an exact
             // OFPVID_NONE means untagged, which flow-table spells vlan_tci=0/0xffff.
             let bits = (VLAN_PRESENT | VLAN_VID_MASK) as u128;
+            let present = VLAN_PRESENT as u128;
+            // An id without OFPVID_PRESENT where the bit is compared is no packet's, and
+            // the field has 13 bits.
+            let no_tag_id =
+                mk & present != 0 && v & present == 0 && v & mk & VLAN_VID_MASK as u128 != 0;
+            if no_tag_id || v & !bits != 0 {
+                return Err(DecodeError::new(
+                    "ofp_match.vlan_vid",
+                    format!("VLAN id {v:#x} without OFPVID_PRESENT"),
+                    ErrorCode::BadMatch(BadMatch::BadValue),
+                ));
+            }
             if v == 0 && mk & bits == bits {
                 m.set_field(Field::VlanTci, 0, 0xffff);
             } else {
@@ -465,6 +477,17 @@ mod tests {
             parse_match13(&b).unwrap_err().reply,
             ErrorCode::BadMatch(BadMatch::BadLen)
         );
+        // A VLAN id without OFPVID_PRESENT, and one past the field's 13 bits (both found
+        // by fuzzing: they decoded to matches that re-encoded differently).
+        for vid in [[0x00, 0x07], [0x80, 0x00]] {
+            let b = [
+                0, 1, 0, 10, 0x80, 0, 12, 2, vid[0], vid[1], 0, 0, 0, 0, 0, 0,
+            ];
+            assert_eq!(
+                parse_match13(&b).unwrap_err().reply,
+                ErrorCode::BadMatch(BadMatch::BadValue)
+            );
+        }
         // Standard (1.1) match type.
         assert_eq!(
             parse_match13(&[0, 0, 0, 4, 0, 0, 0, 0]).unwrap_err().reply,
