@@ -19,7 +19,18 @@
 //!   [`multipart::MultipartRequest::flow_filter`] then [`multipart::encode_flow_stats`],
 //!   [`multipart::Desc::encode_reply`];
 //! - answer every refusal with [`DecodeError::to_error_msg`] (or [`error::encode_error`]
-//!   with `ErrorCode::from(&FlowModError)` for what the rule tables refuse).
+//!   with `ErrorCode::from(&FlowModError)` for what the rule tables refuse);
+//! - run a PACKET_OUT's actions ([`packet_out::PacketOut`]); answer PORT statistics
+//!   ([`multipart::MultipartRequest::port_stats_port`], [`port_stats::encode_port_stats`]),
+//!   ROLE_REQUEST ([`role::encode_role_reply`]), GET_ASYNC
+//!   ([`async_config::AsyncConfig::encode_reply`]);
+//! - keep the connection's state from experimenter messages ([`nicira::Experimenter`]):
+//!   Nicira's flow-mod table id (pass it back as [`ParseOptions`]), ONF bundles
+//!   ([`bundle`]: hold the added FLOW_MODs, apply them on commit, answer each control);
+//! - send asynchronous messages: [`packet_in::encode_packet_in`],
+//!   [`flow_removed::encode_flow_removed`] (for rules whose flow mod had
+//!   [`FlowMod::send_flow_rem`]), [`port_status::encode_port_status`], filtered by the
+//!   connection's [`async_config::AsyncConfig`].
 //!
 //! Port numbers follow flow-table (OpenFlow 1.0's 16-bit numbering, `LOCAL` = 0xfffe); 1.3's
 //! 32-bit reserved ports are folded onto it ([`ports`]).
