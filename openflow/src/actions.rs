@@ -79,6 +79,14 @@ fn experimenter_action(r: &mut Reader<'_>) -> Result<Action, DecodeError> {
             BadAction::BadExperimenter,
         ));
     }
+    if total < 16 {
+        // Too short for any Nicira action (a header and subtype, padded to 16).
+        return Err(bad_action(
+            "nx_action_header.len",
+            format!("length {total} for a Nicira action"),
+            BadAction::BadLen,
+        ));
+    }
     let sub = r.u16("nx_action_header.subtype")?;
     let want = match sub {
         nxast::SET_TUNNEL64 => 24,
@@ -670,7 +678,17 @@ mod tests {
             ErrorCode::BadAction(BadAction::BadExpType)
         );
         let short_nx = [0xff, 0xff, 0, 8, 0, 0, 0x23, 0x20];
-        assert!(parse_actions10(&short_nx).is_err());
+        assert_eq!(
+            parse_actions10(&short_nx).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadLen)
+        );
+        let long_resubmit = [
+            0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            parse_actions10(&long_resubmit).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadLen)
+        );
         let enqueue = [0, 11, 0, 16, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         assert_eq!(
             parse_actions10(&enqueue).unwrap_err().reply,
