@@ -11,6 +11,7 @@ use crate::header::{Header, Version, HEADER_LEN};
 use crate::match10::{parse_match10, put_match10};
 use crate::multipart::MultipartRequest;
 use crate::nicira::{parse_experimenter, Experimenter};
+use crate::nxm::{parse_nx_match, put_nx_match};
 use crate::oxm::{parse_match13, put_match13};
 use crate::packet_out::PacketOut;
 use crate::ports::ActionContext;
@@ -23,8 +24,11 @@ use crate::switch_config::SwitchConfig;
 /// decoded value that does not survive its encoder and decoder again.
 pub fn decode_all(data: &[u8]) {
     for v in Version::ALL {
-        for flow_mod_table_id in [false, true] {
-            let opts = ParseOptions { flow_mod_table_id };
+        for (flow_mod_table_id, nxm) in [(false, false), (true, true)] {
+            let opts = ParseOptions {
+                flow_mod_table_id,
+                nxm,
+            };
             if let Ok(r) = Received::parse_with(data, v, opts) {
                 check_request(data, r);
             }
@@ -50,6 +54,11 @@ pub fn decode_all(data: &[u8]) {
             let mut b = Vec::new();
             put_match10(&mut b, &m);
             assert_eq!(parse_match10(&b).expect("re-encoded 1.0 match"), m);
+        }
+        if let Ok(m) = parse_nx_match(buf) {
+            let mut b = Vec::new();
+            put_nx_match(&mut b, &m);
+            assert_eq!(parse_nx_match(&b).expect("re-encoded NXM match"), m);
         }
         if let Ok(m) = parse_match13(buf) {
             let mut b = Vec::new();
@@ -93,7 +102,13 @@ fn check_request(data: &[u8], r: Received<'_>) {
                 Version::Of13 => round_trip13(&f.actions),
             }
             let mut b = Vec::new();
+            // An NXT_FLOW_MOD (type VENDOR) has an NXM match.
+            let nx = data.get(1) == Some(&4);
             match r.version {
+                Version::Of10 if nx => {
+                    put_nx_match(&mut b, &f.r#match);
+                    assert_eq!(parse_nx_match(&b).expect("NXM match"), f.r#match);
+                }
                 Version::Of10 => {
                     put_match10(&mut b, &f.r#match);
                     assert_eq!(parse_match10(&b).expect("1.0 match"), f.r#match);

@@ -25,7 +25,10 @@
 //!   ROLE_REQUEST ([`role::encode_role_reply`]), GET_ASYNC
 //!   ([`async_config::AsyncConfig::encode_reply`]);
 //! - keep the connection's state from experimenter messages ([`nicira::Experimenter`]):
-//!   Nicira's flow-mod table id (pass it back as [`ParseOptions`]), ONF bundles
+//!   Nicira's flow-mod table id and NXM flow format (pass them back as [`ParseOptions`];
+//!   with NXM, 1.0 flow mods come as NXT_FLOW_MODs and flow statistics are asked with
+//!   NXST_FLOW, [`multipart::MultipartRequest::nx`], answered by
+//!   [`multipart::encode_nx_flow_stats`]), ONF bundles
 //!   ([`bundle`]: hold the added FLOW_MODs, apply them on commit, answer each control);
 //! - send asynchronous messages: [`packet_in::encode_packet_in`],
 //!   [`flow_removed::encode_flow_removed`] (for rules whose flow mod had
@@ -53,6 +56,7 @@ pub mod hello;
 pub mod match10;
 pub mod multipart;
 pub mod nicira;
+pub mod nxm;
 pub mod oxm;
 pub mod packet_in;
 pub mod packet_out;

@@ -8,9 +8,14 @@
 //! - NXT_FLOW_MOD_TABLE_ID (a 1.0 flow mod with `table=N`): accepted; from then on the
 //!   high byte of a 1.0 flow mod's command is the table
 //!   ([`crate::request::ParseOptions::flow_mod_table_id`]).
-//! - NXT_SET_FLOW_FORMAT (a 1.0 flow mod matching a field 1.0 lacks, such as `tun_id`):
-//!   OpenFlow 1.0's format is accepted, NXM refused (EPERM): vswitch decodes no NXM
-//!   matches, so ovs-ofctl reports that the switch lacks the format.
+//! - NXT_SET_FLOW_FORMAT (a 1.0 flow mod matching a field 1.0 lacks, such as `tun_id`,
+//!   and every 1.0 `dump-flows`): OpenFlow 1.0's format is accepted; NXM is accepted only
+//!   when the caller says it answers NXST_FLOW ([`parse_experimenter_with`],
+//!   [`crate::request::ParseOptions::nxm`]), as ovs-ofctl then dumps flows with NXST_FLOW
+//!   ([`crate::multipart::encode_nx_flow_stats`]) and sends NXT_FLOW_MODs (decoded by
+//!   [`crate::FlowMod::parse`]); otherwise NXM is refused (EPERM), ovs-ofctl dumps with
+//!   1.0's OFPST_FLOW and reports that the switch lacks the format for flows 1.0 cannot
+//!   say.
 //! - NXT_ROLE_REQUEST (1.0's role request): decoded; answer with [`encode_nx_role_reply`].
 //! - Any other Nicira message is BAD_REQUEST/BAD_SUBTYPE (1.3: BAD_EXP_TYPE), any other
 //!   vendor BAD_VENDOR (1.3: BAD_EXPERIMENTER).
@@ -47,6 +52,9 @@ const NXPIF_STANDARD: u32 = 0;
 pub enum Experimenter<'a> {
     /// NXT_SET_FLOW_FORMAT asking for OpenFlow 1.0's own match format: nothing changes.
     SetFlowFormatOpenFlow10,
+    /// NXT_SET_FLOW_FORMAT asking for NXM (only when accepted: see
+    /// [`parse_experimenter_with`]): flow statistics go out as NXST_FLOW from now on.
+    SetFlowFormatNxm,
     /// NXT_FLOW_MOD_TABLE_ID: whether 1.0 flow mods carry a table in their command's high
     /// byte from now on.
     FlowModTableId(bool),
@@ -65,15 +73,25 @@ fn refuse(field: &'static str, msg: String, code: BadRequest) -> DecodeError {
 }
 
 /// Decodes a whole EXPERIMENTER (1.0 VENDOR) message; what vswitch does not do is an error
-/// naming the OpenFlow error to answer with.
+/// naming the OpenFlow error to answer with. The NXM flow format is refused.
 pub fn parse_experimenter(msg: &[u8]) -> Result<Experimenter<'_>, DecodeError> {
+    parse_experimenter_with(msg, false)
+}
+
+/// [`parse_experimenter`], accepting the NXM flow format when `accept_nxm` (the caller
+/// answers NXST_FLOW/NXST_AGGREGATE with [`crate::multipart::encode_nx_flow_stats`] and
+/// [`crate::multipart::encode_nx_aggregate`]).
+pub fn parse_experimenter_with(
+    msg: &[u8],
+    accept_nxm: bool,
+) -> Result<Experimenter<'_>, DecodeError> {
     let (h, version, body) = expect_type(msg, MsgType::Experimenter)?;
     let mut r = Reader::new(body);
     let vendor = r.u32("ofp_experimenter_header.experimenter")?;
     // 1.0's nicira_header has a 32-bit subtype where 1.3 has exp_type: the same bytes.
     let sub = r.u32("ofp_experimenter_header.exp_type")?;
     match (vendor, sub) {
-        (NX_VENDOR, _) => nicira(sub, &mut r),
+        (NX_VENDOR, _) => nicira(sub, &mut r, accept_nxm),
         (ONF_EXPERIMENTER, ONFT_BUNDLE_CONTROL) if version == Version::Of13 => Ok(
             Experimenter::BundleControl(BundleCtrl::parse_body(r.rest())?),
         ),
@@ -93,10 +111,15 @@ pub fn parse_experimenter(msg: &[u8]) -> Result<Experimenter<'_>, DecodeError> {
     }
 }
 
-fn nicira<'a>(sub: u32, r: &mut Reader<'_>) -> Result<Experimenter<'a>, DecodeError> {
+fn nicira<'a>(
+    sub: u32,
+    r: &mut Reader<'_>,
+    accept_nxm: bool,
+) -> Result<Experimenter<'a>, DecodeError> {
     match sub {
         nxt::SET_FLOW_FORMAT => match r.u32("nx_set_flow_format.format")? {
             NXFF_OPENFLOW10 => Ok(Experimenter::SetFlowFormatOpenFlow10),
+            NXFF_NXM if accept_nxm => Ok(Experimenter::SetFlowFormatNxm),
             NXFF_NXM => Err(refuse(
                 "nx_set_flow_format.format",
                 "the NXM flow format is not supported by vswitch".into(),
@@ -136,9 +159,10 @@ fn nicira<'a>(sub: u32, r: &mut Reader<'_>) -> Result<Experimenter<'a>, DecodeEr
             };
             Ok(Experimenter::NxRoleRequest(role))
         }
+        // A flow mod: FlowMod::parse decodes it (Received::parse routes it there).
         nxt::FLOW_MOD => Err(refuse(
             "nicira_header.subtype",
-            "NXT_FLOW_MOD (NXM matches) is not supported by vswitch".into(),
+            "NXT_FLOW_MOD is a flow mod, not a message of its own".into(),
             BadRequest::BadExpType,
         )),
         _ => Err(refuse(
@@ -211,6 +235,10 @@ mod tests {
         let nxm = hex("0104001400000002000023200000000c00000002");
         let e = parse_experimenter(&nxm).unwrap_err();
         assert_eq!(e.reply, ErrorCode::BadRequest(BadRequest::Eperm));
+        assert_eq!(
+            parse_experimenter_with(&nxm, true).unwrap(),
+            Experimenter::SetFlowFormatNxm
+        );
         let of10 = hex("0104001400000002000023200000000c00000000");
         assert_eq!(
             parse_experimenter(&of10).unwrap(),

@@ -227,7 +227,20 @@ pub(crate) fn apply(m: &mut Match, o: Oxm) -> Result<(), DecodeError> {
         ARP_THA => Field::ArpTha,
         IPV6_SRC => Field::Ipv6Src,
         IPV6_DST => Field::Ipv6Dst,
-        IPV6_FLABEL => Field::Ipv6Label,
+        IPV6_FLABEL => {
+            // The label has 20 bits; flow-table compares those (an exact label has mask
+            // 0xfffff, as the flow syntax writes it).
+            if v > 0xf_ffff {
+                return Err(DecodeError::new(
+                    "ofp_match.ipv6_flabel",
+                    format!("{v:#x} is wider than a flow label"),
+                    ErrorCode::BadMatch(BadMatch::BadValue),
+                ));
+            }
+            let mk = if o.has_mask { mk & 0xf_ffff } else { 0xf_ffff };
+            m.set_field(Field::Ipv6Label, v & mk, mk);
+            return Ok(());
+        }
         TUNNEL_ID => Field::TunId,
         _ => unreachable!("width() lists the fields apply() knows"),
     };
@@ -322,7 +335,11 @@ pub fn put_match13(b: &mut Vec<u8>, m: &Match) {
             let (w, maskable) = width(field).expect("known field");
             // A field narrower on the wire than in the key (ICMP type in tp_src, ARP opcode
             // in nw_proto) or one OpenFlow cannot mask goes out exact.
-            let mk = if maskable { mk } else { ones(w) };
+            let mk = if !maskable || (field == IPV6_FLABEL && mk == 0xf_ffff) {
+                ones(w)
+            } else {
+                mk
+            };
             let v = if field == IN_PORT {
                 ports::to_of13(v as u32) as u128
             } else {

@@ -11,7 +11,7 @@ use crate::flow_mod::FlowMod;
 use crate::header::{Header, MsgType, Version, HEADER_LEN};
 use crate::hello::Hello;
 use crate::multipart::MultipartRequest;
-use crate::nicira::{parse_experimenter, Experimenter};
+use crate::nicira::{parse_experimenter_with, Experimenter};
 use crate::packet_out::PacketOut;
 use crate::role::RoleRequest;
 use crate::switch_config::SwitchConfig;
@@ -22,6 +22,11 @@ pub struct ParseOptions {
     /// The peer enabled NXT_FLOW_MOD_TABLE_ID ([`Experimenter::FlowModTableId`]): 1.0 flow
     /// mods carry their table in the command's high byte.
     pub flow_mod_table_id: bool,
+    /// The connection answers Nicira's NXST_FLOW/NXST_AGGREGATE (with
+    /// [`crate::multipart::encode_nx_flow_stats`], [`crate::multipart::encode_nx_aggregate`]
+    /// for requests whose [`MultipartRequest::nx`] is set), so NXT_SET_FLOW_FORMAT(NXM) is
+    /// accepted ([`Experimenter::SetFlowFormatNxm`]); refused (EPERM) otherwise.
+    pub nxm: bool,
 }
 
 /// A decoded message from the controller.
@@ -125,7 +130,14 @@ impl<'a> Received<'a> {
             MsgType::RoleRequest => Request::RoleRequest(RoleRequest::parse(msg)?),
             MsgType::GetAsyncRequest => Request::GetAsyncRequest,
             MsgType::SetAsync => Request::SetAsync(AsyncConfig::parse(msg)?),
-            MsgType::Experimenter => Request::Experimenter(parse_experimenter(msg)?),
+            // NXT_FLOW_MOD is a flow mod with an NXM match.
+            MsgType::Experimenter
+                if crate::nicira::experimenter_ids(msg)
+                    == Some((crate::actions::NX_VENDOR, crate::nicira::nxt::FLOW_MOD)) =>
+            {
+                Request::FlowMod(Box::new(FlowMod::parse_with(msg, opts.flow_mod_table_id)?))
+            }
+            MsgType::Experimenter => Request::Experimenter(parse_experimenter_with(msg, opts.nxm)?),
             t => {
                 return Err(DecodeError::new(
                     "ofp_header.type",

@@ -367,3 +367,15 @@ fn role_and_async_requests_read_as_ofp_print() {
         "{t}"
     );
 }
+
+#[test]
+fn nx_aggregate_reply() {
+    let none: [flow_table::Rule; 0] = [];
+    let Some(t) = ofp_print(&openflow::multipart::encode_nx_aggregate(5, &none)) else {
+        return;
+    };
+    assert!(
+        t.starts_with("NXST_AGGREGATE reply (xid=0x5): packet_count=0 byte_count=0 flow_count=0"),
+        "{t}"
+    );
+}

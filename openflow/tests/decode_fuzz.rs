@@ -133,52 +133,59 @@ fn seeds_classify() {
     use openflow::error::{BadRequest, ErrorCode};
     use openflow::nicira::Experimenter as E;
     use openflow::{ParseOptions, Received, Request as R, Version};
-    let opts = ParseOptions {
-        flow_mod_table_id: true,
-    };
-    for (name, m) in inputs("corpus/openflow_decode") {
-        let v = if name.starts_with("of10") {
-            Version::Of10
-        } else {
-            Version::Of13
+    for nxm in [false, true] {
+        let opts = ParseOptions {
+            flow_mod_table_id: true,
+            nxm,
         };
-        let kind = name[5..].trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
-        let got = Received::parse_with(&m, v, opts);
-        let ok = match (kind, &got) {
-            ("barrier", Ok(r)) => r.request == R::BarrierRequest,
-            ("features_request", Ok(r)) => r.request == R::FeaturesRequest,
-            ("get_config", Ok(r)) => r.request == R::GetConfigRequest,
-            ("set_config", Ok(r)) => matches!(r.request, R::SetConfig(_)),
-            ("hello", Ok(r)) => matches!(r.request, R::Hello(_)),
-            ("echo_request", Ok(r)) => r.request == R::EchoRequest,
-            ("error", Ok(r)) => matches!(r.request, R::Error { .. }),
-            ("flow_mod", Ok(r)) => matches!(r.request, R::FlowMod(_)),
-            ("packet_out", Ok(r)) => matches!(r.request, R::PacketOut(_)),
-            ("role_request", Ok(r)) => matches!(r.request, R::RoleRequest(_)),
-            ("set_async", Ok(r)) => matches!(r.request, R::SetAsync(_)),
-            ("get_async_request", Ok(r)) => r.request == R::GetAsyncRequest,
-            ("nx_role_request", Ok(r)) => {
-                matches!(r.request, R::Experimenter(E::NxRoleRequest(_)))
-            }
-            ("bundle_discard", Ok(r)) => matches!(r.request, R::Experimenter(E::BundleControl(_))),
-            ("experimenter", Ok(r)) => matches!(
-                r.request,
-                R::Experimenter(E::BundleControl(_) | E::BundleAdd(_))
-            ),
-            // Nicira messages: the flow-mod table id is taken; NXM (format, NXT_FLOW_MOD)
-            // and NXT_PACKET_IN2 are refused.
-            ("vendor", Ok(r)) => r.request == R::Experimenter(E::FlowModTableId(true)),
-            ("vendor", Err(e)) => matches!(
-                e.reply,
-                ErrorCode::BadRequest(BadRequest::Eperm | BadRequest::BadExpType)
-            ),
-            ("port_stats_request" | "stats_request" | "multipart_request", Ok(r)) => {
-                matches!(r.request, R::Multipart(_))
-            }
-            // NXST_FLOW (sent once NXM was accepted): a Nicira statistics request.
-            ("stats_request", Err(e)) => e.reply == ErrorCode::BadRequest(BadRequest::BadExpType),
-            _ => false,
-        };
-        assert!(ok, "{name}: {got:?}");
+        for (name, m) in inputs("corpus/openflow_decode") {
+            let v = if name.starts_with("of10") {
+                Version::Of10
+            } else {
+                Version::Of13
+            };
+            let kind = name[5..].trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
+            let got = Received::parse_with(&m, v, opts);
+            let ok = match (kind, &got) {
+                ("barrier", Ok(r)) => r.request == R::BarrierRequest,
+                ("features_request", Ok(r)) => r.request == R::FeaturesRequest,
+                ("get_config", Ok(r)) => r.request == R::GetConfigRequest,
+                ("set_config", Ok(r)) => matches!(r.request, R::SetConfig(_)),
+                ("hello", Ok(r)) => matches!(r.request, R::Hello(_)),
+                ("echo_request", Ok(r)) => r.request == R::EchoRequest,
+                ("error", Ok(r)) => matches!(r.request, R::Error { .. }),
+                ("flow_mod", Ok(r)) => matches!(r.request, R::FlowMod(_)),
+                ("packet_out", Ok(r)) => matches!(r.request, R::PacketOut(_)),
+                ("role_request", Ok(r)) => matches!(r.request, R::RoleRequest(_)),
+                ("set_async", Ok(r)) => matches!(r.request, R::SetAsync(_)),
+                ("get_async_request", Ok(r)) => r.request == R::GetAsyncRequest,
+                ("nx_role_request", Ok(r)) => {
+                    matches!(r.request, R::Experimenter(E::NxRoleRequest(_)))
+                }
+                ("bundle_discard", Ok(r)) => {
+                    matches!(r.request, R::Experimenter(E::BundleControl(_)))
+                }
+                ("experimenter", Ok(r)) => matches!(
+                    r.request,
+                    R::Experimenter(E::BundleControl(_) | E::BundleAdd(_))
+                ),
+                // Nicira messages: the flow-mod table id, NXT_FLOW_MODs, and the NXM format
+                // when the connection takes it; NXT_PACKET_IN2 refused.
+                ("vendor", Ok(r)) => match &r.request {
+                    R::Experimenter(E::FlowModTableId(true)) | R::FlowMod(_) => true,
+                    R::Experimenter(E::SetFlowFormatNxm) => nxm,
+                    _ => false,
+                },
+                ("vendor", Err(e)) => {
+                    e.reply == ErrorCode::BadRequest(BadRequest::Eperm)
+                        && (!nxm || e.field == "nx_set_packet_in_format.format")
+                }
+                ("port_stats_request" | "stats_request" | "multipart_request", Ok(r)) => {
+                    matches!(r.request, R::Multipart(_))
+                }
+                _ => false,
+            };
+            assert!(ok, "{name} (nxm {nxm}): {got:?}");
+        }
     }
 }

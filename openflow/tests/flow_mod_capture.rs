@@ -65,6 +65,19 @@ fn capture_with(
     names: bool,
     stats: FlowStats<'_>,
 ) -> (Version, Vec<Vec<u8>>, String) {
+    capture_full(proto, cmd, flow, names, false, stats)
+}
+
+/// [`capture_with`]; `nxm`: the switch accepts Nicira's NXM flow format (then ovs-ofctl
+/// sends NXT_FLOW_MODs and NXST_FLOW requests, which go to `mods` and `stats`).
+fn capture_full(
+    proto: &str,
+    cmd: &str,
+    flow: &str,
+    names: bool,
+    nxm: bool,
+    stats: FlowStats<'_>,
+) -> (Version, Vec<Vec<u8>>, String) {
     static N: AtomicUsize = AtomicUsize::new(0);
     let names = if names { "--names" } else { "--no-names" };
     let dir: PathBuf = std::env::temp_dir().join(format!(
@@ -105,7 +118,7 @@ fn capture_with(
             match listener.accept() {
                 Ok((s, _)) => {
                     let mods = &mods;
-                    served.push(scope.spawn(move || serve(s, cmd, flow, stats, mods)));
+                    served.push(scope.spawn(move || serve(s, cmd, flow, nxm, stats, mods)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if child.try_wait().unwrap().is_some() {
@@ -133,6 +146,7 @@ fn serve(
     mut s: UnixStream,
     cmd: &str,
     flow: &str,
+    nxm: bool,
     stats: FlowStats<'_>,
     mods: &std::sync::Mutex<Vec<Vec<u8>>>,
 ) -> Option<Version> {
@@ -165,8 +179,13 @@ fn serve(
                 mods.lock().unwrap().push(m);
                 continue;
             }
+            MsgType::Experimenter if FlowMod::parse(&m).is_ok() => {
+                // An NXT_FLOW_MOD.
+                mods.lock().unwrap().push(m);
+                continue;
+            }
             MsgType::Experimenter => {
-                let reply = match parse_experimenter(&m) {
+                let reply = match openflow::nicira::parse_experimenter_with(&m, nxm) {
                     Ok(Experimenter::BundleControl(c)) => Some(c.encode_reply(h.xid)),
                     Ok(_) => None,
                     Err(e) => Some(e.to_error_msg(v, &m)),
@@ -200,7 +219,7 @@ fn serve(
                 continue;
             }
             // ovs-ofctl asks for table statistics; an empty reply of the same kind will do.
-            MsgType::MultipartRequest if m[8..10] == [0, 1] => {
+            MsgType::MultipartRequest if m[8..10] == [0, 1] || m[8..10] == [0xff, 0xff] => {
                 for r in stats(v, &m) {
                     s.write_all(&r).unwrap();
                 }
@@ -571,6 +590,7 @@ fn ovs_ofctl_table_id_of10() {
     // Through the dispatcher, with the connection's option.
     let opts = openflow::ParseOptions {
         flow_mod_table_id: true,
+        nxm: false,
     };
     let r = openflow::Received::parse_with(&mods[1], Version::Of10, opts).unwrap();
     assert!(matches!(r.request, openflow::Request::FlowMod(f) if f.table_id == 3));
@@ -599,7 +619,14 @@ fn ovs_ofctl_nxm_refused_of10() {
         .unwrap();
     let (s, _) = listener.accept().unwrap();
     let mods = std::sync::Mutex::new(Vec::new());
-    serve(s, "add-flow", "tun_id", &|_, _| unreachable!(), &mods);
+    serve(
+        s,
+        "add-flow",
+        "tun_id",
+        false,
+        &|_, _| unreachable!(),
+        &mods,
+    );
     let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
@@ -714,4 +741,91 @@ fn ovs_ofctl_bundle_of13() {
         panic!("{kinds:?}")
     };
     assert_eq!(commit.kind, BundleCtrlType::Commit);
+}
+
+/// Once the switch takes the NXM flow format, 1.0 flows with fields 1.0's match lacks
+/// (IPv6, tunnel id, TTL, ARP hardware addresses, fragments, TCP flags) arrive as
+/// NXT_FLOW_MODs and decode to what flow-table's parser makes of the text; `dump-flows`
+/// asks with NXST_FLOW and prints our NXST_FLOW reply back as the same rules.
+#[test]
+fn ovs_ofctl_nxm_of10() {
+    use openflow::multipart::{encode_nx_flow_stats, MultipartRequest};
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let flows = [
+        "tun_id=5,actions=output:1",
+        "priority=9,ipv6,ipv6_src=2001:db8::/32,ipv6_dst=fe80::1,actions=resubmit(,2)",
+        "ip,nw_ttl=3,nw_frag=later,actions=drop",
+        "tcp,tcp_flags=+syn-ack,tp_dst=80,actions=output:5",
+        "arp,arp_sha=02:00:00:00:00:01,arp_op=2,actions=NORMAL",
+        "icmp6,icmp_type=135,nw_tos=32,actions=set_tunnel:0x123456789,output:3",
+        "sctp,tp_src=9,actions=output:2",
+        "tun_src=10.0.0.1,tun_dst=10.0.0.2,in_port=4,dl_vlan=7,actions=strip_vlan,LOCAL",
+    ];
+    for flow in flows {
+        let (_, mods, _) = capture_full(
+            "OpenFlow10",
+            "add-flow",
+            flow,
+            false,
+            true,
+            &|_, _| unreachable!(),
+        );
+        let fm = mods
+            .iter()
+            .find_map(|m| FlowMod::parse(m).ok())
+            .unwrap_or_else(|| panic!("{flow}: no flow mod in {mods:02x?}"));
+        // SCTP ports fit 1.0's match: that one goes as a plain FLOW_MOD.
+        assert_eq!(
+            mods[0][1] == 4,
+            !flow.starts_with("sctp"),
+            "{flow}: NXT_FLOW_MOD?"
+        );
+        let want = parse_flow(flow, FlowMode::Add, &|_| None).unwrap();
+        assert_eq!(fm.r#match, want.r#match, "{flow}");
+        assert_eq!(fm.actions, want.actions, "{flow}");
+        assert_eq!(fm.to_rule_spec(), want.to_rule_spec(), "{flow}");
+    }
+    let rules: Vec<flow_table::Rule> = flows
+        .iter()
+        .map(|f| {
+            let s = parse_flow(f, FlowMode::Add, &|_| None)
+                .unwrap()
+                .to_rule_spec();
+            flow_table::Rule {
+                table: s.table,
+                priority: s.priority,
+                r#match: s.r#match,
+                actions: s.actions.into(),
+                cookie: s.cookie,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                seq: 0,
+                created_ms: 0,
+                stats: Default::default(),
+            }
+        })
+        .collect();
+    let handler = |_: Version, req: &[u8]| {
+        let r = MultipartRequest::parse(req).unwrap();
+        assert!(r.nx, "an NXST_FLOW request");
+        let f = r.flow_filter().unwrap();
+        let want = parse_flow("ipv6", FlowMode::Delete, &|_| None)
+            .unwrap()
+            .to_rule_filter();
+        assert_eq!(f.r#match, want.r#match);
+        // Every rule, a few per message.
+        encode_nx_flow_stats(r.xid, &rules, 2000, 400)
+    };
+    let (_, _, out) = capture_full("OpenFlow10", "dump-flows", "ipv6", false, true, &handler);
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("actions=")).collect();
+    assert_eq!(lines.len(), rules.len(), "{out}");
+    for (line, rule) in lines.iter().zip(&rules) {
+        let back = parse_flow(line.trim(), FlowMode::Add, &|_| None)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(back.r#match, rule.r#match, "{line}");
+        assert_eq!(back.actions, rule.actions.to_vec(), "{line}");
+        assert!(line.contains("duration=2s"), "{line}");
+    }
 }
