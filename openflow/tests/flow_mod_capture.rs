@@ -829,3 +829,112 @@ fn ovs_ofctl_nxm_of10() {
         assert!(line.contains("duration=2s"), "{line}");
     }
 }
+
+/// `ovs-ofctl monitor`: its packet-in format requests are refused (it falls back to
+/// standard PACKET_INs), then the asynchronous messages we send print as what they say.
+#[test]
+fn ovs_ofctl_monitor_prints_async_messages() {
+    use openflow::flow_removed::{encode_flow_removed, FlowRemovedMsg, RemovedReason};
+    use openflow::packet_in::{encode_packet_in, PacketInMsg, NO_BUFFER, REASON_NO_MATCH};
+    use openflow::port_status::{encode_port_status, PortReason};
+    if !have_ovs_ofctl() {
+        return;
+    }
+    for (proto, v) in [("OpenFlow10", Version::Of10), ("OpenFlow13", Version::Of13)] {
+        let dir = std::env::temp_dir().join(format!("ofcodec-mon-{}-{proto}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("sw");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let child = Command::new("ovs-ofctl")
+            .args(["-O", proto, "--no-names", "monitor"])
+            .arg(format!("unix:{}", sock.display()))
+            .env("OVS_RUNDIR", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s.write_all(&encode_hello(&[v], 1)).unwrap();
+        let mut refused = 0;
+        // Answer until ovs-ofctl goes quiet: it then waits for asynchronous messages.
+        while let Some(m) = read_msg(&mut s) {
+            let h = Header::parse(&m).unwrap();
+            let reply = match h.msg_type().unwrap() {
+                MsgType::Hello | MsgType::SetConfig => continue,
+                MsgType::BarrierRequest => echo::barrier_reply(v, h.xid),
+                MsgType::EchoRequest => echo::echo_reply(&m).unwrap(),
+                MsgType::GetConfigRequest => SwitchConfig::default().encode_reply(v, h.xid),
+                MsgType::Experimenter => {
+                    let e = parse_experimenter(&m).expect_err("a packet-in format we refuse");
+                    refused += 1;
+                    e.to_error_msg(v, &m)
+                }
+                t => panic!("{proto}: unexpected {t:?}"),
+            };
+            s.write_all(&reply).unwrap();
+        }
+        assert!(refused >= 1, "{proto}: no packet-in format request");
+        let frame: Vec<u8> = [
+            &[0xff; 6][..],
+            &[2, 0, 0, 0, 0, 1, 0x08, 0x06],
+            &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1],
+            &[0, 0, 0, 0, 0, 0, 10, 0, 0, 2],
+        ]
+        .concat();
+        s.write_all(&encode_packet_in(
+            v,
+            0,
+            &PacketInMsg {
+                buffer_id: NO_BUFFER,
+                total_len: frame.len() as u16,
+                in_port: 3,
+                reason: REASON_NO_MATCH,
+                table_id: 0,
+                cookie: u64::MAX,
+                tun_id: 0,
+                data: &frame,
+            },
+        ))
+        .unwrap();
+        s.write_all(&encode_port_status(v, PortReason::Add, &local_port()))
+            .unwrap();
+        let removed = FlowRemovedMsg {
+            cookie: 0x42,
+            priority: 7,
+            reason: RemovedReason::HardTimeout,
+            table_id: 0,
+            duration_sec: 3,
+            duration_nsec: 0,
+            idle_timeout: 0,
+            hard_timeout: 3,
+            packet_count: 1,
+            byte_count: 42,
+            r#match: flow_table::Match::any().eth_type(0x0806),
+        };
+        s.write_all(&encode_flow_removed(v, &removed)).unwrap();
+        // Let ovs-ofctl read everything before the connection closes.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(s);
+        let out = child.wait_with_output().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        // monitor prints what it receives on stderr (stdout is for its control socket).
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("OFPT_PACKET_IN"), "{proto}: {text}");
+        assert!(
+            text.contains("in_port=3 (via no_match) data_len=42"),
+            "{proto}: {text}"
+        );
+        assert!(text.contains("arp_tpa=10.0.0.2"), "{proto}: {text}");
+        assert!(text.contains("OFPT_PORT_STATUS"), "{proto}: {text}");
+        assert!(text.contains("ADD: LOCAL(br0)"), "{proto}: {text}");
+        assert!(text.contains("OFPT_FLOW_REMOVED"), "{proto}: {text}");
+        assert!(
+            text.contains("priority=7,arp reason=hard"),
+            "{proto}: {text}"
+        );
+    }
+}
