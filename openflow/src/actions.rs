@@ -10,7 +10,7 @@ use flow_table::{Action, MacAddr, SetField};
 use crate::codec::{patch_u16, Put, Reader};
 use crate::error::{BadAction, BadInstruction, DecodeError, ErrorCode};
 use crate::oxm::{ofb, read_oxm};
-use crate::ports;
+use crate::ports::{self, ActionContext};
 
 fn bad_action(field: &'static str, msg: String, code: BadAction) -> DecodeError {
     DecodeError::new(field, msg, ErrorCode::BadAction(code))
@@ -51,8 +51,100 @@ fn check_len(r: &Reader<'_>, want: usize, what: &'static str) -> Result<(), Deco
     Ok(())
 }
 
-/// Decodes a 1.0 action list (`ofp_action_header`s).
+/// Nicira's vendor (experimenter) id, which OVS's extensions carry.
+pub const NX_VENDOR: u32 = 0x0000_2320;
+
+/// NXAST_* subtypes vswitch decodes.
+mod nxast {
+    pub const RESUBMIT: u16 = 1;
+    pub const SET_TUNNEL: u16 = 2;
+    pub const SET_TUNNEL64: u16 = 9;
+    pub const RESUBMIT_TABLE: u16 = 14;
+    pub const DEC_TTL: u16 = 18;
+}
+
+/// OFPAT_VENDOR (1.0) / OFPAT_EXPERIMENTER (1.3): the same type number and layout.
+const AT_EXPERIMENTER: u16 = 0xffff;
+
+/// A vendor/experimenter action (`r` after its type and length): of Nicira's, the ones
+/// ovs-ofctl uses for resubmit, and in 1.0 for set_tunnel and dec_ttl.
+fn experimenter_action(r: &mut Reader<'_>) -> Result<Action, DecodeError> {
+    // Every action below is 16 bytes but SET_TUNNEL64; check once the subtype is known.
+    let total = r.remaining() + 4;
+    let vendor = r.u32("ofp_action_experimenter_header.experimenter")?;
+    if vendor != NX_VENDOR {
+        return Err(bad_action(
+            "ofp_action_experimenter_header.experimenter",
+            format!("experimenter {vendor:#x} is not known to vswitch"),
+            BadAction::BadExperimenter,
+        ));
+    }
+    if total < 16 {
+        // Too short for any Nicira action (a header and subtype, padded to 16).
+        return Err(bad_action(
+            "nx_action_header.len",
+            format!("length {total} for a Nicira action"),
+            BadAction::BadLen,
+        ));
+    }
+    let sub = r.u16("nx_action_header.subtype")?;
+    let want = match sub {
+        nxast::SET_TUNNEL64 => 24,
+        _ => 16,
+    };
+    let len_ok = || {
+        if total != want {
+            return Err(bad_action(
+                "nx_action_header.len",
+                format!("length {total} for Nicira action {sub} (expected {want})"),
+                BadAction::BadLen,
+            ));
+        }
+        Ok(())
+    };
+    Ok(match sub {
+        nxast::RESUBMIT | nxast::RESUBMIT_TABLE => {
+            len_ok()?;
+            let port = r.u16("nx_action_resubmit.in_port")? as u32;
+            let table = r.u8("nx_action_resubmit.table")?;
+            Action::Resubmit {
+                // OFPP_IN_PORT: keep the packet's in_port for the lookup.
+                port: (port != ports::OFPP_IN_PORT).then_some(port),
+                // Plain RESUBMIT has no table (its bytes are padding); 255 is "this table".
+                table: (sub == nxast::RESUBMIT_TABLE && table != 0xff).then_some(table),
+            }
+        }
+        nxast::SET_TUNNEL => {
+            len_ok()?;
+            r.skip(2, "nx_action_set_tunnel.pad")?;
+            Action::Set(SetField::TunId(r.u32("nx_action_set_tunnel.tun_id")? as u64))
+        }
+        nxast::SET_TUNNEL64 => {
+            len_ok()?;
+            r.skip(6, "nx_action_set_tunnel64.pad")?;
+            Action::Set(SetField::TunId(r.u64("nx_action_set_tunnel64.tun_id")?))
+        }
+        nxast::DEC_TTL => {
+            len_ok()?;
+            Action::DecTtl
+        }
+        _ => {
+            return Err(bad_action(
+                "nx_action_header.subtype",
+                format!("Nicira action {sub} is not supported by vswitch"),
+                BadAction::BadExpType,
+            ))
+        }
+    })
+}
+
+/// Decodes a 1.0 action list (`ofp_action_header`s) of a flow mod.
 pub fn parse_actions10(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
+    parse_actions10_in(buf, ActionContext::FlowMod)
+}
+
+/// Decodes a 1.0 action list of the message `ctx` says.
+pub fn parse_actions10_in(buf: &[u8], ctx: ActionContext) -> Result<Vec<Action>, DecodeError> {
     let mut out = Vec::new();
     for (t, mut r) in tlvs(
         buf,
@@ -62,7 +154,9 @@ pub fn parse_actions10(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
         let a = match t {
             0 => {
                 check_len(&r, 8, "ofp_action_output")?;
-                ports::output(r.u16("ofp_action_output.port")? as u32)?
+                let port = r.u16("ofp_action_output.port")? as u32;
+                let max_len = r.u16("ofp_action_output.max_len")?;
+                ports::output_in(port, max_len, ctx)?
             }
             1 => {
                 let vid = r.u16("ofp_action_vlan_vid.vlan_vid")?;
@@ -123,6 +217,7 @@ pub fn parse_actions10(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
                     SetField::TpDst(p)
                 })
             }
+            AT_EXPERIMENTER => experimenter_action(&mut r)?,
             _ => {
                 return Err(bad_action(
                     "ofp_action_header.type",
@@ -136,8 +231,13 @@ pub fn parse_actions10(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
     Ok(out)
 }
 
-/// Decodes a 1.3 action list.
+/// Decodes a 1.3 action list of a flow mod.
 pub fn parse_actions13(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
+    parse_actions13_in(buf, ActionContext::FlowMod)
+}
+
+/// Decodes a 1.3 action list of the message `ctx` says.
+pub fn parse_actions13_in(buf: &[u8], ctx: ActionContext) -> Result<Vec<Action>, DecodeError> {
     let mut out = Vec::new();
     for (t, mut r) in tlvs(
         buf,
@@ -148,7 +248,8 @@ pub fn parse_actions13(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
             0 => {
                 check_len(&r, 16, "ofp_action_output")?;
                 let port = r.u32("ofp_action_output.port")?;
-                ports::output(ports::from_of13(port))?
+                let max_len = r.u16("ofp_action_output.max_len")?;
+                ports::output_in(ports::from_of13(port), max_len, ctx)?
             }
             17 => {
                 let tpid = r.u16("ofp_action_push.ethertype")?;
@@ -172,6 +273,7 @@ pub fn parse_actions13(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
             23 => Action::Set(SetField::IpTtl(r.u8("ofp_action_nw_ttl.nw_ttl")?)),
             24 => Action::DecTtl,
             25 => set_field(&mut r)?,
+            AT_EXPERIMENTER => experimenter_action(&mut r)?,
             _ => {
                 return Err(bad_action(
                     "ofp_action_header.type",
@@ -283,33 +385,74 @@ pub fn parse_instructions(buf: &[u8]) -> Result<Vec<Action>, DecodeError> {
     Ok(actions)
 }
 
-/// A vswitch output action's port in vswitch numbering (reserved ports as 1.0 numbers them).
-fn out_port(a: &Action) -> Option<u32> {
+/// A vswitch output action's port in vswitch numbering (reserved ports as 1.0 numbers them)
+/// and its max_len (which only CONTROLLER uses; the whole packet elsewhere).
+fn out_port(a: &Action) -> Option<(u32, u16)> {
     match a {
-        Action::Output(p) => Some(*p),
-        Action::InPort => Some(ports::OFPP_IN_PORT),
-        Action::Normal => Some(ports::OFPP_NORMAL),
-        Action::Flood => Some(ports::OFPP_FLOOD),
+        Action::Output(p) => Some((*p, 0)),
+        Action::InPort => Some((ports::OFPP_IN_PORT, 0)),
+        Action::Normal => Some((ports::OFPP_NORMAL, 0)),
+        Action::Flood => Some((ports::OFPP_FLOOD, 0)),
+        Action::Controller { max_len } => Some((ports::OFPP_CONTROLLER, *max_len)),
         _ => None,
     }
 }
 
-/// Appends `actions` as 1.0 actions (for flow statistics). Actions 1.0 has no form for
-/// (push_vlan, mod_nw_ttl, dec_ttl, set_tunnel, goto_table, resubmit: Nicira extensions in
-/// OVS) are left out.
+/// Appends a 16-byte Nicira action: header, subtype, then `body` (6 bytes).
+fn put_nx16(b: &mut Vec<u8>, sub: u16, body: &[u8; 6]) {
+    b.put_u16(AT_EXPERIMENTER);
+    b.put_u16(16);
+    b.put_u32(NX_VENDOR);
+    b.put_u16(sub);
+    b.extend_from_slice(body);
+}
+
+/// Appends `resubmit(port,table)` as NXAST_RESUBMIT (no table) or NXAST_RESUBMIT_TABLE.
+fn put_resubmit(b: &mut Vec<u8>, port: Option<u32>, table: Option<u8>) {
+    let port = port.map_or(ports::OFPP_IN_PORT as u16, |p| p as u16);
+    let mut body = [0u8; 6];
+    body[..2].copy_from_slice(&port.to_be_bytes());
+    let sub = match table {
+        Some(t) => {
+            body[2] = t;
+            nxast::RESUBMIT_TABLE
+        }
+        None => nxast::RESUBMIT,
+    };
+    put_nx16(b, sub, &body);
+}
+
+/// Appends `actions` as 1.0 actions (for flow statistics), with OVS's Nicira actions for
+/// resubmit, dec_ttl and set_tunnel. Actions 1.0 has no form for (push_vlan, mod_nw_ttl,
+/// goto_table) are left out.
 pub fn put_actions10(b: &mut Vec<u8>, actions: &[Action]) {
     let put = |b: &mut Vec<u8>, t: u16, len: u16| {
         b.put_u16(t);
         b.put_u16(len);
     };
     for a in actions {
-        if let Some(p) = out_port(a) {
+        if let Some((p, max_len)) = out_port(a) {
             put(b, 0, 8);
             b.put_u16(p as u16);
-            b.put_u16(0);
+            b.put_u16(max_len);
             continue;
         }
         match a {
+            Action::Resubmit { port, table } => put_resubmit(b, *port, *table),
+            Action::DecTtl => put_nx16(b, nxast::DEC_TTL, &[0; 6]),
+            Action::Set(SetField::TunId(id)) if *id <= u32::MAX as u64 => {
+                let mut body = [0u8; 6];
+                body[2..6].copy_from_slice(&(*id as u32).to_be_bytes());
+                put_nx16(b, nxast::SET_TUNNEL, &body);
+            }
+            Action::Set(SetField::TunId(id)) => {
+                b.put_u16(AT_EXPERIMENTER);
+                b.put_u16(24);
+                b.put_u32(NX_VENDOR);
+                b.put_u16(nxast::SET_TUNNEL64);
+                b.put_zeros(6);
+                b.put_u64(*id);
+            }
             Action::PopVlan => {
                 put(b, 3, 8);
                 b.put_u32(0);
@@ -388,8 +531,8 @@ fn put_set_field(b: &mut Vec<u8>, field: u8, value: &[u8]) {
     patch_u16(b, start + 2, len);
 }
 
-/// Appends `actions` as 1.3 actions (the part of a rule before any goto_table; resubmit,
-/// a Nicira extension, is left out). `nw_proto` is the rule's exact IP protocol, if any: it
+/// Appends `actions` as 1.3 actions (the part of a rule before any goto_table; resubmit as
+/// OVS's Nicira action). `nw_proto` is the rule's exact IP protocol, if any: it
 /// picks the OXM of an L4 port rewrite (UDP_SRC for UDP...), as the peer checks it against
 /// the match.
 pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action], nw_proto: Option<u8>) {
@@ -399,11 +542,16 @@ pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action], nw_proto: Option<u8>) 
         _ => (ofb::TCP_SRC, ofb::TCP_DST),
     };
     for a in actions {
-        if let Some(p) = out_port(a) {
+        if let Some((p, max_len)) = out_port(a) {
             b.put_u16(0);
             b.put_u16(16);
             b.put_u32(ports::to_of13(p));
-            b.put_u16(0xffff); // max_len: OFPCML_NO_BUFFER, the whole packet
+            // OFPCML_NO_BUFFER, the whole packet, but where CONTROLLER says otherwise.
+            b.put_u16(if p == ports::OFPP_CONTROLLER {
+                max_len
+            } else {
+                0xffff
+            });
             b.put_zeros(6);
             continue;
         }
@@ -417,6 +565,7 @@ pub fn put_actions13(b: &mut Vec<u8>, actions: &[Action], nw_proto: Option<u8>) 
             Action::PushVlan(t) => simple(b, 17, *t),
             Action::PopVlan => simple(b, 18, 0),
             Action::DecTtl => simple(b, 24, 0),
+            Action::Resubmit { port, table } => put_resubmit(b, *port, *table),
             Action::Set(SetField::IpTtl(t)) => simple(b, 23, (*t as u16) << 8),
             Action::Set(s) => match *s {
                 SetField::EthDst(m) => put_set_field(b, ofb::ETH_DST, &m.0),
@@ -490,10 +639,55 @@ mod tests {
                 Action::InPort,
             ]
         );
-        let ctl = [0, 0, 0, 8, 0xff, 0xfd, 0, 0];
+        let ctl = [0, 0, 0, 8, 0xff, 0xfd, 0, 100];
         assert_eq!(
-            parse_actions10(&ctl).unwrap_err().reply,
+            parse_actions10(&ctl).unwrap(),
+            vec![Action::Controller { max_len: 100 }]
+        );
+        let table = [0, 0, 0, 8, 0xff, 0xf9, 0, 0];
+        assert_eq!(
+            parse_actions10(&table).unwrap_err().reply,
             ErrorCode::BadAction(BadAction::BadOutPort)
+        );
+        // resubmit(,2) as ovs-ofctl sends it, then resubmit(3).
+        let nx = [
+            0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, 2, 0, 0, 0, //
+            0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 1, 0, 3, 0xff, 0, 0, 0,
+        ];
+        assert_eq!(
+            parse_actions10(&nx).unwrap(),
+            vec![
+                Action::Resubmit {
+                    port: None,
+                    table: Some(2)
+                },
+                Action::Resubmit {
+                    port: Some(3),
+                    table: None
+                },
+            ]
+        );
+        let other_vendor = [0xff, 0xff, 0, 16, 0, 0, 0x23, 0x21, 0, 1, 0, 3, 0, 0, 0, 0];
+        assert_eq!(
+            parse_actions10(&other_vendor).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadExperimenter)
+        );
+        let learn = [0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 16, 0, 3, 0, 0, 0, 0];
+        assert_eq!(
+            parse_actions10(&learn).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadExpType)
+        );
+        let short_nx = [0xff, 0xff, 0, 8, 0, 0, 0x23, 0x20];
+        assert_eq!(
+            parse_actions10(&short_nx).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadLen)
+        );
+        let long_resubmit = [
+            0xff, 0xff, 0, 24, 0, 0, 0x23, 0x20, 0, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            parse_actions10(&long_resubmit).unwrap_err().reply,
+            ErrorCode::BadAction(BadAction::BadLen)
         );
         let enqueue = [0, 11, 0, 16, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         assert_eq!(
@@ -521,14 +715,32 @@ mod tests {
             Action::Flood,
             Action::InPort,
             Action::Output(0xfffe),
+            Action::Controller { max_len: 200 },
+            Action::Resubmit {
+                port: Some(4),
+                table: Some(3),
+            },
+            Action::Resubmit {
+                port: None,
+                table: None,
+            },
+            Action::DecTtl,
         ];
+        let mut b = Vec::new();
+        let mut list10 = list.clone();
+        list10.extend([
+            Action::Set(SetField::TunId(5)),
+            Action::Set(SetField::TunId(1 << 40)),
+        ]);
+        put_actions10(&mut b, &list10);
+        assert_eq!(parse_actions10(&b).unwrap(), list10);
         let mut b = Vec::new();
         put_actions10(&mut b, &list);
         assert_eq!(parse_actions10(&b).unwrap(), list);
         let mut list13 = list.clone();
         list13.extend([
             Action::PushVlan(0x88a8),
-            Action::DecTtl,
+            Action::Set(SetField::TunId(9)),
             Action::GotoTable(4),
         ]);
         let mut b = Vec::new();

@@ -31,8 +31,19 @@ pub enum BadRequest {
     BadMultipart,
     /// Wrong length for the message type.
     BadLen,
-    /// A slave controller tried to change the switch (EPERM in 1.0).
+    /// Experimenter (1.0: vendor) id not known.
+    BadExperimenter,
+    /// Experimenter message subtype not known or not handled (1.0 BAD_SUBTYPE, 1.3
+    /// BAD_EXP_TYPE).
+    BadExpType,
+    /// Permissions error: known but refused (a Nicira format vswitch does not speak).
+    Eperm,
+    /// The buffer id does not exist (vswitch buffers no packets).
+    BufferUnknown,
+    /// A controller in the slave role sent a message that changes the switch (1.3).
     IsSlave,
+    /// A port number that is no port here (1.3 BAD_PORT; 1.0 has none and gets EPERM).
+    BadPort,
 }
 
 /// OFPET_BAD_ACTION codes (numbered alike in 1.0 and 1.3 for these).
@@ -52,6 +63,10 @@ pub enum BadAction {
     BadSetType,
     /// SET_FIELD with a bad length (1.3).
     BadSetLen,
+    /// Experimenter (1.0: vendor) action of an unknown experimenter id.
+    BadExperimenter,
+    /// Experimenter action of a known experimenter with an unknown or unsupported subtype.
+    BadExpType,
 }
 
 /// OFPET_BAD_INSTRUCTION codes (1.3 only).
@@ -103,6 +118,69 @@ pub enum FlowModFailed {
     Unsupported,
 }
 
+/// OFPET_ROLE_REQUEST_FAILED codes (1.3; 1.0 answers Nicira's role request with the
+/// BAD_REQUEST codes OVS uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleRequestFailed {
+    /// A generation id older than one already seen.
+    Stale,
+    /// Role change not supported.
+    Unsup,
+    /// Unknown role.
+    BadRole,
+}
+
+/// Bundle errors of the ONF extension for 1.3 (`ONFERR_ET_BUNDLE_*`, OFPET_BUNDLE_FAILED in
+/// 1.4), sent as experimenter errors of ONF's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BundleFailed {
+    /// Unspecified.
+    Unknown,
+    /// Permission error.
+    Eperm,
+    /// No open bundle with this id.
+    BadId,
+    /// A bundle with this id is already open.
+    BundleExist,
+    /// The bundle is closed: nothing can be added.
+    BundleClosed,
+    /// Too many bundles open at once.
+    OutOfBundles,
+    /// Unknown control type.
+    BadType,
+    /// Unknown or inconsistent flags.
+    BadFlags,
+    /// The inner message's length is wrong.
+    MsgBadLen,
+    /// The inner message's xid differs from the outer one's.
+    MsgBadXid,
+    /// The inner message is of a type bundles cannot hold.
+    MsgUnsup,
+    /// Messages of the bundle conflict.
+    MsgConflict,
+    /// Too many messages in one bundle.
+    MsgTooMany,
+    /// A message failed: the commit was undone.
+    MsgFailed,
+    /// The bundle took too long.
+    Timeout,
+    /// Another bundle holds the resource.
+    BundleInProgress,
+}
+
+impl BundleFailed {
+    /// The ONF experimenter error code (2300 and on, in declaration order).
+    fn exp_code(self) -> u16 {
+        2300 + self as u16
+    }
+}
+
+/// ONF's experimenter id, which its 1.3 extensions (bundles) use.
+pub const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
+
+/// OFPET_EXPERIMENTER: an error whose code belongs to an experimenter (1.3).
+const OFPET_EXPERIMENTER: u16 = 0xffff;
+
 /// An OpenFlow error type and code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // each variant is the OFPET_ type of the same name
@@ -113,10 +191,19 @@ pub enum ErrorCode {
     BadInstruction(BadInstruction),
     BadMatch(BadMatch),
     FlowModFailed(FlowModFailed),
+    RoleRequestFailed(RoleRequestFailed),
+    /// Sent as an ONF experimenter error (1.3 only: bundles are not spoken in 1.0).
+    BundleFailed(BundleFailed),
 }
 
 impl ErrorCode {
-    /// The (type, code) pair of this error in `version`.
+    /// The experimenter id an error of type OFPET_EXPERIMENTER carries after its code.
+    pub fn experimenter(self, version: Version) -> Option<u32> {
+        (self.wire(version).0 == OFPET_EXPERIMENTER).then_some(ONF_EXPERIMENTER)
+    }
+
+    /// The (type, code) pair of this error in `version` (type 0xffff: an experimenter
+    /// error, whose id [`ErrorCode::experimenter`] gives).
     pub fn wire(self, version: Version) -> (u16, u16) {
         let of10 = version == Version::Of10;
         match self {
@@ -127,9 +214,16 @@ impl ErrorCode {
                     BadRequest::BadVersion => 0,
                     BadRequest::BadType => 1,
                     BadRequest::BadMultipart => 2,
+                    BadRequest::BadExperimenter => 3,
+                    BadRequest::BadExpType => 4,
+                    BadRequest::Eperm => 5,
                     BadRequest::BadLen => 6,
+                    BadRequest::BufferUnknown => 8,
+                    // 1.0 has no role: EPERM is the nearest.
                     BadRequest::IsSlave if of10 => 5,
                     BadRequest::IsSlave => 10,
+                    BadRequest::BadPort if of10 => 5,
+                    BadRequest::BadPort => 11,
                 },
             ),
             ErrorCode::BadAction(c) => (
@@ -137,6 +231,8 @@ impl ErrorCode {
                 match c {
                     BadAction::BadType => 0,
                     BadAction::BadLen => 1,
+                    BadAction::BadExperimenter => 2,
+                    BadAction::BadExpType => 3,
                     BadAction::BadOutPort => 4,
                     BadAction::BadArgument => 5,
                     // 1.0 has neither groups nor set-field: the action type is what is bad.
@@ -170,6 +266,19 @@ impl ErrorCode {
                     BadMatch::DupField => 10,
                 },
             ),
+            // OVS answers a 1.0 NXT_ROLE_REQUEST's failures with EPERM too.
+            ErrorCode::RoleRequestFailed(_) if of10 => (1, 5),
+            ErrorCode::RoleRequestFailed(c) => (
+                11,
+                match c {
+                    RoleRequestFailed::Stale => 0,
+                    RoleRequestFailed::Unsup => 1,
+                    RoleRequestFailed::BadRole => 2,
+                },
+            ),
+            // Bundles exist in 1.3 only; a 1.0 peer cannot have asked for one.
+            ErrorCode::BundleFailed(_) if of10 => (1, 5),
+            ErrorCode::BundleFailed(c) => (OFPET_EXPERIMENTER, c.exp_code()),
             ErrorCode::FlowModFailed(c) if of10 => (
                 3,
                 match c {
@@ -247,12 +356,19 @@ impl std::error::Error for DecodeError {}
 /// An ERROR message with `code`, carrying the first [`ERROR_DATA_LEN`] bytes of `data` (the
 /// offending message, so the peer can tell which request failed).
 pub fn encode_error(version: Version, xid: u32, code: ErrorCode, data: &[u8]) -> Vec<u8> {
+    let data = &data[..data.len().min(ERROR_DATA_LEN)];
     message(version, MsgType::Error, xid, |b| {
-        put_error_body(
-            b,
-            code.wire(version),
-            &data[..data.len().min(ERROR_DATA_LEN)],
-        )
+        match code.experimenter(version) {
+            // ofp_error_experimenter_msg: type, exp_code, experimenter, data.
+            Some(exp) => {
+                let (t, c) = code.wire(version);
+                b.put_u16(t);
+                b.put_u16(c);
+                b.put_u32(exp);
+                b.extend_from_slice(data);
+            }
+            None => put_error_body(b, code.wire(version), data),
+        }
     })
 }
 

@@ -85,13 +85,34 @@ impl FeaturesReply {
     }
 }
 
-fn put_phy_port10(b: &mut Vec<u8>, p: &PhyPort) {
-    b.put_u16(p.port_no);
+/// Appends `p` as 1.3's `ofp_port` (64 bytes; the port number widened to 1.3's reserved
+/// range), as PORT_DESC and PORT_STATUS carry it.
+pub(crate) fn put_port13(b: &mut Vec<u8>, p: &PhyPort) {
+    b.put_u32(crate::ports::to_of13(p.port_no as u32));
+    b.put_zeros(4);
     b.extend_from_slice(&p.hw_addr.0);
-    let name = p.name.as_bytes();
+    b.put_zeros(2);
+    put_name(b, &p.name);
+    b.put_u32(p.config);
+    b.put_u32(p.state);
+    b.put_u32(p.curr);
+    b.put_zeros(12); // advertised, supported, peer
+    b.put_zeros(8); // curr_speed, max_speed (kb/s; unknown for virtual ports)
+}
+
+fn put_name(b: &mut Vec<u8>, name: &str) {
+    let name = name.as_bytes();
     let n = name.len().min(NAME_LEN - 1);
     b.extend_from_slice(&name[..n]);
     b.put_zeros(NAME_LEN - n);
+}
+
+/// Appends `p` as 1.0's `ofp_phy_port` (48 bytes), as FEATURES_REPLY and PORT_STATUS
+/// carry it.
+pub(crate) fn put_phy_port10(b: &mut Vec<u8>, p: &PhyPort) {
+    b.put_u16(p.port_no);
+    b.extend_from_slice(&p.hw_addr.0);
+    put_name(b, &p.name);
     b.put_u32(p.config);
     b.put_u32(p.state);
     b.put_u32(p.curr);

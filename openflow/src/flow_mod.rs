@@ -92,22 +92,42 @@ pub struct FlowMod {
 }
 
 impl FlowMod {
-    /// Decodes a whole FLOW_MOD message of either version.
+    /// Decodes a whole FLOW_MOD message of either version, on a connection that has not
+    /// enabled Nicira's flow-mod table id (see [`FlowMod::parse_with`]).
     pub fn parse(msg: &[u8]) -> Result<FlowMod, DecodeError> {
+        FlowMod::parse_with(msg, false)
+    }
+
+    /// Decodes a whole FLOW_MOD, or Nicira's NXT_FLOW_MOD (a 1.0 flow mod with an NXM match,
+    /// which ovs-ofctl sends once the NXM flow format is agreed). `table_id_ext`: the connection enabled Nicira's
+    /// NXT_FLOW_MOD_TABLE_ID, so a 1.0 flow mod's 16-bit command carries the table in its
+    /// high byte (ovs-ofctl's `table=N` in 1.0). 1.3 has a table field and ignores it.
+    pub fn parse_with(msg: &[u8], table_id_ext: bool) -> Result<FlowMod, DecodeError> {
         let h = Header::parse(msg)?;
         let version = h.version()?;
-        if h.msg_type()? != MsgType::FlowMod {
+        let t = h.msg_type()?;
+        let mut r = Reader::new(&msg[HEADER_LEN..h.length as usize]);
+        if t == MsgType::Experimenter && crate::nicira::experimenter_ids(msg) == NXT_FLOW_MOD {
+            r.skip(8, "nicira_header")?;
+            return parse_nx(&mut r, table_id_ext);
+        }
+        if t != MsgType::FlowMod {
             return Err(DecodeError::new(
                 "ofp_header.type",
-                format!("expected FLOW_MOD, got {:?}", h.msg_type()?),
+                format!("expected FLOW_MOD, got {t:?}"),
                 ErrorCode::BadRequest(BadRequest::BadType),
             ));
         }
-        let mut r = Reader::new(&msg[HEADER_LEN..h.length as usize]);
         match version {
-            Version::Of10 => parse10(&mut r),
+            Version::Of10 => parse10(&mut r, table_id_ext),
             Version::Of13 => parse13(&mut r),
         }
+    }
+
+    /// Whether the controller asked for a FLOW_REMOVED when the rule goes (OFPFF_SEND_FLOW_REM
+    /// in [`FlowMod::flags`]).
+    pub fn send_flow_rem(&self) -> bool {
+        self.flags & crate::flow_removed::FF_SEND_FLOW_REM != 0
     }
 
     /// The rule an ADD installs.
@@ -146,10 +166,16 @@ impl FlowMod {
     }
 }
 
-fn parse10(r: &mut Reader<'_>) -> Result<FlowMod, DecodeError> {
+fn parse10(r: &mut Reader<'_>, table_id_ext: bool) -> Result<FlowMod, DecodeError> {
     let m = read_match10(r)?;
     let cookie = r.u64("ofp_flow_mod.cookie")?;
-    let command = FlowModCommand::from_wire(r.u16("ofp_flow_mod.command")?)?;
+    let raw = r.u16("ofp_flow_mod.command")?;
+    let (command, table) = if table_id_ext {
+        (raw & 0xff, Some((raw >> 8) as u8))
+    } else {
+        (raw, None)
+    };
+    let command = FlowModCommand::from_wire(command)?;
     let idle_timeout = r.u16("ofp_flow_mod.idle_timeout")?;
     let hard_timeout = r.u16("ofp_flow_mod.hard_timeout")?;
     let priority = r.u16("ofp_flow_mod.priority")?;
@@ -159,10 +185,59 @@ fn parse10(r: &mut Reader<'_>) -> Result<FlowMod, DecodeError> {
     let actions = parse_actions10(r.rest())?;
     Ok(FlowMod {
         command,
-        table_id: if command == FlowModCommand::Add {
-            0
-        } else {
-            TABLE_ALL
+        table_id: match table {
+            Some(t) => t,
+            None if command == FlowModCommand::Add => 0,
+            None => TABLE_ALL,
+        },
+        priority,
+        cookie,
+        cookie_mask: 0,
+        idle_timeout,
+        hard_timeout,
+        flags,
+        buffer_id,
+        out_port: ports::filter(out_port),
+        r#match: m,
+        actions,
+    })
+}
+
+/// NXT_FLOW_MOD's (vendor, subtype), as [`crate::nicira::experimenter_ids`] gives them.
+const NXT_FLOW_MOD: Option<(u32, u32)> =
+    Some((crate::actions::NX_VENDOR, crate::nicira::nxt::FLOW_MOD));
+
+/// `nx_flow_mod` after its Nicira header: 1.0's flow mod with the match moved to the end
+/// as an `nx_match`.
+fn parse_nx(r: &mut Reader<'_>, table_id_ext: bool) -> Result<FlowMod, DecodeError> {
+    let cookie = r.u64("nx_flow_mod.cookie")?;
+    let raw = r.u16("nx_flow_mod.command")?;
+    let (command, table) = if table_id_ext {
+        (raw & 0xff, Some((raw >> 8) as u8))
+    } else {
+        (raw, None)
+    };
+    let command = FlowModCommand::from_wire(command)?;
+    let idle_timeout = r.u16("nx_flow_mod.idle_timeout")?;
+    let hard_timeout = r.u16("nx_flow_mod.hard_timeout")?;
+    let priority = r.u16("nx_flow_mod.priority")?;
+    let buffer_id = r.u32("nx_flow_mod.buffer_id")?;
+    let out_port = r.u16("nx_flow_mod.out_port")? as u32;
+    let flags = r.u16("nx_flow_mod.flags")?;
+    let match_len = r.u16("nx_flow_mod.match_len")? as usize;
+    r.skip(6, "nx_flow_mod.pad")?;
+    let m = crate::nxm::read_nx_match(r, match_len)?;
+    r.skip(
+        match_len.next_multiple_of(8) - match_len,
+        "nx_flow_mod.match_pad",
+    )?;
+    let actions = parse_actions10(r.rest())?;
+    Ok(FlowMod {
+        command,
+        table_id: match table {
+            Some(t) => t,
+            None if command == FlowModCommand::Add => 0,
+            None => TABLE_ALL,
         },
         priority,
         cookie,
@@ -256,6 +331,26 @@ mod tests {
         assert_eq!(f.actions, vec![Action::Output(2)]);
         let spec = f.to_rule_spec();
         assert_eq!((spec.table, spec.priority, spec.cookie), (0, 0x8000, 7));
+    }
+
+    /// `ovs-ofctl -O OpenFlow10 add-flow table=3,actions=output:1`, after it enabled
+    /// NXT_FLOW_MOD_TABLE_ID: the command's high byte is the table.
+    #[test]
+    fn decode10_table_id() {
+        let hex = "010e005000000004003820ff0000000000000000000000000000000000000000\
+                   0000000000000000000000000000000000000000000000000300000000008000\
+                   ffffffffffff00000000000800010000";
+        let m: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let f = FlowMod::parse_with(&m, true).unwrap();
+        assert_eq!((f.command, f.table_id), (FlowModCommand::Add, 3));
+        assert_eq!(f.actions, vec![Action::Output(1)]);
+        assert!(!f.send_flow_rem());
+        // Without the extension the command is 0x300: unknown.
+        let e = FlowMod::parse(&m).unwrap_err();
+        assert_eq!(e.field, "ofp_flow_mod.command");
     }
 
     #[test]

@@ -234,6 +234,25 @@ impl Header {
     }
 }
 
+/// The header, version and body (after the header, up to its length) of a whole message
+/// that must be of type `want` (BAD_REQUEST/BAD_TYPE otherwise).
+pub(crate) fn expect_type(
+    msg: &[u8],
+    want: MsgType,
+) -> Result<(Header, Version, &[u8]), DecodeError> {
+    let h = Header::parse(msg)?;
+    let version = h.version()?;
+    let got = h.msg_type()?;
+    if got != want {
+        return Err(DecodeError::new(
+            "ofp_header.type",
+            format!("expected {want:?}, got {got:?}"),
+            ErrorCode::BadRequest(BadRequest::BadType),
+        ));
+    }
+    Ok((h, version, &msg[HEADER_LEN..h.length as usize]))
+}
+
 /// Builds a whole message: the header, then what `body` appends, with the length patched in.
 ///
 /// Panics if `t` does not exist in `version` or the message exceeds 65535 bytes: both are

@@ -24,6 +24,8 @@ pub const MP_AGGREGATE: u16 = 2;
 pub const MP_TABLE: u16 = 3;
 /// OFPMP_PORT_DESC (1.3).
 pub const MP_PORT_DESC: u16 = 13;
+/// OFPMP_EXPERIMENTER (OFPST_VENDOR in 1.0).
+pub const MP_EXPERIMENTER: u16 = 0xffff;
 /// OFPMPF_REPLY_MORE: more messages of this reply follow.
 pub const REPLY_MORE: u16 = 1;
 /// The largest message: the 16-bit length field's limit.
@@ -40,6 +42,10 @@ pub struct MultipartRequest<'a> {
     pub kind: u16,
     /// OFPMPF_REQ_* flags.
     pub flags: u16,
+    /// Nicira's NXST_FLOW/NXST_AGGREGATE (`kind` says which: [`MP_FLOW`],
+    /// [`MP_AGGREGATE`]), sent by a 1.0 peer once the NXM flow format is agreed: answer with
+    /// [`encode_nx_flow_stats`] / [`encode_nx_aggregate`].
+    pub nx: bool,
     /// The body after the multipart header.
     pub body: &'a [u8],
 }
@@ -62,11 +68,43 @@ impl<'a> MultipartRequest<'a> {
         if version == Version::Of13 {
             r.skip(4, "ofp_multipart_request.pad")?;
         }
+        if kind == MP_EXPERIMENTER {
+            // Nicira's and ONF's flow monitor (`ovs-ofctl monitor ... watch:`) and the like.
+            let exp = r.u32("ofp_experimenter_multipart_header.experimenter")?;
+            let sub = r.u32("ofp_experimenter_multipart_header.exp_type")?;
+            let nx = exp == crate::actions::NX_VENDOR;
+            if nx && version == Version::Of10 && (sub == NXST_FLOW || sub == NXST_AGGREGATE) {
+                r.skip(4, "nicira_stats_msg.pad")?;
+                return Ok(MultipartRequest {
+                    version,
+                    xid: h.xid,
+                    kind: if sub == NXST_FLOW {
+                        MP_FLOW
+                    } else {
+                        MP_AGGREGATE
+                    },
+                    flags,
+                    nx: true,
+                    body: r.rest(),
+                });
+            }
+            let known = nx || exp == crate::error::ONF_EXPERIMENTER;
+            return Err(DecodeError::new(
+                "ofp_experimenter_multipart_header",
+                format!("experimenter {exp:#x} statistics {sub} are not supported by vswitch"),
+                ErrorCode::BadRequest(if known {
+                    BadRequest::BadExpType
+                } else {
+                    BadRequest::BadExperimenter
+                }),
+            ));
+        }
         Ok(MultipartRequest {
             version,
             xid: h.xid,
             kind,
             flags,
+            nx: false,
             body: r.rest(),
         })
     }
@@ -83,6 +121,16 @@ impl<'a> MultipartRequest<'a> {
         }
         let mut r = Reader::new(self.body);
         let mut f = RuleFilter::all();
+        if self.nx {
+            // nx_flow_stats_request: out_port, match_len, table_id, pad, nx_match.
+            f.out_port = ports::filter(r.u16("nx_flow_stats_request.out_port")? as u32);
+            let match_len = r.u16("nx_flow_stats_request.match_len")? as usize;
+            let table = r.u8("nx_flow_stats_request.table_id")?;
+            r.skip(3, "nx_flow_stats_request.pad")?;
+            f.table = (table != 0xff).then_some(table);
+            f.r#match = crate::nxm::read_nx_match(&mut r, match_len)?;
+            return Ok(f);
+        }
         match self.version {
             Version::Of10 => {
                 f.r#match = read_match10(&mut r)?;
@@ -122,13 +170,13 @@ pub struct Desc {
     pub dp_desc: String,
 }
 
-fn put_str(b: &mut Vec<u8>, s: &str, len: usize) {
+pub(crate) fn put_str(b: &mut Vec<u8>, s: &str, len: usize) {
     let n = s.len().min(len - 1);
     b.extend_from_slice(&s.as_bytes()[..n]);
     b.put_zeros(len - n);
 }
 
-fn put_mp_header(b: &mut Vec<u8>, version: Version, kind: u16, flags: u16) {
+pub(crate) fn put_mp_header(b: &mut Vec<u8>, version: Version, kind: u16, flags: u16) {
     b.put_u16(kind);
     b.put_u16(flags);
     if version == Version::Of13 {
@@ -211,16 +259,7 @@ pub fn encode_port_desc(xid: u32, ports: &[crate::features::PhyPort]) -> Vec<u8>
     message(version, MsgType::MultipartReply, xid, |b| {
         put_mp_header(b, version, MP_PORT_DESC, 0);
         for p in ports {
-            b.put_u32(ports::to_of13(p.port_no as u32));
-            b.put_zeros(4);
-            b.extend_from_slice(&p.hw_addr.0);
-            b.put_zeros(2);
-            put_str(b, &p.name, 16);
-            b.put_u32(p.config);
-            b.put_u32(p.state);
-            b.put_u32(p.curr);
-            b.put_zeros(12); // advertised, supported, peer
-            b.put_zeros(8); // curr_speed, max_speed (kb/s; unknown for virtual ports)
+            crate::features::put_port13(b, p);
         }
     })
 }
@@ -282,16 +321,29 @@ pub fn encode_flow_stats<'r>(
 
 /// Packs `entries` into reply messages of kind `kind` of at most `max_len` bytes (capped at
 /// 65535), REPLY_MORE on all but the last; no entries gives one empty reply.
-fn paged(
+pub(crate) fn paged(
     version: Version,
     xid: u32,
     kind: u16,
     entries: impl IntoIterator<Item = Vec<u8>>,
     max_len: usize,
 ) -> Vec<Vec<u8>> {
+    paged_with(version, xid, kind, &[], entries, max_len)
+}
+
+/// [`paged`] with `extra` after the multipart header of every message (a vendor statistics
+/// reply's vendor and subtype).
+fn paged_with(
+    version: Version,
+    xid: u32,
+    kind: u16,
+    extra: &[u8],
+    entries: impl IntoIterator<Item = Vec<u8>>,
+    max_len: usize,
+) -> Vec<Vec<u8>> {
     let max_len = max_len.min(MAX_MSG_LEN);
     let mut pages: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
-    let head = HEADER_LEN + if version == Version::Of13 { 8 } else { 4 };
+    let head = HEADER_LEN + if version == Version::Of13 { 8 } else { 4 } + extra.len();
     let mut used = head;
     for e in entries {
         // A page always takes its first entry, so an entry over the limit still goes out.
@@ -309,12 +361,96 @@ fn paged(
         .map(|(i, page)| {
             message(version, MsgType::MultipartReply, xid, |b| {
                 put_mp_header(b, version, kind, if i + 1 < n { REPLY_MORE } else { 0 });
+                b.extend_from_slice(extra);
                 for e in page {
                     b.extend_from_slice(&e);
                 }
             })
         })
         .collect()
+}
+
+/// NXST_FLOW: Nicira's flow statistics (vendor statistics subtype), with NXM matches.
+pub const NXST_FLOW: u32 = 0;
+/// NXST_AGGREGATE.
+pub const NXST_AGGREGATE: u32 = 1;
+
+/// The vendor part of a Nicira statistics reply header: vendor, subtype, padding.
+fn nx_stats_head(subtype: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(12);
+    h.put_u32(crate::actions::NX_VENDOR);
+    h.put_u32(subtype);
+    h.put_zeros(4);
+    h
+}
+
+/// One `nx_flow_stats` entry.
+fn put_nx_flow_stats(b: &mut Vec<u8>, rule: &Rule, now_ms: u64) {
+    let start = b.len();
+    let age = now_ms.saturating_sub(rule.created_ms);
+    b.put_u16(0);
+    b.put_u8(rule.table);
+    b.put_u8(0);
+    b.put_u32((age / 1000) as u32);
+    b.put_u32((age % 1000) as u32 * 1_000_000);
+    b.put_u16(rule.priority);
+    b.put_u16(rule.idle_timeout);
+    b.put_u16(rule.hard_timeout);
+    let match_len_at = b.len();
+    b.put_u16(0);
+    b.put_u16(0); // idle_age: unknown
+    b.put_u16(0); // hard_age: unknown
+    b.put_u64(rule.cookie);
+    b.put_u64(rule.stats.packets());
+    b.put_u64(rule.stats.bytes());
+    let m = b.len();
+    let n = crate::nxm::put_nx_match(b, &rule.r#match);
+    b.pad8(m);
+    patch_u16(b, match_len_at, n as u16);
+    put_actions10(b, &rule.actions);
+    let len = (b.len() - start) as u16;
+    patch_u16(b, start, len);
+}
+
+/// Nicira's NXST_FLOW reply (1.0 connections that agreed on the NXM flow format): as
+/// [`encode_flow_stats`], with NXM matches, so nothing 1.0's match lacks is lost.
+pub fn encode_nx_flow_stats<'r>(
+    xid: u32,
+    rules: impl IntoIterator<Item = &'r Rule>,
+    now_ms: u64,
+    max_len: usize,
+) -> Vec<Vec<u8>> {
+    let entries = rules.into_iter().map(|rule| {
+        let mut e = Vec::new();
+        put_nx_flow_stats(&mut e, rule, now_ms);
+        e
+    });
+    paged_with(
+        Version::Of10,
+        xid,
+        MP_EXPERIMENTER,
+        &nx_stats_head(NXST_FLOW),
+        entries,
+        max_len,
+    )
+}
+
+/// Nicira's NXST_AGGREGATE reply: totals over the rules a request selected.
+pub fn encode_nx_aggregate<'r>(xid: u32, rules: impl IntoIterator<Item = &'r Rule>) -> Vec<u8> {
+    let (mut packets, mut bytes, mut flows) = (0u64, 0u64, 0u32);
+    for r in rules {
+        packets += r.stats.packets();
+        bytes += r.stats.bytes();
+        flows += 1;
+    }
+    message(Version::Of10, MsgType::MultipartReply, xid, |b| {
+        put_mp_header(b, Version::Of10, MP_EXPERIMENTER, 0);
+        b.extend_from_slice(&nx_stats_head(NXST_AGGREGATE));
+        b.put_u64(packets);
+        b.put_u64(bytes);
+        b.put_u32(flows);
+        b.put_zeros(4);
+    })
 }
 
 /// OFPMP_TABLE_FEATURES (1.3).

@@ -172,6 +172,18 @@ pub(crate) fn apply(m: &mut Match, o: Oxm) -> Result<(), DecodeError> {
             // OFPVID_PRESENT is the bit flow-table keeps as VLAN_PRESENT; an exact
             // OFPVID_NONE means untagged, which flow-table spells vlan_tci=0/0xffff.
             let bits = (VLAN_PRESENT | VLAN_VID_MASK) as u128;
+            let present = VLAN_PRESENT as u128;
+            // An id without OFPVID_PRESENT where the bit is compared is no packet's, and
+            // the field has 13 bits.
+            let no_tag_id =
+                mk & present != 0 && v & present == 0 && v & mk & VLAN_VID_MASK as u128 != 0;
+            if no_tag_id || v & !bits != 0 {
+                return Err(DecodeError::new(
+                    "ofp_match.vlan_vid",
+                    format!("VLAN id {v:#x} without OFPVID_PRESENT"),
+                    ErrorCode::BadMatch(BadMatch::BadValue),
+                ));
+            }
             if v == 0 && mk & bits == bits {
                 m.set_field(Field::VlanTci, 0, 0xffff);
             } else {
@@ -215,7 +227,20 @@ pub(crate) fn apply(m: &mut Match, o: Oxm) -> Result<(), DecodeError> {
         ARP_THA => Field::ArpTha,
         IPV6_SRC => Field::Ipv6Src,
         IPV6_DST => Field::Ipv6Dst,
-        IPV6_FLABEL => Field::Ipv6Label,
+        IPV6_FLABEL => {
+            // The label has 20 bits; flow-table compares those (an exact label has mask
+            // 0xfffff, as the flow syntax writes it).
+            if v > 0xf_ffff {
+                return Err(DecodeError::new(
+                    "ofp_match.ipv6_flabel",
+                    format!("{v:#x} is wider than a flow label"),
+                    ErrorCode::BadMatch(BadMatch::BadValue),
+                ));
+            }
+            let mk = if o.has_mask { mk & 0xf_ffff } else { 0xf_ffff };
+            m.set_field(Field::Ipv6Label, v & mk, mk);
+            return Ok(());
+        }
         TUNNEL_ID => Field::TunId,
         _ => unreachable!("width() lists the fields apply() knows"),
     };
@@ -310,7 +335,11 @@ pub fn put_match13(b: &mut Vec<u8>, m: &Match) {
             let (w, maskable) = width(field).expect("known field");
             // A field narrower on the wire than in the key (ICMP type in tp_src, ARP opcode
             // in nw_proto) or one OpenFlow cannot mask goes out exact.
-            let mk = if maskable { mk } else { ones(w) };
+            let mk = if !maskable || (field == IPV6_FLABEL && mk == 0xf_ffff) {
+                ones(w)
+            } else {
+                mk
+            };
             let v = if field == IN_PORT {
                 ports::to_of13(v as u32) as u128
             } else {
@@ -465,6 +494,17 @@ mod tests {
             parse_match13(&b).unwrap_err().reply,
             ErrorCode::BadMatch(BadMatch::BadLen)
         );
+        // A VLAN id without OFPVID_PRESENT, and one past the field's 13 bits (both found
+        // by fuzzing: they decoded to matches that re-encoded differently).
+        for vid in [[0x00, 0x07], [0x80, 0x00]] {
+            let b = [
+                0, 1, 0, 10, 0x80, 0, 12, 2, vid[0], vid[1], 0, 0, 0, 0, 0, 0,
+            ];
+            assert_eq!(
+                parse_match13(&b).unwrap_err().reply,
+                ErrorCode::BadMatch(BadMatch::BadValue)
+            );
+        }
         // Standard (1.1) match type.
         assert_eq!(
             parse_match13(&[0, 0, 0, 4, 0, 0, 0, 0]).unwrap_err().reply,

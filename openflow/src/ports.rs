@@ -45,9 +45,26 @@ pub fn to_of13(p: u32) -> u32 {
     }
 }
 
-/// The action of an OUTPUT to `port` (vswitch numbering), as flow-table's `output:` reads
-/// it; reserved ports vswitch does not implement are BAD_ACTION/BAD_OUT_PORT.
+/// Which message an action list comes from: OFPP_TABLE is valid in a PACKET_OUT only
+/// (it means "run the packet through the tables", meaningless inside a rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionContext {
+    /// A FLOW_MOD (or anything installing a rule).
+    FlowMod,
+    /// A PACKET_OUT.
+    PacketOut,
+}
+
+/// The action of an OUTPUT to `port` (vswitch numbering) in a flow mod; see [`output_in`].
 pub fn output(port: u32) -> Result<Action, DecodeError> {
+    output_in(port, 0xffff, ActionContext::FlowMod)
+}
+
+/// The action of an OUTPUT to `port` (vswitch numbering) with the output action's
+/// `max_len` (used by CONTROLLER only), as flow-table's `output:` reads it. ALL is FLOOD
+/// (vswitch has no port excluded from flooding); TABLE is `resubmit(,0)` in a packet-out and
+/// BAD_OUT_PORT in a flow mod, as are the reserved ports vswitch does not implement.
+pub fn output_in(port: u32, max_len: u16, ctx: ActionContext) -> Result<Action, DecodeError> {
     let unsupported = |what: &str| {
         Err(DecodeError::new(
             "ofp_action_output.port",
@@ -58,11 +75,14 @@ pub fn output(port: u32) -> Result<Action, DecodeError> {
     match port {
         OFPP_IN_PORT => Ok(Action::InPort),
         OFPP_NORMAL => Ok(Action::Normal),
-        OFPP_FLOOD => Ok(Action::Flood),
+        OFPP_FLOOD | OFPP_ALL => Ok(Action::Flood),
         OFPP_LOCAL => Ok(Action::Output(OFPP_LOCAL)),
-        OFPP_TABLE => unsupported("TABLE"),
-        OFPP_ALL => unsupported("ALL"),
-        OFPP_CONTROLLER => unsupported("CONTROLLER"),
+        OFPP_CONTROLLER => Ok(Action::Controller { max_len }),
+        OFPP_TABLE if ctx == ActionContext::PacketOut => Ok(Action::Resubmit {
+            port: None,
+            table: Some(0),
+        }),
+        OFPP_TABLE => unsupported("TABLE outside a packet-out"),
         p if (OFPP_MAX..=OFPP_ANY).contains(&p) => unsupported(&format!("reserved port {p:#x}")),
         p => Ok(Action::Output(p)),
     }
@@ -86,10 +106,22 @@ mod tests {
         assert_eq!(output(OFPP_IN_PORT), Ok(Action::InPort));
         assert_eq!(output(OFPP_FLOOD), Ok(Action::Flood));
         assert_eq!(output(3), Ok(Action::Output(3)));
-        let e = output(OFPP_CONTROLLER).unwrap_err();
+        assert_eq!(output(OFPP_ALL), Ok(Action::Flood));
+        assert_eq!(
+            output_in(OFPP_CONTROLLER, 128, ActionContext::FlowMod),
+            Ok(Action::Controller { max_len: 128 })
+        );
+        let e = output(OFPP_TABLE).unwrap_err();
         assert_eq!(e.reply, ErrorCode::BadAction(BadAction::BadOutPort));
-        assert!(output(OFPP_ALL).is_err());
+        assert_eq!(
+            output_in(OFPP_TABLE, 0, ActionContext::PacketOut),
+            Ok(Action::Resubmit {
+                port: None,
+                table: Some(0)
+            })
+        );
         assert!(output(OFPP_ANY).is_err());
+        assert!(output(0xff00).is_err());
         assert_eq!(filter(OFPP_ANY), None);
         assert_eq!(filter(2), Some(2));
     }

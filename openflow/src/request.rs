@@ -1,15 +1,33 @@
 //! What a controller may send the switch, decoded by type: the dispatch point of the channel.
 //!
-//! Messages a switch never receives or vswitch does not implement (PACKET_OUT, PORT_MOD,
-//! GROUP_MOD, METER_MOD, ROLE_REQUEST, experimenter messages...) are BAD_REQUEST/BAD_TYPE,
-//! which tells the controller to do without them.
+//! Messages a switch never receives or vswitch does not implement (PORT_MOD, GROUP_MOD,
+//! METER_MOD, TABLE_MOD, queue configuration...) are BAD_REQUEST/BAD_TYPE, which tells the
+//! controller to do without them; experimenter messages vswitch does not know get
+//! BAD_EXPERIMENTER or BAD_EXP_TYPE ([`crate::nicira`]).
 
+use crate::async_config::AsyncConfig;
 use crate::error::{BadRequest, DecodeError, ErrorCode};
 use crate::flow_mod::FlowMod;
 use crate::header::{Header, MsgType, Version, HEADER_LEN};
 use crate::hello::Hello;
 use crate::multipart::MultipartRequest;
+use crate::nicira::{parse_experimenter_with, Experimenter};
+use crate::packet_out::PacketOut;
+use crate::role::RoleRequest;
 use crate::switch_config::SwitchConfig;
+
+/// Per-connection state that changes how messages decode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// The peer enabled NXT_FLOW_MOD_TABLE_ID ([`Experimenter::FlowModTableId`]): 1.0 flow
+    /// mods carry their table in the command's high byte.
+    pub flow_mod_table_id: bool,
+    /// The connection answers Nicira's NXST_FLOW/NXST_AGGREGATE (with
+    /// [`crate::multipart::encode_nx_flow_stats`], [`crate::multipart::encode_nx_aggregate`]
+    /// for requests whose [`MultipartRequest::nx`] is set), so NXT_SET_FLOW_FORMAT(NXM) is
+    /// accepted ([`Experimenter::SetFlowFormatNxm`]); refused (EPERM) otherwise.
+    pub nxm: bool,
+}
 
 /// A decoded message from the controller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +57,16 @@ pub enum Request<'a> {
     Multipart(MultipartRequest<'a>),
     /// BARRIER_REQUEST.
     BarrierRequest,
+    /// PACKET_OUT.
+    PacketOut(Box<PacketOut>),
+    /// ROLE_REQUEST (1.3; 1.0's Nicira one is [`Experimenter::NxRoleRequest`]).
+    RoleRequest(RoleRequest),
+    /// GET_ASYNC_REQUEST (1.3): answer with [`AsyncConfig::encode_reply`].
+    GetAsyncRequest,
+    /// SET_ASYNC (1.3).
+    SetAsync(AsyncConfig),
+    /// An experimenter (1.0: vendor) message vswitch takes: Nicira's, ONF's bundles.
+    Experimenter(Experimenter<'a>),
 }
 
 /// A whole message from the controller: its header and what it asks.
@@ -53,9 +81,18 @@ pub struct Received<'a> {
 }
 
 impl<'a> Received<'a> {
-    /// Decodes `msg` (one whole message) on a connection that agreed on `version`. A message
-    /// in another version is BAD_REQUEST/BAD_VERSION.
+    /// Decodes `msg` (one whole message) on a connection that agreed on `version`, with
+    /// default [`ParseOptions`]. A message in another version is BAD_REQUEST/BAD_VERSION.
     pub fn parse(msg: &'a [u8], version: Version) -> Result<Received<'a>, DecodeError> {
+        Received::parse_with(msg, version, ParseOptions::default())
+    }
+
+    /// [`Received::parse`] with the connection's [`ParseOptions`].
+    pub fn parse_with(
+        msg: &'a [u8],
+        version: Version,
+        opts: ParseOptions,
+    ) -> Result<Received<'a>, DecodeError> {
         let h = Header::parse(msg)?;
         let msg = &msg[..h.length as usize];
         if h.msg_type == 0 {
@@ -84,9 +121,23 @@ impl<'a> Received<'a> {
             MsgType::FeaturesRequest => Request::FeaturesRequest,
             MsgType::GetConfigRequest => Request::GetConfigRequest,
             MsgType::SetConfig => Request::SetConfig(SwitchConfig::parse(msg)?),
-            MsgType::FlowMod => Request::FlowMod(Box::new(FlowMod::parse(msg)?)),
+            MsgType::FlowMod => {
+                Request::FlowMod(Box::new(FlowMod::parse_with(msg, opts.flow_mod_table_id)?))
+            }
             MsgType::MultipartRequest => Request::Multipart(MultipartRequest::parse(msg)?),
             MsgType::BarrierRequest => Request::BarrierRequest,
+            MsgType::PacketOut => Request::PacketOut(Box::new(PacketOut::parse(msg)?)),
+            MsgType::RoleRequest => Request::RoleRequest(RoleRequest::parse(msg)?),
+            MsgType::GetAsyncRequest => Request::GetAsyncRequest,
+            MsgType::SetAsync => Request::SetAsync(AsyncConfig::parse(msg)?),
+            // NXT_FLOW_MOD is a flow mod with an NXM match.
+            MsgType::Experimenter
+                if crate::nicira::experimenter_ids(msg)
+                    == Some((crate::actions::NX_VENDOR, crate::nicira::nxt::FLOW_MOD)) =>
+            {
+                Request::FlowMod(Box::new(FlowMod::parse_with(msg, opts.flow_mod_table_id)?))
+            }
+            MsgType::Experimenter => Request::Experimenter(parse_experimenter_with(msg, opts.nxm)?),
             t => {
                 return Err(DecodeError::new(
                     "ofp_header.type",
@@ -121,10 +172,19 @@ mod tests {
         // The wrong version for the connection.
         let e = Received::parse(&b, Version::Of13).unwrap_err();
         assert_eq!(e.reply, ErrorCode::BadRequest(BadRequest::BadVersion));
-        // PACKET_OUT: not handled.
+        // PORT_MOD: not handled.
+        let pm = [4, 16, 0, 8, 0, 0, 0, 1];
+        let e = Received::parse(&pm, Version::Of13).unwrap_err();
+        assert_eq!(e.reply, ErrorCode::BadRequest(BadRequest::BadType));
+        // A PACKET_OUT cut short.
         let po = [4, 13, 0, 8, 0, 0, 0, 1];
         let e = Received::parse(&po, Version::Of13).unwrap_err();
-        assert_eq!(e.reply, ErrorCode::BadRequest(BadRequest::BadType));
+        assert_eq!(e.reply, ErrorCode::BadRequest(BadRequest::BadLen));
+        let ga = [4, 26, 0, 8, 0, 0, 0, 1];
+        assert_eq!(
+            Received::parse(&ga, Version::Of13).unwrap().request,
+            Request::GetAsyncRequest
+        );
         let hello = crate::hello::encode_hello(&[Version::Of10], 1);
         assert!(matches!(
             Received::parse(&hello, Version::Of13).unwrap().request,
