@@ -12,24 +12,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow_table::RuleFilter;
-use openflow::echo::{barrier_reply, echo_reply, echo_request};
-use openflow::error::{encode_error, BadRequest, FlowModFailed};
-use openflow::features::{FeaturesReply, PhyPort};
+use openflow::async_config::AsyncConfig;
+use openflow::echo::echo_request;
+use openflow::error::{encode_error, FlowModFailed};
+use openflow::features::PhyPort;
 use openflow::hello::{encode_hello, negotiate, Hello};
-use openflow::multipart::{
-    encode_aggregate, encode_flow_stats, encode_port_desc, encode_table_features,
-    encode_table_stats, Desc, MultipartRequest, TableStats, MAX_MSG_LEN, MP_AGGREGATE, MP_DESC,
-    MP_FLOW, MP_PORT_DESC, MP_TABLE, MP_TABLE_FEATURES,
-};
-use openflow::switch_config::SwitchConfig;
-use openflow::{ErrorCode, FlowMod, FlowModCommand, Header, MsgType, Version};
+use openflow::request::ParseOptions;
+use openflow::{ErrorCode, FlowMod, FlowModCommand, Version};
 use switch_core::LOCAL_PORT;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::hub::{ConnInfo, Event, Kind, Role};
+use super::hub::{ConnInfo, Kind, Role};
+
+mod async_msgs;
+mod bundles;
+mod handle;
 use crate::api::{service_call, AppState};
 use crate::service::ServiceError;
 
@@ -63,6 +63,14 @@ struct Conn {
     version: Version,
     /// Its entry in the hub.
     id: u64,
+    /// How its messages decode (Nicira extensions it turned on).
+    opts: ParseOptions,
+    /// Which asynchronous messages it wants (SET_ASYNC).
+    async_cfg: AsyncConfig,
+    /// Flow mods answered with Nicira's formats (NXT_SET_FLOW_FORMAT).
+    nx_stats: bool,
+    /// Open bundles (ONF's extension).
+    bundles: bundles::Bundles,
 }
 
 /// Serves a connection until the peer closes it (`Ok`) or breaks the protocol (`Err`).
@@ -120,6 +128,14 @@ where
         bridge: bridge.to_owned(),
         version,
         id: registration.id,
+        // vswitch answers Nicira's flow statistics, so it takes the NXM flow format.
+        opts: ParseOptions {
+            flow_mod_table_id: false,
+            nxm: true,
+        },
+        async_cfg: AsyncConfig::default(),
+        nx_stats: false,
+        bundles: bundles::Bundles::default(),
     };
     tracing::info!(bridge, peer = ?peer.target, ?version, "OpenFlow connection up");
     let probe = peer.kind == Kind::Controller;
@@ -205,202 +221,6 @@ async fn read_msg<R: AsyncRead + Unpin>(s: &mut R) -> Result<Option<Vec<u8>>, St
 /// The ERROR for `msg` (which carries its first bytes).
 fn error(version: Version, xid: u32, code: ErrorCode, msg: &[u8]) -> Vec<Vec<u8>> {
     vec![encode_error(version, xid, code, msg)]
-}
-
-impl Conn {
-    /// This connection's hub entry (it exists while the connection does).
-    fn info(&self) -> Option<ConnInfo> {
-        self.app.openflow.conn(&self.bridge, self.id)
-    }
-
-    /// The replies to one message.
-    async fn handle(&mut self, msg: &[u8]) -> Vec<Vec<u8>> {
-        let version = self.version;
-        let h = match Header::parse(msg) {
-            Ok(h) => h,
-            Err(e) => return vec![e.to_error_msg(version, msg)],
-        };
-        if h.version != version.wire() {
-            return error(
-                version,
-                h.xid,
-                ErrorCode::BadRequest(BadRequest::BadVersion),
-                msg,
-            );
-        }
-        let t = match h.msg_type() {
-            Ok(t) => t,
-            Err(e) => return vec![e.to_error_msg(version, msg)],
-        };
-        // A slave may only read (OpenFlow 1.3, 6.3.5).
-        if matches!(
-            t,
-            MsgType::FlowMod
-                | MsgType::PacketOut
-                | MsgType::GroupMod
-                | MsgType::PortMod
-                | MsgType::TableMod
-        ) && self.info().is_some_and(|c| c.role == Role::Slave)
-        {
-            return error(
-                version,
-                h.xid,
-                ErrorCode::BadRequest(BadRequest::IsSlave),
-                msg,
-            );
-        }
-        match t {
-            MsgType::EchoRequest => match echo_reply(msg) {
-                Ok(r) => vec![r],
-                Err(e) => vec![e.to_error_msg(version, msg)],
-            },
-            MsgType::Hello | MsgType::EchoReply => Vec::new(),
-            MsgType::SetConfig => match SwitchConfig::parse(msg) {
-                Ok(c) => {
-                    self.app
-                        .openflow
-                        .update(&self.bridge, self.id, |i| i.miss_send_len = c.miss_send_len);
-                    Vec::new()
-                }
-                Err(e) => vec![e.to_error_msg(version, msg)],
-            },
-            MsgType::BarrierRequest => vec![barrier_reply(version, h.xid)],
-            MsgType::GetConfigRequest => {
-                let miss_send_len = self.info().map_or(128, |c| c.miss_send_len);
-                vec![SwitchConfig {
-                    miss_send_len,
-                    ..SwitchConfig::default()
-                }
-                .encode_reply(version, h.xid)]
-            }
-            MsgType::FeaturesRequest => self.features(h.xid).await,
-            MsgType::FlowMod => self.flow_mod(h.xid, msg).await,
-            MsgType::MultipartRequest => self.multipart(msg).await,
-            _ => error(
-                version,
-                h.xid,
-                ErrorCode::BadRequest(BadRequest::BadType),
-                msg,
-            ),
-        }
-    }
-
-    /// The OpenFlow message for an event, when this connection is to get it.
-    fn encode_event(&self, ev: &Event) -> Option<Vec<u8>> {
-        let info = self.info()?;
-        if !info.wants_async() {
-            return None;
-        }
-        match ev {
-            // MERGE-B: encoders.
-            Event::PortStatus { .. } | Event::PacketIn(_) | Event::FlowRemoved(_) => None,
-        }
-    }
-
-    async fn features(&self, xid: u32) -> Vec<Vec<u8>> {
-        let (ports, dpid) = phy_ports(&self.app, &self.bridge).await;
-        let reply = FeaturesReply {
-            datapath_id: dpid,
-            n_buffers: 0,
-            n_tables: N_TABLES,
-            capabilities: CAPABILITIES,
-            ports,
-        };
-        vec![reply.encode(self.version, xid)]
-    }
-
-    async fn flow_mod(&self, xid: u32, msg: &[u8]) -> Vec<Vec<u8>> {
-        let (version, bridge) = (self.version, self.bridge.as_str());
-        let fm = match FlowMod::parse(msg) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::info!(bridge, "OpenFlow flow mod refused: {e}");
-                return vec![e.to_error_msg(version, msg)];
-            }
-        };
-        let b = bridge.to_owned();
-        let done = service_call(&self.app, move |s| apply_flow_mod(s, &b, version, &fm)).await;
-        match done {
-            Ok(()) => Vec::new(),
-            Err(e) => {
-                tracing::info!(bridge, "OpenFlow flow mod refused: {e:?}");
-                error(version, xid, flow_mod_error(&e), msg)
-            }
-        }
-    }
-
-    async fn multipart(&self, msg: &[u8]) -> Vec<Vec<u8>> {
-        let (version, bridge, app) = (self.version, self.bridge.as_str(), &self.app);
-        let req = match MultipartRequest::parse(msg) {
-            Ok(r) => r,
-            Err(e) => return vec![e.to_error_msg(version, msg)],
-        };
-        match req.kind {
-            MP_DESC => vec![Desc {
-                mfr_desc: "vswitch".into(),
-                hw_desc: "userspace switch".into(),
-                sw_desc: env!("CARGO_PKG_VERSION").into(),
-                serial_num: "None".into(),
-                dp_desc: bridge.to_owned(),
-            }
-            .encode_reply(version, req.xid)],
-            MP_FLOW | MP_AGGREGATE => {
-                let filter = match req.flow_filter() {
-                    Ok(f) => f,
-                    Err(e) => return vec![e.to_error_msg(version, msg)],
-                };
-                let b = bridge.to_owned();
-                let rules = service_call(app, move |s| s.flows(&b))
-                    .await
-                    .unwrap_or_default();
-                let selected = rules
-                    .iter()
-                    .filter(|r| filter.selects(r, false))
-                    .map(|r| &**r);
-                if req.kind == MP_AGGREGATE {
-                    return vec![encode_aggregate(version, req.xid, selected)];
-                }
-                encode_flow_stats(
-                    version,
-                    req.xid,
-                    selected,
-                    switch_core::datapath::clock::now_ms(),
-                    MAX_MSG_LEN,
-                )
-            }
-            MP_TABLE => {
-                let b = bridge.to_owned();
-                let counts = service_call(app, move |s| Ok(s.switch().rule_counts(&b)?))
-                    .await
-                    .unwrap_or_default();
-                let tables: Vec<TableStats> = (0..N_TABLES)
-                    .map(|t| TableStats {
-                        table_id: t,
-                        active_count: counts.get(&t).copied().unwrap_or(0) as u32,
-                        lookup_count: 0,
-                        matched_count: 0,
-                    })
-                    .collect();
-                vec![encode_table_stats(version, req.xid, &tables)]
-            }
-            MP_PORT_DESC if version == Version::Of13 => {
-                let (ports, _) = phy_ports(app, bridge).await;
-                vec![encode_port_desc(req.xid, &ports)]
-            }
-            // `ovs-ofctl` asks for it before a 1.3 flow mod (for table names).
-            MP_TABLE_FEATURES if version == Version::Of13 => encode_table_features(
-                req.xid,
-                N_TABLES,
-                flow_table::tables::DEFAULT_MAX_RULES as u32,
-            ),
-            _ => error(
-                version,
-                req.xid,
-                ErrorCode::BadRequest(BadRequest::BadMultipart),
-                msg,
-            ),
-        }
-    }
 }
 
 /// Applies a flow mod to the bridge's rules (through the service, so it is recorded).
