@@ -13,7 +13,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(flow_key flow_parser rest_json vhost_descriptors vhost_messages)
+    targets=(flow_key flow_parser rest_json vhost_descriptors vhost_messages openflow_decode)
 fi
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 nice -n 19 cargo +nightly fuzz build -O >/dev/null

@@ -278,3 +278,96 @@ fn standalone_fails_open_while_no_controller_is_connected_and_secure_does_not() 
         "a connected controller's flows decide"
     );
 }
+
+#[test]
+fn garbage_and_truncated_messages_break_only_their_own_connection() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), "", "");
+    let br = unique("vsgb");
+    d.ok(&["add-br", &br, "datapath_type=dummy"]);
+    let port = free_port();
+    d.ok(&["set-controller", &br, &format!("ptcp:{port}")]);
+    let connect = || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => return s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "ptcp never listened: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    };
+    // A length shorter than the header: the connection is dropped.
+    let mut s = connect();
+    read_msg(&mut s, Duration::from_secs(5)).expect("HELLO");
+    s.write_all(&[4, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+    s.write_all(&[4, 5, 0, 4, 0, 0, 0, 2]).unwrap();
+    assert!(
+        read_msg(&mut s, Duration::from_secs(5)).is_none(),
+        "a 4-byte message drops the connection"
+    );
+    // Not a HELLO first: dropped.
+    let mut s = connect();
+    read_msg(&mut s, Duration::from_secs(5)).expect("HELLO");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(
+        read_msg(&mut s, Duration::from_secs(5)).is_none(),
+        "HTTP drops the connection"
+    );
+    // Garbage after the handshake that still frames: an ERROR each, and the connection lives.
+    let mut s = connect();
+    handshake(&mut s);
+    for garbage in [
+        vec![4, 200, 0, 8, 0, 0, 0, 7],             // unknown type
+        vec![4, 14, 0, 12, 0, 0, 0, 8, 1, 2, 3, 4], // FLOW_MOD cut short
+        vec![4, 13, 0, 16, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1], // PACKET_OUT cut short
+        vec![1, 5, 0, 8, 0, 0, 0, 10],              // another version
+        vec![4, 18, 0, 12, 0, 0, 0, 11, 0, 99, 0, 0], // unknown multipart
+    ] {
+        s.write_all(&garbage).unwrap();
+        let (t, reply) = read_msg(&mut s, Duration::from_secs(5)).expect("an ERROR");
+        assert_eq!(t, 1, "ERROR for {garbage:02x?}");
+        assert_eq!(
+            reply[4..8],
+            garbage[4..8],
+            "the error carries the request's xid"
+        );
+    }
+    s.write_all(&message(Version::Of13, MsgType::BarrierRequest, 12, |_| {}))
+        .unwrap();
+    let (t, _) = read_msg(&mut s, Duration::from_secs(5)).expect("BARRIER_REPLY");
+    assert_eq!(t, 21, "the connection still works");
+    // A message cut off by the peer's close.
+    let mut s2 = connect();
+    handshake(&mut s2);
+    s2.write_all(&[4, 14, 0, 200, 0, 0, 0, 1, 0, 0]).unwrap();
+    drop(s2);
+    // Random bytes.
+    let mut s3 = connect();
+    let mut x = 0x1234_5678u32;
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let _ = s3.write_all(&noise);
+    drop(s3);
+    // The switch is fine: still running, and the first connection still answers.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.alive(), "vswitchd died: {}", d.log());
+    s.write_all(&message(Version::Of13, MsgType::BarrierRequest, 13, |_| {}))
+        .unwrap();
+    let (t, _) = read_msg(&mut s, Duration::from_secs(5)).expect("BARRIER_REPLY");
+    assert_eq!(t, 21);
+    assert!(
+        d.log().contains("OpenFlow connection closed"),
+        "the log says why connections were dropped: {}",
+        d.log()
+    );
+}

@@ -213,3 +213,198 @@ fn ovs_ofctl_programs_a_bridge_over_its_unix_socket() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `ovs-ofctl monitor TARGET 65535` in the background, its output collected.
+struct Monitor {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Monitor {
+    /// `run_dir` takes ovs-ofctl's own control socket.
+    fn start(version: &str, target: &str, run_dir: &Path) -> Monitor {
+        use std::io::BufRead;
+        let mut child = Command::new("timeout")
+            .args(["60", "ovs-ofctl", "-O", version, "monitor", target, "65535"])
+            .env("OVS_RUNDIR", run_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ovs-ofctl monitor starts");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = std::sync::Arc::clone(&out);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Monitor { child, out }
+    }
+
+    /// Waits until the output holds `want`.
+    fn wait_for(&self, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = self.out.lock().unwrap().clone();
+            if o.contains(want) {
+                return o;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "monitor never printed {want}:\n{o}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ovs_ofctl_files_bundles_tables_ports_extensions_and_monitor() {
+    let _serial = serial();
+    if !can_run("ovs_ofctl_files_bundles", &[Need::Tool("ovs-ofctl")]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), "", "");
+    let br = unique("vsof");
+    d.ok(&["add-br", &br, "datapath_type=dummy"]);
+    let (p1, p2) = (format!("{br}p1"), format!("{br}p2"));
+    d.ok(&["add-port", &br, &p1, "type=dummy", "ofport_request=1"]);
+    d.ok(&["add-port", &br, &p2, "type=dummy", "ofport_request=2"]);
+    d.ok(&["del-flows", &br]);
+    let sock = d.run.join(format!("{br}.mgmt"));
+    wait_socket(&sock);
+    let target = format!("unix:{}", sock.display());
+    let of13 = |args: &[&str]| {
+        let mut a = vec!["-O", "OpenFlow13"];
+        a.extend_from_slice(args);
+        ofctl_ok(&a)
+    };
+
+    // add-flows from a file (1.0, one FLOW_MOD each), then the aggregate and table counts.
+    let file = dir.path().join("flows.txt");
+    let flows: String = (1..=50)
+        .map(|i| format!("priority=100,ip,nw_dst=10.1.0.{i},actions=output:2\n"))
+        .collect();
+    std::fs::write(&file, flows).unwrap();
+    ofctl_ok(&["add-flows", &target, file.to_str().unwrap()]);
+    assert!(
+        ofctl_ok(&["dump-aggregate", &target]).contains("flow_count=50"),
+        "{}",
+        ofctl_ok(&["dump-aggregate", &target])
+    );
+    let tables = of13(&["dump-tables", &target]);
+    assert!(tables.contains("active=50"), "{tables}");
+
+    // --bundle (ONF's 1.3 extension): all flows in one transaction...
+    let bundle = dir.path().join("bundle.txt");
+    let flows: String = (1..=500)
+        .map(|i| format!("priority=90,udp,tp_dst={i},actions=output:1\n"))
+        .collect();
+    std::fs::write(&bundle, flows).unwrap();
+    of13(&["--bundle", "add-flows", &target, bundle.to_str().unwrap()]);
+    assert!(of13(&["dump-aggregate", &target]).contains("flow_count=550"));
+    // ...or none: a bundle with a flow the tables refuse adds nothing.
+    std::fs::write(
+        &bundle,
+        "priority=80,udp,tp_dst=9999,actions=output:1\ntable=3,priority=1,actions=goto_table:1\n",
+    )
+    .unwrap();
+    let o = ofctl(&[
+        "-O",
+        "OpenFlow13",
+        "--bundle",
+        "add-flows",
+        &target,
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "a bundle with a bad flow was accepted");
+    assert!(of13(&["dump-aggregate", &target]).contains("flow_count=550"));
+    assert!(!of13(&["dump-flows", &target]).contains("tp_dst=9999"));
+    ofctl_ok(&["del-flows", &target]);
+
+    // Nicira extensions ovs-ofctl needs for what 1.0 cannot say: table ids, resubmit, tun_id.
+    ofctl_ok(&[
+        "add-flow",
+        &target,
+        "table=3,priority=7,ip,actions=output:2",
+    ]);
+    ofctl_ok(&[
+        "add-flow",
+        &target,
+        "priority=9,in_port=1,actions=resubmit(,3)",
+    ]);
+    ofctl_ok(&["add-flow", &target, "priority=8,tun_id=0x5,actions=drop"]);
+    let dump = ofctl_ok(&["dump-flows", &target]);
+    assert!(
+        dump.contains("table=3") && dump.contains("priority=7,ip"),
+        "{dump}"
+    );
+    assert!(dump.contains("actions=resubmit(,3)"), "{dump}");
+    assert!(dump.contains("tun_id=0x5"), "{dump}");
+    d.ok(&["dummy-receive", &br, &p1, &ipv4_frame(2)]);
+    assert_eq!(sent(&d, &br, &p2).len(), 1, "resubmit(,3) then output:2");
+
+    // dump-ports: the counters of that packet, in both versions.
+    for v in ["OpenFlow10", "OpenFlow13"] {
+        let ports = ofctl_ok(&["-O", v, "dump-ports", &target]);
+        assert!(ports.contains("port  1: rx pkts=1"), "{v}: {ports}");
+        assert!(
+            ports.contains("port  2: rx pkts=0") && ports.contains("tx pkts=1"),
+            "{v}: {ports}"
+        );
+        let one = ofctl_ok(&["-O", v, "dump-ports", &target, "2"]);
+        assert!(
+            one.contains("port  2:") && !one.contains("port  1:"),
+            "{v}: {one}"
+        );
+    }
+
+    // monitor: packet-ins, port changes and flow removals, in 1.0 and 1.3.
+    for (i, v) in ["OpenFlow10", "OpenFlow13"].iter().enumerate() {
+        ofctl_ok(&["del-flows", &target]);
+        let m = Monitor::start(v, &target, dir.path());
+        std::thread::sleep(Duration::from_millis(300));
+        ofctl_ok(&[
+            "-O",
+            v,
+            "add-flow",
+            &target,
+            "priority=5,in_port=1,actions=controller",
+        ]);
+        d.ok(&["dummy-receive", &br, &p1, &ipv4_frame(9)]);
+        let out = m.wait_for("OFPT_PACKET_IN");
+        assert!(
+            out.contains("in_port=1") && out.contains("nw_dst=10.0.0.9"),
+            "{out}"
+        );
+        let p3 = format!("{br}m{i}");
+        d.ok(&["add-port", &br, &p3, "type=dummy"]);
+        m.wait_for("OFPT_PORT_STATUS");
+        d.ok(&["del-port", &br, &p3]);
+        ofctl_ok(&[
+            "-O",
+            v,
+            "add-flow",
+            &target,
+            "priority=6,udp,send_flow_rem,actions=drop",
+        ]);
+        ofctl_ok(&["-O", v, "del-flows", &target, "udp"]);
+        let out = m.wait_for("OFPT_FLOW_REMOVED");
+        assert!(out.contains("reason=delete"), "{out}");
+    }
+}

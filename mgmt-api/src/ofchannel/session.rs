@@ -206,6 +206,14 @@ async fn read_msg<R: AsyncRead + Unpin>(s: &mut R) -> Result<Option<Vec<u8>>, St
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.to_string()),
     }
+    // Versions 1.0 to 1.5 are 1 to 6: anything else is not OpenFlow (an HTTP request, say),
+    // and its "length" is not worth waiting for.
+    if !(1..=6).contains(&head[0]) {
+        return Err(format!(
+            "not an OpenFlow message (version byte {:#04x})",
+            head[0]
+        ));
+    }
     let len = u16::from_be_bytes([head[2], head[3]]) as usize;
     if len < head.len() {
         return Err(format!("message length {len} is shorter than its header"));
