@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use super::hub::{ConnInfo, Kind, Role};
 
 mod async_msgs;
+mod batch;
 mod bundles;
 mod handle;
 use crate::api::{service_call, AppState};
@@ -45,7 +46,9 @@ pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// The peer's HELLO must come within this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whole messages read ahead of the one being handled.
-const READ_AHEAD: usize = 16;
+const READ_AHEAD: usize = 1024;
+/// Messages handled as one batch (see `batch.rs`): those already read, up to this many.
+const MAX_BATCH: usize = 1024;
 
 /// Who is at the other end.
 #[derive(Clone, Debug)]
@@ -155,8 +158,26 @@ where
                 };
                 last_rx = Instant::now();
                 echo_sent = None;
-                for reply in conn.handle(&msg).await {
-                    wr.write_all(&reply).await.map_err(|e| e.to_string())?;
+                // Whatever else has arrived goes in the same batch, so that a stream of flow
+                // mods costs one change of the rule tables, not one each.
+                let mut batch = vec![msg];
+                let mut broken = None;
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Ok(m)) => batch.push(m),
+                        Ok(Err(e)) => {
+                            broken = Some(e);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let replies = conn.handle_batch(batch).await;
+                if !replies.is_empty() {
+                    wr.write_all(&replies.concat()).await.map_err(|e| e.to_string())?;
+                }
+                if let Some(e) = broken {
+                    return Err(e);
                 }
             }
             ev = events.recv() => match ev {
