@@ -665,6 +665,17 @@ impl Service {
         specs: Vec<RuleSpec>,
         texts: Option<Vec<String>>,
     ) -> Result<usize, ServiceError> {
+        self.add_rules_visible(bridge, specs, texts, switch_core::Visibility::Datapath)
+    }
+
+    /// [`Service::add_rules`], returning when the change is as visible as `vis` says.
+    pub fn add_rules_visible(
+        &self,
+        bridge: &str,
+        specs: Vec<RuleSpec>,
+        texts: Option<Vec<String>>,
+        vis: switch_core::Visibility,
+    ) -> Result<usize, ServiceError> {
         let n = specs.len();
         let texts = texts.unwrap_or_else(|| specs.iter().map(spec_text_of).collect());
         self.change_flows(
@@ -673,12 +684,17 @@ impl Service {
             || {
                 let have = self.switch.n_flows(bridge)?;
                 self.limits.check_flows(bridge, have, n)?;
-                Ok(self.switch.add_flows_recorded(bridge, specs, || {
-                    self.record(&Record::Add {
-                        bridge: bridge.to_owned(),
-                        flows: texts,
-                    })
-                })?)
+                Ok(self.switch.add_flows_visible(
+                    bridge,
+                    specs,
+                    || {
+                        self.record(&Record::Add {
+                            bridge: bridge.to_owned(),
+                            flows: texts,
+                        })
+                    },
+                    vis,
+                )?)
             },
         )?;
         Ok(n)

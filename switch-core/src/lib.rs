@@ -28,4 +28,5 @@ pub use switch::l2_ctl::MirrorSpec;
 pub use switch::port_config::PortConfig;
 pub use switch::{
     default_rules, Capture, PortInfo, RxqInfo, RxqUsage, Switch, SwitchConfig, SwitchError,
+    Visibility,
 };

@@ -250,6 +250,19 @@ struct Inner {
     events: (Sender<SwitchEvent>, Receiver<SwitchEvent>),
 }
 
+/// When a rule change returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// Once every PMD thread dropped the cached decisions it affects: no packet is handled by
+    /// the old rules after the call (what the REST API promises).
+    Datapath,
+    /// Once the rule tables have it: every new lookup sees it, and the PMD threads drop the
+    /// cached decisions it affects as soon as they next look at their messages (within a
+    /// poll loop). Open vSwitch's barrier promises this much (its revalidators update the
+    /// datapath's flows afterwards); an OpenFlow add uses it.
+    Tables,
+}
+
 /// A running switch. Dropping it stops its threads and closes its ports.
 pub struct Switch {
     inner: Arc<Inner>,
@@ -500,8 +513,20 @@ impl Switch {
         specs: Vec<RuleSpec>,
         record: impl FnOnce() -> Result<(), String>,
     ) -> Result<(), SwitchError> {
-        self.update_rules(
+        self.add_flows_visible(bridge, specs, record, Visibility::Datapath)
+    }
+
+    /// [`Switch::add_flows_recorded`], returning when the change is as visible as `vis` says.
+    pub fn add_flows_visible(
+        &self,
+        bridge: &str,
+        specs: Vec<RuleSpec>,
+        record: impl FnOnce() -> Result<(), String>,
+        vis: Visibility,
+    ) -> Result<(), SwitchError> {
+        self.update_rules_visible(
             bridge,
+            vis,
             |t| {
                 let now = clock::now_ms();
                 let mut changes = Vec::with_capacity(specs.len());
@@ -628,6 +653,16 @@ impl Switch {
         f: impl FnOnce(&mut RuleTables) -> Result<(Vec<RuleChange>, T), FlowModError>,
         record: impl FnOnce(&T) -> Result<(), String>,
     ) -> Result<T, SwitchError> {
+        self.update_rules_visible(bridge, Visibility::Datapath, f, record)
+    }
+
+    fn update_rules_visible<T>(
+        &self,
+        bridge: &str,
+        vis: Visibility,
+        f: impl FnOnce(&mut RuleTables) -> Result<(Vec<RuleChange>, T), FlowModError>,
+        record: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<T, SwitchError> {
         let shared = Arc::clone(&self.inner.lock().bridge(bridge)?.shared);
         let changes = {
             let _one_at_a_time = shared.rules_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -640,7 +675,10 @@ impl Switch {
             (changes, out)
         };
         let (changes, out) = changes;
-        self.inner.invalidate(&shared, changes)?;
+        match vis {
+            Visibility::Datapath => self.inner.invalidate(&shared, changes)?,
+            Visibility::Tables => self.inner.invalidate_later(&shared, changes),
+        }
         Ok(out)
     }
 
@@ -838,6 +876,22 @@ impl Inner {
             changes: Arc::clone(&changes),
             done: Some(done),
         })
+    }
+
+    /// Tells every PMD to drop the cached decisions `changes` affect, without waiting.
+    fn invalidate_later(&self, bridge: &BridgeShared, changes: Vec<RuleChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let changes: Arc<[RuleChange]> = changes.into();
+        for pmd in &self.pmds {
+            // A PMD that is gone has no caches left to invalidate.
+            let _ = pmd.send(PmdMsg::Invalidate {
+                bridge: bridge.id,
+                changes: Arc::clone(&changes),
+                done: None,
+            });
+        }
     }
 
     /// Receive queues each PMD polls now.

@@ -289,12 +289,13 @@ mod tests {
 
     #[test]
     fn transmit_drops_are_named_by_port_kind() {
-        let dp = [1, 2, 0, 3, 0];
+        let dp = [1, 2, 0, 3, 0, 4];
         let m = port_drop_reasons(PortKind::VhostUser, &dp, 7);
         assert_eq!(m["guest_ring_full"], 7);
         assert_eq!(m["policy"], 1);
         assert_eq!(m["no_route"], 2);
         assert_eq!(m["malformed"], 3);
+        assert_eq!(m["controller_queue"], 4);
         let m = port_drop_reasons(PortKind::SystemAfPacket, &dp, 7);
         assert_eq!(m["tx_queue_full"], 7);
         assert!(!m.contains_key("guest_ring_full"));

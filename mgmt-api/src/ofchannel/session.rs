@@ -19,10 +19,9 @@ use openflow::features::PhyPort;
 use openflow::hello::{encode_hello, negotiate, Hello};
 use openflow::request::ParseOptions;
 use openflow::{ErrorCode, FlowMod, FlowModCommand, Version};
-use switch_core::LOCAL_PORT;
+use switch_core::{Visibility, LOCAL_PORT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::hub::{ConnInfo, Kind, Role};
@@ -30,6 +29,7 @@ use super::hub::{ConnInfo, Kind, Role};
 mod async_msgs;
 mod batch;
 mod bundles;
+mod framer;
 mod handle;
 use crate::api::{service_call, AppState};
 use crate::service::ServiceError;
@@ -45,8 +45,6 @@ const N_TABLES: u8 = 254;
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// The peer's HELLO must come within this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Whole messages read ahead of the one being handled.
-const READ_AHEAD: usize = 1024;
 /// Messages handled as one batch (see `batch.rs`): those already read, up to this many.
 const MAX_BATCH: usize = 1024;
 
@@ -86,19 +84,24 @@ pub(super) async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (rd, mut wr) = tokio::io::split(stream);
-    let mut reader = JoinSet::new();
-    let (tx, mut rx) = mpsc::channel(READ_AHEAD);
-    reader.spawn(read_all(rd, tx));
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut input = framer::Framer::default();
     // Subscribed before HELLO so nothing that happens during the handshake is missed.
     let mut events = app.openflow.subscribe(bridge);
     wr.write_all(&encode_hello(&VERSIONS, 0))
         .await
         .map_err(|e| e.to_string())?;
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, rx.recv()).await {
-        Err(_) => return Err("no HELLO within 10 s".into()),
-        Ok(None) => return Ok(()),
-        Ok(Some(m)) => m?,
+    let hello_by = Instant::now() + HELLO_TIMEOUT;
+    let first = loop {
+        if let Some(m) = input.next()? {
+            break m;
+        }
+        match tokio::time::timeout_at(hello_by, rd.read_buf(input.buf_mut())).await {
+            Err(_) => return Err("no HELLO within 10 s".into()),
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+        }
     };
     let hello = Hello::parse(&first).map_err(|e| format!("expected HELLO: {e}"))?;
     let version = match negotiate(&hello, &VERSIONS) {
@@ -150,35 +153,45 @@ where
             Some(t) => t + PROBE_INTERVAL,
             None => last_rx + PROBE_INTERVAL,
         };
+        // Everything already read is handled as one batch, so that a stream of flow mods
+        // costs one change of the rule tables, not one each.
+        let mut batch = Vec::new();
+        let mut broken = None;
+        while batch.len() < MAX_BATCH {
+            match input.next() {
+                Ok(Some(m)) => batch.push(m),
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let replies = conn.handle_batch(batch).await;
+            if !replies.is_empty() {
+                wr.write_all(&replies.concat())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some(e) = broken {
+                return Err(e);
+            }
+            continue;
+        }
+        if let Some(e) = broken {
+            return Err(e);
+        }
         tokio::select! {
-            m = rx.recv() => {
-                let msg = match m {
-                    None => return Ok(()),
-                    Some(m) => m?,
-                };
+            n = rd.read_buf(input.buf_mut()) => {
+                match n {
+                    Ok(0) if input.is_partial() => return Err("message cut short by the end of the stream".into()),
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
                 last_rx = Instant::now();
                 echo_sent = None;
-                // Whatever else has arrived goes in the same batch, so that a stream of flow
-                // mods costs one change of the rule tables, not one each.
-                let mut batch = vec![msg];
-                let mut broken = None;
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(Ok(m)) => batch.push(m),
-                        Ok(Err(e)) => {
-                            broken = Some(e);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let replies = conn.handle_batch(batch).await;
-                if !replies.is_empty() {
-                    wr.write_all(&replies.concat()).await.map_err(|e| e.to_string())?;
-                }
-                if let Some(e) = broken {
-                    return Err(e);
-                }
             }
             ev = events.recv() => match ev {
                 Ok(ev) => {
@@ -203,50 +216,6 @@ where
     }
 }
 
-/// Reads whole messages into `tx` until the stream ends or breaks.
-async fn read_all<R: AsyncRead + Unpin>(mut rd: R, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
-    loop {
-        let m = read_msg(&mut rd).await;
-        let end = !matches!(m, Ok(Some(_)));
-        let item = match m {
-            Ok(Some(m)) => Ok(m),
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
-        if tx.send(item).await.is_err() || end {
-            return;
-        }
-    }
-}
-
-/// Reads one whole message; `None` at a clean end of the stream.
-async fn read_msg<R: AsyncRead + Unpin>(s: &mut R) -> Result<Option<Vec<u8>>, String> {
-    let mut head = [0u8; 8];
-    match s.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    }
-    // Versions 1.0 to 1.5 are 1 to 6: anything else is not OpenFlow (an HTTP request, say),
-    // and its "length" is not worth waiting for.
-    if !(1..=6).contains(&head[0]) {
-        return Err(format!(
-            "not an OpenFlow message (version byte {:#04x})",
-            head[0]
-        ));
-    }
-    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-    if len < head.len() {
-        return Err(format!("message length {len} is shorter than its header"));
-    }
-    let mut msg = vec![0u8; len];
-    msg[..8].copy_from_slice(&head);
-    s.read_exact(&mut msg[8..])
-        .await
-        .map_err(|e| format!("message cut short: {e}"))?;
-    Ok(Some(msg))
-}
-
 /// The ERROR for `msg` (which carries its first bytes).
 fn error(version: Version, xid: u32, code: ErrorCode, msg: &[u8]) -> Vec<Vec<u8>> {
     vec![encode_error(version, xid, code, msg)]
@@ -261,7 +230,11 @@ fn apply_flow_mod(
 ) -> Result<(), ServiceError> {
     let strict = fm.command.is_strict();
     match fm.command {
-        FlowModCommand::Add => s.add_rules(bridge, vec![fm.to_rule_spec()], None).map(drop),
+        // As OVS's barrier: once the tables have it (the PMDs drop stale cached decisions
+        // right after, without being waited for).
+        FlowModCommand::Add => s
+            .add_rules_visible(bridge, vec![fm.to_rule_spec()], None, Visibility::Tables)
+            .map(drop),
         FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
             let n = s.mod_rules(bridge, &fm.to_rule_filter(), &fm.actions, strict)?;
             // OpenFlow 1.0: a modify that finds nothing adds the rule (1.1 dropped that).

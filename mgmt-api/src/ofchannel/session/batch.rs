@@ -14,9 +14,15 @@
 use openflow::request::{Received, Request};
 use openflow::{FlowMod, FlowModCommand};
 
+use switch_core::Visibility;
+
 use super::Conn;
-use crate::api::service_call;
+use crate::api::{service_call, service_now};
 use crate::ofchannel::hub::Role;
+
+/// Adds a batch applies on the connection's own thread; larger batches go to the blocking
+/// pool (their journal record and table edit take longer than a worker should be held).
+const INLINE_ADDS: usize = 64;
 
 /// What a batch holds back until its adds are applied.
 #[derive(Default)]
@@ -79,7 +85,17 @@ impl Conn {
             _ => {
                 let specs = adds.iter().map(|(fm, _)| fm.to_rule_spec()).collect();
                 let b = self.bridge.clone();
-                let all = service_call(&self.app, move |s| s.add_rules(&b, specs, None)).await;
+                // A few adds take microseconds: on this thread. More go to the blocking pool.
+                let all = if adds.len() <= INLINE_ADDS {
+                    service_now(&self.app, move |s| {
+                        s.add_rules_visible(&b, specs, None, Visibility::Tables)
+                    })
+                } else {
+                    service_call(&self.app, move |s| {
+                        s.add_rules_visible(&b, specs, None, Visibility::Tables)
+                    })
+                    .await
+                };
                 if let Err(e) = all {
                     tracing::debug!(bridge = %self.bridge, "a batch of {} flow mods refused ({e:?}); applying them one by one", adds.len());
                     for (fm, raw) in adds {

@@ -10,6 +10,8 @@ use openflow::bundle::{BundleAdd, BundleCtrl, BundleCtrlType};
 use openflow::error::BundleFailed;
 use openflow::{ErrorCode, FlowMod, FlowModCommand};
 
+use switch_core::Visibility;
+
 use super::{apply_flow_mod, error, flow_mod_error, Conn};
 use crate::api::service_call;
 
@@ -121,7 +123,8 @@ impl Conn {
                 .map(|(_, raw)| raw.clone())
                 .unwrap_or_default();
             let done = service_call(&self.app, move |s| {
-                s.add_rules(&bridge, specs, None).map(drop)
+                s.add_rules_visible(&bridge, specs, None, Visibility::Tables)
+                    .map(drop)
             })
             .await;
             return match done {

@@ -19,7 +19,7 @@ use openflow::{ErrorCode, FlowMod, Version};
 use switch_core::SwitchError;
 
 use super::{apply_flow_mod, error, flow_mod_error, phy_ports, Conn, CAPABILITIES, N_TABLES};
-use crate::api::service_call;
+use crate::api::{service_call, service_now};
 use crate::ofchannel::hub::{Role, RoleError};
 
 impl Conn {
@@ -111,7 +111,7 @@ impl Conn {
     pub(super) async fn flow_mod(&self, xid: u32, fm: FlowMod, msg: &[u8]) -> Vec<Vec<u8>> {
         let (version, bridge) = (self.version, self.bridge.as_str());
         let b = bridge.to_owned();
-        let done = service_call(&self.app, move |s| apply_flow_mod(s, &b, version, &fm)).await;
+        let done = service_now(&self.app, move |s| apply_flow_mod(s, &b, version, &fm));
         match done {
             Ok(()) => Vec::new(),
             Err(e) => {
