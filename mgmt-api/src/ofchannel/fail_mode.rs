@@ -138,7 +138,7 @@ mod tests {
         let mon = conn(Kind::Service, Version::Of10, 65535);
         let quiet = conn(Kind::Service, Version::Of10, 0);
         assert_eq!(
-            desired(&settings(0, None), &[quiet.clone()]).controller,
+            desired(&settings(0, None), std::slice::from_ref(&quiet)).controller,
             None
         );
         assert_eq!(
