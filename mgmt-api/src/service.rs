@@ -443,6 +443,15 @@ impl Service {
         let mut state = self.lock();
         self.switch
             .add_bridge_with(name, BridgeOptions { datapath_type })?;
+        // The OpenFlow datapath id is the bridge's own MAC address when it was made (as OVS
+        // picks it), kept so that controllers know the bridge again after a restart gives
+        // it a new internal port.
+        let datapath_id = self
+            .switch
+            .ports(name)
+            .ok()
+            .and_then(|ps| ps.into_iter().find(|p| p.port_no == LOCAL_PORT))
+            .map(|p| format!("{:016x}", controller::mac_dpid(p.mac)));
         let mut next = state.clone();
         next.bridges.push(BridgeEntry {
             name: name.to_owned(),
@@ -453,6 +462,7 @@ impl Service {
             attached: Vec::new(),
             controllers: Vec::new(),
             fail_mode: None,
+            datapath_id,
         });
         self.commit(&mut state, next, || {
             let _ = self.switch.del_bridge(name);

@@ -105,6 +105,7 @@ mod tests {
                 .map(|i| Target::Tcp(format!("127.0.0.1:{}", 6653 + i).parse().unwrap()))
                 .collect(),
             fail_mode: mode,
+            datapath_id: None,
         }
     }
 

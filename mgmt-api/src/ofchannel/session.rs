@@ -251,13 +251,18 @@ fn apply_flow_mod(
     }
 }
 
-/// The bridge's ports as OpenFlow describes them, and its datapath id.
+/// The bridge's ports as OpenFlow describes them, and its datapath id (the one kept with the
+/// bridge, else its own MAC address's).
 pub(super) async fn phy_ports(app: &Arc<AppState>, bridge: &str) -> (Vec<PhyPort>, u64) {
     let b = bridge.to_owned();
-    let ports = service_call(app, move |s| Ok(s.switch().ports(&b)?))
-        .await
-        .unwrap_or_default();
-    describe_ports(&ports)
+    let (ports, kept) = service_call(app, move |s| {
+        let kept = s.controller_settings(&b).ok().and_then(|c| c.datapath_id);
+        Ok((s.switch().ports(&b)?, kept))
+    })
+    .await
+    .unwrap_or_default();
+    let (ports, dpid) = describe_ports(&ports);
+    (ports, kept.unwrap_or(dpid))
 }
 
 /// OpenFlow's view of `ports`, and the datapath id they give.
@@ -266,12 +271,7 @@ pub(super) fn describe_ports(ports: &[switch_core::PortInfo]) -> (Vec<PhyPort>, 
     let dpid = ports
         .iter()
         .find(|p| p.port_no == LOCAL_PORT)
-        .map_or(0, |p| {
-            p.mac
-                .octets()
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
-        });
+        .map_or(0, |p| crate::service::controller::mac_dpid(p.mac));
     let ports = ports
         .iter()
         .map(|p| PhyPort {

@@ -42,8 +42,17 @@ impl FailMode {
 pub struct ControllerSettings {
     /// Targets, parsed.
     pub targets: Vec<Target>,
+    /// The datapath id kept for the bridge (bridges made before it was kept have none).
+    pub datapath_id: Option<u64>,
     /// The fail mode as set (`None`: unset, which acts as standalone).
     pub fail_mode: Option<FailMode>,
+}
+
+/// The datapath id a MAC address gives (its 48 bits, as OVS derives it).
+pub fn mac_dpid(mac: flow_table::MacAddr) -> u64 {
+    mac.octets()
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 fn no_bridge(bridge: &str) -> ServiceError {
@@ -107,6 +116,14 @@ impl Service {
             })
             .collect();
         let fail_mode = b.fail_mode.as_deref().and_then(|m| FailMode::parse(m).ok());
-        Ok(ControllerSettings { targets, fail_mode })
+        let datapath_id = b
+            .datapath_id
+            .as_deref()
+            .and_then(|d| u64::from_str_radix(d, 16).ok());
+        Ok(ControllerSettings {
+            targets,
+            fail_mode,
+            datapath_id,
+        })
     }
 }

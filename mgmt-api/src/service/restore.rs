@@ -173,6 +173,7 @@ mod tests {
             attached: vec![],
             controllers: vec![],
             fail_mode: None,
+            datapath_id: None,
         }
     }
 

@@ -70,6 +70,9 @@ pub struct BridgeEntry {
     /// `standalone` or `secure` (`set-fail-mode`); unset behaves as `standalone`, as in OVS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_mode: Option<String>,
+    /// The OpenFlow datapath id (16 hex digits), chosen when the bridge was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapath_id: Option<String>,
 }
 
 fn netdev() -> String {
@@ -415,6 +418,7 @@ mod tests {
                 flows: vec!["priority=0 actions=NORMAL".into()],
                 controllers: vec!["tcp:127.0.0.1:6653".into()],
                 fail_mode: Some("secure".into()),
+                datapath_id: Some("0000020000000001".into()),
                 mirrors: vec![],
                 attached: vec![],
             }],
