@@ -158,11 +158,17 @@ pub(crate) fn apply(m: &mut Match, o: Oxm) -> Result<(), DecodeError> {
     let (v, mk) = (o.value, o.mask);
     let field = match o.field {
         IN_PORT => {
-            m.set_field(
-                Field::InPort,
-                ports::from_of13(v as u32) as u128,
-                u32::MAX as u128,
-            );
+            // vswitch's ports have 16-bit numbers (1.3's reserved ports fold onto them): a
+            // larger one is no port here, and would not survive the trip back to the wire.
+            let port = ports::from_of13(v as u32);
+            if port > 0xffff {
+                return Err(DecodeError::new(
+                    "ofp_match.in_port",
+                    format!("port {v} is beyond vswitch's port numbers"),
+                    ErrorCode::BadMatch(BadMatch::BadValue),
+                ));
+            }
+            m.set_field(Field::InPort, port as u128, u32::MAX as u128);
             return Ok(());
         }
         ETH_DST => Field::EthDst,
