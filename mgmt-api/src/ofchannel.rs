@@ -6,9 +6,9 @@
 //! [`RECONCILE_EVERY`] and opens or closes sockets to match, so bridges restored at start,
 //! added or deleted over REST all get theirs without the bridge code knowing about OpenFlow.
 //! The same supervisor keeps each bridge's controller connections (`set-controller`) and
-//! listeners ([`connect`]), its table-miss behaviour with the fail mode ([`fail_mode`]), and
-//! reports port changes to the connections ([`port_status`]). Each connection is served by
-//! [`session`]; what connections share is in [`hub`].
+//! listeners (`connect`), its table-miss behaviour with the fail mode (`fail_mode`), and
+//! reports port changes to the connections (`port_status`). Each connection is served by
+//! `session`; what connections share is in [`hub`].
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

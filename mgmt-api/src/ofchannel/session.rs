@@ -1,12 +1,14 @@
 //! One OpenFlow connection: HELLO and version negotiation (1.0 or 1.3), then requests answered
 //! in order, asynchronous messages (packet-ins, flow removals, port changes) sent as they
 //! come, and, on controller connections, echo keepalives. Anything unsupported gets the ERROR
-//! a switch sends for it, so tools fail fast instead of waiting. Requests are handled one after
-//! the other, so a BARRIER's reply follows everything before it.
+//! a switch sends for it, so tools fail fast instead of waiting. Requests are handled in order
+//! (what arrived together as one batch, see [`batch`]), so a BARRIER's reply follows
+//! everything before it.
 //!
-//! The stream is read by a task of its own that hands over whole messages, so waiting for the
-//! next message, the next event and the keepalive timer can be one `select!` without losing
-//! half-read input.
+//! The stream is cut into messages by [`framer`], whose reads are cancel-safe, so waiting for
+//! the next message, the next event and the keepalive timer is one `select!`. Requests are
+//! answered in [`handle`], bundles kept in [`bundles`], events turned into messages in
+//! [`async_msgs`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,8 +197,19 @@ where
             }
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    if let Some(bytes) = conn.encode_event(&ev) {
-                        wr.write_all(&bytes).await.map_err(|e| e.to_string())?;
+                    // Events that are already queued go out in the same write.
+                    let mut out = conn.encode_event(&ev).unwrap_or_default();
+                    for _ in 0..MAX_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => out.extend(conn.encode_event(&ev).unwrap_or_default()),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                tracing::warn!(bridge, "OpenFlow connection fell behind: {n} asynchronous messages lost");
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if !out.is_empty() {
+                        wr.write_all(&out).await.map_err(|e| e.to_string())?;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
