@@ -15,7 +15,7 @@ use openflow::port_stats::{encode_port_stats, PortStats, MP_PORT_STATS};
 use openflow::request::{Received, Request};
 use openflow::role::{encode_role_reply, Role as OfRole};
 use openflow::switch_config::SwitchConfig;
-use openflow::{ErrorCode, FlowMod, Version};
+use openflow::{ErrorCode, FlowMod, FlowModCommand, Version};
 use switch_core::SwitchError;
 
 use super::{apply_flow_mod, error, flow_mod_error, phy_ports, Conn, CAPABILITIES, N_TABLES};
@@ -111,7 +111,13 @@ impl Conn {
     pub(super) async fn flow_mod(&self, xid: u32, fm: FlowMod, msg: &[u8]) -> Vec<Vec<u8>> {
         let (version, bridge) = (self.version, self.bridge.as_str());
         let b = bridge.to_owned();
-        let done = service_now(&self.app, move |s| apply_flow_mod(s, &b, version, &fm));
+        // An add returns once the tables have it (microseconds): on this thread. Deletes and
+        // modifies wait for the PMD threads, so they go to the blocking pool.
+        let done = if fm.command == FlowModCommand::Add {
+            service_now(&self.app, move |s| apply_flow_mod(s, &b, version, &fm))
+        } else {
+            service_call(&self.app, move |s| apply_flow_mod(s, &b, version, &fm)).await
+        };
         match done {
             Ok(()) => Vec::new(),
             Err(e) => {
