@@ -16,8 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
+use switch_core::SwitchEvent;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::UnixListener;
 use tokio::task::{AbortHandle, JoinSet};
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::api::AppState;
 
@@ -66,7 +71,11 @@ pub async fn supervise(app: Arc<AppState>, run_dir: PathBuf) {
     // Controller connections and passive listeners, by bridge and target.
     let mut controllers: BTreeMap<(String, String), AbortHandle> = BTreeMap::new();
     let mut ports = port_status::Tracker::default();
-    let _relay = Relay::start(&app);
+    tasks.spawn(relay(
+        Arc::clone(&app.openflow),
+        app.service.switch().events(),
+        app.service.switch().events_ready(),
+    ));
     let mut miss = fail_mode::Applied::default();
     loop {
         let bridges = app.service.bridges();
@@ -143,48 +152,62 @@ pub async fn supervise(app: Arc<AppState>, run_dir: PathBuf) {
     }
 }
 
-/// A thread that hands the datapath's events (packet-ins, flow removals) to the bridges'
-/// connections through the hub, until dropped. The datapath's queue is bounded and the hub's
-/// fan-out never blocks, so the PMDs never wait for a connection.
-struct Relay {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Relay {
-    fn start(app: &Arc<AppState>) -> Relay {
-        use std::sync::atomic::Ordering;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let events = app.service.switch().events();
-        let hub = Arc::clone(&app.openflow);
-        let flag = Arc::clone(&stop);
-        let spawned = std::thread::Builder::new()
-            .name("of-relay".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    match events.recv_timeout(RECONCILE_EVERY) {
-                        Ok(switch_core::SwitchEvent::PacketIn(p)) => {
-                            let b = Arc::clone(&p.bridge);
-                            hub.publish(&b, hub::Event::PacketIn(p));
-                        }
-                        Ok(switch_core::SwitchEvent::FlowRemoved(f)) => {
-                            let b = Arc::clone(&f.bridge);
-                            hub.publish(&b, hub::Event::FlowRemoved(f));
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the OpenFlow event relay: {e}");
+/// Hands the datapath's events (packet-ins, flow removals) to the bridges' connections
+/// through the hub, until the task is aborted. It waits on the switch's eventfd, so an event
+/// wakes a runtime worker directly (no thread in between); the datapath's queue is bounded and
+/// the hub's fan-out never blocks, so the PMDs never wait for a connection.
+async fn relay(hub: Arc<hub::Hub>, switch_events: Receiver<SwitchEvent>, ready: Arc<EventFd>) {
+    let ready = match watch(ready) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!("cannot wait for the datapath's events: {e}; packet-ins are lost");
+            return;
         }
-        Relay { stop }
+    };
+    loop {
+        while let Ok(ev) = switch_events.try_recv() {
+            match ev {
+                SwitchEvent::PacketIn(p) => {
+                    let b = Arc::clone(&p.bridge);
+                    hub.publish(&b, hub::Event::PacketIn(p));
+                }
+                SwitchEvent::FlowRemoved(f) => {
+                    let b = Arc::clone(&f.bridge);
+                    hub.publish(&b, hub::Event::FlowRemoved(f));
+                }
+            }
+        }
+        match ready.readable().await {
+            Ok(mut guard) => {
+                // Clear the count first: an event queued after it signals again.
+                let _ = guard.get_inner().0.read();
+                guard.clear_ready();
+            }
+            Err(e) => {
+                tracing::error!("waiting for the datapath's events: {e}");
+                tokio::time::sleep(RECONCILE_EVERY).await;
+            }
+        }
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+/// Registers the switch's event eventfd with the runtime's reactor.
+// The one unsafe call of this crate: tokio's registration of a raw descriptor.
+#[allow(unsafe_code)]
+fn watch(ready: Arc<EventFd>) -> std::io::Result<AsyncFd<Ready>> {
+    // SAFETY: `Ready` owns a reference to the EventFd, so the descriptor stays open (and is
+    // not reused for anything else) for as long as the `AsyncFd` holding it exists; it is
+    // only deregistered by dropping that `AsyncFd`, before the last reference can go.
+    unsafe { AsyncFd::register_with_interest(Ready(ready), Interest::READABLE) }
+        .map_err(std::io::Error::from)
+}
+
+/// The switch's event eventfd, as `AsyncFd` wants it.
+struct Ready(Arc<EventFd>);
+
+impl std::os::fd::AsRawFd for Ready {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 

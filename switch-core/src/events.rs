@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 use flow_table::{PacketInReason, Rule};
+use vmm_sys_util::eventfd::EventFd;
 
 /// Events the channel holds before PMDs start dropping packet-ins.
 pub const EVENT_QUEUE: usize = 4096;
@@ -79,6 +80,8 @@ pub enum SwitchEvent {
 pub(crate) struct EventSink {
     pub bridge: Arc<str>,
     tx: Option<Sender<SwitchEvent>>,
+    /// Signalled after each event queued (see [`crate::Switch::events_ready`]).
+    ready: Option<Arc<EventFd>>,
 }
 
 impl EventSink {
@@ -87,7 +90,14 @@ impl EventSink {
         EventSink {
             bridge: bridge.into(),
             tx: Some(tx),
+            ready: None,
         }
+    }
+
+    /// The same sink, signalling `ready` after each event it queues.
+    pub fn with_ready(mut self, ready: Arc<EventFd>) -> EventSink {
+        self.ready = Some(ready);
+        self
     }
 
     /// A sink that takes nothing (a bridge outside a switch, in tests).
@@ -95,6 +105,7 @@ impl EventSink {
         EventSink {
             bridge: bridge.into(),
             tx: None,
+            ready: None,
         }
     }
 
@@ -109,7 +120,13 @@ impl EventSink {
     pub fn try_send(&self, event: SwitchEvent) -> bool {
         match &self.tx {
             Some(tx) => match tx.try_send(event) {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Some(r) = &self.ready {
+                        // Never blocks (a full counter still reads as ready).
+                        let _ = r.write(1);
+                    }
+                    true
+                }
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
             },
             None => false,

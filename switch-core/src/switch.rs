@@ -248,6 +248,8 @@ struct Inner {
     stop: AtomicBool,
     /// The datapath's events (packet-ins, flow-removed), for [`Switch::events`].
     events: (Sender<SwitchEvent>, Receiver<SwitchEvent>),
+    /// Signalled after each event queued, for [`Switch::events_ready`].
+    events_ready: Arc<vmm_sys_util::eventfd::EventFd>,
 }
 
 /// When a rule change returns.
@@ -325,6 +327,9 @@ impl Switch {
             pmds,
             stop: AtomicBool::new(false),
             events: bounded(EVENT_QUEUE),
+            events_ready: Arc::new(vmm_sys_util::eventfd::EventFd::new(
+                vmm_sys_util::eventfd::EFD_NONBLOCK,
+            )?),
         });
         let weak = Arc::downgrade(&inner);
         let housekeeper = std::thread::Builder::new()
@@ -378,7 +383,10 @@ impl Switch {
                 rules,
                 MacTable::new(cfg.mac_aging_secs, cfg.mac_table_size),
             )
-            .with_events(self.inner.events.0.clone()),
+            .with_events(
+                self.inner.events.0.clone(),
+                Arc::clone(&self.inner.events_ready),
+            ),
         );
         for pmd in &self.inner.pmds {
             let _ = pmd.send(PmdMsg::AddBridge(Arc::clone(&shared)));

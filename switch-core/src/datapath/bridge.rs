@@ -64,8 +64,12 @@ impl BridgeShared {
     }
 
     /// The same bridge, its events going to `tx`.
-    pub(crate) fn with_events(mut self, tx: crossbeam_channel::Sender<SwitchEvent>) -> Self {
-        self.events = EventSink::new(&self.name, tx);
+    pub(crate) fn with_events(
+        mut self,
+        tx: crossbeam_channel::Sender<SwitchEvent>,
+        ready: Arc<vmm_sys_util::eventfd::EventFd>,
+    ) -> Self {
+        self.events = EventSink::new(&self.name, tx).with_ready(ready);
         self
     }
 

@@ -22,6 +22,13 @@ impl Switch {
         self.inner.events.1.clone()
     }
 
+    /// A non-blocking eventfd signalled after every event queued on [`Switch::events`], so an
+    /// event loop can wait for events on it (read it to clear it, then drain the queue)
+    /// instead of a thread blocking on the queue.
+    pub fn events_ready(&self) -> std::sync::Arc<vmm_sys_util::eventfd::EventFd> {
+        std::sync::Arc::clone(&self.inner.events_ready)
+    }
+
     /// Sets a bridge's fail mode and table-miss behaviour. The rules and their counters stay;
     /// every cached decision of the bridge is dropped before this returns, so the next packet
     /// already gets the new behaviour.
