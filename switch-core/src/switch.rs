@@ -260,7 +260,7 @@ pub enum Visibility {
     Datapath,
     /// Once the rule tables have it: every new lookup sees it, and the PMD threads drop the
     /// cached decisions it affects as soon as they next look at their messages (within a
-    /// poll loop). Open vSwitch's barrier promises this much (its revalidators update the
+    /// poll loop, or an idle PMD's back-off step: at most 250 µs). Open vSwitch's barrier promises this much (its revalidators update the
     /// datapath's flows afterwards); an OpenFlow add uses it.
     Tables,
 }
@@ -893,8 +893,10 @@ impl Inner {
         }
         let changes: Arc<[RuleChange]> = changes.into();
         for pmd in &self.pmds {
-            // A PMD that is gone has no caches left to invalidate.
-            let _ = pmd.send(PmdMsg::Invalidate {
+            // Not woken: an idle PMD reads its messages at the end of its back-off step
+            // anyway, and a wake-up per flow mod would cost a system call here and a
+            // scheduler round on the PMD's core. A PMD that is gone has no caches left.
+            let _ = pmd.tx.send(PmdMsg::Invalidate {
                 bridge: bridge.id,
                 changes: Arc::clone(&changes),
                 done: None,
