@@ -93,6 +93,8 @@ pub(crate) fn read_nx_match(r: &mut Reader<'_>, len: usize) -> Result<Match, Dec
     let mut fields = Reader::new(body);
     let mut m = Match::any();
     let mut seen: Vec<(u16, u8)> = Vec::new();
+    // IP protocols whose header fields the match names.
+    let mut protos: Vec<u8> = Vec::new();
     while fields.remaining() > 0 {
         let class = fields.u16("nxm_header.class")?;
         let fh = fields.u8("nxm_header.field")?;
@@ -113,9 +115,17 @@ pub(crate) fn read_nx_match(r: &mut Reader<'_>, len: usize) -> Result<Match, Dec
             whole.extend_from_slice(&[fh, n as u8]);
             whole.extend_from_slice(fields.bytes(n, "nxm_header.length")?);
             let o = oxm::read_oxm(&mut Reader::new(&whole), "nx_match")?;
+            protos.extend(oxm::l4_proto(o.field));
             oxm::apply(&mut m, o)?;
             continue;
         }
+        protos.extend(match (class, field) {
+            (CLASS_OF, 9 | 10) => Some(6),
+            (CLASS_OF, 11 | 12) => Some(17),
+            (CLASS_OF, 13 | 14) => Some(1),
+            (CLASS_NX, 21 | 22) => Some(58),
+            _ => None,
+        });
         let payload = fields.bytes(n, "nxm_header.length")?;
         let Some((w, maskable, target)) = lookup(class, field) else {
             return Err(bad(
@@ -171,6 +181,9 @@ pub(crate) fn read_nx_match(r: &mut Reader<'_>, len: usize) -> Result<Match, Dec
     }
     m.validate()
         .map_err(|e| bad("nx_match", format!("{e:?}"), BadMatch::BadPrereq))?;
+    for p in protos {
+        oxm::l4_agrees(&m, p, "nx_match")?;
+    }
     Ok(m)
 }
 

@@ -301,7 +301,42 @@ pub(crate) fn read_match13(r: &mut Reader<'_>) -> Result<Match, DecodeError> {
             ErrorCode::BadMatch(BadMatch::BadPrereq),
         )
     })?;
+    for f in 0..64u8 {
+        if seen & (1 << f) != 0 {
+            if let Some(p) = l4_proto(f) {
+                l4_agrees(&m, p, "ofp_match.oxm_fields")?;
+            }
+        }
+    }
     Ok(m)
+}
+
+/// The IP protocol whose header an OXM field is in (TCP, UDP, SCTP, ICMP, ICMPv6 fields).
+pub(crate) fn l4_proto(field: u8) -> Option<u8> {
+    use ofb::*;
+    match field {
+        TCP_SRC | TCP_DST => Some(6),
+        UDP_SRC | UDP_DST => Some(17),
+        SCTP_SRC | SCTP_DST => Some(132),
+        ICMPV4_TYPE | ICMPV4_CODE => Some(1),
+        ICMPV6_TYPE | ICMPV6_CODE => Some(58),
+        _ => None,
+    }
+}
+
+/// Checks that a match naming a field of protocol `proto`'s header matches that protocol
+/// exactly. vswitch keeps every protocol's ports in the same two key fields, so a UDP port
+/// under an ICMP match would otherwise come back as an (8-bit) ICMP code.
+pub(crate) fn l4_agrees(m: &Match, proto: u8, field: &'static str) -> Result<(), DecodeError> {
+    let (v, mk) = m.field(Field::NwProto);
+    if mk & 0xff == 0xff && v as u8 == proto {
+        return Ok(());
+    }
+    Err(DecodeError::new(
+        field,
+        format!("a field of IP protocol {proto}'s header without ip_proto={proto}"),
+        ErrorCode::BadMatch(BadMatch::BadPrereq),
+    ))
 }
 
 /// Parses a 1.3 `ofp_match` (as it starts a buffer) into a [`Match`].
