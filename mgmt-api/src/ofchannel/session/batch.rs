@@ -58,9 +58,12 @@ impl Conn {
 
     /// What kind of message `msg` is, for batching.
     fn peek(&self, msg: &[u8], slave: bool) -> Peek {
-        if msg.get(1).copied() == Some(13) && !slave {
-            // PACKET_OUT has type 13 in both versions; decoded when it runs.
-            return Peek::PacketOut;
+        match msg.get(1).copied() {
+            // PACKET_OUT (13) and FLOW_MOD (14) have the same types in both versions; a
+            // packet-out is decoded when it runs, and anything else needs no look here.
+            Some(13) if !slave => return Peek::PacketOut,
+            Some(14) if !slave => {}
+            _ => return Peek::Other,
         }
         match Received::parse_with(msg, self.version, self.opts) {
             Ok(Received {
