@@ -70,8 +70,6 @@ struct Conn {
     opts: ParseOptions,
     /// Which asynchronous messages it wants (SET_ASYNC).
     async_cfg: AsyncConfig,
-    /// Flow mods answered with Nicira's formats (NXT_SET_FLOW_FORMAT).
-    nx_stats: bool,
     /// Open bundles (ONF's extension).
     bundles: bundles::Bundles,
 }
@@ -142,7 +140,6 @@ where
             nxm: true,
         },
         async_cfg: AsyncConfig::default(),
-        nx_stats: false,
         bundles: bundles::Bundles::default(),
     };
     tracing::info!(bridge, peer = ?peer.target, ?version, "OpenFlow connection up");
@@ -227,6 +224,12 @@ where
             }
         }
     }
+}
+
+/// The xid of a whole message (0 when it is too short to have one).
+fn xid_of(msg: &[u8]) -> u32 {
+    msg.get(4..8)
+        .map_or(0, |x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 /// The ERROR for `msg` (which carries its first bytes).

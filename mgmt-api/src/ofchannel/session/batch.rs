@@ -16,7 +16,7 @@ use openflow::{FlowMod, FlowModCommand};
 
 use switch_core::Visibility;
 
-use super::Conn;
+use super::{xid_of, Conn};
 use crate::api::{service_call, service_now};
 use crate::ofchannel::hub::Role;
 
@@ -122,10 +122,4 @@ enum Peek {
     PacketOut,
     /// Anything else: the held adds are applied before it.
     Other,
-}
-
-/// The xid of a whole message.
-fn xid_of(msg: &[u8]) -> u32 {
-    msg.get(4..8)
-        .map_or(0, |x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }

@@ -12,7 +12,7 @@ use openflow::{ErrorCode, FlowMod, FlowModCommand};
 
 use switch_core::Visibility;
 
-use super::{apply_flow_mod, error, flow_mod_error, Conn};
+use super::{apply_flow_mod, error, flow_mod_error, xid_of, Conn};
 use crate::api::service_call;
 
 /// Bundles one connection may have open at once.
@@ -154,10 +154,4 @@ impl Conn {
             Err(e) => error(version, 0, flow_mod_error(&e), &[]),
         }
     }
-}
-
-/// The xid of a whole message (0 when it is too short to have one).
-fn xid_of(msg: &[u8]) -> u32 {
-    msg.get(4..8)
-        .map_or(0, |x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }

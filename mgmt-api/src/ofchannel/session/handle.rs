@@ -183,14 +183,9 @@ impl Conn {
 
     async fn experimenter(&mut self, xid: u32, e: Experimenter<'_>, msg: &[u8]) -> Vec<Vec<u8>> {
         match e {
-            Experimenter::SetFlowFormatOpenFlow10 => {
-                self.nx_stats = false;
-                Vec::new()
-            }
-            Experimenter::SetFlowFormatNxm => {
-                self.nx_stats = true;
-                Vec::new()
-            }
+            // Nothing to keep: flow statistics answer in the format of the request
+            // (OFPST_FLOW or NXST_FLOW), and NXT_FLOW_MOD decodes whatever was set.
+            Experimenter::SetFlowFormatOpenFlow10 | Experimenter::SetFlowFormatNxm => Vec::new(),
             Experimenter::FlowModTableId(on) => {
                 self.opts.flow_mod_table_id = on;
                 Vec::new()
